@@ -1,0 +1,342 @@
+"""Typed, validated configuration for every YAML file in ``configs/``.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. :func:`load_config` and :func:`load_policy` turn any validation problem into one
+:class:`ConfigError` that names the file and the offending key.
+
+Relative paths inside a run config (data files, output folders) resolve against the working
+directory, as command-line tools do; the ``policy`` file resolves against the config file's
+own folder, because the two travel together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+TimeUnit = Literal["D", "W"]
+M = TypeVar("M", bound="BaseModel")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class TableSource(StrictModel):
+    """Where one input table lives and how its columns map to the contract.
+
+    ``columns`` maps contract names (``customer_id``, ``timestamp``, ...) to the names used
+    in the source file; contract names that are absent are taken as they are.
+    """
+
+    path: Path
+    format: Literal["csv", "parquet"] | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    timestamp_format: str | None = None
+    delimiter: str | None = None
+
+    @property
+    def resolved_format(self) -> str:
+        """The file format, from ``format`` or else the file suffix."""
+        if self.format is not None:
+            return self.format
+        suffix = self.path.suffix.lower()
+        if suffix in {".parquet", ".pq"}:
+            return "parquet"
+        return "csv"
+
+
+class SyntheticConfig(StrictModel):
+    """Parameters of the synthetic generator used by ``source: synthetic``."""
+
+    n_customers: int = Field(5000, gt=0)
+    start: dt.date = dt.date(2022, 1, 1)
+    end: dt.date = dt.date(2024, 12, 31)
+    seed: int = 0
+    with_events: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> SyntheticConfig:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+class DataConfig(StrictModel):
+    """The input data: an embedded data set or files, plus how to treat returns."""
+
+    source: Literal["cdnow_master", "cdnow_sample", "synthetic", "files"] = "cdnow_master"
+    transactions: TableSource | None = None
+    events: TableSource | None = None
+    customers: TableSource | None = None
+    returns: Literal["drop", "net"] = "drop"
+    synthetic: SyntheticConfig | None = None
+    observed_until: dt.date | None = Field(
+        None,
+        description="Last day covered by the data. Label windows may not run past it. "
+        "Required for files; embedded data sets know their own.",
+    )
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataConfig:
+        if self.source == "files" and self.transactions is None:
+            raise ValueError("source 'files' needs a 'transactions' table")
+        if self.source == "files" and self.observed_until is None:
+            raise ValueError("source 'files' needs 'observed_until' (the last day the data covers)")
+        if self.source == "synthetic" and self.synthetic is None:
+            raise ValueError("source 'synthetic' needs a 'synthetic' section")
+        return self
+
+
+# ----------------------------------------------------------------------- features
+
+
+class FeatureConfig(StrictModel):
+    """Point-in-time feature settings."""
+
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    trend_window_days: int = Field(90, gt=0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> FeatureConfig:
+        if not self.windows_days or any(w <= 0 for w in self.windows_days):
+            raise ValueError("windows_days must be a non-empty list of positive day counts")
+        return self
+
+
+# ---------------------------------------------------------------------------- clv
+
+
+class ClvConfig(StrictModel):
+    """Probabilistic CLV model settings and the calibration/holdout backtest window."""
+
+    purchase_model: Literal["auto", "bgnbd", "pareto_nbd", "mbgnbd"] = "auto"
+    spend_model: Literal["gamma_gamma"] = "gamma_gamma"
+    penalizer: float = Field(0.0, ge=0.0)
+    time_unit: TimeUnit = "W"
+    calibration_end: dt.date
+    holdout_end: dt.date
+    discount_rate_monthly: float = Field(0.01, ge=0.0, lt=1.0)
+    horizon_months: int = Field(12, gt=0)
+    selection_metric: Literal["mae", "rmse", "total_abs_error"] = "mae"
+
+    @model_validator(mode="after")
+    def _window(self) -> ClvConfig:
+        if self.holdout_end <= self.calibration_end:
+            raise ValueError(
+                f"holdout_end ({self.holdout_end}) must be after calibration_end "
+                f"({self.calibration_end})"
+            )
+        return self
+
+
+# -------------------------------------------------------------------------- churn
+
+
+class OptunaConfig(StrictModel):
+    """Optional hyperparameter search budget (0 trials disables the search)."""
+
+    n_trials: int = Field(0, ge=0)
+    timeout_seconds: float | None = Field(None, gt=0)
+
+
+class ChurnConfig(StrictModel):
+    """Churn model settings: snapshot cutoffs, horizon and LightGBM parameters."""
+
+    horizon_days: int = Field(182, gt=0)
+    train_cutoffs: tuple[dt.date, ...]
+    validation_cutoff: dt.date
+    test_cutoff: dt.date
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    lightgbm: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(500, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    optuna: OptunaConfig = OptunaConfig()
+
+    @model_validator(mode="after")
+    def _cutoffs(self) -> ChurnConfig:
+        if not self.train_cutoffs:
+            raise ValueError("train_cutoffs must list at least one date")
+        if sorted(self.train_cutoffs) != list(self.train_cutoffs):
+            raise ValueError("train_cutoffs must be in increasing order")
+        if self.validation_cutoff <= max(self.train_cutoffs):
+            raise ValueError("validation_cutoff must be later than every training cutoff")
+        if self.test_cutoff <= self.validation_cutoff:
+            raise ValueError("test_cutoff must be later than validation_cutoff")
+        return self
+
+
+# ------------------------------------------------------------------------ scoring
+
+
+class ScoringConfig(StrictModel):
+    """Batch scoring settings."""
+
+    as_of: dt.date
+    output_dir: Path = Path("outputs")
+    write_csv: bool = False
+    chunk_size: int = Field(250_000, gt=0)
+    model_alias: str = "champion"
+
+
+# ----------------------------------------------------------------------- tracking
+
+
+class TrackingConfig(StrictModel):
+    """MLflow settings. ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI`` override these."""
+
+    tracking_uri: str = "sqlite:///mlruns.db"
+    registry_uri: str | None = None
+    experiment_name: str = "retain"
+    request_timeout_seconds: float = Field(10.0, gt=0)
+
+
+class PromotionConfig(StrictModel):
+    """The gate that moves the ``champion`` alias to a challenger."""
+
+    auc_tolerance: float = Field(0.005, ge=0.0)
+    clv_metric: Literal["mae", "rmse", "total_abs_error"] = "mae"
+    clv_tolerance: float = Field(0.0, ge=0.0, description="Relative worsening allowed")
+
+
+# ---------------------------------------------------------------------- run config
+
+
+class RunConfig(StrictModel):
+    """One run of retain: data, features, models, scoring and tracking."""
+
+    name: str
+    seed: int = 42
+    data: DataConfig = DataConfig()
+    features: FeatureConfig = FeatureConfig()
+    clv: ClvConfig
+    churn: ChurnConfig | None = None
+    scoring: ScoringConfig | None = None
+    tracking: TrackingConfig = TrackingConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    policy: Path = Path("policy.yaml")
+
+    source_path: Path | None = Field(None, exclude=True)
+
+    @property
+    def policy_path(self) -> Path:
+        """The policy file, resolved against the folder of this config file."""
+        if self.policy.is_absolute() or self.source_path is None:
+            return self.policy
+        return self.source_path.parent / self.policy
+
+    def config_hash(self) -> str:
+        """A short, stable hash of the validated config (for manifests and run tags)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------ loading
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the config reference in README.md)"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, raising :class:`ConfigError` with the file name on any problem.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        The parsed mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def validate_model(model: type[M], data: dict[str, Any], path: Path | str) -> M:
+    """Validate ``data`` as ``model``, turning errors into one :class:`ConfigError`.
+
+    Parameters
+    ----------
+    model : type
+        The pydantic model class.
+    data : dict
+        Parsed YAML.
+    path : Path or str
+        The file name, used in the message.
+
+    Returns
+    -------
+    BaseModel
+        The validated model instance.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid configuration\n{_format_errors(exc)}") from exc
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load and validate a run configuration.
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML file such as ``configs/cdnow.yaml``.
+    overrides : dict, optional
+        Dotted keys to replace after reading, e.g. ``{"scoring.as_of": "1998-06-30"}``.
+
+    Returns
+    -------
+    RunConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, not YAML, or any key is unknown or invalid.
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{path}: cannot override {dotted}: {key} is not a section")
+        node[leaf] = value
+    config = validate_model(RunConfig, data, path)
+    return config.model_copy(update={"source_path": path})

@@ -1,0 +1,70 @@
+"""Column contracts: the names and types every table in retain is held to.
+
+Loaders map source columns onto these names (see :mod:`retain.io`); everything downstream
+speaks only these names. Per-customer tables are indexed by ``customer_id`` (string).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CUSTOMER_ID = "customer_id"
+TIMESTAMP = "timestamp"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The columns a table must and may carry, with their pandas dtypes.
+
+    Attributes
+    ----------
+    name : str
+        Table name used in messages (``transactions``, ``events``, ...).
+    required : dict
+        Column name to dtype for the columns that must be present.
+    optional : dict
+        Column name to dtype for columns that may be present.
+    """
+
+    name: str
+    required: dict[str, str]
+    optional: dict[str, str]
+
+    @property
+    def columns(self) -> list[str]:
+        """All known columns, required first."""
+        return [*self.required, *self.optional]
+
+
+TRANSACTIONS = Contract(
+    name="transactions",
+    required={CUSTOMER_ID: "string", TIMESTAMP: "datetime64[ns]", "amount": "float64"},
+    optional={"quantity": "float64", "order_id": "string"},
+)
+
+EVENT_TYPES = (
+    "session",
+    "email_sent",
+    "email_open",
+    "email_click",
+    "support_ticket",
+    "survey",
+    "referral",
+)
+"""Known engagement event types. ``support_ticket`` and ``survey`` carry a score in
+``value`` (satisfaction 1-5 and NPS 0-10); the others leave ``value`` empty."""
+
+EVENTS = Contract(
+    name="events",
+    required={CUSTOMER_ID: "string", TIMESTAMP: "datetime64[ns]", "event_type": "string"},
+    optional={"value": "float64"},
+)
+
+CUSTOMERS = Contract(
+    name="customers",
+    required={CUSTOMER_ID: "string"},
+    optional={"signup_date": "datetime64[ns]", "acquisition_channel": "string"},
+)
+
+REJECT_COLUMNS = ("table", "row_number", CUSTOMER_ID, "reason")
+"""Columns of the rejects table: one row per quarantined input row."""

@@ -1,0 +1,1 @@
+"""Point-in-time features: pure functions of (transactions, events, cutoff)."""

@@ -1,0 +1,27 @@
+"""Probabilistic customer-lifetime-value models: BG/NBD, MBG/NBD, Pareto/NBD + Gamma-Gamma.
+
+- :class:`ClvModel`: the estimator (``fit(summary)``, ``predict(summary, horizon)``,
+  ``to_dict()`` / ``ClvModel.from_dict(d)``);
+- :mod:`retain.clv.backtest`: calibration/holdout backtests by explicit dates and
+  :func:`fit_auto`, which picks the purchase model with the lowest holdout error.
+"""
+
+from retain.clv.mle import ClvFitError
+from retain.clv.model import (
+    DAYS_PER_MONTH,
+    PREDICTION_COLUMNS,
+    ClvModel,
+    NotFittedError,
+    SpendCorrelationWarning,
+    month_length,
+)
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "PREDICTION_COLUMNS",
+    "ClvFitError",
+    "ClvModel",
+    "NotFittedError",
+    "SpendCorrelationWarning",
+    "month_length",
+]

@@ -1,0 +1,196 @@
+"""Maximum-likelihood fitting shared by the purchase and spend models.
+
+The optimiser works on log-parameters (all parameters are positive) with L-BFGS-B, box bounds
+and an analytic gradient when the model has one (central differences otherwise). A fit that does
+not converge, has a non-finite likelihood or ends on a bound raises :class:`ClvFitError`: such
+estimates are never returned silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+LogLik = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
+"""Per-row log-likelihood (and optionally gradient rows x params) at natural parameters."""
+
+PARAM_BOUNDS = (1e-6, 1e8)
+"""Box for every parameter in natural units. An estimate on it means the MLE is degenerate."""
+
+GRADIENT_TOLERANCE = 1e-5
+"""Largest accepted |gradient| of the mean negative log-likelihood in log-parameters."""
+
+
+class ClvFitError(RuntimeError):
+    """A CLV model could not be fitted reliably (non-convergence, NaN/inf, bound hit)."""
+
+
+@dataclass(frozen=True)
+class MleResult:
+    """Outcome of :func:`fit_mle` (natural parameters)."""
+
+    params: np.ndarray
+    log_likelihood: float
+    """Total weighted log-likelihood at the estimate, without the penalty."""
+    standard_errors: np.ndarray
+    """Asymptotic standard errors (delta method from the observed information; NaN if singular)."""
+    n_iterations: int
+    n_evaluations: int
+
+
+def _penalised_objective(
+    loglik: LogLik, weights: np.ndarray, penalizer: float, analytic: bool
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """Mean negative log-likelihood plus ``penalizer * sum(params**2)`` and its gradient."""
+    total = float(weights.sum())
+
+    def value(theta: np.ndarray) -> float:
+        params = np.exp(theta)
+        with np.errstate(all="ignore"):
+            ll, _ = loglik(params, False)
+            f = -float(weights @ ll) / total + penalizer * float(params @ params)
+        return f if np.isfinite(f) else np.inf
+
+    def value_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(theta)
+        if not analytic:
+            f = value(theta)
+            h = 1e-5
+            g = np.empty_like(theta)
+            for i in range(theta.size):
+                step = np.zeros_like(theta)
+                step[i] = h
+                g[i] = (value(theta + step) - value(theta - step)) / (2 * h)
+            return f, g
+        with np.errstate(all="ignore"):
+            ll, grad_rows = loglik(params, True)
+            f = -float(weights @ ll) / total + penalizer * float(params @ params)
+            g_nat = -(weights @ grad_rows) / total + 2 * penalizer * params
+        g = g_nat * params
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return np.inf, np.zeros_like(theta)
+        return f, g
+
+    value_and_grad.value = value  # type: ignore[attr-defined]
+    return value_and_grad
+
+
+def _hessian(
+    func: Callable[[np.ndarray], tuple[float, np.ndarray]], theta: np.ndarray
+) -> np.ndarray:
+    """Symmetrised central-difference Hessian of ``func`` from its gradient."""
+    k = theta.size
+    h = 1e-4
+    hess = np.empty((k, k))
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h
+        hess[i] = (func(theta + step)[1] - func(theta - step)[1]) / (2 * h)
+    return (hess + hess.T) / 2
+
+
+def fit_mle(
+    label: str,
+    loglik: LogLik,
+    weights: np.ndarray,
+    x0: np.ndarray,
+    *,
+    penalizer: float = 0.0,
+    analytic: bool = True,
+    bounds: tuple[float, float] = PARAM_BOUNDS,
+    param_names: tuple[str, ...] = (),
+    standard_errors: bool = True,
+) -> MleResult:
+    """Maximise a weighted likelihood over positive parameters.
+
+    Parameters
+    ----------
+    label : str
+        Model name used in error messages (e.g. ``"Pareto/NBD"``).
+    loglik : callable
+        ``loglik(params, grad) -> (per_row_ll, per_row_grad or None)``.
+    weights : ndarray
+        Customers per row.
+    x0 : ndarray
+        Starting parameters (natural units, positive).
+    penalizer : float
+        Coefficient of the L2 penalty ``penalizer * sum(params**2)`` added to the *mean*
+        negative log-likelihood per customer.
+    analytic : bool
+        Whether ``loglik`` returns gradients; otherwise central differences are used.
+    bounds : (float, float)
+        Box for every parameter.
+    param_names : tuple of str
+        Names used in error messages.
+    standard_errors : bool
+        Compute standard errors from a numerical Hessian (skipped for warm-start fits).
+
+    Returns
+    -------
+    MleResult
+
+    Raises
+    ------
+    ClvFitError
+        Non-finite likelihood at the start or the end, no convergence, or an estimate on a bound.
+    """
+    objective = _penalised_objective(loglik, weights, penalizer, analytic)
+    hint = (
+        f"Try a positive penalizer (e.g. ClvModel(penalizer=0.001)), check the data, "
+        f"or choose another model than {label}."
+    )
+    theta0 = np.log(np.asarray(x0, dtype=float))
+    f0, _ = objective(theta0)
+    if not np.isfinite(f0):
+        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    res = minimize(
+        objective,
+        theta0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(lo, hi)] * theta0.size,
+        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+    )
+    theta = res.x
+    f, g = objective(theta)
+    names = param_names or tuple(f"p{i}" for i in range(theta.size))
+    if not np.isfinite(f):
+        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint}")
+    on_bound = [n for n, t in zip(names, theta, strict=True) if t <= lo + 1e-6 or t >= hi - 1e-6]
+    if on_bound:
+        values = ", ".join(f"{n}={np.exp(t):.3g}" for n, t in zip(names, theta, strict=True))
+        raise ClvFitError(
+            f"{label}: parameter(s) {', '.join(on_bound)} reached the bound {bounds} "
+            f"({values}); the maximum-likelihood estimate is degenerate. {hint}"
+        )
+    gnorm = float(np.max(np.abs(g)))
+    if (not res.success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
+        raise ClvFitError(
+            f"{label}: the optimiser did not converge ({res.message}; max |gradient| "
+            f"{gnorm:.2e} after {res.nit} iterations). {hint}"
+        )
+    params = np.exp(theta)
+    total = float(weights.sum())
+    with np.errstate(all="ignore"):
+        ll, _ = loglik(params, False)
+    log_likelihood = float(weights @ ll)
+    se = np.full_like(params, np.nan)
+    if standard_errors:
+        # observed information of the total log-likelihood in log-parameters, delta method back
+        info = _hessian(objective, theta) * total
+        try:
+            var_log = np.diag(np.linalg.inv(info))
+            se = params * np.sqrt(np.where(var_log > 0, var_log, np.nan))
+        except np.linalg.LinAlgError:
+            pass
+    return MleResult(
+        params=params,
+        log_likelihood=log_likelihood,
+        standard_errors=se,
+        n_iterations=int(res.nit),
+        n_evaluations=int(res.nfev),
+    )

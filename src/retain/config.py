@@ -119,6 +119,91 @@ class FeatureConfig(StrictModel):
         return self
 
 
+class ScoreBox(StrictModel):
+    """A box of R and F scores (inclusive ranges within 1..5); used by the named segments."""
+
+    r: tuple[int, int] = (1, 5)
+    f: tuple[int, int] = (1, 5)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ScoreBox:
+        for key in ("r", "f", "m"):
+            if key not in type(self).model_fields:
+                continue
+            lo, hi = getattr(self, key)
+            if not 1 <= lo <= hi <= 5:
+                raise ValueError(f"{key}: range [{lo}, {hi}] must satisfy 1 <= low <= high <= 5")
+        return self
+
+
+class ClassRule(ScoreBox):
+    """A coarse RFM class: a name and a box of R, F and M scores (first match wins)."""
+
+    name: str
+    m: tuple[int, int] = (1, 5)
+
+
+class SegmentRules(StrictModel):
+    """RFM segment rules (``configs/segments.yaml``); see :mod:`retain.features.segments`.
+
+    ``segments`` maps each named segment to boxes of (R, F) scores; together the boxes must
+    cover every one of the 25 (R, F) score pairs exactly once. ``classes`` are tried in order on
+    (R, F, M); a customer matching none gets ``default_class``.
+    """
+
+    segments: dict[str, tuple[ScoreBox, ...]]
+    classes: tuple[ClassRule, ...]
+    default_class: str = "regular"
+
+    @model_validator(mode="after")
+    def _coverage(self) -> SegmentRules:
+        owners: dict[tuple[int, int], list[str]] = {
+            (r, f): [] for r in range(1, 6) for f in range(1, 6)
+        }
+        for name, boxes in self.segments.items():
+            if not boxes:
+                raise ValueError(f"segment {name!r} has no score boxes")
+            for box in boxes:
+                for r in range(box.r[0], box.r[1] + 1):
+                    for f in range(box.f[0], box.f[1] + 1):
+                        owners[(r, f)].append(name)
+        missing = [k for k, v in owners.items() if not v]
+        double = {k: v for k, v in owners.items() if len(v) > 1}
+        if missing:
+            pairs = ", ".join(f"R{r}F{f}" for r, f in missing)
+            raise ValueError(f"segments must cover every (R, F) score pair; missing: {pairs}")
+        if double:
+            pairs = ", ".join(f"R{r}F{f} ({' & '.join(v)})" for (r, f), v in double.items())
+            raise ValueError(f"each (R, F) score pair must belong to one segment; twice: {pairs}")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names) or self.default_class in names:
+            raise ValueError("class names (and default_class) must be distinct")
+        return self
+
+
+def load_segments(path: str | Path) -> SegmentRules:
+    """Load and validate RFM segment rules such as ``configs/segments.yaml``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    SegmentRules
+        The validated rules.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or invalid: unknown keys, a score range outside 1..5, or
+        segments that leave an (R, F) pair uncovered or cover it twice.
+    """
+    path = Path(path)
+    return validate_model(SegmentRules, read_yaml(path), path)
+
+
 # ---------------------------------------------------------------------------- clv
 
 
@@ -230,8 +315,16 @@ class RunConfig(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
     policy: Path = Path("policy.yaml")
+    segments: Path = Path("segments.yaml")
 
     source_path: Path | None = Field(None, exclude=True)
+
+    @property
+    def segments_path(self) -> Path:
+        """The RFM segment rules file, resolved against the folder of this config file."""
+        if self.segments.is_absolute() or self.source_path is None:
+            return self.segments
+        return self.source_path.parent / self.segments
 
     @property
     def policy_path(self) -> Path:

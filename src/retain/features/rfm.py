@@ -10,11 +10,16 @@ Definitions (the CDNOW convention used throughout the BTYD literature):
 - ``monetary_value`` is the mean value of the repeat occasions (0 when there are none).
 
 The cutoff day is included: a transaction at any time on the cutoff date counts.
+
+The work is done on plain numpy arrays (:class:`OccasionArrays`): customer ids are encoded once
+as integer codes, occasions are found by one sort of ``code * span + day`` keys, and per-customer
+quantities are segment reductions over the sorted occasions. No Python loop runs over customers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -27,6 +32,7 @@ UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0}
 UNIT_NAMES: dict[str, str] = {"D": "days", "W": "weeks"}
 
 _EPOCH_DAY = np.datetime64("1970-01-01", "D")
+_NS_PER_DAY = 86_400 * 10**9
 
 
 def cutoff_day(cutoff: dt.date | str | pd.Timestamp) -> int:
@@ -37,6 +43,148 @@ def cutoff_day(cutoff: dt.date | str | pd.Timestamp) -> int:
 def cutoff_end(cutoff: dt.date | str | pd.Timestamp) -> pd.Timestamp:
     """The first instant after the cutoff day: rows strictly before it are 'as of' the cutoff."""
     return pd.Timestamp(pd.Timestamp(cutoff).date()) + pd.Timedelta(days=1)
+
+
+def epoch_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
+    """Calendar day of each timestamp as int64 days since 1970-01-01 (floor, also before 1970)."""
+    ns = np.asarray(timestamps, dtype="datetime64[ns]").view(np.int64)
+    return np.floor_divide(ns, _NS_PER_DAY)
+
+
+def customer_codes(ids: pd.Series | pd.Index) -> tuple[np.ndarray, pd.Index]:
+    """Encode customer ids as integer codes into their sorted unique values.
+
+    Parameters
+    ----------
+    ids : Series or Index
+        Customer ids (string).
+
+    Returns
+    -------
+    codes : ndarray of int64
+        Position of each id in ``uniques``.
+    uniques : Index
+        The sorted distinct ids, as a ``string`` Index named ``customer_id``.
+    """
+    codes, uniques = pd.factorize(ids, sort=True)
+    index = pd.Index(uniques, dtype="string", name=CUSTOMER_ID)
+    return codes.astype(np.int64, copy=False), index
+
+
+@dataclass(frozen=True)
+class OccasionArrays:
+    """Purchase occasions as aligned arrays, sorted by customer then day.
+
+    Attributes
+    ----------
+    customers : Index
+        Sorted ids of the customers with at least one occasion (``customer_id``, string).
+    code : ndarray of int64
+        Per occasion, the position of its customer in ``customers`` (non-decreasing).
+    day : ndarray of int64
+        Per occasion, days since 1970-01-01 (increasing within a customer).
+    amount : ndarray of float64
+        Per occasion, the summed amount of the day's transactions.
+    quantity : ndarray of float64 or None
+        Per occasion, the summed quantity (missing quantities count 0); None when the
+        transactions carry no ``quantity`` column.
+    starts : ndarray of int64
+        Position of each customer's first occasion.
+    counts : ndarray of int64
+        Number of occasions per customer.
+    max_timestamp : Timestamp or None
+        The latest transaction timestamp used (None when there are none).
+    """
+
+    customers: pd.Index
+    code: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    quantity: np.ndarray | None
+    starts: np.ndarray
+    counts: np.ndarray
+    max_timestamp: pd.Timestamp | None
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Position of each customer's last occasion."""
+        return self.starts + self.counts - 1
+
+
+def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> OccasionArrays:
+    """Merge same-day transactions into purchase occasions, as arrays (see :class:`OccasionArrays`).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Transactions in the contract of :data:`retain.contracts.TRANSACTIONS`.
+    cutoff : date or str
+        The as-of date (required; included). Later rows are ignored.
+
+    Returns
+    -------
+    OccasionArrays
+        The occasions up to and including the cutoff day.
+    """
+    ns = transactions[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    end_ns = np.datetime64(cutoff_end(cutoff), "ns").astype(np.int64)
+    mask = ns < end_ns
+    has_qty = "quantity" in transactions
+    if not mask.any():
+        empty_i = np.array([], dtype=np.int64)
+        return OccasionArrays(
+            customers=pd.Index([], dtype="string", name=CUSTOMER_ID),
+            code=empty_i,
+            day=empty_i,
+            amount=np.array([], dtype=float),
+            quantity=np.array([], dtype=float) if has_qty else None,
+            starts=empty_i,
+            counts=empty_i,
+            max_timestamp=None,
+        )
+    all_mask = bool(mask.all())
+    ns_used = ns if all_mask else ns[mask]
+    max_ts = pd.Timestamp(int(ns_used.max()))
+    days = np.floor_divide(ns_used, _NS_PER_DAY)
+    del ns_used
+    ids = transactions[CUSTOMER_ID]
+    codes, uniques = pd.factorize(ids if all_mask else ids[mask], sort=True)
+    codes = codes.astype(np.int64, copy=False)
+    dmin = int(days.min())
+    span = int(days.max()) - dmin + 1
+    key = codes * span
+    del codes
+    key += days - dmin
+    del days
+    unique_keys, inverse = np.unique(key, return_inverse=True)
+    del key
+    amount_in = transactions["amount"].to_numpy(float)
+    amount = np.bincount(inverse, weights=amount_in if all_mask else amount_in[mask])
+    quantity = None
+    if has_qty:
+        qty = transactions["quantity"].to_numpy(float, na_value=0.0)
+        quantity = np.bincount(inverse, weights=qty if all_mask else qty[mask])
+    del inverse
+    occ_code = unique_keys // span
+    day = unique_keys % span + dmin
+    del unique_keys
+    starts = np.flatnonzero(np.r_[True, occ_code[1:] != occ_code[:-1]])
+    present = occ_code[starts]
+    customers = pd.Index(uniques, dtype="string", name=CUSTOMER_ID)
+    if len(present) != len(customers):  # pragma: no cover - factorize only sees used rows
+        customers = customers[present]
+    code = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.r_[starts, len(day)]))
+    counts = np.diff(np.r_[starts, len(day)])
+    return OccasionArrays(
+        customers=customers,
+        code=code,
+        day=day,
+        amount=amount,
+        quantity=quantity,
+        starts=starts,
+        counts=counts,
+        max_timestamp=max_ts,
+    )
 
 
 def purchase_occasions(transactions: pd.DataFrame, cutoff: dt.date | str) -> pd.DataFrame:
@@ -56,35 +204,51 @@ def purchase_occasions(transactions: pd.DataFrame, cutoff: dt.date | str) -> pd.
         the day's transactions) and, when present in the input, ``quantity`` (sum). Sorted by
         customer then day, with a fresh RangeIndex.
     """
-    ts = transactions[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
-    mask = ts < np.datetime64(cutoff_end(cutoff), "ns")
-    days = (ts[mask].astype("datetime64[D]") - _EPOCH_DAY).astype(np.int64)
-    ids = transactions[CUSTOMER_ID].to_numpy()[mask]
-    codes, uniques = pd.factorize(ids, sort=True)
-    if len(days) == 0:
-        cols = {
-            CUSTOMER_ID: pd.Series([], dtype="string"),
-            "day": np.array([], dtype=np.int64),
-            "amount": np.array([], dtype=float),
-        }
-        if "quantity" in transactions:
-            cols["quantity"] = np.array([], dtype=float)
-        return pd.DataFrame(cols)
-    dmin = days.min()
-    span = int(days.max() - dmin) + 1
-    key = codes.astype(np.int64) * span + (days - dmin)
-    unique_keys, inverse = np.unique(key, return_inverse=True)
+    occ = occasion_arrays(transactions, cutoff)
     out = {
-        CUSTOMER_ID: pd.array(
-            np.asarray(uniques, dtype=object)[unique_keys // span], dtype="string"
-        ),
-        "day": unique_keys % span + dmin,
-        "amount": np.bincount(inverse, weights=transactions["amount"].to_numpy(float)[mask]),
+        CUSTOMER_ID: pd.array(occ.customers.take(occ.code), dtype="string"),
+        "day": occ.day,
+        "amount": occ.amount,
     }
-    if "quantity" in transactions:
-        qty = transactions["quantity"].to_numpy(float, na_value=0.0)[mask]
-        out["quantity"] = np.bincount(inverse, weights=qty)
+    if occ.quantity is not None:
+        out["quantity"] = occ.quantity
     return pd.DataFrame(out)
+
+
+def _summary(
+    customers: pd.Index,
+    day: np.ndarray,
+    amount: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    cutoff: dt.date | str,
+    time_unit: TimeUnit,
+) -> pd.DataFrame:
+    if time_unit not in UNIT_DAYS:
+        raise ValueError(f"time_unit must be 'D' or 'W', got {time_unit!r}")
+    unit = UNIT_DAYS[time_unit]
+    name = UNIT_NAMES[time_unit]
+    if len(starts) == 0:
+        empty = pd.DataFrame(
+            {"frequency": [], f"recency_{name}": [], f"tenure_{name}": [], "monetary_value": []},
+            index=pd.Index([], dtype="string", name=CUSTOMER_ID),
+        )
+        return empty.astype({"frequency": np.int64})
+    frequency = (ends - starts).astype(np.int64)
+    totals = np.add.reduceat(amount, starts)
+    repeat_total = totals - amount[starts]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(frequency > 0, repeat_total / np.maximum(frequency, 1), 0.0)
+    first, last = day[starts], day[ends]
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            f"recency_{name}": (last - first) / unit,
+            f"tenure_{name}": (cutoff_day(cutoff) - first) / unit,
+            "monetary_value": monetary,
+        },
+        index=customers,
+    )
 
 
 def summary_from_occasions(
@@ -106,38 +270,42 @@ def summary_from_occasions(
     DataFrame
         See :func:`rfm_summary`.
     """
-    if time_unit not in UNIT_DAYS:
-        raise ValueError(f"time_unit must be 'D' or 'W', got {time_unit!r}")
-    unit = UNIT_DAYS[time_unit]
-    name = UNIT_NAMES[time_unit]
     ids = occasions[CUSTOMER_ID].to_numpy()
     n = len(ids)
-    if n == 0:
-        empty = pd.DataFrame(
-            {"frequency": [], f"recency_{name}": [], f"tenure_{name}": [], "monetary_value": []},
-            index=pd.Index([], dtype="string", name=CUSTOMER_ID),
-        )
-        return empty.astype({"frequency": np.int64})
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], n] - 1
-    day = occasions["day"].to_numpy(np.int64)
-    amount = occasions["amount"].to_numpy(float)
-    frequency = (ends - starts).astype(np.int64)
-    totals = np.add.reduceat(amount, starts)
-    repeat_total = totals - amount[starts]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, repeat_total / np.maximum(frequency, 1), 0.0)
-    first, last = day[starts], day[ends]
-    out = pd.DataFrame(
-        {
-            "frequency": frequency,
-            f"recency_{name}": (last - first) / unit,
-            f"tenure_{name}": (cutoff_day(cutoff) - first) / unit,
-            "monetary_value": monetary,
-        },
-        index=pd.Index(ids[starts], dtype="string", name=CUSTOMER_ID),
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if n else np.array([], np.int64)
+    ends = np.r_[starts[1:], n] - 1 if n else starts
+    customers = pd.Index(ids[starts], dtype="string", name=CUSTOMER_ID)
+    return _summary(
+        customers,
+        occasions["day"].to_numpy(np.int64),
+        occasions["amount"].to_numpy(float),
+        starts,
+        ends,
+        cutoff,
+        time_unit,
     )
-    return out
+
+
+def summary_from_arrays(
+    occ: OccasionArrays, cutoff: dt.date | str, time_unit: TimeUnit = "D"
+) -> pd.DataFrame:
+    """RFM summary from :func:`occasion_arrays` (same output as :func:`rfm_summary`).
+
+    Parameters
+    ----------
+    occ : OccasionArrays
+        Occasions built for ``cutoff``.
+    cutoff : date or str
+        The as-of date used to build ``occ``.
+    time_unit : {"D", "W"}
+        Unit of recency and tenure.
+
+    Returns
+    -------
+    DataFrame
+        See :func:`rfm_summary`.
+    """
+    return _summary(occ.customers, occ.day, occ.amount, occ.starts, occ.ends, cutoff, time_unit)
 
 
 def rfm_summary(
@@ -161,4 +329,6 @@ def rfm_summary(
         the cutoff, columns ``frequency`` (int), ``recency_<unit>``, ``tenure_<unit>`` and
         ``monetary_value``, where ``<unit>`` is ``days`` or ``weeks``.
     """
-    return summary_from_occasions(purchase_occasions(transactions, cutoff), cutoff, time_unit)
+    if time_unit not in UNIT_DAYS:
+        raise ValueError(f"time_unit must be 'D' or 'W', got {time_unit!r}")
+    return summary_from_arrays(occasion_arrays(transactions, cutoff), cutoff, time_unit)

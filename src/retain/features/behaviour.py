@@ -1,0 +1,228 @@
+"""Purchase behaviour features as of a cutoff: timing, gaps, trailing windows, trends, basket.
+
+All features are computed from purchase occasions (same-day transactions merged, see
+:mod:`retain.features.rfm`) dated on or before the cutoff day. Days are calendar days; the
+cutoff day is day 0 of every trailing window, so a window of ``w`` days covers the cutoff day and
+the ``w - 1`` days before it.
+
+Definitions (NaN marks a quantity that is undefined for the customer, never a guess):
+
+``tenure_days``
+    Days from the first occasion to the cutoff.
+``days_since_last_purchase``
+    Days from the last occasion to the cutoff (0 when the customer bought on the cutoff day).
+``n_occasions``
+    Number of purchase occasions (``frequency + 1``).
+``mean_gap_days``
+    Mean gap in days between consecutive occasions; NaN with fewer than 2 occasions.
+``std_gap_days``
+    Sample standard deviation (``ddof=1``) of those gaps; NaN with fewer than 2 gaps
+    (fewer than 3 occasions).
+``gap_ratio``
+    ``days_since_last_purchase / mean_gap_days``: how overdue the next purchase is against the
+    customer's usual rhythm (1 = one usual gap). NaN when ``mean_gap_days`` is NaN.
+``spend_<w>d``, ``occasions_<w>d``
+    Amount spent and number of occasions in the trailing ``w``-day window.
+``spend_trend``, ``frequency_trend``
+    ``(recent - earlier) / (recent + earlier)`` where *recent* is the trailing
+    ``trend_window_days`` window and *earlier* the window of the same length just before it:
+    +1 = all activity is recent, -1 = all activity is in the earlier window, 0 = level.
+    NaN when both windows are empty. Customers younger than two windows have a partly empty
+    earlier window, which pushes the trend up; read it together with ``tenure_days``.
+``mean_basket_size``
+    Quantity per occasion (only when the transactions carry ``quantity``; missing = 0).
+``total_spend``, ``avg_occasion_value``
+    Sum of all occasion amounts (including the first) and that sum per occasion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from retain.features.rfm import OccasionArrays, cutoff_day, occasion_arrays
+
+DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (30, 90, 180, 365)
+
+
+def behaviour_column_names(
+    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS, with_quantity: bool = True
+) -> list[str]:
+    """The columns :func:`behaviour_features` returns, in order.
+
+    Parameters
+    ----------
+    windows_days : sequence of int
+        Trailing window lengths.
+    with_quantity : bool
+        Whether the transactions carry ``quantity`` (adds ``mean_basket_size``).
+
+    Returns
+    -------
+    list of str
+        Column names.
+    """
+    cols = [
+        "tenure_days",
+        "days_since_last_purchase",
+        "n_occasions",
+        "mean_gap_days",
+        "std_gap_days",
+        "gap_ratio",
+    ]
+    for w in windows_days:
+        cols += [f"spend_{w}d", f"occasions_{w}d"]
+    cols += ["spend_trend", "frequency_trend"]
+    if with_quantity:
+        cols.append("mean_basket_size")
+    cols += ["total_spend", "avg_occasion_value"]
+    return cols
+
+
+def normalised_trend(recent: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """``(recent - earlier) / (recent + earlier)``, NaN where both are 0.
+
+    Parameters
+    ----------
+    recent, earlier : ndarray
+        Non-negative activity in the recent window and in the window before it.
+
+    Returns
+    -------
+    ndarray of float
+        Values in [-1, 1], NaN where there is no activity in either window.
+    """
+    recent = np.asarray(recent, dtype=float)
+    earlier = np.asarray(earlier, dtype=float)
+    total = recent + earlier
+    out = np.full(total.shape, np.nan)
+    np.divide(recent - earlier, total, out=out, where=total > 0)
+    return out
+
+
+def _check_windows(windows_days: Sequence[int], trend_window_days: int) -> None:
+    if not len(windows_days) or any(int(w) <= 0 for w in windows_days):
+        raise ValueError(f"windows_days must be positive day counts, got {tuple(windows_days)}")
+    if len(set(windows_days)) != len(windows_days):
+        raise ValueError(f"windows_days must be distinct, got {tuple(windows_days)}")
+    if int(trend_window_days) <= 0:
+        raise ValueError(f"trend_window_days must be positive, got {trend_window_days}")
+
+
+def behaviour_from_arrays(
+    occ: OccasionArrays,
+    cutoff: dt.date | str,
+    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS,
+    trend_window_days: int = 90,
+) -> pd.DataFrame:
+    """Behaviour features from precomputed occasions (see :func:`behaviour_features`).
+
+    Parameters
+    ----------
+    occ : OccasionArrays
+        Occasions built by :func:`retain.features.rfm.occasion_arrays` for ``cutoff``.
+    cutoff : date or str
+        The as-of date used to build ``occ``.
+    windows_days : sequence of int
+        Trailing window lengths in days.
+    trend_window_days : int
+        Length of the recent and the earlier window compared by the trends.
+
+    Returns
+    -------
+    DataFrame
+        See :func:`behaviour_features`.
+    """
+    _check_windows(windows_days, trend_window_days)
+    n_cust = len(occ.customers)
+    cols = behaviour_column_names(windows_days, occ.quantity is not None)
+    if n_cust == 0:
+        out = pd.DataFrame({c: np.array([], dtype=float) for c in cols}, index=occ.customers)
+        return out.astype({c: np.int64 for c in cols if c.startswith(("n_", "occasions_"))})
+    cd = cutoff_day(cutoff)
+    starts, counts, code, day = occ.starts, occ.counts, occ.code, occ.day
+    ends = starts + counts - 1
+    first = day[starts]
+    last = day[ends]
+    data: dict[str, np.ndarray] = {
+        "tenure_days": (cd - first).astype(float),
+        "days_since_last_purchase": (cd - last).astype(float),
+        "n_occasions": counts.astype(np.int64),
+    }
+    n_gaps = counts - 1
+    mean_gap = np.full(n_cust, np.nan)
+    np.divide(last - first, n_gaps, out=mean_gap, where=n_gaps > 0)
+    # Gaps between consecutive occasions of the same customer: the diff at each position that
+    # is not a customer's first occasion.
+    not_first = np.ones(len(day), dtype=bool)
+    not_first[starts] = False
+    gap_pos = np.flatnonzero(not_first)
+    gap_code = code[gap_pos]
+    dev = (day[gap_pos] - day[gap_pos - 1]) - mean_gap[gap_code]
+    sq = np.bincount(gap_code, weights=dev * dev, minlength=n_cust)
+    std_gap = np.full(n_cust, np.nan)
+    np.divide(sq, n_gaps - 1, out=std_gap, where=n_gaps > 1)
+    data["mean_gap_days"] = mean_gap
+    data["std_gap_days"] = np.sqrt(std_gap)
+    gap_ratio = np.full(n_cust, np.nan)
+    np.divide(data["days_since_last_purchase"], mean_gap, out=gap_ratio, where=n_gaps > 0)
+    data["gap_ratio"] = gap_ratio
+
+    age = cd - day  # 0 on the cutoff day
+    amount = occ.amount
+    for w in windows_days:
+        inside = age < w
+        data[f"spend_{w}d"] = np.bincount(code, weights=amount * inside, minlength=n_cust)
+        data[f"occasions_{w}d"] = np.bincount(code[inside], minlength=n_cust).astype(np.int64)
+    t = int(trend_window_days)
+    recent = age < t
+    earlier = (age >= t) & (age < 2 * t)
+    data["spend_trend"] = normalised_trend(
+        np.bincount(code, weights=amount * recent, minlength=n_cust),
+        np.bincount(code, weights=amount * earlier, minlength=n_cust),
+    )
+    data["frequency_trend"] = normalised_trend(
+        np.bincount(code[recent], minlength=n_cust),
+        np.bincount(code[earlier], minlength=n_cust),
+    )
+    if occ.quantity is not None:
+        data["mean_basket_size"] = np.add.reduceat(occ.quantity, starts) / counts
+    total = np.add.reduceat(amount, starts)
+    data["total_spend"] = total
+    data["avg_occasion_value"] = total / counts
+    return pd.DataFrame({c: data[c] for c in cols}, index=occ.customers)
+
+
+def behaviour_features(
+    transactions: pd.DataFrame,
+    cutoff: dt.date | str,
+    windows_days: Sequence[int] = DEFAULT_WINDOWS_DAYS,
+    trend_window_days: int = 90,
+) -> pd.DataFrame:
+    """Purchase behaviour per customer as of ``cutoff`` (the cutoff day included).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions (``customer_id``, ``timestamp``, ``amount``, optional
+        ``quantity``). Rows after the cutoff day are ignored.
+    cutoff : date or str
+        The as-of date (required).
+    windows_days : sequence of int
+        Trailing window lengths in days for ``spend_<w>d`` and ``occasions_<w>d``.
+    trend_window_days : int
+        Length of the recent and the earlier window compared by the trend features.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``customer_id`` (sorted), one row per customer with a purchase by the
+        cutoff; columns as listed by :func:`behaviour_column_names` and defined in the module
+        docstring. Counts are int64, everything else float64.
+    """
+    return behaviour_from_arrays(
+        occasion_arrays(transactions, cutoff), cutoff, windows_days, trend_window_days
+    )

@@ -1,0 +1,183 @@
+"""One feature table per cutoff: RFM summary, scores, segments, behaviour and engagement.
+
+The same function serves training (stacked over several cutoffs by
+:func:`retain.features.labels.build_snapshots`) and scoring (one cutoff, the as-of date).
+
+Point-in-time guard
+-------------------
+:func:`build_features` records in ``DataFrame.attrs["point_in_time"]`` a mapping from the cutoff
+(ISO date) to the latest source timestamp it used (ISO string, or None when no row was used).
+:func:`check_point_in_time` raises :class:`PointInTimeError` when that record is missing, names
+another cutoff, or shows a source row after the cutoff day, and when the table itself holds a
+purchase after the cutoff (negative ``days_since_last_purchase``). Pipelines call it on every
+feature table before training or scoring, so a feature computed from later data fails the run.
+pandas keeps ``attrs`` through copies and column selection but not through every operation
+(e.g. ``concat`` of frames with different attrs): check right after building.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from retain.config import FeatureConfig, SegmentRules
+from retain.contracts import TIMESTAMP
+from retain.features.behaviour import behaviour_from_arrays
+from retain.features.engagement import engagement_features, zero_when_absent
+from retain.features.rfm import cutoff_end, occasion_arrays, summary_from_arrays
+from retain.features.segments import rfm_scores, rfm_segments
+
+POINT_IN_TIME_ATTR = "point_in_time"
+
+RFM_COLUMNS = ("frequency", "recency_days", "tenure_days", "monetary_value")
+SEGMENT_COLUMNS = ("r_score", "f_score", "m_score", "rfm_segment", "rfm_class")
+CATEGORICAL_COLUMNS = ("rfm_segment", "rfm_class")
+
+
+class PointInTimeError(ValueError):
+    """A feature table uses information from after its cutoff, or cannot show that it does not."""
+
+
+def _iso_day(cutoff: dt.date | str | pd.Timestamp) -> str:
+    return pd.Timestamp(cutoff).date().isoformat()
+
+
+def build_features(
+    transactions: pd.DataFrame,
+    cutoff: dt.date | str,
+    events: pd.DataFrame | None = None,
+    config: FeatureConfig = FeatureConfig(),
+    segment_rules: SegmentRules | None = None,
+) -> pd.DataFrame:
+    """All point-in-time features per customer as of ``cutoff`` (the cutoff day included).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions. Rows after the cutoff day are ignored.
+    cutoff : date or str
+        The as-of date (required).
+    events : DataFrame, optional
+        Validated events. Without them there are no engagement columns.
+    config : FeatureConfig
+        Trailing windows and trend window.
+    segment_rules : SegmentRules, optional
+        RFM segment rules; default :data:`retain.features.segments.DEFAULT_SEGMENT_RULES`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``customer_id`` (sorted), one row per customer with a purchase by the
+        cutoff. Columns, in order: ``frequency``, ``recency_days``, ``tenure_days``,
+        ``monetary_value`` (:func:`retain.features.rfm.rfm_summary` in days); the behaviour
+        columns (:mod:`retain.features.behaviour`); ``r_score``, ``f_score``, ``m_score``,
+        ``rfm_segment``, ``rfm_class`` (:mod:`retain.features.segments`; the last two
+        categorical); and, when ``events`` is given, the engagement columns
+        (:mod:`retain.features.engagement`), where customers without events have 0 counts and
+        NaN elsewhere. ``attrs["point_in_time"]`` records the cutoff and the latest source
+        timestamp used (see :func:`check_point_in_time`).
+    """
+    windows = tuple(config.windows_days)
+    occ = occasion_arrays(transactions, cutoff)
+    summary = summary_from_arrays(occ, cutoff, "D")
+    behaviour = behaviour_from_arrays(occ, cutoff, windows, config.trend_window_days)
+    behaviour = behaviour.drop(columns=["tenure_days"])
+    scored_input = pd.DataFrame(
+        {
+            "frequency": summary["frequency"],
+            "days_since_last_purchase": behaviour["days_since_last_purchase"],
+            "total_spend": behaviour["total_spend"],
+        }
+    )
+    scores = rfm_scores(scored_input)
+    segments = rfm_segments(scores, segment_rules)
+    parts = [summary, behaviour, scores, segments]
+    max_ts = occ.max_timestamp
+    if events is not None:
+        engagement = engagement_features(events, cutoff, windows, config.trend_window_days)
+        engagement = engagement.reindex(summary.index)
+        fill = {c: 0 for c in engagement.columns if zero_when_absent(c)}
+        engagement = engagement.fillna(fill).astype({c: np.int64 for c in fill})
+        parts.append(engagement)
+        ev_ts = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+        ev_ts = ev_ts[ev_ts < np.datetime64(cutoff_end(cutoff), "ns")]
+        if len(ev_ts):
+            ev_max = pd.Timestamp(ev_ts.max())
+            max_ts = ev_max if max_ts is None else max(max_ts, ev_max)
+    out = pd.concat(parts, axis=1)
+    out.attrs[POINT_IN_TIME_ATTR] = {
+        _iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
+    }
+    return out
+
+
+def feature_columns(features: pd.DataFrame) -> list[str]:
+    """Model input columns of a feature or snapshot table (all but ids, cutoff and label).
+
+    Parameters
+    ----------
+    features : DataFrame
+        Output of :func:`build_features` or :func:`retain.features.labels.build_snapshots`.
+
+    Returns
+    -------
+    list of str
+        Column names, in table order.
+    """
+    return [c for c in features.columns if c not in ("cutoff", "customer_id", "churned")]
+
+
+def check_point_in_time(
+    features: pd.DataFrame, cutoff: dt.date | str | Iterable[dt.date | str] | None = None
+) -> None:
+    """Raise if a feature table may contain information from after its cutoff(s).
+
+    Parameters
+    ----------
+    features : DataFrame
+        Output of :func:`build_features` or :func:`retain.features.labels.build_snapshots`.
+    cutoff : date, str, iterable of those, or None
+        The cutoff(s) the table is supposed to be as of. None: the cutoffs of the ``cutoff``
+        column when there is one, else those recorded in ``attrs``.
+
+    Raises
+    ------
+    PointInTimeError
+        When ``attrs["point_in_time"]`` is missing or lacks an expected cutoff, when a source
+        timestamp lies after a cutoff day, or when ``days_since_last_purchase`` is negative.
+    """
+    record = features.attrs.get(POINT_IN_TIME_ATTR)
+    if not isinstance(record, dict):
+        raise PointInTimeError(
+            "feature table carries no point-in-time record (attrs['point_in_time']); "
+            "build it with retain.features.build_features and check it right away"
+        )
+    if cutoff is None:
+        if "cutoff" in features:
+            wanted = [_iso_day(c) for c in pd.unique(features["cutoff"])]
+        else:
+            wanted = list(record)
+    elif isinstance(cutoff, (str, dt.date, pd.Timestamp)):
+        wanted = [_iso_day(cutoff)]
+    else:
+        wanted = [_iso_day(c) for c in cutoff]
+    for day in wanted:
+        if day not in record:
+            raise PointInTimeError(
+                f"feature table was not built for cutoff {day} (built for {sorted(record)})"
+            )
+        used = record[day]
+        if used is not None and pd.Timestamp(used) >= cutoff_end(day):
+            raise PointInTimeError(
+                f"features for cutoff {day} used data from {used}, after the cutoff day"
+            )
+    if "days_since_last_purchase" in features:
+        bad = features["days_since_last_purchase"] < 0
+        if bad.any():
+            raise PointInTimeError(
+                f"{int(bad.sum())} customers have a purchase after the cutoff "
+                "(negative days_since_last_purchase)"
+            )

@@ -1,0 +1,166 @@
+"""Churn labels and feature+label snapshots stacked over several cutoffs.
+
+Churn (non-contractual, DESIGN.md section 3): a customer with at least one purchase by the cutoff
+has churned within horizon H days (label 1) when they make no purchase on days cutoff + 1 ..
+cutoff + H, both included. A label is only defined when that whole window is observed, i.e.
+``cutoff + H <= observed_until``; asking for any other is a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from retain.config import FeatureConfig, SegmentRules
+from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.features.build import POINT_IN_TIME_ATTR, build_features
+from retain.features.rfm import cutoff_end
+
+LABEL = "churned"
+
+
+def check_label_window(
+    cutoff: dt.date | str, horizon_days: int, observed_until: dt.date | str
+) -> None:
+    """Raise ``ValueError`` unless the label window of ``cutoff`` lies inside the data.
+
+    Parameters
+    ----------
+    cutoff : date or str
+        The as-of date.
+    horizon_days : int
+        Label horizon H in days (> 0).
+    observed_until : date or str
+        Last day covered by the data.
+
+    Raises
+    ------
+    ValueError
+        When ``horizon_days <= 0`` or ``cutoff + horizon_days > observed_until``; the message
+        names the cutoff, the horizon and the data end.
+    """
+    if int(horizon_days) <= 0:
+        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+    day = pd.Timestamp(cutoff).normalize()
+    end = pd.Timestamp(observed_until).normalize()
+    window_end = day + pd.Timedelta(days=int(horizon_days))
+    if window_end > end:
+        raise ValueError(
+            f"cannot label cutoff {day.date()} with a {horizon_days}-day horizon: its window runs "
+            f"to {window_end.date()}, past the end of the data ({end.date()}); use a cutoff on or "
+            f"before {(end - pd.Timedelta(days=int(horizon_days))).date()}"
+        )
+
+
+def churn_labels(
+    transactions: pd.DataFrame,
+    cutoff: dt.date | str,
+    horizon_days: int,
+    observed_until: dt.date | str,
+) -> pd.Series:
+    """Churn label per customer with a purchase by ``cutoff``.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions covering at least up to ``cutoff + horizon_days``.
+    cutoff : date or str
+        The as-of date (included in the history, excluded from the label window).
+    horizon_days : int
+        Label horizon H: the window is days cutoff + 1 .. cutoff + H.
+    observed_until : date or str
+        Last day covered by the data.
+
+    Returns
+    -------
+    Series
+        Named ``churned``, int64 0/1, indexed by ``customer_id`` (sorted): 1 when the customer
+        made no purchase in the window.
+
+    Raises
+    ------
+    ValueError
+        When the label window runs past ``observed_until``.
+    """
+    check_label_window(cutoff, horizon_days, observed_until)
+    ts = transactions[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    start = np.datetime64(cutoff_end(cutoff), "ns")
+    stop = start + np.timedelta64(int(horizon_days), "D")
+    ids = transactions[CUSTOMER_ID]
+    customers = pd.Index(pd.unique(ids[ts < start]), dtype="string", name=CUSTOMER_ID)
+    customers = customers.sort_values()
+    buyers = pd.unique(ids[(ts >= start) & (ts < stop)])
+    churned = (~customers.isin(buyers)).astype(np.int64)
+    return pd.Series(churned, index=customers, name=LABEL)
+
+
+def build_snapshots(
+    transactions: pd.DataFrame,
+    cutoffs: Sequence[dt.date | str],
+    horizon_days: int,
+    observed_until: dt.date | str,
+    events: pd.DataFrame | None = None,
+    config: FeatureConfig = FeatureConfig(),
+    segment_rules: SegmentRules | None = None,
+) -> pd.DataFrame:
+    """Features and churn labels for several cutoffs, stacked.
+
+    Every cutoff is checked before any work starts.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions.
+    cutoffs : sequence of date or str
+        The snapshot dates.
+    horizon_days : int
+        Label horizon H in days.
+    observed_until : date or str
+        Last day covered by the data.
+    events : DataFrame, optional
+        Validated events (adds engagement columns).
+    config : FeatureConfig
+        Feature windows.
+    segment_rules : SegmentRules, optional
+        RFM segment rules.
+
+    Returns
+    -------
+    DataFrame
+        RangeIndex; columns ``cutoff`` (datetime64[ns], the cutoff day), ``customer_id``
+        (string), the columns of :func:`retain.features.build.build_features`, and ``churned``
+        (int64 0/1). Rows are ordered by cutoff (as given) then customer.
+        ``attrs["point_in_time"]`` holds one record per cutoff.
+
+    Raises
+    ------
+    ValueError
+        When ``cutoffs`` is empty or has duplicates, or some cutoff's label window runs past
+        ``observed_until`` (the message names it).
+    """
+    if len(cutoffs) == 0:
+        raise ValueError("build_snapshots needs at least one cutoff")
+    days = [pd.Timestamp(c).normalize() for c in cutoffs]
+    if len(set(days)) != len(days):
+        raise ValueError(f"cutoffs must be distinct, got {[d.date() for d in days]}")
+    for c in cutoffs:
+        check_label_window(c, horizon_days, observed_until)
+    frames = []
+    record: dict[str, str | None] = {}
+    for c, day in zip(cutoffs, days, strict=True):
+        feats = build_features(transactions, c, events, config, segment_rules)
+        record.update(feats.attrs[POINT_IN_TIME_ATTR])
+        labels = churn_labels(transactions, c, horizon_days, observed_until)
+        frame = feats.reset_index()
+        frame.insert(0, "cutoff", np.repeat(np.datetime64(day, "ns"), len(frame)))
+        frame[LABEL] = labels.reindex(feats.index).to_numpy()
+        frame.attrs = {}
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True)
+    for col in ("rfm_segment", "rfm_class"):
+        out[col] = pd.Categorical(out[col], categories=frames[0][col].cat.categories)
+    out.attrs[POINT_IN_TIME_ATTR] = record
+    return out

@@ -68,3 +68,28 @@ CUSTOMERS = Contract(
 
 REJECT_COLUMNS = ("table", "row_number", CUSTOMER_ID, "reason")
 """Columns of the rejects table: one row per quarantined input row."""
+
+REJECT_REASONS: dict[str, str] = {
+    "customer_id_missing": "customer_id: missing",
+    "customer_id_duplicate": "customer_id: duplicate",
+    "timestamp_missing": "timestamp: missing",
+    "timestamp_unparseable": "timestamp: unparseable",
+    "timestamp_after_as_of": "timestamp: after the as-of date",
+    "amount_missing": "amount: missing",
+    "amount_not_numeric": "amount: not numeric",
+    "quantity_not_numeric": "quantity: not numeric",
+    "event_type_missing": "event_type: missing",
+    "event_type_unknown": "event_type: unknown",
+    "value_not_numeric": "value: not numeric",
+    "signup_date_unparseable": "signup_date: unparseable",
+    "signup_date_after_as_of": "signup_date: after the as-of date",
+    "duplicate": "row: exact duplicate of an earlier row",
+    "return": "amount: negative (return, dropped)",
+    "return_netted": "amount: return netted into its order",
+    "return_netted_to_zero": "amount: order netted to zero or less",
+    "return_unmatched": "amount: return without a matching order",
+}
+"""Every value of the rejects table's ``reason`` column, with a short "column: problem" text
+used in messages and reports. Each rejected row carries the first reason that applies, in
+this order of checks (missing id, timestamp, amount/type, after the as-of date, duplicate,
+return)."""

@@ -1,0 +1,1114 @@
+"""Reading, validating and writing data: the one module that touches storage.
+
+Reading
+    :func:`read_table` reads one CSV or Parquet file through DuckDB and renames the source
+    columns to the contract names given in the config. CSV columns are read as text, so a bad
+    value in one row becomes a quarantined row later instead of a crash now.
+
+Validation at the boundary
+    :func:`validate_transactions`, :func:`validate_events` and :func:`validate_customers` turn a
+    raw table into a clean table in the contract of :mod:`retain.contracts` plus a rejects table
+    (``table, row_number, customer_id, reason``). Nothing is lost silently: every input row is
+    either used or rejected with one reason (see :data:`retain.contracts.REJECT_REASONS`), and
+    ``rows_in == rows_used + rows_rejected`` is checked every time. Problems with the input as a
+    whole (no file, no rows, a missing required column, every row bad, mixed time zones) raise
+    one :class:`DataError` naming the table, the column, the problem and the row counts.
+
+    Time zones: a timestamp column whose values all carry the same UTC offset is converted to
+    UTC and the zone is dropped; all timestamps downstream are tz-naive. A column that mixes
+    zone-aware and naive values, or different offsets, is refused (a zone observing daylight
+    saving time shows two offsets: convert such data to UTC before loading).
+
+Loading a run's inputs
+    :func:`load_inputs` dispatches on ``cfg.data.source`` (embedded CDNOW, the synthetic
+    generator, or files) and sends every source through the same validation.
+
+Writing
+    :func:`write_table_atomic`, :func:`write_json_atomic` and :func:`atomic_directory` never
+    leave a half-written output behind: they write to a temporary sibling and rename it into
+    place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from retain.config import ConfigError, RunConfig, TableSource
+from retain.contracts import (
+    CUSTOMER_ID,
+    CUSTOMERS,
+    EVENT_TYPES,
+    EVENTS,
+    REJECT_COLUMNS,
+    REJECT_REASONS,
+    TIMESTAMP,
+    TRANSACTIONS,
+    Contract,
+)
+from retain.features.rfm import cutoff_end
+
+DateLike = dt.date | str | pd.Timestamp
+ReturnsPolicy = Literal["drop", "net"]
+DuplicatesPolicy = Literal["drop", "keep"]
+
+TABLE_REASONS: dict[str, tuple[str, ...]] = {
+    TRANSACTIONS.name: (
+        "customer_id_missing",
+        "timestamp_missing",
+        "timestamp_unparseable",
+        "amount_missing",
+        "amount_not_numeric",
+        "quantity_not_numeric",
+        "timestamp_after_as_of",
+        "duplicate",
+        "return",
+        "return_unmatched",
+        "return_netted_to_zero",
+        "return_netted",
+    ),
+    EVENTS.name: (
+        "customer_id_missing",
+        "timestamp_missing",
+        "timestamp_unparseable",
+        "event_type_missing",
+        "event_type_unknown",
+        "value_not_numeric",
+        "timestamp_after_as_of",
+        "duplicate",
+    ),
+    CUSTOMERS.name: (
+        "customer_id_missing",
+        "signup_date_unparseable",
+        "signup_date_after_as_of",
+        "customer_id_duplicate",
+    ),
+}
+"""The reasons each table can reject a row for, in the order the checks run (first wins)."""
+
+__all__ = [
+    "TABLE_REASONS",
+    "DataError",
+    "Inputs",
+    "atomic_directory",
+    "empty_rejects",
+    "load_inputs",
+    "observed_until",
+    "read_table",
+    "rejected_customers",
+    "row_counts",
+    "validate_customers",
+    "validate_events",
+    "validate_transactions",
+    "write_json_atomic",
+    "write_rejects",
+    "write_table_atomic",
+]
+
+_NS_MIN = pd.Timestamp.min
+_NS_MAX = pd.Timestamp.max
+_RETURN_TOLERANCE = 1e-9
+
+
+class DataError(ValueError):
+    """The input data as a whole cannot be used (missing, empty, malformed or all bad)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _open_relation(con: duckdb.DuckDBPyConnection, source: TableSource) -> Any:
+    path = str(source.path)
+    if source.resolved_format == "parquet":
+        return con.read_parquet(path)
+    kwargs: dict[str, Any] = {"header": True, "all_varchar": True}
+    if source.delimiter is not None:
+        kwargs["sep"] = source.delimiter
+    return con.read_csv(path, **kwargs)
+
+
+def _projection(source: TableSource, contract: Contract, available: list[str]) -> list[str]:
+    """SELECT items renaming source columns to contract names, keeping every other column."""
+    table = contract.name
+    missing = []
+    used_sources: set[str] = set()
+    items = []
+    for name in contract.columns:
+        src = source.columns.get(name, name)
+        if src in available:
+            items.append(f"{_quote(src)} AS {_quote(name)}")
+            used_sources.add(src)
+        elif name in contract.required or name in source.columns:
+            missing.append(name if src == name else f"{name} (source column {src!r})")
+    if missing:
+        kind = "required column" if len(missing) == 1 else "required columns"
+        raise DataError(
+            f"{table}: {kind} {', '.join(missing)} missing from {source.path}; "
+            f"columns present: {', '.join(available)}"
+        )
+    produced = set(contract.columns)
+    for col in available:
+        if col in used_sources:
+            continue
+        alias = f"source.{col}" if col in produced else col
+        items.append(f"{_quote(col)} AS {_quote(alias)}")
+    return items
+
+
+def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
+    """Read one CSV or Parquet file through DuckDB, with source columns renamed to the contract.
+
+    Values are kept as raw as possible: every CSV column is read as text (validation parses
+    and quarantines bad values); Parquet columns keep their stored types. Columns outside the
+    contract are kept under their source names (they count when judging exact duplicates); an
+    unmapped source column whose name clashes with a contract name is kept as
+    ``source.<name>``.
+
+    Parameters
+    ----------
+    source : TableSource
+        The file, its format, and ``columns`` mapping contract names to source names.
+    contract : Contract
+        The contract the table is read for (its name is used in messages).
+
+    Returns
+    -------
+    DataFrame
+        The raw rows in file order, with a fresh RangeIndex.
+
+    Raises
+    ------
+    DataError
+        The file is missing, cannot be parsed, has no rows, or lacks a required (or an
+        explicitly mapped) column; the message names the column, the table and the columns
+        that are present.
+    ConfigError
+        ``columns`` maps a name that is not a column of the contract.
+    """
+    table = contract.name
+    unknown = sorted(set(source.columns) - set(contract.columns))
+    if unknown:
+        raise ConfigError(
+            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
+            f"{table} contract ({', '.join(contract.columns)})"
+        )
+    path = Path(source.path)
+    if not path.is_file():
+        raise DataError(f"{table}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    con = duckdb.connect()
+    try:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET TimeZone = 'UTC'")
+        try:
+            rel = _open_relation(con, source)
+            available = list(rel.columns)
+        except duckdb.Error as exc:
+            raise DataError(f"{table}: cannot read {path}: {exc}") from exc
+        items = _projection(source, contract, available)
+        try:
+            frame = rel.project(", ".join(items)).df()
+        except duckdb.Error as exc:
+            raise DataError(f"{table}: cannot read {path}: {exc}") from exc
+    finally:
+        con.close()
+    if len(frame) == 0:
+        raise DataError(f"{table}: file has no data rows (0 rows): {path}")
+    return frame.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------- value parsing
+
+
+def _as_string(values: pd.Series) -> pd.Series:
+    """Values as the pandas ``string`` dtype (NA where missing), by position.
+
+    Integral floats (ids read from a numeric column with gaps) lose their ``.0``.
+    """
+    values = values.reset_index(drop=True)
+    if pd.api.types.is_float_dtype(values.dtype):
+        finite = values.dropna().to_numpy(dtype=float)
+        if len(finite) and np.isfinite(finite).all() and (np.mod(finite, 1) == 0).all():
+            values = values.astype("Int64")
+    return values.astype("string")
+
+
+def _clean_text(values: pd.Series) -> pd.Series:
+    """Stripped text, NA for missing or blank values."""
+    text = _as_string(values).str.strip()
+    return text.mask(text.eq("").fillna(False).astype(bool))
+
+
+def _parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Floats from raw values: (values, missing, not_numeric); non-finite counts as bad."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        out = values.to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(out)
+    else:
+        text = _clean_text(values)
+        missing = text.isna().to_numpy(dtype=bool)
+        out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~missing & ~np.isfinite(out)
+    out = np.where(np.isfinite(out), out, np.nan)
+    return out, missing, bad
+
+
+_TZ_PATTERN = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d*)?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _zone_counts(text: pd.Series) -> pd.Series:
+    """Rows per UTC offset (``naive`` for none) among non-missing timestamp strings."""
+    tz = text.dropna().str.extract(_TZ_PATTERN, expand=False)
+    digits = tz.replace({"Z": "+00:00", "UTC": "+00:00", "GMT": "+00:00"})
+    digits = digits.str.replace(":", "", regex=False)
+    hours_only = digits.str.len().eq(3).fillna(False).astype(bool)
+    digits = digits.mask(hours_only, digits + "00")
+    label = (digits.str.slice(0, 3) + ":" + digits.str.slice(3, 5)).fillna("naive")
+    return label.replace("-00:00", "+00:00").value_counts()
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
+def _mixed_zone_error(table: str, column: str, counts: pd.Series) -> DataError:
+    parts = [
+        f"{_rows(n)} without a time zone" if zone == "naive" else f"{_rows(n)} at UTC{zone}"
+        for zone, n in counts.sort_index().items()
+    ]
+    return DataError(
+        f"{table}: column {column!r} mixes time zones ({', '.join(parts)}); "
+        "convert the timestamps to one zone (e.g. UTC) before loading"
+    )
+
+
+def _parse_timestamps(
+    values: pd.Series, table: str, column: str, fmt: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps from raw values: (datetime64[ns] with NaT, missing, unparseable).
+
+    Naive values are kept; values that all carry one UTC offset are converted to UTC and the
+    zone is dropped. Mixed zones raise :class:`DataError`.
+    """
+    values = values.reset_index(drop=True)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        missing = parsed.isna().to_numpy(dtype=bool)
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        parsed = values
+        missing = parsed.isna().to_numpy(dtype=bool)
+    else:
+        text = _clean_text(values)
+        missing = text.isna().to_numpy(dtype=bool)
+        try:
+            parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+        except (ValueError, TypeError) as exc:
+            counts = _zone_counts(text)
+            if len(counts) > 1:
+                raise _mixed_zone_error(table, column, counts) from exc
+            if "naive" in counts:
+                raise DataError(f"{table}: column {column!r} cannot be parsed: {exc}") from exc
+            # one offset written in different ways (``Z`` and ``+00:00``)
+            parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    in_range = (parsed >= _NS_MIN) & (parsed <= _NS_MAX)
+    parsed = parsed.where(in_range.fillna(False).astype(bool))
+    out = parsed.to_numpy(dtype="datetime64[ns]")
+    unparseable = ~missing & np.isnat(out)
+    return out, missing, unparseable
+
+
+# -------------------------------------------------------------------- quarantine
+
+
+class _Quarantine:
+    """One reject code per row; the first reason that applies wins."""
+
+    def __init__(self, table: str, n_rows: int) -> None:
+        self.table = table
+        self.reasons = TABLE_REASONS[table]
+        self.code = np.zeros(n_rows, dtype=np.int16)
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.code == 0
+
+    def reject(self, mask: np.ndarray | pd.Series, reason: str) -> None:
+        m = np.asarray(mask, dtype=bool) & (self.code == 0)
+        self.code[m] = self.reasons.index(reason) + 1
+
+    def rejects(self, raw_ids: pd.Series) -> pd.DataFrame:
+        rows = np.flatnonzero(self.code)
+        reason_names = np.array(("",) + self.reasons, dtype=object)
+        return pd.DataFrame(
+            {
+                "table": pd.array([self.table] * len(rows), dtype="string"),
+                "row_number": rows.astype(np.int64),
+                CUSTOMER_ID: _as_string(raw_ids).iloc[rows].reset_index(drop=True),
+                "reason": pd.array(reason_names[self.code[rows]], dtype="string"),
+            }
+        )
+
+    def finish(self, rows_in: int, clean: pd.DataFrame, rejects: pd.DataFrame) -> None:
+        counts = row_counts(self.table, rows_in, clean, rejects)
+        if counts["rows_in"] != counts["rows_used"] + counts["rows_rejected"]:
+            raise AssertionError(
+                f"{self.table}: row balance broken: {counts['rows_in']} in, "
+                f"{counts['rows_used']} used, {counts['rows_rejected']} rejected"
+            )
+        if counts["rows_used"] == 0:
+            detail = ", ".join(
+                f"{REJECT_REASONS[r]} {counts['rejected_' + r]:,}"
+                for r in self.reasons
+                if counts["rejected_" + r]
+            )
+            raise DataError(f"{self.table}: all {rows_in:,} rows were rejected ({detail})")
+
+
+def empty_rejects() -> pd.DataFrame:
+    """A rejects table with no rows and the contract's columns and dtypes.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``table``, ``row_number``, ``customer_id``, ``reason``.
+    """
+    return pd.DataFrame(
+        {
+            "table": pd.array([], dtype="string"),
+            "row_number": np.array([], dtype=np.int64),
+            CUSTOMER_ID: pd.array([], dtype="string"),
+            "reason": pd.array([], dtype="string"),
+        }
+    )[list(REJECT_COLUMNS)]
+
+
+def row_counts(
+    table: str, rows_in: int, clean: pd.DataFrame, rejects: pd.DataFrame
+) -> dict[str, int]:
+    """Row accounting for one validated table.
+
+    Parameters
+    ----------
+    table : str
+        ``transactions``, ``events`` or ``customers``.
+    rows_in : int
+        Number of raw input rows.
+    clean : DataFrame
+        The clean table returned by validation.
+    rejects : DataFrame
+        The rejects table returned by validation (rows of other tables are ignored).
+
+    Returns
+    -------
+    dict
+        ``rows_in``, ``rows_used``, ``rows_rejected`` and ``rejected_<reason>`` for every
+        reason the table can reject for (zeros included, so the keys are stable).
+    """
+    mine = rejects.loc[rejects["table"] == table, "reason"]
+    by_reason = mine.value_counts()
+    counts = {"rows_in": int(rows_in), "rows_used": len(clean), "rows_rejected": len(mine)}
+    for reason in TABLE_REASONS.get(table, ()):
+        counts["rejected_" + reason] = int(by_reason.get(reason, 0))
+    for reason, n in by_reason.items():
+        counts.setdefault("rejected_" + str(reason), int(n))
+    return counts
+
+
+def _check_input(raw: pd.DataFrame, contract: Contract) -> None:
+    if not isinstance(raw, pd.DataFrame):
+        raise TypeError(f"{contract.name}: expected a DataFrame, got {type(raw).__name__}")
+    missing = [c for c in contract.required if c not in raw.columns]
+    if missing:
+        kind = "required column" if len(missing) == 1 else "required columns"
+        raise DataError(
+            f"{contract.name}: {kind} {', '.join(missing)} missing; columns present: "
+            f"{', '.join(map(str, raw.columns))}"
+        )
+    if len(raw) == 0:
+        raise DataError(f"{contract.name}: the input is empty (0 rows)")
+
+
+def _duplicated(
+    parsed: pd.DataFrame, raw: pd.DataFrame, contract: Contract, ok: np.ndarray
+) -> np.ndarray:
+    """Rows (among ``ok``) identical to an earlier ok row in every column.
+
+    Contract columns are compared after parsing; other columns of the input as they are.
+    """
+    key = parsed.copy()
+    for col in raw.columns:
+        if col not in contract.columns:
+            key[f"extra:{col}"] = raw[col].to_numpy()
+    dup = np.zeros(len(parsed), dtype=bool)
+    dup[ok] = key.loc[ok].duplicated(keep="first").to_numpy()
+    return dup
+
+
+def _end_ns(as_of: DateLike) -> np.datetime64:
+    return np.datetime64(cutoff_end(as_of), "ns")
+
+
+# ------------------------------------------------------------------- transactions
+
+
+def _net_returns(parsed: pd.DataFrame, q: _Quarantine) -> np.ndarray:
+    """Apply returns to their orders; returns the (possibly reduced) amounts."""
+    amount = parsed["amount"].to_numpy(dtype=float, copy=True)
+    ok = q.ok
+    neg = ok & (amount < 0)
+    if not neg.any():
+        return amount
+    if "order_id" not in parsed:
+        q.reject(neg, "return_unmatched")
+        return amount
+    has_order = ok & parsed["order_id"].notna().to_numpy(dtype=bool)
+    q.reject(neg & ~has_order, "return_unmatched")
+    rows = np.flatnonzero(has_order)
+    keys = parsed.iloc[rows][[CUSTOMER_ID, "order_id"]]
+    group = keys.groupby([CUSTOMER_ID, "order_id"], sort=False, observed=True).ngroup()
+    group = group.to_numpy(dtype=np.int64)
+    a = amount[rows]
+    is_return = a < 0
+    purchased = np.bincount(group, weights=np.where(is_return, 0.0, a))
+    n_purchases = np.bincount(group, weights=(~is_return).astype(float))
+    returned = np.bincount(group, weights=np.where(is_return, a, 0.0))
+    has_return = returned < 0
+    unmatched = has_return & (n_purchases == 0)
+    net = purchased + returned
+    to_zero = has_return & ~unmatched & (net <= _RETURN_TOLERANCE * purchased)
+    netted = has_return & ~unmatched & ~to_zero
+
+    def full(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(amount), dtype=bool)
+        out[rows[mask]] = True
+        return out
+
+    q.reject(full(unmatched[group]), "return_unmatched")
+    q.reject(full(to_zero[group]), "return_netted_to_zero")
+    q.reject(full(netted[group] & is_return), "return_netted")
+    scaled = netted[group] & ~is_return
+    factor = np.divide(net, purchased, out=np.ones_like(net), where=netted)
+    amount[rows[scaled]] = a[scaled] * factor[group[scaled]]
+    return amount
+
+
+def validate_transactions(
+    raw: pd.DataFrame,
+    as_of: DateLike,
+    returns: ReturnsPolicy = "drop",
+    *,
+    timestamp_format: str | None = None,
+    duplicates: DuplicatesPolicy = "drop",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate raw transactions; quarantine the rows that cannot be used.
+
+    Checks, in order (a row gets the first reason that applies): missing or blank
+    ``customer_id``; missing or unparseable ``timestamp``; missing or non-numeric ``amount``;
+    non-numeric ``quantity``; timestamp after the as-of date (the as-of day is included);
+    exact duplicate of an earlier row (the first copy is kept; contract columns compared after
+    parsing, any other input column as is); returns (negative amounts):
+
+    - ``returns="drop"``: each return is rejected as ``return``;
+    - ``returns="net"``: returns are netted against the purchases of the same customer and
+      ``order_id``. The order's purchase rows are scaled down in proportion so that they sum
+      to the net amount, and the return rows are rejected as ``return_netted`` (their amount
+      lives on in the order). An order whose net is <= 0 loses all its rows
+      (``return_netted_to_zero``); a return with no order id or no purchase in its order is
+      ``return_unmatched``. ``quantity`` is left unchanged.
+
+    Zero amounts are kept (free items are purchases).
+
+    Parameters
+    ----------
+    raw : DataFrame
+        Columns ``customer_id``, ``timestamp``, ``amount`` and optionally ``quantity`` and
+        ``order_id``, of any dtype (text from CSV, typed from Parquet).
+    as_of : date or str
+        The as-of date; rows after this day are not used.
+    returns : {"drop", "net"}
+        How negative amounts are handled (``data.returns`` in the config).
+    timestamp_format : str, optional
+        A ``strftime`` format for text timestamps; ISO 8601 when omitted.
+    duplicates : {"drop", "keep"}
+        ``keep`` turns the duplicate check off, for sources whose identical rows are known to
+        be separate purchases (CDNOW has no transaction id; its identical lines are counted as
+        separate purchases in the published analyses of that data).
+
+    Returns
+    -------
+    clean : DataFrame
+        The usable rows in input order: ``customer_id`` (string), ``timestamp``
+        (datetime64[ns], tz-naive), ``amount`` (float64) and, when given, ``quantity``
+        (float64) and ``order_id`` (string). Fresh RangeIndex.
+    rejects : DataFrame
+        One row per rejected input row: ``table``, ``row_number`` (0-based position in
+        ``raw``), ``customer_id`` (as in the input), ``reason``.
+
+    Raises
+    ------
+    DataError
+        A required column is missing, the input is empty, every row is rejected, or the
+        timestamps mix time zones.
+    """
+    if returns not in ("drop", "net"):
+        raise ValueError(f"returns must be 'drop' or 'net', got {returns!r}")
+    contract = TRANSACTIONS
+    table = contract.name
+    _check_input(raw, contract)
+    n = len(raw)
+    q = _Quarantine(table, n)
+    cid = _clean_text(raw[CUSTOMER_ID])
+    ts, ts_missing, ts_bad = _parse_timestamps(raw[TIMESTAMP], table, TIMESTAMP, timestamp_format)
+    amount, amount_missing, amount_bad = _parse_numbers(raw["amount"])
+    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
+    q.reject(ts_missing, "timestamp_missing")
+    q.reject(ts_bad, "timestamp_unparseable")
+    q.reject(amount_missing, "amount_missing")
+    q.reject(amount_bad, "amount_not_numeric")
+    columns: dict[str, Any] = {CUSTOMER_ID: cid, TIMESTAMP: ts, "amount": amount}
+    if "quantity" in raw:
+        quantity, _, quantity_bad = _parse_numbers(raw["quantity"])
+        q.reject(quantity_bad, "quantity_not_numeric")
+        columns["quantity"] = quantity
+    if "order_id" in raw:
+        columns["order_id"] = _clean_text(raw["order_id"])
+    q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
+    parsed = pd.DataFrame(columns)
+    if duplicates == "drop":
+        q.reject(_duplicated(parsed, raw, contract, q.ok), "duplicate")
+    elif duplicates != "keep":
+        raise ValueError(f"duplicates must be 'drop' or 'keep', got {duplicates!r}")
+    if returns == "drop":
+        q.reject(q.ok & (amount < 0), "return")
+    else:
+        parsed["amount"] = _net_returns(parsed, q)
+    clean = parsed.loc[q.ok].reset_index(drop=True)
+    rejects = q.rejects(raw[CUSTOMER_ID])
+    q.finish(n, clean, rejects)
+    return clean, rejects
+
+
+# ------------------------------------------------------------------------- events
+
+
+def validate_events(
+    raw: pd.DataFrame, as_of: DateLike, *, timestamp_format: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate raw engagement events; quarantine the rows that cannot be used.
+
+    Checks, in order: missing or blank ``customer_id``; missing or unparseable ``timestamp``;
+    missing ``event_type`` or one outside :data:`retain.contracts.EVENT_TYPES` (compared after
+    stripping and lower-casing); non-numeric ``value``; timestamp after the as-of date (day
+    included); exact duplicate of an earlier row (the first copy is kept).
+
+    Parameters
+    ----------
+    raw : DataFrame
+        Columns ``customer_id``, ``timestamp``, ``event_type`` and optionally ``value``.
+    as_of : date or str
+        The as-of date; rows after this day are not used.
+    timestamp_format : str, optional
+        A ``strftime`` format for text timestamps; ISO 8601 when omitted.
+
+    Returns
+    -------
+    clean : DataFrame
+        ``customer_id`` (string), ``timestamp`` (datetime64[ns]), ``event_type`` (string,
+        lower case) and, when given, ``value`` (float64); input order, fresh RangeIndex.
+    rejects : DataFrame
+        ``table``, ``row_number``, ``customer_id``, ``reason``.
+
+    Raises
+    ------
+    DataError
+        A required column is missing, the input is empty, every row is rejected, or the
+        timestamps mix time zones.
+    """
+    contract = EVENTS
+    table = contract.name
+    _check_input(raw, contract)
+    n = len(raw)
+    q = _Quarantine(table, n)
+    cid = _clean_text(raw[CUSTOMER_ID])
+    ts, ts_missing, ts_bad = _parse_timestamps(raw[TIMESTAMP], table, TIMESTAMP, timestamp_format)
+    event_type = _clean_text(raw["event_type"]).str.lower()
+    type_missing = event_type.isna().to_numpy(dtype=bool)
+    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
+    q.reject(ts_missing, "timestamp_missing")
+    q.reject(ts_bad, "timestamp_unparseable")
+    q.reject(type_missing, "event_type_missing")
+    known = event_type.isin(EVENT_TYPES).fillna(False).to_numpy(dtype=bool)
+    q.reject(~type_missing & ~known, "event_type_unknown")
+    columns: dict[str, Any] = {CUSTOMER_ID: cid, TIMESTAMP: ts, "event_type": event_type}
+    if "value" in raw:
+        value, _, value_bad = _parse_numbers(raw["value"])
+        q.reject(value_bad, "value_not_numeric")
+        columns["value"] = value
+    q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
+    parsed = pd.DataFrame(columns)
+    q.reject(_duplicated(parsed, raw, contract, q.ok), "duplicate")
+    clean = parsed.loc[q.ok].reset_index(drop=True)
+    rejects = q.rejects(raw[CUSTOMER_ID])
+    q.finish(n, clean, rejects)
+    return clean, rejects
+
+
+# ---------------------------------------------------------------------- customers
+
+
+def validate_customers(
+    raw: pd.DataFrame, as_of: DateLike, *, timestamp_format: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate raw customer attributes; quarantine the rows that cannot be used.
+
+    Checks, in order: missing or blank ``customer_id``; unparseable ``signup_date`` (a missing
+    one is kept as NaT); signup after the as-of date (that customer is not known yet);
+    a ``customer_id`` already seen in an earlier usable row (the first is kept).
+
+    Parameters
+    ----------
+    raw : DataFrame
+        Column ``customer_id``, optionally ``signup_date``, ``acquisition_channel`` and any
+        other attribute columns (kept as they are).
+    as_of : date or str
+        The as-of date.
+    timestamp_format : str, optional
+        A ``strftime`` format for text dates; ISO 8601 when omitted.
+
+    Returns
+    -------
+    clean : DataFrame
+        Indexed by ``customer_id`` (string): ``signup_date`` (datetime64[ns]) and
+        ``acquisition_channel`` (string) when given, then the other attribute columns.
+    rejects : DataFrame
+        ``table``, ``row_number``, ``customer_id``, ``reason``.
+
+    Raises
+    ------
+    DataError
+        ``customer_id`` is missing, the input is empty, every row is rejected, or the signup
+        dates mix time zones.
+    """
+    contract = CUSTOMERS
+    table = contract.name
+    _check_input(raw, contract)
+    n = len(raw)
+    q = _Quarantine(table, n)
+    cid = _clean_text(raw[CUSTOMER_ID])
+    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
+    columns: dict[str, Any] = {CUSTOMER_ID: cid}
+    if "signup_date" in raw:
+        signup, _, signup_bad = _parse_timestamps(
+            raw["signup_date"], table, "signup_date", timestamp_format
+        )
+        q.reject(signup_bad, "signup_date_unparseable")
+        q.reject(signup >= _end_ns(as_of), "signup_date_after_as_of")
+        columns["signup_date"] = signup
+    if "acquisition_channel" in raw:
+        columns["acquisition_channel"] = _clean_text(raw["acquisition_channel"])
+    for col in raw.columns:
+        if col not in columns:
+            columns[col] = raw[col].to_numpy()
+    parsed = pd.DataFrame(columns)
+    ok = q.ok
+    dup = np.zeros(n, dtype=bool)
+    dup[ok] = cid[ok].duplicated(keep="first").to_numpy(dtype=bool)
+    q.reject(dup, "customer_id_duplicate")
+    clean = parsed.loc[q.ok].set_index(CUSTOMER_ID)
+    rejects = q.rejects(raw[CUSTOMER_ID])
+    q.finish(n, clean, rejects)
+    return clean, rejects
+
+
+# ------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Inputs:
+    """The validated inputs of one run.
+
+    Attributes
+    ----------
+    transactions : DataFrame
+        Clean transactions (see :func:`validate_transactions`).
+    events : DataFrame or None
+        Clean engagement events, or None when the source has none.
+    customers : DataFrame or None
+        Clean customer attributes indexed by ``customer_id``, or None.
+    rejects : DataFrame
+        Every rejected row of every table (``table, row_number, customer_id, reason``).
+    counts : dict
+        Per table name, the :func:`row_counts` dict.
+    as_of : Timestamp or None
+        The as-of date the inputs were validated for.
+    truth : DataFrame or None
+        The generating parameters per customer, for synthetic data only.
+    """
+
+    transactions: pd.DataFrame
+    events: pd.DataFrame | None
+    customers: pd.DataFrame | None
+    rejects: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+    as_of: pd.Timestamp | None = None
+    truth: pd.DataFrame | None = None
+
+
+_CDNOW_KIND = {"cdnow_master": "master", "cdnow_sample": "sample"}
+
+
+def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
+    """Load and validate the inputs of a run as of a date.
+
+    Every source goes through the same validation. ``cdnow_master``/``cdnow_sample`` read the
+    embedded CDNOW files (transactions only; their identical lines are kept as separate
+    purchases, see :func:`validate_transactions`); ``synthetic`` runs the generator with the
+    config's parameters; ``files`` reads the configured tables with :func:`read_table`.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration (``cfg.data`` is used).
+    as_of : date or str
+        The as-of date; later rows are rejected as ``timestamp_after_as_of``.
+
+    Returns
+    -------
+    Inputs
+        Clean tables, all rejects and the row counts per table.
+
+    Raises
+    ------
+    DataError
+        For a whole-input problem in any table.
+    """
+    data = cfg.data
+    as_of_ts = pd.Timestamp(as_of)
+    raw: dict[str, pd.DataFrame | None] = {"events": None, "customers": None}
+    formats: dict[str, str | None] = {"transactions": None, "events": None, "customers": None}
+    duplicates: DuplicatesPolicy = "drop"
+    truth = None
+    if data.source in _CDNOW_KIND:
+        from retain.datasets import load_cdnow
+
+        raw["transactions"] = load_cdnow(_CDNOW_KIND[data.source])  # type: ignore[arg-type]
+        duplicates = "keep"
+    elif data.source == "synthetic":
+        from retain.synthetic import generate_synthetic
+
+        syn = data.synthetic
+        assert syn is not None  # guaranteed by DataConfig validation
+        generated = generate_synthetic(
+            n_customers=syn.n_customers,
+            start=syn.start,
+            end=syn.end,
+            seed=syn.seed,
+            with_events=syn.with_events,
+        )
+        raw["transactions"] = generated.transactions
+        raw["events"] = getattr(generated, "events", None)
+        raw["customers"] = getattr(generated, "customers", None)
+        truth = getattr(generated, "truth", None)
+    elif data.source == "files":
+        sources = {"transactions": data.transactions, "events": data.events}
+        sources["customers"] = data.customers
+        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+        for name, source in sources.items():
+            if source is not None:
+                raw[name] = read_table(source, contracts[name])
+                formats[name] = source.timestamp_format
+    else:  # pragma: no cover - the config's Literal forbids it
+        raise ConfigError(f"unknown data source {data.source!r}")
+
+    raw_tx = raw["transactions"]
+    assert raw_tx is not None
+    transactions, tx_rejects = validate_transactions(
+        raw_tx,
+        as_of_ts,
+        returns=data.returns,
+        timestamp_format=formats["transactions"],
+        duplicates=duplicates,
+    )
+    rejects = [tx_rejects]
+    counts = {"transactions": row_counts("transactions", len(raw_tx), transactions, tx_rejects)}
+    events = customers = None
+    raw_events = raw["events"]
+    if raw_events is not None:
+        events, ev_rejects = validate_events(
+            raw_events, as_of_ts, timestamp_format=formats["events"]
+        )
+        rejects.append(ev_rejects)
+        counts["events"] = row_counts("events", len(raw_events), events, ev_rejects)
+    raw_customers = raw["customers"]
+    if raw_customers is not None:
+        customers, cu_rejects = validate_customers(
+            raw_customers, as_of_ts, timestamp_format=formats["customers"]
+        )
+        rejects.append(cu_rejects)
+        counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
+    return Inputs(
+        transactions=transactions,
+        events=events,
+        customers=customers,
+        rejects=pd.concat(rejects, ignore_index=True),
+        counts=counts,
+        as_of=as_of_ts,
+        truth=truth,
+    )
+
+
+def observed_until(cfg: RunConfig, inputs: Inputs | None = None) -> pd.Timestamp:
+    """The last day the data covers; churn label windows may not run past it.
+
+    CDNOW knows its own (:data:`retain.datasets.CDNOW_OBSERVED_UNTIL`), synthetic data ends at
+    ``synthetic.end``, files need ``data.observed_until``. For the embedded sources an explicit
+    ``data.observed_until`` may only shorten the period.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+    inputs : Inputs, optional
+        When given, checked for consistency: clean transactions may not run past the result.
+
+    Returns
+    -------
+    Timestamp
+        The last covered day (midnight).
+
+    Raises
+    ------
+    DataError
+        ``inputs`` hold transactions dated after the returned day.
+    """
+    data = cfg.data
+    if data.source in _CDNOW_KIND:
+        from retain.datasets import CDNOW_OBSERVED_UNTIL
+
+        until = pd.Timestamp(CDNOW_OBSERVED_UNTIL)
+    elif data.source == "synthetic":
+        assert data.synthetic is not None
+        until = pd.Timestamp(data.synthetic.end)
+    else:
+        assert data.observed_until is not None  # guaranteed by DataConfig validation
+        until = pd.Timestamp(data.observed_until)
+    if data.observed_until is not None:
+        until = min(until, pd.Timestamp(data.observed_until))
+    until = until.normalize()
+    if inputs is not None and len(inputs.transactions):
+        last = inputs.transactions[TIMESTAMP].max()
+        if last >= cutoff_end(until):
+            raise DataError(
+                f"transactions: data runs to {last.date()}, after observed_until "
+                f"{until.date()}; set data.observed_until to the last day the data covers"
+            )
+    return until
+
+
+def rejected_customers(inputs: Inputs, table: str | None = None) -> pd.Index:
+    """Customers whose every row was rejected.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        Loaded inputs.
+    table : str, optional
+        Restrict to one table (e.g. ``"transactions"``: customers without a single usable
+        transaction, who may still have events). By default a customer counts only when no
+        clean table holds them.
+
+    Returns
+    -------
+    Index
+        Sorted ``customer_id`` values (string; stripped as in the clean tables).
+    """
+    rejects = inputs.rejects
+    if table is not None:
+        rejects = rejects[rejects["table"] == table]
+    ids = _clean_text(rejects[CUSTOMER_ID]).dropna().unique()
+    clean_ids: list[pd.Index] = []
+    tables = {
+        "transactions": inputs.transactions,
+        "events": inputs.events,
+        "customers": inputs.customers,
+    }
+    for name, frame in tables.items():
+        if frame is None or (table is not None and name != table):
+            continue
+        if CUSTOMER_ID in frame.columns:
+            clean_ids.append(pd.Index(frame[CUSTOMER_ID].dropna().unique()))
+        else:
+            clean_ids.append(pd.Index(frame.index.unique()))
+    result = pd.Index(ids, dtype="string", name=CUSTOMER_ID)
+    for seen in clean_ids:
+        result = result[~result.isin(seen)]
+    return result.sort_values()
+
+
+# ------------------------------------------------------------------------- writing
+
+
+def _temp_sibling(path: Path, tag: str) -> Path:
+    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:12]}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry to disk where the platform allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _replace_with(path: Path, write: Any) -> None:
+    """Call ``write(file_handle)`` on a temporary sibling, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(path, "tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table to Parquet or CSV (by suffix) so that readers never see a partial file.
+
+    The index is written when it carries information (a named or non-range index, such as
+    ``customer_id``); a default RangeIndex is not.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table.
+    path : str or Path
+        Target file ending in ``.parquet``/``.pq`` or ``.csv``; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    keep_index = not (isinstance(df.index, pd.RangeIndex) and df.index.name is None)
+    if suffix in {".parquet", ".pq"}:
+        _replace_with(path, lambda fh: df.to_parquet(fh, index=keep_index))
+    elif suffix == ".csv":
+        _replace_with(path, lambda fh: fh.write(df.to_csv(index=keep_index).encode("utf-8")))
+    else:
+        raise ValueError(f"cannot tell the format of {path}: use .parquet, .pq or .csv")
+    return path
+
+
+def write_json_atomic(obj: Any, path: str | Path) -> Path:
+    """Write JSON atomically: sorted keys, two-space indent, dates and others via ``str``.
+
+    Parameters
+    ----------
+    obj : object
+        JSON-serialisable data (dates, paths and the like become strings).
+    path : str or Path
+        Target file; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    text = json.dumps(obj, sort_keys=True, indent=2, default=str) + "\n"
+    _replace_with(path, lambda fh: fh.write(text.encode("utf-8")))
+    return path
+
+
+def write_rejects(rejects: pd.DataFrame, path: str | Path) -> Path:
+    """Write a rejects table atomically (Parquet or CSV by suffix), columns in contract order.
+
+    Parameters
+    ----------
+    rejects : DataFrame
+        Rows with ``table``, ``row_number``, ``customer_id``, ``reason``.
+    path : str or Path
+        Target file.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    missing = [c for c in REJECT_COLUMNS if c not in rejects.columns]
+    if missing:
+        raise ValueError(f"rejects table lacks column(s) {', '.join(missing)}")
+    table = rejects[list(REJECT_COLUMNS)].reset_index(drop=True)
+    return write_table_atomic(table, path)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Build a directory in a temporary sibling and swap it into place only on success.
+
+    On success an existing ``path`` is renamed to a backup name, the new directory is renamed
+    to ``path``, and only then is the backup deleted (if the second rename fails the backup is
+    put back). If the body raises, the temporary directory is deleted and ``path`` is left
+    exactly as it was.
+
+    Parameters
+    ----------
+    path : str or Path
+        The final directory.
+
+    Yields
+    ------
+    Path
+        The empty temporary directory to fill.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_sibling(path, "tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    backup = None
+    if path.exists() or path.is_symlink():
+        backup = _temp_sibling(path, "old")
+        os.replace(path, backup)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(path.parent)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from retain.config import ConfigError, load_config
+from retain.config import ConfigError, RunConfig, load_config
 
 app = typer.Typer(
     help="retain: churn and CLV models, batch scoring and retention actions.",
@@ -18,6 +18,8 @@ console = Console(stderr=True)
 
 EXIT_CONFIG = 2
 EXIT_DATA = 3
+EXIT_MODEL = 4
+EXIT_PROMOTION = 5
 
 ConfigOption = typer.Option(..., "--config", "-c", help="Run config YAML, e.g. configs/cdnow.yaml")
 
@@ -42,6 +44,76 @@ def features(
     output.parent.mkdir(parents=True, exist_ok=True)
     summary.to_parquet(output)
     console.print(f"wrote {len(summary):,} customers to {output}")
+
+
+def _load_config_or_exit(config: Path) -> RunConfig:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+
+
+@app.command("train-clv")
+def train_clv(config: Path = ConfigOption) -> None:
+    """Backtest the CLV models, fit the production model, log it to MLflow as `clv`@challenger."""
+    from retain.clv import ClvFitError
+    from retain.jobs.train_clv import train_clv as run_train_clv
+    from retain.tracking import TrackingError
+
+    cfg = _load_config_or_exit(config)
+    try:
+        with console.status("train-clv: starting") as status:
+            result = run_train_clv(cfg, progress=lambda msg: status.update(f"train-clv: {msg}"))
+    except TrackingError as exc:
+        console.print(f"[red]tracking error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    except ClvFitError as exc:
+        console.print(f"[red]model error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    except ValueError as exc:  # retain.io.DataError and other input problems
+        console.print(f"[red]data error:[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    mae = result.metrics.get("holdout_mae", float("nan"))
+    console.print(
+        f"clv version {result.model_version} (alias challenger), purchase model "
+        f"{result.purchase_model}, holdout MAE {mae:.4f}\n"
+        f"run {result.run_id} in {result.tracking_uri}"
+    )
+
+
+@app.command()
+def promote(
+    config: Path = ConfigOption,
+    model: str = typer.Option(
+        ..., "--model", "-m", help="Registered model to promote: churn or clv."
+    ),
+) -> None:
+    """Move the `champion` alias to the challenger if the gate accepts it (exit 5 if refused)."""
+    from retain.jobs.promote import run_promotion
+    from retain.tracking import TrackingError
+
+    if model not in ("churn", "clv"):
+        console.print(f"[red]config error:[/red] --model must be churn or clv, got {model!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    cfg = _load_config_or_exit(config)
+    try:
+        result = run_promotion(cfg, model)
+    except TrackingError as exc:
+        console.print(f"[red]registry error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    decision = result.decision
+    if decision.accepted:
+        console.print(
+            f"[green]accepted:[/green] {model} version {decision.challenger_version} is champion "
+            f"({decision.reason})"
+        )
+        return
+    console.print(
+        f"[yellow]refused:[/yellow] {model} version {decision.challenger_version} stays "
+        f"challenger; champion remains {decision.champion_version} ({decision.reason})"
+    )
+    raise typer.Exit(EXIT_PROMOTION)
 
 
 @app.command()

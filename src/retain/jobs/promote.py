@@ -1,0 +1,62 @@
+"""Promotion step: move the ``champion`` alias of ``churn`` or ``clv`` to its challenger.
+
+The gate itself is :func:`retain.tracking.promote`; this job runs it inside an MLflow run of the
+configured experiment (tags ``step=promote``, ``model_name``, ``promotion.accepted``,
+``promotion.reason``; the decision as ``promotion/decision.json``) so that every decision,
+accepted or refused, is recorded beside the training runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import mlflow
+
+from retain.config import RunConfig
+from retain.tracking import PromotionDecision, log_dict, log_metrics, promote, tracked_run
+
+
+@dataclass(frozen=True)
+class PromoteResult:
+    """The decision and the MLflow run that recorded it."""
+
+    decision: PromotionDecision
+    run_id: str
+
+
+def run_promotion(cfg: RunConfig, model_name: str) -> PromoteResult:
+    """Apply the promotion gate to ``model_name`` and log the decision as a run.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Run config; ``tracking`` selects the store, ``promotion`` holds the tolerances.
+    model_name : str
+        ``"churn"`` or ``"clv"``.
+
+    Returns
+    -------
+    PromoteResult
+        The decision (accepted or refused, with its reason) and the run id.
+
+    Raises
+    ------
+    retain.tracking.TrackingError
+        When the store is unreachable or the model has no challenger.
+    """
+    with tracked_run(
+        cfg, "promote", run_name=f"promote-{model_name}", tags={"model_name": model_name}
+    ) as run:
+        decision = promote(model_name, cfg.promotion)
+        mlflow.set_tags(
+            {
+                "promotion.accepted": str(decision.accepted).lower(),
+                "promotion.reason": decision.reason,
+                "promotion.challenger_version": str(decision.challenger_version),
+                "promotion.champion_before": str(decision.champion_version),
+            }
+        )
+        log_metrics({**decision.metrics, "promotion_accepted": float(decision.accepted)})
+        log_dict(dataclasses.asdict(decision), "promotion/decision.json")
+    return PromoteResult(decision, run.info.run_id)

@@ -433,3 +433,208 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         node[leaf] = value
     config = validate_model(RunConfig, data, path)
     return config.model_copy(update={"source_path": path})
+
+
+# ------------------------------------------------------------------------- policy
+
+STAGES: tuple[str, ...] = (
+    "prospect",
+    "new",
+    "active",
+    "growing",
+    "loyal",
+    "at_risk",
+    "dormant",
+    "lost",
+    "reactivated",
+)
+"""Lifecycle stages, defined in DESIGN.md section 3 and decided by :mod:`retain.policy`."""
+
+TIERS: tuple[str, ...] = ("vip", "high", "medium", "low")
+"""Value tiers from predicted CLV, best first."""
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "phone", "social", "none")
+"""Contact channels of a retention action (``none`` means no contact)."""
+
+FIVE_DEGREES: tuple[str, ...] = ("satisfaction", "loyalty", "value", "engagement", "referral")
+"""The five degrees of customer relationship measured where the data allows."""
+
+Channel = Literal["email", "sms", "phone", "social", "none"]
+Degree = Literal["satisfaction", "loyalty", "value", "engagement", "referral"]
+
+
+class StageRules(StrictModel):
+    """Thresholds of the lifecycle-stage rules (applied in the order documented in policy.py)."""
+
+    new_customer_days: int = Field(90, ge=0, description="First purchase at most this long ago")
+    lost_p_alive: float = Field(0.10, ge=0.0, le=1.0)
+    lost_inactive_days: int = Field(365, gt=0)
+    dormant_p_alive: float = Field(0.30, ge=0.0, le=1.0)
+    dormant_gap_multiple: float = Field(3.0, gt=0.0)
+    dormant_min_inactive_days: int = Field(120, gt=0)
+    default_gap_days: float = Field(90.0, gt=0.0, description="Usual gap of one-time buyers")
+    reactivated_min_gap_days: int = Field(180, gt=0)
+    reactivated_window_days: int = Field(90, gt=0)
+    at_risk_churn_probability: float = Field(0.5, ge=0.0, le=1.0)
+    loyal_min_tenure_days: int = Field(365, ge=0)
+    loyal_min_frequency: int = Field(4, ge=1)
+    loyal_max_churn_probability: float = Field(0.3, ge=0.0, le=1.0)
+    growing_value_ratio: float = Field(1.2, gt=0.0)
+    value_horizon_days: int = Field(365, gt=0, description="Horizon of the predicted CLV")
+
+    @model_validator(mode="after")
+    def _order(self) -> StageRules:
+        if self.lost_p_alive > self.dormant_p_alive:
+            raise ValueError("lost_p_alive must not exceed dormant_p_alive")
+        if self.lost_inactive_days < self.dormant_min_inactive_days:
+            raise ValueError("lost_inactive_days must be at least dormant_min_inactive_days")
+        if self.loyal_max_churn_probability > self.at_risk_churn_probability:
+            raise ValueError(
+                "loyal_max_churn_probability must not exceed at_risk_churn_probability"
+            )
+        return self
+
+
+class TierRules(StrictModel):
+    """Value-tier cut-points: top shares of customers (quantile) or minimum CLV (absolute)."""
+
+    method: Literal["quantile", "absolute"] = "quantile"
+    vip: float = Field(0.05, ge=0.0)
+    high: float = Field(0.15, ge=0.0)
+    medium: float = Field(0.30, ge=0.0)
+
+    @model_validator(mode="after")
+    def _cuts(self) -> TierRules:
+        if self.method == "quantile":
+            if min(self.vip, self.high, self.medium) <= 0.0:
+                raise ValueError("quantile tier shares must be positive")
+            if self.vip + self.high + self.medium > 1.0:
+                raise ValueError("vip + high + medium shares must not exceed 1")
+        elif not self.vip >= self.high >= self.medium:
+            raise ValueError("absolute tier cut-points must satisfy vip >= high >= medium")
+        return self
+
+
+class ActionRule(StrictModel):
+    """One row of the action table; ``*`` in stage or tier matches any value."""
+
+    stage: str
+    tier: str
+    action: str = Field(min_length=1)
+    channel: Channel
+    offer: str = ""
+    unit_cost: float = Field(0.0, ge=0.0)
+    save_rate: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _keys(self) -> ActionRule:
+        if self.stage != "*" and self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; expected one of {STAGES} or '*'")
+        if self.tier != "*" and self.tier not in TIERS:
+            raise ValueError(f"unknown tier {self.tier!r}; expected one of {TIERS} or '*'")
+        if self.channel == "none" and (self.unit_cost > 0 or self.save_rate > 0):
+            raise ValueError("an action on channel 'none' must have unit_cost 0 and save_rate 0")
+        return self
+
+    @property
+    def specificity(self) -> int:
+        """3 for an exact pair, 2 for ``(stage, *)``, 1 for ``(*, tier)``, 0 for ``(*, *)``."""
+        return 2 * (self.stage != "*") + (self.tier != "*")
+
+
+class ChannelBudget(StrictModel):
+    """A per-channel limit: number of contacts, money, or both."""
+
+    max_contacts: int | None = Field(None, ge=0)
+    max_cost: float | None = Field(None, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some(self) -> ChannelBudget:
+        if self.max_contacts is None and self.max_cost is None:
+            raise ValueError("a channel budget needs max_contacts, max_cost or both")
+        return self
+
+
+def _default_degree_sources() -> dict[str, tuple[str, ...]]:
+    return {
+        "satisfaction": ("satisfaction_mean",),
+        "loyalty": ("tenure_days", "frequency"),
+        "value": ("clv",),
+        "engagement": ("sessions_90d",),
+        "referral": ("referrals_365d",),
+    }
+
+
+class PolicyConfig(StrictModel):
+    """The retention policy: stage rules, tier cut-points, action table, budgets, degrees."""
+
+    stages: StageRules = StageRules()
+    tiers: TierRules = TierRules()
+    actions: tuple[ActionRule, ...]
+    budget: dict[Channel, ChannelBudget] = Field(default_factory=dict)
+    five_degrees: dict[Degree, tuple[str, ...]] = Field(default_factory=_default_degree_sources)
+
+    @model_validator(mode="after")
+    def _table(self) -> PolicyConfig:
+        seen: dict[tuple[str, str], int] = {}
+        for i, rule in enumerate(self.actions):
+            key = (rule.stage, rule.tier)
+            if key in seen:
+                raise ValueError(
+                    f"actions[{i}] repeats (stage={rule.stage}, tier={rule.tier}) of "
+                    f"actions[{seen[key]}]: each pair must resolve to exactly one action"
+                )
+            seen[key] = i
+        missing = [
+            f"({s}, {t})"
+            for s in STAGES
+            for t in TIERS
+            if not any(k in seen for k in ((s, t), (s, "*"), ("*", t), ("*", "*")))
+        ]
+        if missing:
+            raise ValueError(f"no action for: {', '.join(missing)}")
+        if "none" in self.budget:
+            raise ValueError("channel 'none' takes no budget")
+        return self
+
+    def resolve(self, stage: str, tier: str) -> ActionRule:
+        """The action for one (stage, tier) pair: the most specific matching rule.
+
+        Parameters
+        ----------
+        stage, tier : str
+            A stage from :data:`STAGES` and a tier from :data:`TIERS`.
+
+        Returns
+        -------
+        ActionRule
+            Exact pair first, then ``(stage, *)``, then ``(*, tier)``, then ``(*, *)``.
+        """
+        for key in ((stage, tier), (stage, "*"), ("*", tier), ("*", "*")):
+            for rule in self.actions:
+                if (rule.stage, rule.tier) == key:
+                    return rule
+        raise KeyError(f"no action for ({stage}, {tier})")
+
+
+def load_policy(path: str | Path) -> PolicyConfig:
+    """Load and validate a policy file such as ``configs/policy.yaml``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    PolicyConfig
+        The validated policy.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or invalid: unknown keys, thresholds out of range, or an
+        action table where some (stage, tier) pair does not resolve to exactly one action.
+    """
+    path = Path(path)
+    return validate_model(PolicyConfig, read_yaml(path), path)

@@ -1,0 +1,525 @@
+"""Retention policy: lifecycle stage, value tier, retention action and priority.
+
+Everything here is a pure function of a per-customer table and a validated
+:class:`~retain.config.PolicyConfig` (``configs/policy.yaml``); no I/O, no global state.
+
+The input table is indexed by ``customer_id`` and carries, per customer:
+
+- ``frequency`` (repeat purchase occasions), ``recency_days``, ``tenure_days`` and
+  ``monetary_value`` from :func:`retain.features.rfm.rfm_summary` (missing for prospects, who
+  have no purchase yet);
+- ``p_alive`` and ``clv`` from the CLV model and ``churn_probability`` from the calibrated churn
+  model (missing for prospects);
+- optionally ``last_gap_days``: the gap between the last two purchase occasions, used to
+  recognise reactivated customers (without it no customer is ``reactivated``).
+
+Stage rules are applied in a fixed order and the first that matches decides (see the comment at
+the top of ``configs/policy.yaml``): prospect, new, lost, dormant, reactivated, at_risk, loyal,
+growing, active. Every customer gets a ``stage_reason`` naming the rule and its deciding values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from retain.config import (
+    CHANNELS,
+    FIVE_DEGREES,
+    STAGES,
+    TIERS,
+    PolicyConfig,
+    StageRules,
+    TierRules,
+)
+
+__all__ = [
+    "CHANNELS",
+    "FIVE_DEGREES",
+    "OVER_BUDGET",
+    "STAGES",
+    "STAGE_FIVE_F",
+    "STAGE_PHASE",
+    "TIERS",
+    "action_priority",
+    "apply_budget",
+    "apply_policy",
+    "assign_actions",
+    "assign_stages",
+    "assign_tiers",
+    "five_degrees",
+    "tier_cut_points",
+]
+
+OVER_BUDGET = "none (over budget)"
+"""The ``retention_action`` of customers whose channel budget ran out."""
+
+STAGE_PHASE: dict[str, str] = {
+    "prospect": "identification",
+    "new": "acquisition",
+    "active": "maintenance",
+    "growing": "maintenance",
+    "loyal": "maintenance",
+    "at_risk": "retention: churn warning",
+    "dormant": "retention: reactivation",
+    "lost": "retention: win-back or let go",
+    "reactivated": "retention: reactivation",
+}
+"""Lifecycle phase of each stage (customer-lifecycle management)."""
+
+STAGE_FIVE_F: dict[str, str | None] = {
+    "prospect": "Find",
+    "new": "Focus",
+    "active": "Frequent",
+    "growing": "Foster",
+    "loyal": "Fidelity",
+    "at_risk": None,
+    "dormant": None,
+    "lost": None,
+    "reactivated": None,
+}
+"""The 5F step (Find, Focus, Frequent, Foster, Fidelity) of each stage; retention stages have
+none."""
+
+REQUIRED = ("frequency", "recency_days", "tenure_days", "monetary_value", "p_alive", "clv")
+
+
+def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in frame:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _fmt(values: np.ndarray, spec: str) -> list[str]:
+    return [format(v, spec) for v in values.tolist()]
+
+
+def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
+    """Lifecycle stage of every customer, with the rule and values that decided it.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Indexed by ``customer_id`` with ``frequency``, ``recency_days``, ``tenure_days``,
+        ``monetary_value``, ``p_alive``, ``clv``, ``churn_probability`` and optionally
+        ``last_gap_days``. A missing ``tenure_days`` marks a prospect (no purchase yet).
+    rules : StageRules
+        Thresholds from ``configs/policy.yaml``.
+
+    Returns
+    -------
+    DataFrame
+        Same index; columns ``lifecycle_stage`` (one of :data:`STAGES`), ``stage_reason``
+        (plain text), ``lifecycle_phase`` and ``five_f`` (missing for retention stages).
+    """
+    missing = [c for c in (*REQUIRED, "churn_probability") if c not in scores]
+    if missing:
+        raise ValueError(f"assign_stages: missing columns {missing}")
+    freq = _num(scores, "frequency")
+    recency = _num(scores, "recency_days")
+    tenure = _num(scores, "tenure_days")
+    monetary = _num(scores, "monetary_value")
+    p_alive = _num(scores, "p_alive")
+    clv = _num(scores, "clv")
+    churn = _num(scores, "churn_probability")
+    last_gap = _num(scores, "last_gap_days")
+    r = rules
+
+    since_last = tenure - recency
+    with np.errstate(divide="ignore", invalid="ignore"):
+        usual_gap = np.where(
+            freq >= 1, recency / np.where(freq >= 1, freq, 1.0), r.default_gap_days
+        )
+        hist_value = monetary * freq / tenure * r.value_horizon_days
+    hist_value = np.where(tenure > 0, hist_value, 0.0)
+    dormant_limit = np.maximum(r.dormant_gap_multiple * usual_gap, r.dormant_min_inactive_days)
+
+    prospect = np.isnan(tenure)
+    new = tenure <= r.new_customer_days
+    lost_alive = p_alive < r.lost_p_alive
+    lost_idle = since_last > r.lost_inactive_days
+    dormant_alive = p_alive < r.dormant_p_alive
+    dormant_gap = since_last > dormant_limit
+    reactivated = (last_gap >= r.reactivated_min_gap_days) & (
+        since_last <= r.reactivated_window_days
+    )
+    at_risk = churn >= r.at_risk_churn_probability
+    loyal = (
+        (tenure >= r.loyal_min_tenure_days)
+        & (freq >= r.loyal_min_frequency)
+        & (churn < r.loyal_max_churn_probability)
+    )
+    growing = (freq >= 1) & (clv >= r.growing_value_ratio * hist_value)
+
+    conditions = [
+        prospect,
+        new,
+        lost_alive | lost_idle,
+        dormant_alive | dormant_gap,
+        reactivated,
+        at_risk,
+        loyal,
+        growing,
+    ]
+    names = ["prospect", "new", "lost", "dormant", "reactivated", "at_risk", "loyal", "growing"]
+    code = np.select(conditions, list(range(len(names))), default=len(names))
+    order = [*names, "active"]
+    stage = np.asarray(order, dtype=object)[code]
+
+    reason = np.empty(len(scores), dtype=object)
+
+    def put(mask: np.ndarray, texts: list[str]) -> None:
+        reason[np.flatnonzero(mask)] = texts
+
+    m = code == 0
+    put(m, ["prospect: known customer without a purchase by the as-of date"] * int(m.sum()))
+    m = code == 1
+    put(
+        m,
+        [
+            f"new: first purchase {t} days ago (<= {r.new_customer_days})"
+            for t in _fmt(tenure[m], ".0f")
+        ],
+    )
+    m = code == 2
+    lost_by_alive = lost_alive[m]
+    texts = []
+    for by_alive, pa, idle in zip(
+        lost_by_alive.tolist(), p_alive[m].tolist(), since_last[m].tolist(), strict=True
+    ):
+        if by_alive:
+            texts.append(f"lost: P(alive) {pa:.3g} < {r.lost_p_alive:g}")
+        else:
+            texts.append(f"lost: no purchase for {idle:.0f} days (> {r.lost_inactive_days})")
+    put(m, texts)
+    m = code == 3
+    texts = []
+    for by_alive, pa, idle, gap, limit in zip(
+        dormant_alive[m].tolist(),
+        p_alive[m].tolist(),
+        since_last[m].tolist(),
+        usual_gap[m].tolist(),
+        dormant_limit[m].tolist(),
+        strict=True,
+    ):
+        if by_alive:
+            texts.append(f"dormant: P(alive) {pa:.3g} < {r.dormant_p_alive:g}")
+        else:
+            texts.append(
+                f"dormant: no purchase for {idle:.0f} days (> {limit:.0f} = max("
+                f"{r.dormant_gap_multiple:g} x usual gap {gap:.0f} days, "
+                f"{r.dormant_min_inactive_days}))"
+            )
+    put(m, texts)
+    m = code == 4
+    put(
+        m,
+        [
+            f"reactivated: bought {idle:.0f} days ago (<= {r.reactivated_window_days}) after a "
+            f"{gap:.0f}-day gap (>= {r.reactivated_min_gap_days})"
+            for idle, gap in zip(since_last[m].tolist(), last_gap[m].tolist(), strict=True)
+        ],
+    )
+    m = code == 5
+    put(
+        m,
+        [
+            f"at_risk: churn probability {p} >= {r.at_risk_churn_probability:g}"
+            for p in _fmt(churn[m], ".3g")
+        ],
+    )
+    m = code == 6
+    put(
+        m,
+        [
+            f"loyal: tenure {t:.0f} days (>= {r.loyal_min_tenure_days}), {f:.0f} repeat "
+            f"purchases (>= {r.loyal_min_frequency}), churn probability {p:.3g} "
+            f"(< {r.loyal_max_churn_probability:g})"
+            for t, f, p in zip(tenure[m].tolist(), freq[m].tolist(), churn[m].tolist(), strict=True)
+        ],
+    )
+    m = code == 7
+    put(
+        m,
+        [
+            f"growing: predicted value {c:.2f} >= {r.growing_value_ratio:g} x historical value "
+            f"{h:.2f} over {r.value_horizon_days} days"
+            for c, h in zip(clv[m].tolist(), hist_value[m].tolist(), strict=True)
+        ],
+    )
+    m = code == 8
+    put(
+        m,
+        [
+            f"active: buying, churn probability {p} < {r.at_risk_churn_probability:g}, "
+            f"predicted value {c:.2f} < {r.growing_value_ratio:g} x historical value {h:.2f}"
+            for p, c, h in zip(
+                _fmt(churn[m], ".3g"), clv[m].tolist(), hist_value[m].tolist(), strict=True
+            )
+        ],
+    )
+    out = pd.DataFrame(
+        {
+            "lifecycle_stage": pd.array(stage, dtype="string"),
+            "stage_reason": pd.array(reason, dtype="string"),
+        },
+        index=scores.index,
+    )
+    out["lifecycle_phase"] = out["lifecycle_stage"].map(STAGE_PHASE).astype("string")
+    out["five_f"] = out["lifecycle_stage"].map(STAGE_FIVE_F).astype("string")
+    return out
+
+
+def tier_cut_points(clv: pd.Series | np.ndarray, tiers: TierRules) -> dict[str, float]:
+    """Minimum CLV of the vip, high and medium tiers.
+
+    Parameters
+    ----------
+    clv : Series or ndarray
+        Predicted CLV of the scored customers (missing values are ignored).
+    tiers : TierRules
+        ``quantile``: the tiers hold the top ``vip``, next ``high`` and next ``medium`` shares
+        of customers; ``absolute``: the cut-points are the configured amounts.
+
+    Returns
+    -------
+    dict
+        ``{"vip": a, "high": b, "medium": c}`` with ``a >= b >= c``; a customer belongs to the
+        best tier whose cut-point their CLV reaches. Customers tied at a cut-point share the
+        better tier.
+    """
+    if tiers.method == "absolute":
+        return {"vip": tiers.vip, "high": tiers.high, "medium": tiers.medium}
+    values = np.asarray(clv, dtype=float)
+    values = np.sort(values[~np.isnan(values)])[::-1]
+    cuts: dict[str, float] = {}
+    share = 0.0
+    for name in ("vip", "high", "medium"):
+        share += getattr(tiers, name)
+        k = int(np.ceil(share * len(values)))
+        cuts[name] = float(values[k - 1]) if k >= 1 else np.inf
+    return cuts
+
+
+def assign_tiers(clv: pd.Series, cut_points: dict[str, float]) -> pd.Series:
+    """Value tier from predicted CLV and the cut-points of :func:`tier_cut_points`.
+
+    Parameters
+    ----------
+    clv : Series
+        Predicted CLV; missing (prospects) gives ``low``.
+    cut_points : dict
+        Minimum CLV of ``vip``, ``high`` and ``medium``.
+
+    Returns
+    -------
+    Series
+        ``value_tier`` (string dtype), same index.
+    """
+    values = pd.to_numeric(clv, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    tier = np.select(
+        [values >= cut_points["vip"], values >= cut_points["high"], values >= cut_points["medium"]],
+        ["vip", "high", "medium"],
+        default="low",
+    )
+    return pd.Series(pd.array(tier, dtype="string"), index=clv.index, name="value_tier")
+
+
+def assign_actions(
+    stages: pd.Series,
+    tiers: pd.Series,
+    churn_probability: pd.Series,
+    clv: pd.Series,
+    policy: PolicyConfig,
+) -> pd.DataFrame:
+    """Retention action of every customer from the (stage, tier) action table.
+
+    Parameters
+    ----------
+    stages, tiers : Series
+        ``lifecycle_stage`` and ``value_tier``, same index.
+    churn_probability, clv : Series
+        Calibrated churn probability and predicted CLV (missing for prospects).
+    policy : PolicyConfig
+        The validated policy with its action table.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``retention_action``, ``action_channel``, ``action_offer``, ``action_cost``,
+        ``save_rate`` and ``expected_value_saved`` = churn_probability x clv x save_rate - cost
+        (missing when churn probability or CLV is missing).
+    """
+    table = pd.DataFrame(
+        [
+            {"lifecycle_stage": s, "value_tier": t, **policy.resolve(s, t).model_dump()}
+            for s in STAGES
+            for t in TIERS
+        ]
+    ).drop(columns=["stage", "tier"])
+    keys = pd.MultiIndex.from_arrays([stages.astype(str).to_numpy(), tiers.astype(str).to_numpy()])
+    table_index = pd.MultiIndex.from_frame(table[["lifecycle_stage", "value_tier"]])
+    pos = table_index.get_indexer(keys)
+    if (pos < 0).any():
+        bad = keys[pos < 0][0]
+        raise ValueError(f"assign_actions: unknown (stage, tier) {bad}")
+    rows = table.iloc[pos]
+    cost = rows["unit_cost"].to_numpy(dtype=float)
+    save = rows["save_rate"].to_numpy(dtype=float)
+    p = pd.to_numeric(churn_probability, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    v = pd.to_numeric(clv, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return pd.DataFrame(
+        {
+            "retention_action": pd.array(rows["action"].to_numpy(), dtype="string"),
+            "action_channel": pd.array(rows["channel"].to_numpy(), dtype="string"),
+            "action_offer": pd.array(rows["offer"].to_numpy(), dtype="string"),
+            "action_cost": cost,
+            "save_rate": save,
+            "expected_value_saved": p * v * save - cost,
+        },
+        index=stages.index,
+    )
+
+
+def _best_first(ev: np.ndarray) -> np.ndarray:
+    """Positions sorted by expected value, best first; missing last; ties keep input order."""
+    key = np.where(np.isnan(ev), -np.inf, ev)
+    return np.argsort(-key, kind="stable")
+
+
+def apply_budget(actions: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
+    """Keep the best customers of each budgeted channel; mark the rest over budget.
+
+    Parameters
+    ----------
+    actions : DataFrame
+        Output of :func:`assign_actions`.
+    policy : PolicyConfig
+        ``policy.budget`` maps a channel to ``max_contacts`` and/or ``max_cost``.
+
+    Returns
+    -------
+    DataFrame
+        A copy in which, per budgeted channel, customers are taken in order of
+        ``expected_value_saved`` (best first, missing last) while both limits hold; the others
+        get ``retention_action`` ``"none (over budget)"``, channel ``none``, no offer, cost 0
+        and expected value saved 0.
+    """
+    out = actions.copy()
+    if not policy.budget:
+        return out
+    channel = out["action_channel"].astype(str).to_numpy()
+    ev = out["expected_value_saved"].to_numpy(dtype=float)
+    cost = out["action_cost"].to_numpy(dtype=float)
+    drop = np.zeros(len(out), dtype=bool)
+    for name, budget in policy.budget.items():
+        idx = np.flatnonzero(channel == name)
+        if len(idx) == 0:
+            continue
+        idx = idx[_best_first(ev[idx])]
+        keep = np.ones(len(idx), dtype=bool)
+        if budget.max_contacts is not None:
+            keep &= np.arange(1, len(idx) + 1) <= budget.max_contacts
+        if budget.max_cost is not None:
+            keep &= np.cumsum(cost[idx]) <= budget.max_cost + 1e-9
+        # keep a best-first prefix: once a customer is over budget, all later ones are too
+        keep = np.logical_and.accumulate(keep)
+        drop[idx[~keep]] = True
+    out.loc[drop, "retention_action"] = OVER_BUDGET
+    out.loc[drop, "action_channel"] = "none"
+    out.loc[drop, "action_offer"] = ""
+    out.loc[drop, "action_cost"] = 0.0
+    out.loc[drop, "save_rate"] = 0.0
+    out.loc[drop, "expected_value_saved"] = 0.0
+    return out
+
+
+def action_priority(actions: pd.DataFrame) -> pd.Series:
+    """Rank of each contacted customer by expected value saved (1 = act first).
+
+    Parameters
+    ----------
+    actions : DataFrame
+        With ``action_channel`` and ``expected_value_saved``.
+
+    Returns
+    -------
+    Series
+        ``action_priority`` (nullable Int64): 1..k over customers with a contact channel and a
+        known expected value, best first (ties in input order); missing for the others.
+    """
+    ev = actions["expected_value_saved"].to_numpy(dtype=float)
+    contacted = (actions["action_channel"].astype(str).to_numpy() != "none") & ~np.isnan(ev)
+    idx = np.flatnonzero(contacted)
+    order = idx[_best_first(ev[idx])]
+    rank = np.zeros(len(actions), dtype=np.int64)
+    rank[order] = np.arange(1, len(order) + 1)
+    out = pd.array(rank, dtype="Int64")
+    out[~contacted] = pd.NA
+    return pd.Series(out, index=actions.index, name="action_priority")
+
+
+def five_degrees(table: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
+    """The five degrees (satisfaction, loyalty, value, engagement, referral) as 0-1 scores.
+
+    Each degree is the mean percentile rank, within ``table``, of its configured source columns
+    that are present. A degree none of whose columns exists is entirely missing, and a customer
+    missing every source value of a degree is missing there: nothing is invented.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Per-customer scores and features.
+    policy : PolicyConfig
+        ``policy.five_degrees`` maps each degree to its source columns.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`FIVE_DEGREES` (float, 0-1 or missing), same index.
+    """
+    out = pd.DataFrame(index=table.index)
+    for degree in FIVE_DEGREES:
+        cols = [c for c in policy.five_degrees.get(degree, ()) if c in table]
+        if not cols:
+            out[degree] = np.nan
+            continue
+        ranks = pd.concat(
+            [pd.to_numeric(table[c], errors="coerce").astype(float).rank(pct=True) for c in cols],
+            axis=1,
+        )
+        out[degree] = ranks.mean(axis=1, skipna=True).to_numpy(dtype=float)
+    return out
+
+
+def apply_policy(scores: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
+    """Stage, tier, action, budget, priority and five degrees for a scored population.
+
+    Tier cut-points are quantiles of the whole ``scores`` table, so call this once on every
+    scored customer (not per chunk).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Indexed by ``customer_id``; see :func:`assign_stages` for the columns.
+    policy : PolicyConfig
+        The validated policy.
+
+    Returns
+    -------
+    DataFrame
+        Same index; columns ``lifecycle_stage``, ``stage_reason``, ``lifecycle_phase``,
+        ``five_f``, ``value_tier``, ``retention_action``, ``action_channel``, ``action_offer``,
+        ``action_cost``, ``expected_value_saved``, ``action_priority`` and the five degrees.
+    """
+    stages = assign_stages(scores, policy.stages)
+    cuts = tier_cut_points(scores["clv"], policy.tiers)
+    tiers = assign_tiers(scores["clv"], cuts)
+    actions = assign_actions(
+        stages["lifecycle_stage"], tiers, scores["churn_probability"], scores["clv"], policy
+    )
+    actions = apply_budget(actions, policy)
+    out = pd.concat([stages, tiers, actions.drop(columns=["save_rate"])], axis=1)
+    out["action_priority"] = action_priority(actions)
+    degrees = five_degrees(pd.concat([scores, out], axis=1), policy)
+    return pd.concat([out, degrees], axis=1)

@@ -252,6 +252,25 @@ class ChurnConfig(StrictModel):
     num_boost_round: int = Field(500, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)
     optuna: OptunaConfig = OptunaConfig()
+    imbalance: Literal["balanced", "none"] = Field(
+        "balanced",
+        description="balanced: scale_pos_weight = negatives / positives of the training rows "
+        "(the calibrator restores the probability scale); none: unweighted",
+    )
+    clv_feature_model: Literal["bgnbd", "pareto_nbd", "mbgnbd"] = Field(
+        "bgnbd", description="BTYD model fitted at every cutoff for the p_alive/... features"
+    )
+    baseline_models: tuple[Literal["bgnbd", "pareto_nbd", "mbgnbd"], ...] = (
+        "bgnbd",
+        "pareto_nbd",
+        "mbgnbd",
+    )
+    strict_validation: bool = Field(
+        False, description="Forbid the validation label window from overlapping the test window"
+    )
+    leakage_check_customers: int = Field(
+        1000, ge=0, description="Customers re-featurised per cutoff by the leakage guard (0: off)"
+    )
 
     @model_validator(mode="after")
     def _cutoffs(self) -> ChurnConfig:

@@ -1,0 +1,668 @@
+"""Churn training data: the time split, point-in-time features per cutoff, and the leakage guard.
+
+Time split
+----------
+Training stacks several cutoffs; the validation cutoff (early stopping and calibration) and the
+test cutoff (evaluation only) come later. The label of a row at cutoff ``c`` looks at the window
+``(c, c + H]``. :func:`make_time_split` raises :class:`LeakageError` when
+
+- any training label window overlaps the test label window (``c_train + H > c_test``): the
+  model would learn from purchases that decide test labels;
+- cutoffs are out of order (train < validation < test);
+- any label window runs past the last observed day.
+
+**Validation may overlap the test window.** The validation cutoff only picks the number of
+boosting rounds (early stopping) and fits the one-dimensional calibrator; it is never used to
+fit trees. On CDNOW (18 months of data, a 26-week horizon) there is no room for a validation
+window that ends before the test cutoff once the training windows are placed, so the overlap is
+permitted, reported in :attr:`TimeSplit.validation_test_overlap_days` and logged with the run.
+Set ``strict_validation=True`` to forbid it.
+
+Features
+--------
+Each cutoff's features are the feature-pipeline columns (:func:`retain.features.build.
+build_features`) plus the outputs of a purchase model (:class:`retain.clv.ClvModel`) fitted only
+on the RFM summary as of that cutoff: ``p_alive``, ``expected_purchases_horizon`` (expected
+repeat purchases in the next H days) and ``p_no_purchase_horizon`` (probability of no purchase
+in the next H days, which is also the BTYD baseline).
+
+Categorical text columns (RFM segment names and classes) are dropped from the model matrix: they
+are deterministic functions of the RFM scores that are already features, and dropping them
+keeps the scoring contract to a plain list of numeric columns.
+
+Leakage guard
+-------------
+:func:`check_point_in_time` re-computes the features of a random sample of customers twice,
+from all their rows and from their rows up to the cutoff only, and raises
+:class:`LeakageError` naming the columns that differ: a point-in-time feature cannot change when
+later rows are added. The sample includes customers whose rows are all after the cutoff, so a
+feature that uses later customers (e.g. population quantiles over the future) is caught too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.features.rfm import cutoff_end
+
+DateLike = dt.date | str | pd.Timestamp
+FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
+"""``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``."""
+
+LABEL = "churned"
+KEY_COLUMNS = ("cutoff", CUSTOMER_ID)
+
+
+class LeakageError(ValueError):
+    """Training data would use information from after a cutoff or from the test window."""
+
+
+def _day(value: DateLike) -> pd.Timestamp:
+    return pd.Timestamp(pd.Timestamp(value).date())
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Cutoffs of a time-based split and the label horizon.
+
+    Attributes
+    ----------
+    train_cutoffs : tuple of Timestamp
+        Cutoffs whose snapshots train the trees.
+    validation_cutoff : Timestamp
+        Cutoff for early stopping and calibration.
+    test_cutoff : Timestamp
+        Cutoff for evaluation only.
+    horizon_days : int
+        Label horizon H: churned = no purchase in days ``cutoff + 1 .. cutoff + H``.
+    observed_until : Timestamp
+        Last day covered by the data.
+    """
+
+    train_cutoffs: tuple[pd.Timestamp, ...]
+    validation_cutoff: pd.Timestamp
+    test_cutoff: pd.Timestamp
+    horizon_days: int
+    observed_until: pd.Timestamp
+
+    def label_window_end(self, cutoff: DateLike) -> pd.Timestamp:
+        """Last day of the label window of ``cutoff`` (included)."""
+        return _day(cutoff) + pd.Timedelta(days=self.horizon_days)
+
+    @property
+    def validation_test_overlap_days(self) -> int:
+        """Days shared by the validation and test label windows (0 when disjoint)."""
+        end = self.label_window_end(self.validation_cutoff)
+        return max(0, int((end - self.test_cutoff).days))
+
+    @property
+    def all_cutoffs(self) -> tuple[pd.Timestamp, ...]:
+        """Training cutoffs, then validation, then test."""
+        return (*self.train_cutoffs, self.validation_cutoff, self.test_cutoff)
+
+    def as_params(self) -> dict[str, str | int]:
+        """Flat parameters for tracking."""
+        return {
+            "train_cutoffs": ",".join(c.date().isoformat() for c in self.train_cutoffs),
+            "validation_cutoff": self.validation_cutoff.date().isoformat(),
+            "test_cutoff": self.test_cutoff.date().isoformat(),
+            "horizon_days": self.horizon_days,
+            "observed_until": self.observed_until.date().isoformat(),
+            "validation_test_overlap_days": self.validation_test_overlap_days,
+        }
+
+
+def make_time_split(
+    train_cutoffs: Sequence[DateLike],
+    validation_cutoff: DateLike,
+    test_cutoff: DateLike,
+    horizon_days: int,
+    observed_until: DateLike,
+    *,
+    strict_validation: bool = False,
+) -> TimeSplit:
+    """Build and check a time-based split.
+
+    Parameters
+    ----------
+    train_cutoffs : sequence of date
+        Training cutoffs, increasing.
+    validation_cutoff, test_cutoff : date
+        Later cutoffs for early stopping/calibration and for evaluation.
+    horizon_days : int
+        Label horizon H in days.
+    observed_until : date
+        Last observed day; every label window must end on or before it.
+    strict_validation : bool
+        Also forbid the validation label window from overlapping the test window.
+
+    Returns
+    -------
+    TimeSplit
+        The checked split.
+
+    Raises
+    ------
+    LeakageError
+        When a training label window overlaps the test window (or the validation window does,
+        with ``strict_validation``), when cutoffs are out of order, or when a label window runs
+        past ``observed_until``.
+    """
+    if horizon_days <= 0:
+        raise ValueError("horizon_days must be positive")
+    train = tuple(_day(c) for c in train_cutoffs)
+    if not train:
+        raise ValueError("at least one training cutoff is needed")
+    if list(train) != sorted(set(train)):
+        raise LeakageError("training cutoffs must be strictly increasing")
+    split = TimeSplit(
+        train, _day(validation_cutoff), _day(test_cutoff), int(horizon_days), _day(observed_until)
+    )
+    if split.validation_cutoff <= train[-1]:
+        raise LeakageError(
+            f"validation cutoff {split.validation_cutoff.date()} must be after the last training "
+            f"cutoff {train[-1].date()}"
+        )
+    if split.test_cutoff <= split.validation_cutoff:
+        raise LeakageError(
+            f"test cutoff {split.test_cutoff.date()} must be after the validation cutoff "
+            f"{split.validation_cutoff.date()}"
+        )
+    for c in train:
+        end = split.label_window_end(c)
+        if end > split.test_cutoff:
+            raise LeakageError(
+                f"training cutoff {c.date()}: its label window ({c.date()}, {end.date()}] "
+                f"overlaps the test window ({split.test_cutoff.date()}, "
+                f"{split.label_window_end(split.test_cutoff).date()}]; the last allowed training "
+                f"cutoff is {(split.test_cutoff - pd.Timedelta(days=horizon_days)).date()}"
+            )
+    if strict_validation and split.validation_test_overlap_days > 0:
+        raise LeakageError(
+            f"validation label window overlaps the test window by "
+            f"{split.validation_test_overlap_days} days"
+        )
+    for c in split.all_cutoffs:
+        end = split.label_window_end(c)
+        if end > split.observed_until:
+            raise LeakageError(
+                f"cutoff {c.date()}: label window ends {end.date()}, after the last observed day "
+                f"{split.observed_until.date()}"
+            )
+    return split
+
+
+# ------------------------------------------------------------------------ leakage guard
+
+
+def _sample_customers(transactions: pd.DataFrame, n: int, seed: int) -> np.ndarray:
+    ids = pd.unique(transactions[CUSTOMER_ID].to_numpy())
+    ids = np.sort(np.asarray(ids, dtype=object))
+    if len(ids) <= n:
+        return ids
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(ids, size=n, replace=False))
+
+
+def _until(frame: pd.DataFrame | None, cutoff: DateLike) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    ts = frame[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+    return frame.loc[ts < np.datetime64(cutoff_end(cutoff), "ns")]
+
+
+def _differing_columns(a: pd.DataFrame, b: pd.DataFrame, rtol: float) -> list[str]:
+    diff: list[str] = []
+    for col in sorted(set(a.columns) | set(b.columns)):
+        if col not in a.columns or col not in b.columns:
+            diff.append(col)
+            continue
+        x, y = a[col], b[col]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            xv = x.to_numpy(dtype=float, na_value=np.nan)
+            yv = y.to_numpy(dtype=float, na_value=np.nan)
+            same = np.isclose(xv, yv, rtol=rtol, atol=1e-12, equal_nan=True)
+            if not same.all():
+                diff.append(col)
+        else:
+            xs = x.astype("string").fillna("<NA>").to_numpy()
+            ys = y.astype("string").fillna("<NA>").to_numpy()
+            if not (xs == ys).all():
+                diff.append(col)
+    return diff
+
+
+def check_point_in_time(
+    feature_fn: FeatureFn,
+    transactions: pd.DataFrame,
+    cutoff: DateLike,
+    events: pd.DataFrame | None = None,
+    *,
+    n_customers: int = 1000,
+    seed: int = 0,
+    rtol: float = 1e-9,
+) -> None:
+    """Raise if ``feature_fn`` uses rows dated after ``cutoff``.
+
+    Parameters
+    ----------
+    feature_fn : callable
+        ``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``.
+    transactions : DataFrame
+        All transactions, including those after the cutoff.
+    cutoff : date
+        The as-of date (included).
+    events : DataFrame, optional
+        All engagement events.
+    n_customers : int
+        Customers sampled (seeded) from all customers in ``transactions``.
+    seed : int
+        Seed of the sample.
+    rtol : float
+        Relative tolerance of the numeric comparison.
+
+    Raises
+    ------
+    LeakageError
+        When the features from all rows differ from those from rows up to the cutoff: other
+        customers, other columns, or other values.
+    """
+    cutoff = _day(cutoff)
+    ids = _sample_customers(transactions, n_customers, seed)
+    tx = transactions.loc[transactions[CUSTOMER_ID].isin(ids)]
+    ev = None if events is None else events.loc[events[CUSTOMER_ID].isin(ids)]
+    full = feature_fn(tx, cutoff, ev)
+    past = feature_fn(_until(tx, cutoff), cutoff, _until(ev, cutoff))
+    where = f"features at cutoff {cutoff.date()}"
+    if not full.index.equals(past.index):
+        extra = full.index.difference(past.index)
+        raise LeakageError(
+            f"{where}: customers depend on later rows ({len(extra)} extra, e.g. {list(extra[:3])})"
+        )
+    diff = _differing_columns(full, past, rtol)
+    if diff:
+        raise LeakageError(f"{where}: columns change when rows after the cutoff are added: {diff}")
+
+
+# ------------------------------------------------------------------------------ dataset
+
+
+@dataclass
+class ChurnDataset:
+    """Labelled snapshots of one time split.
+
+    Attributes
+    ----------
+    split : TimeSplit
+        The cutoffs and horizon.
+    train, validation, test : DataFrame
+        Columns ``cutoff``, ``customer_id``, feature columns, ``churned`` (0/1 int).
+    feature_names : list of str
+        Numeric model columns, in model order.
+    dropped_columns : list of str
+        Non-numeric feature columns left out of the model matrix.
+    """
+
+    split: TimeSplit
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    feature_names: list[str]
+    dropped_columns: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, float]:
+        """Row counts and churn rates per part, for tracking."""
+        out: dict[str, float] = {}
+        for part in ("train", "validation", "test"):
+            frame = getattr(self, part)
+            out[f"{part}_rows"] = float(len(frame))
+            out[f"{part}_churn_rate"] = float(frame[LABEL].mean()) if len(frame) else float("nan")
+        return out
+
+
+def select_feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Split the non-key columns of a snapshot frame into model features and dropped ones.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Snapshot frame with ``cutoff``, ``customer_id``, features and ``churned``.
+
+    Returns
+    -------
+    features : list of str
+        Numeric and boolean columns, in frame order.
+    dropped : list of str
+        Text, categorical and datetime columns.
+    """
+    features: list[str] = []
+    dropped: list[str] = []
+    for col in frame.columns:
+        if col in KEY_COLUMNS or col == LABEL:
+            continue
+        dtype = frame[col].dtype
+        if pd.api.types.is_bool_dtype(dtype) or (
+            pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        ):
+            features.append(col)
+        else:
+            dropped.append(col)
+    return features, dropped
+
+
+def feature_matrix(frame: pd.DataFrame, feature_names: Sequence[str]) -> np.ndarray:
+    """The model matrix: the named columns as float32, missing values as NaN.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Features (one row per customer or snapshot row).
+    feature_names : sequence of str
+        Columns in model order; all must be present.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_rows, n_features)
+
+    Raises
+    ------
+    KeyError
+        When a feature column is missing.
+    """
+    missing = [c for c in feature_names if c not in frame.columns]
+    if missing:
+        raise KeyError(f"feature columns missing: {missing}")
+    out = np.empty((len(frame), len(feature_names)), dtype=np.float32)
+    for j, col in enumerate(feature_names):
+        out[:, j] = frame[col].to_numpy(dtype=np.float32, na_value=np.nan)
+    return out
+
+
+def stack_snapshots(
+    feature_fn: FeatureFn,
+    label_fn: Callable[[pd.Timestamp], pd.Series],
+    transactions: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    events: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Features and labels at several cutoffs, stacked.
+
+    Parameters
+    ----------
+    feature_fn : callable
+        ``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``.
+    label_fn : callable
+        ``label_fn(cutoff) -> Series`` of 0/1 indexed by ``customer_id``.
+    transactions, events : DataFrame
+        Inputs (all rows; the feature function applies the cutoff).
+    cutoffs : sequence of Timestamp
+        Cutoffs to stack.
+
+    Returns
+    -------
+    DataFrame
+        ``cutoff``, ``customer_id``, feature columns, ``churned``; one row per customer with a
+        purchase by the cutoff.
+    """
+    parts = []
+    for c in cutoffs:
+        feats = feature_fn(transactions, c, events)
+        labels = label_fn(c).reindex(feats.index)
+        if labels.isna().any():
+            raise ValueError(
+                f"cutoff {c.date()}: {int(labels.isna().sum())} customers lack a label"
+            )
+        part = feats.reset_index()
+        part.insert(0, "cutoff", c)
+        part[LABEL] = labels.to_numpy().astype(np.int8)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# ----------------------------------------------------------------- CLV features per cutoff
+
+CLV_FEATURES = ("p_alive", "expected_purchases_horizon", "p_no_purchase_horizon")
+"""Purchase-model outputs added to the features at every cutoff."""
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
+
+
+def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
+    """The RFM summary in weeks from feature columns in days (``rfm_summary(..., "W")``).
+
+    Parameters
+    ----------
+    features : DataFrame
+        With ``frequency``, ``recency_days``, ``tenure_days`` and ``monetary_value``.
+
+    Returns
+    -------
+    DataFrame
+        ``frequency``, ``recency_weeks``, ``tenure_weeks``, ``monetary_value``; same index.
+    """
+    return pd.DataFrame(
+        {
+            "frequency": features["frequency"].to_numpy(dtype=float),
+            "recency_weeks": features["recency_days"].to_numpy(dtype=float) / 7.0,
+            "tenure_weeks": features["tenure_days"].to_numpy(dtype=float) / 7.0,
+            "monetary_value": features["monetary_value"].to_numpy(dtype=float),
+        },
+        index=features.index,
+    )
+
+
+def probability_no_purchase(model: object, summary: pd.DataFrame, t: float) -> np.ndarray:
+    """P(no purchase in the next ``t`` time units | history) under a fitted purchase model.
+
+    BG/NBD and MBG/NBD: death happens only at purchases, so an alive customer with rate
+    ``lambda`` makes no purchase in ``t`` with probability ``exp(-lambda t)``; with the posterior
+    ``lambda | alive ~ Gamma(r + x, alpha + T)`` this gives
+    ``P0 = 1 - p_alive + p_alive * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
+
+    Pareto/NBD: with ``lambda ~ Gamma(r + x, alpha + T)`` and death rate
+    ``mu ~ Gamma(s, beta + T)`` a posteriori (given alive),
+    ``P(0 | alive) = E[exp(-(lambda + mu) t)] + int_0^t E[mu exp(-mu u)] E[exp(-lambda u)] du``,
+    the integral by 48-point Gauss-Legendre quadrature.
+
+    Parameters
+    ----------
+    model : retain.clv.ClvModel
+        A fitted model (``purchase_model``, ``purchase_params_``, ``time_unit``).
+    summary : DataFrame
+        RFM summary in the model's time unit.
+    t : float
+        Window length in the model's time unit.
+
+    Returns
+    -------
+    ndarray of float
+        Probabilities in [0, 1], one per row of ``summary``.
+    """
+    unit = {"W": "weeks", "D": "days"}[model.time_unit]  # type: ignore[attr-defined]
+    x = summary["frequency"].to_numpy(dtype=float)
+    T = summary[f"tenure_{unit}"].to_numpy(dtype=float)
+    params = model.purchase_params_  # type: ignore[attr-defined]
+    p_alive = model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float)  # type: ignore[attr-defined]
+    r, alpha = params["r"], params["alpha"]
+    log_lam_surv = lambda u: (r + x) * (np.log(alpha + T) - np.log(alpha + T + u))  # noqa: E731
+    name = model.purchase_model  # type: ignore[attr-defined]
+    if name in ("bgnbd", "mbgnbd"):
+        p0_alive = np.exp(log_lam_surv(t))
+    elif name == "pareto_nbd":
+        s, beta = params["s"], params["beta"]
+        log_mu_surv = lambda u: s * (np.log(beta + T) - np.log(beta + T + u))  # noqa: E731
+        tail = np.exp(log_lam_surv(t) + log_mu_surv(t))
+        u = (_GAUSS_NODES[:, None] + 1.0) * (t / 2.0)
+        dens = (s / (beta + T)) * np.exp(
+            (s + 1) * (np.log(beta + T) - np.log(beta + T + u)) + log_lam_surv(u)
+        )
+        p0_alive = tail + (t / 2.0) * (_GAUSS_WEIGHTS[:, None] * dens).sum(axis=0)
+    else:
+        raise ValueError(f"unknown purchase model {name!r}")
+    return np.clip(1.0 - p_alive + p_alive * p0_alive, 0.0, 1.0)
+
+
+def clv_features(
+    features: pd.DataFrame, horizon_days: int, purchase_model: str = "bgnbd"
+) -> pd.DataFrame:
+    """Purchase-model outputs at one cutoff, from a model fitted on that cutoff's RFM only.
+
+    Parameters
+    ----------
+    features : DataFrame
+        One cutoff's features (RFM columns in days), indexed by ``customer_id``.
+    horizon_days : int
+        Churn horizon H.
+    purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
+        The BTYD purchase model.
+
+    Returns
+    -------
+    DataFrame
+        Same index; ``p_alive``, ``expected_purchases_horizon`` (repeat purchases expected in
+        the next H days) and ``p_no_purchase_horizon`` (see :func:`probability_no_purchase`).
+    """
+    from retain.clv import ClvModel
+
+    summary = weekly_summary(features)
+    model = ClvModel(purchase_model=purchase_model, spend_model=None, time_unit="W")
+    model.fit(summary)
+    t = horizon_days / 7.0
+    return pd.DataFrame(
+        {
+            "p_alive": model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float),
+            "expected_purchases_horizon": model.expected_purchases(summary, t).to_numpy(),
+            "p_no_purchase_horizon": probability_no_purchase(model, summary, t),
+        },
+        index=features.index,
+    )
+
+
+@dataclass(frozen=True)
+class ChurnFeatures:
+    """The feature function of the churn model: feature pipeline plus CLV outputs.
+
+    Calling it as ``fn(transactions, cutoff, events)`` builds
+    :func:`retain.features.build.build_features`, checks its point-in-time record
+    (:func:`retain.features.build.check_point_in_time`, raising :class:`LeakageError`) and adds
+    :func:`clv_features`.
+
+    Attributes
+    ----------
+    horizon_days : int
+        Churn horizon H (for the CLV outputs).
+    config : FeatureConfig or None
+        Feature windows (None: defaults).
+    purchase_model : str
+        BTYD model for the CLV features.
+    """
+
+    horizon_days: int
+    config: object | None = None
+    purchase_model: str = "bgnbd"
+
+    def __call__(
+        self, transactions: pd.DataFrame, cutoff: pd.Timestamp, events: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        """Features of every customer with a purchase by ``cutoff``."""
+        from retain.config import FeatureConfig
+        from retain.features.build import PointInTimeError, build_features
+        from retain.features.build import check_point_in_time as check_record
+
+        config = self.config if self.config is not None else FeatureConfig()
+        feats = build_features(transactions, cutoff, events, config)
+        try:
+            check_record(feats, cutoff)
+        except PointInTimeError as exc:
+            raise LeakageError(str(exc)) from exc
+        clv = clv_features(feats, self.horizon_days, self.purchase_model)
+        return pd.concat([feats, clv], axis=1)
+
+
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numeric features as float32, text and categorical columns kept as they are."""
+    out = {}
+    for col in frame.columns:
+        s = frame[col]
+        if col in KEY_COLUMNS or col == LABEL:
+            out[col] = s
+        elif pd.api.types.is_bool_dtype(s.dtype) or (
+            pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
+        ):
+            out[col] = s.to_numpy(dtype=np.float32, na_value=np.nan)
+        else:
+            out[col] = s
+    return pd.DataFrame(out, index=frame.index)
+
+
+def build_churn_dataset(
+    transactions: pd.DataFrame,
+    split: TimeSplit,
+    events: pd.DataFrame | None = None,
+    *,
+    feature_fn: FeatureFn | None = None,
+    feature_config: object | None = None,
+    purchase_model: str = "bgnbd",
+    leakage_check_customers: int = 1000,
+    seed: int = 0,
+) -> ChurnDataset:
+    """Labelled, point-in-time snapshots for a checked time split.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions covering every label window.
+    split : TimeSplit
+        From :func:`make_time_split`.
+    events : DataFrame, optional
+        Validated engagement events.
+    feature_fn : callable, optional
+        ``feature_fn(transactions, cutoff, events)``; default :class:`ChurnFeatures`.
+    feature_config : FeatureConfig, optional
+        Feature windows for the default feature function.
+    purchase_model : str
+        BTYD model of the CLV features.
+    leakage_check_customers : int
+        Customers sampled by :func:`check_point_in_time` at every cutoff (0 disables it).
+    seed : int
+        Seed of the leakage-check sample.
+
+    Returns
+    -------
+    ChurnDataset
+        Train (stacked training cutoffs), validation and test snapshots; numeric features as
+        float32.
+
+    Raises
+    ------
+    LeakageError
+        When a feature changes if rows after its cutoff are added, or a feature table's
+        point-in-time record shows later data.
+    """
+    from retain.features.labels import churn_labels
+
+    fn = feature_fn or ChurnFeatures(split.horizon_days, feature_config, purchase_model)
+    if leakage_check_customers > 0:
+        for c in split.all_cutoffs:
+            check_point_in_time(
+                fn, transactions, c, events, n_customers=leakage_check_customers, seed=seed
+            )
+
+    def labels(c: pd.Timestamp) -> pd.Series:
+        return churn_labels(transactions, c, split.horizon_days, split.observed_until)
+
+    def stack(cutoffs: Sequence[pd.Timestamp]) -> pd.DataFrame:
+        parts = [_compact(stack_snapshots(fn, labels, transactions, [c], events)) for c in cutoffs]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    train = stack(split.train_cutoffs)
+    validation = stack([split.validation_cutoff])
+    test = stack([split.test_cutoff])
+    features, dropped = select_feature_columns(train)
+    return ChurnDataset(split, train, validation, test, features, dropped)

@@ -1,0 +1,345 @@
+"""LightGBM churn model: deterministic training, early stopping, class weights, calibration.
+
+Class imbalance is handled explicitly with ``scale_pos_weight = n_negative / n_positive`` of the
+training rows (``imbalance="balanced"``), so both classes carry the same total weight in the
+gradient. The weighting shifts the booster's probability scale; the calibrator fitted on the
+validation cutoff (:mod:`retain.churn.calibration`) maps the raw score back to a probability,
+which is what the metrics and scoring use. ``imbalance="none"`` trains unweighted.
+
+Determinism: ``seed`` (which also seeds bagging, feature fraction and data sampling),
+``deterministic=True``, ``force_col_wise=True`` and a fixed ``num_threads`` make two runs on the
+same data and config produce the same trees, hence identical predictions.
+
+Early stopping watches the ROC AUC on the validation cutoff (unweighted, so the class weights
+do not change the stopping point). The stored booster keeps exactly the best iteration's trees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from retain.churn.calibration import CalibrationMethod, apply_calibration, fit_calibration
+from retain.churn.dataset import LABEL, ChurnDataset, feature_matrix
+from retain.churn.evaluate import probability_metrics, ranking_metrics
+
+Imbalance = Literal["balanced", "none"]
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "metric": "auc",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 100,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "num_threads": 2,
+    "verbosity": -1,
+}
+"""LightGBM defaults; ``churn.lightgbm`` in the config overrides any of them."""
+
+FIXED_PARAMS: dict[str, Any] = {"deterministic": True, "force_col_wise": True}
+"""Settings that keep training reproducible; they cannot be overridden."""
+
+_IMBALANCE_KEYS = ("is_unbalance", "scale_pos_weight")
+
+
+def lightgbm_params(
+    overrides: Mapping[str, Any] | None, seed: int, scale_pos_weight: float | None
+) -> dict[str, Any]:
+    """The full LightGBM parameter dict used for training.
+
+    Parameters
+    ----------
+    overrides : mapping, optional
+        Config values (``churn.lightgbm``) replacing the defaults.
+    seed : int
+        Master seed (``seed`` parameter of LightGBM).
+    scale_pos_weight : float, optional
+        Class weight of the positive (churned) class, or None for unweighted.
+
+    Returns
+    -------
+    dict
+        Parameters for :func:`lightgbm.train`.
+
+    Raises
+    ------
+    ValueError
+        When the overrides set the class weighting themselves (use ``imbalance``) or change
+        the objective.
+    """
+    overrides = dict(overrides or {})
+    clash = [k for k in _IMBALANCE_KEYS if k in overrides]
+    if clash:
+        raise ValueError(f"set class weighting with churn.imbalance, not lightgbm {clash}")
+    if overrides.get("objective", "binary") != "binary":
+        raise ValueError("the churn model needs objective 'binary'")
+    params = {**DEFAULT_PARAMS, **overrides, **FIXED_PARAMS, "seed": int(seed)}
+    if scale_pos_weight is not None:
+        params["scale_pos_weight"] = float(scale_pos_weight)
+    return params
+
+
+@dataclass
+class ChurnModel:
+    """A trained churn model: booster, feature list and calibrator.
+
+    Scoring recipe (no pickle): ``X = feature_matrix(features, model.feature_names)``;
+    ``raw = booster.predict(X, raw_score=True)``; ``p = apply_calibration(calibrator, raw)``.
+
+    Attributes
+    ----------
+    booster : lightgbm.Booster
+        Trees of the best iteration only.
+    feature_names : list of str
+        Model columns in order.
+    calibrator : dict
+        Plain-data calibrator for :func:`retain.churn.calibration.apply_calibration`.
+    horizon_days : int
+        Churn horizon H the labels used.
+    params : dict
+        LightGBM parameters used.
+    best_iteration : int
+        Number of boosting rounds kept.
+    """
+
+    booster: lgb.Booster
+    feature_names: list[str]
+    calibrator: dict[str, Any]
+    horizon_days: int
+    params: dict[str, Any] = field(default_factory=dict)
+    best_iteration: int = 0
+
+    def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
+        """Raw scores (log-odds margins) of the booster."""
+        return self.booster.predict(feature_matrix(features, self.feature_names), raw_score=True)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated churn probabilities."""
+        return apply_calibration(self.calibrator, self.predict_raw(features))
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the booster, as plain data (stored as JSON beside the model)."""
+        return {
+            "feature_names": list(self.feature_names),
+            "calibrator": self.calibrator,
+            "horizon_days": self.horizon_days,
+            "best_iteration": self.best_iteration,
+            "params": {k: _plain(v) for k, v in self.params.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class TrainResult:
+    """A trained model with its validation figures.
+
+    Attributes
+    ----------
+    model : ChurnModel
+        The calibrated model.
+    metrics : dict
+        ``validation_*`` metrics (raw and calibrated), ``best_iteration``,
+        ``scale_pos_weight``.
+    """
+
+    model: ChurnModel
+    metrics: dict[str, float]
+
+
+def train_churn_model(
+    dataset: ChurnDataset,
+    *,
+    params: Mapping[str, Any] | None = None,
+    num_boost_round: int = 500,
+    early_stopping_rounds: int = 50,
+    calibration: CalibrationMethod = "isotonic",
+    imbalance: Imbalance = "balanced",
+    seed: int = 0,
+    feature_names: list[str] | None = None,
+) -> TrainResult:
+    """Train the booster on the training cutoffs, stop early and calibrate on validation.
+
+    Parameters
+    ----------
+    dataset : ChurnDataset
+        Snapshots of a checked time split.
+    params : mapping, optional
+        LightGBM overrides (``churn.lightgbm``).
+    num_boost_round : int
+        Upper bound on boosting rounds.
+    early_stopping_rounds : int
+        Stop when the validation AUC has not improved for this many rounds.
+    calibration : {"isotonic", "sigmoid"}
+        Calibrator fitted on the validation cutoff.
+    imbalance : {"balanced", "none"}
+        Class weighting (see the module notes).
+    seed : int
+        LightGBM seed.
+    feature_names : list of str, optional
+        Subset of ``dataset.feature_names`` to use (e.g. an RFM-only comparison model).
+
+    Returns
+    -------
+    TrainResult
+        The model and validation metrics.
+    """
+    names = list(feature_names or dataset.feature_names)
+    y_train = dataset.train[LABEL].to_numpy(dtype=np.int8)
+    y_valid = dataset.validation[LABEL].to_numpy(dtype=np.int8)
+    for part, y in (("train", y_train), ("validation", y_valid)):
+        if np.unique(y).size < 2:
+            raise ValueError(f"the {part} snapshots contain a single class")
+    n_pos = int(y_train.sum())
+    spw = (len(y_train) - n_pos) / n_pos if imbalance == "balanced" else None
+    full_params = lightgbm_params(params, seed, spw)
+    x_train = feature_matrix(dataset.train, names)
+    x_valid = feature_matrix(dataset.validation, names)
+    train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set, free_raw_data=True)
+    booster = lgb.train(
+        full_params,
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        ],
+    )
+    best = booster.best_iteration or booster.current_iteration()
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    del train_set
+    raw_valid = booster.predict(x_valid, raw_score=True)
+    calibrator = fit_calibration(raw_valid, y_valid, calibration)
+    model = ChurnModel(booster, names, calibrator, dataset.split.horizon_days, full_params, best)
+    p_raw = expit(raw_valid)
+    p_cal = apply_calibration(calibrator, raw_valid)
+    metrics: dict[str, float] = {"best_iteration": float(best)}
+    if spw is not None:
+        metrics["scale_pos_weight"] = float(spw)
+    metrics.update({f"validation_{k}": v for k, v in ranking_metrics(y_valid, raw_valid).items()})
+    metrics.update(
+        {f"validation_raw_{k}": v for k, v in probability_metrics(y_valid, p_raw).items()}
+    )
+    metrics.update({f"validation_{k}": v for k, v in probability_metrics(y_valid, p_cal).items()})
+    return TrainResult(model, metrics)
+
+
+@dataclass
+class ChurnFit:
+    """Everything one training run produces (pure data, no tracking).
+
+    Attributes
+    ----------
+    dataset : ChurnDataset
+        The snapshots used.
+    model : ChurnModel
+        The calibrated model.
+    metrics : dict
+        Validation and test metrics of the model, ``baseline_<name>_*`` of the baselines and
+        the data counts.
+    test_scores : dict
+        Test-cutoff arrays for plots: ``y``, ``raw`` (uncalibrated probability),
+        ``calibrated`` and ``baseline:<name>`` scores.
+    """
+
+    dataset: ChurnDataset
+    model: ChurnModel
+    metrics: dict[str, float]
+    test_scores: dict[str, np.ndarray]
+
+
+def train_and_evaluate(
+    transactions: pd.DataFrame,
+    churn: Any,
+    observed_until: Any,
+    events: pd.DataFrame | None = None,
+    *,
+    feature_config: Any | None = None,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+) -> ChurnFit:
+    """Split, build snapshots, train, calibrate and evaluate on the test cutoff.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions covering every label window.
+    churn : ChurnConfig
+        The ``churn`` config section.
+    observed_until : date
+        Last day covered by the data.
+    events : DataFrame, optional
+        Validated engagement events.
+    feature_config : FeatureConfig, optional
+        Feature windows.
+    seed : int
+        LightGBM seed and leakage-check sample seed.
+    params : mapping, optional
+        LightGBM parameters replacing ``churn.lightgbm`` (e.g. the best optuna trial).
+
+    Returns
+    -------
+    ChurnFit
+        Dataset, model, metrics and test scores.
+
+    Raises
+    ------
+    LeakageError
+        When the split or a feature breaks the point-in-time rules.
+    """
+    from retain.churn.dataset import build_churn_dataset, make_time_split
+    from retain.churn.evaluate import btyd_baselines, evaluate_scores
+
+    split = make_time_split(
+        churn.train_cutoffs,
+        churn.validation_cutoff,
+        churn.test_cutoff,
+        churn.horizon_days,
+        observed_until,
+        strict_validation=churn.strict_validation,
+    )
+    dataset = build_churn_dataset(
+        transactions,
+        split,
+        events,
+        feature_config=feature_config,
+        purchase_model=churn.clv_feature_model,
+        leakage_check_customers=churn.leakage_check_customers,
+        seed=seed,
+    )
+    result = train_churn_model(
+        dataset,
+        params=churn.lightgbm if params is None else params,
+        num_boost_round=churn.num_boost_round,
+        early_stopping_rounds=churn.early_stopping_rounds,
+        calibration=churn.calibration,
+        imbalance=churn.imbalance,
+        seed=seed,
+    )
+    model = result.model
+    y = dataset.test[LABEL].to_numpy(dtype=int)
+    raw = model.predict_raw(dataset.test)
+    prob = apply_calibration(model.calibrator, raw)
+    baselines = btyd_baselines(dataset.test, split.horizon_days, tuple(churn.baseline_models))
+    metrics = {**dataset.counts(), **result.metrics}
+    metrics.update(evaluate_scores(y, raw, prob, baselines, prefix="test"))
+    metrics["n_features"] = float(len(model.feature_names))
+    scores = {"y": y, "raw": expit(raw), "calibrated": prob}
+    scores.update({f"baseline:{k}": v for k, v in baselines.items()})
+    return ChurnFit(dataset, model, metrics, scores)

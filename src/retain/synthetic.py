@@ -580,7 +580,8 @@ def _simulate_events(
     value = np.concatenate(values)
     keep = time < length
     owner, time, etype, value = owner[keep], time[keep], etype[keep], value[keep]
-    order = np.lexsort((etype, time, owner))
+    # sort by customer then time: one float key (times < length, so owners never overlap)
+    order = np.argsort(owner * (length + 1.0) + time, kind="stable")
     blk.ev_owner, blk.ev_time = owner[order], time[order]
     blk.ev_type, blk.ev_value = etype[order], value[order]
 
@@ -599,8 +600,10 @@ _EVENT_CODES = ("session", "email_sent", "email_open", "email_click", "support_t
 
 def _to_ns(start_ns: int, days: np.ndarray) -> np.ndarray:
     """Days since start to datetime64[ns], rounded to the second."""
-    secs = np.floor(days * 86_400.0).astype(np.int64)
-    return (start_ns + secs * 10**9).astype("datetime64[ns]")
+    ns = (days * 86_400.0).astype(np.int64)  # days >= 0: truncation is floor
+    ns *= 10**9
+    ns += start_ns
+    return ns.view("datetime64[ns]")
 
 
 def _string_take(values: pa.Array, idx: np.ndarray) -> pd.arrays.ArrowStringArray:

@@ -634,8 +634,7 @@ def log_clv_model(
     missing = [c for c in columns if c not in example_summary.columns]
     if missing:
         raise ValueError(f"example_summary lacks columns {missing} for time unit {model.time_unit}")
-    # float columns: an integer schema would reject float input (e.g. read back from CSV)
-    example = example_summary[columns].head(5).astype("float64")
+    example = example_summary[columns].head(5)
     output = model.predict(example)
     horizon = getattr(model, "horizon", None)
     params = {"horizon": int(horizon)} if horizon is not None else None

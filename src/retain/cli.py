@@ -27,23 +27,40 @@ ConfigOption = typer.Option(..., "--config", "-c", help="Run config YAML, e.g. c
 @app.command()
 def features(
     config: Path = ConfigOption,
-    as_of: str = typer.Option(..., "--as-of", help="Cutoff date (YYYY-MM-DD), included."),
-    output: Path = typer.Option(Path("outputs/features.parquet"), help="Parquet file to write."),
+    as_of: str = typer.Option(
+        "", "--as-of", help="Cutoff date (YYYY-MM-DD), included. Default: scoring.as_of."
+    ),
+    output: Path = typer.Option(
+        Path("outputs/features.parquet"), help="Parquet file to write (atomically)."
+    ),
 ) -> None:
-    """Build the RFM summary as of a cutoff and write it to Parquet."""
-    from retain.datasets import load_cdnow
-    from retain.features.rfm import rfm_summary
+    """Build every point-in-time feature as of a cutoff and write them to Parquet.
 
+    Rows that cannot be used are written beside it as ``<output stem>.rejects.parquet``.
+    """
+    from retain.features.build import build_features
+    from retain.io import DataError, load_inputs, write_rejects, write_table_atomic
+
+    cfg = _load_config_or_exit(config)
+    cutoff = as_of or (str(cfg.scoring.as_of) if cfg.scoring else "")
+    if not cutoff:
+        console.print("[red]config error:[/red] give --as-of or set scoring.as_of in the config")
+        raise typer.Exit(EXIT_CONFIG)
     try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-    kind = "sample" if cfg.data.source == "cdnow_sample" else "master"
-    summary = rfm_summary(load_cdnow(kind), as_of, "D")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    summary.to_parquet(output)
-    console.print(f"wrote {len(summary):,} customers to {output}")
+        with console.status(f"loading and validating inputs as of {cutoff}"):
+            inputs = load_inputs(cfg, cutoff)
+        with console.status("building features"):
+            table = build_features(inputs.transactions, cutoff, inputs.events, cfg.features)
+    except DataError as exc:
+        console.print(f"[red]data error:[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    write_table_atomic(table.reset_index(), output)
+    rejects = output.with_name(f"{output.stem}.rejects.parquet")
+    write_rejects(inputs.rejects, rejects)
+    console.print(
+        f"wrote {len(table):,} customers x {table.shape[1]} features to {output} "
+        f"({len(inputs.rejects):,} rejected rows in {rejects})"
+    )
 
 
 def _load_config_or_exit(config: Path) -> RunConfig:

@@ -1,0 +1,43 @@
+"""Scoring pipeline: score every customer with the champion models, then write the report.
+
+Usage: ``python pipelines/score.py --config configs/cdnow.yaml``
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from steps import run_step
+
+
+def score(config: str, experiment_id: str) -> dict[str, str]:
+    """Run the score and report steps; return their run ids and output locations.
+
+    Parameters
+    ----------
+    config : str
+        Path of the run config.
+    experiment_id : str
+        The experiment of the parent run.
+
+    Returns
+    -------
+    dict
+        Step name to run id, and the ``output_dir`` and ``report`` paths the steps logged.
+    """
+    scored = run_step("score", {"config": config}, experiment_id)
+    out = {"score": scored.info.run_id, "output_dir": scored.data.tags.get("output_dir", "")}
+    reported = run_step("report", {"config": config, "output": out["output_dir"]}, experiment_id)
+    out["report"] = reported.info.run_id
+    out["report_path"] = reported.data.tags.get("report_path", "")
+    return out
+
+
+if __name__ == "__main__":
+    from main import parent_run
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    args = parser.parse_args()
+    with parent_run(args.config, "score-pipeline") as experiment_id:
+        print(score(args.config, experiment_id))

@@ -273,9 +273,10 @@ def _parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarra
 _TZ_PATTERN = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d*)?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 
 
-def _zone_counts(text: pd.Series) -> pd.Series:
-    """Rows per UTC offset (``naive`` for none) among non-missing timestamp strings."""
-    tz = text.dropna().str.extract(_TZ_PATTERN, expand=False)
+def _zone_counts(text: pd.Series, fmt: str | None) -> pd.Series:
+    """Rows per UTC offset (``naive`` for none) among the parseable timestamp strings."""
+    parseable = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True).notna()
+    tz = text[parseable.to_numpy(dtype=bool)].str.extract(_TZ_PATTERN, expand=False)
     digits = tz.replace({"Z": "+00:00", "UTC": "+00:00", "GMT": "+00:00"})
     digits = digits.str.replace(":", "", regex=False)
     hours_only = digits.str.len().eq(3).fillna(False).astype(bool)
@@ -291,7 +292,7 @@ def _rows(n: int) -> str:
 def _mixed_zone_error(table: str, column: str, counts: pd.Series) -> DataError:
     parts = [
         f"{_rows(n)} without a time zone" if zone == "naive" else f"{_rows(n)} at UTC{zone}"
-        for zone, n in counts.sort_index().items()
+        for zone, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     ]
     return DataError(
         f"{table}: column {column!r} mixes time zones ({', '.join(parts)}); "
@@ -320,7 +321,7 @@ def _parse_timestamps(
         try:
             parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
         except (ValueError, TypeError) as exc:
-            counts = _zone_counts(text)
+            counts = _zone_counts(text, fmt)
             if len(counts) > 1:
                 raise _mixed_zone_error(table, column, counts) from exc
             if "naive" in counts:
@@ -458,9 +459,18 @@ def _duplicated(
     for col in raw.columns:
         if col not in contract.columns:
             key[f"extra:{col}"] = raw[col].to_numpy()
+    if ok.all():
+        return key.duplicated(keep="first").to_numpy(dtype=bool)
     dup = np.zeros(len(parsed), dtype=bool)
-    dup[ok] = key.loc[ok].duplicated(keep="first").to_numpy()
+    dup[ok] = key.loc[ok].duplicated(keep="first").to_numpy(dtype=bool)
     return dup
+
+
+def _kept(parsed: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
+    """The rows of ``parsed`` where ``ok``, with a fresh RangeIndex (no copy when all are)."""
+    if ok.all():
+        return parsed
+    return parsed.loc[ok].reset_index(drop=True)
 
 
 def _end_ns(as_of: DateLike) -> np.datetime64:
@@ -601,7 +611,7 @@ def validate_transactions(
         q.reject(q.ok & (amount < 0), "return")
     else:
         parsed["amount"] = _net_returns(parsed, q)
-    clean = parsed.loc[q.ok].reset_index(drop=True)
+    clean = _kept(parsed, q.ok)
     rejects = q.rejects(raw[CUSTOMER_ID])
     q.finish(n, clean, rejects)
     return clean, rejects
@@ -666,7 +676,7 @@ def validate_events(
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
     q.reject(_duplicated(parsed, raw, contract, q.ok), "duplicate")
-    clean = parsed.loc[q.ok].reset_index(drop=True)
+    clean = _kept(parsed, q.ok)
     rejects = q.rejects(raw[CUSTOMER_ID])
     q.finish(n, clean, rejects)
     return clean, rejects

@@ -6,6 +6,15 @@
   :func:`fit_auto`, which picks the purchase model with the lowest holdout error.
 """
 
+from retain.clv.backtest import (
+    AutoResult,
+    BacktestResult,
+    backtest,
+    fit_auto,
+    frequency_table,
+    holdout_activity,
+    run_from_config,
+)
 from retain.clv.mle import ClvFitError
 from retain.clv.model import (
     DAYS_PER_MONTH,
@@ -17,6 +26,13 @@ from retain.clv.model import (
 )
 
 __all__ = [
+    "AutoResult",
+    "BacktestResult",
+    "backtest",
+    "fit_auto",
+    "frequency_table",
+    "holdout_activity",
+    "run_from_config",
     "DAYS_PER_MONTH",
     "PREDICTION_COLUMNS",
     "ClvFitError",

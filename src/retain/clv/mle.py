@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 LogLik = Callable[[np.ndarray, bool], tuple[np.ndarray, np.ndarray | None]]
 """Per-row log-likelihood (and optionally gradient rows x params) at natural parameters."""
@@ -92,6 +93,40 @@ def _hessian(
     return (hess + hess.T) / 2
 
 
+def _newton_polish(
+    func: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    theta: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    lo: float,
+    hi: float,
+    max_steps: int = 20,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Newton iterations with step halving from a near-optimal point (inside the box)."""
+    for _ in range(max_steps):
+        if float(np.max(np.abs(g))) <= GRADIENT_TOLERANCE * 1e-3:
+            break
+        try:
+            step = np.linalg.solve(_hessian(func, theta), g)
+        except np.linalg.LinAlgError:
+            break
+        if not np.all(np.isfinite(step)) or float(step @ g) <= 0:
+            break  # not a descent direction: the Hessian is not positive definite here
+        scale = 1.0
+        while scale > 1e-6:
+            cand = np.clip(theta - scale * step, lo, hi)
+            fc, gc = func(cand)
+            if np.isfinite(fc) and fc <= f:
+                break
+            scale /= 2
+        else:
+            break
+        if float(np.max(np.abs(gc))) >= float(np.max(np.abs(g))) and fc >= f:
+            break
+        theta, f, g = cand, fc, gc
+    return theta, f, g
+
+
 def fit_mle(
     label: str,
     loglik: LogLik,
@@ -147,16 +182,21 @@ def fit_mle(
     if not np.isfinite(f0):
         raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    res = minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(lo, hi)] * theta0.size,
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
-    )
+    # the optimiser's tiny BLAS calls only lose time to thread start-up on a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        res = minimize(
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(lo, hi)] * theta0.size,
+            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+        )
     theta = res.x
     f, g = objective(theta)
+    if np.isfinite(f) and float(np.max(np.abs(g))) > GRADIENT_TOLERANCE:
+        # L-BFGS can stall on ill-conditioned surfaces; polish with damped Newton steps
+        theta, f, g = _newton_polish(objective, theta, f, g, lo, hi)
     names = param_names or tuple(f"p{i}" for i in range(theta.size))
     if not np.isfinite(f):
         raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint}")

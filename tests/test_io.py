@@ -758,7 +758,7 @@ orders = st.sampled_from(["o1", "o2", "o3", None])
 good_row = ("z", "2020-01-01", "1", "o9")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.tuples(ids, stamps, amounts, orders), min_size=0, max_size=40),
     returns=st.sampled_from(["drop", "net"]),

@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: install
-	$(VENV)/bin/retain demo --config $(CONFIG)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) pipelines/main.py --config $(CONFIG)
 
 lint: install
 	$(VENV)/bin/ruff check .

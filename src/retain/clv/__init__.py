@@ -9,10 +9,10 @@
 from retain.clv.backtest import (
     AutoResult,
     BacktestResult,
-    backtest,
     fit_auto,
     frequency_table,
     holdout_activity,
+    run_backtest,
     run_from_config,
 )
 from retain.clv.mle import ClvFitError
@@ -28,10 +28,10 @@ from retain.clv.model import (
 __all__ = [
     "AutoResult",
     "BacktestResult",
-    "backtest",
     "fit_auto",
     "frequency_table",
     "holdout_activity",
+    "run_backtest",
     "run_from_config",
     "DAYS_PER_MONTH",
     "PREDICTION_COLUMNS",

@@ -30,7 +30,7 @@ ALL_PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "pareto_nbd", "mbgnbd")
 
 @dataclass
 class BacktestResult:
-    """Outcome of :func:`backtest` for one model.
+    """Outcome of :func:`run_backtest` for one model.
 
     Attributes
     ----------
@@ -155,7 +155,7 @@ def _split_dates(
     return cal, hold, days
 
 
-def backtest(
+def run_backtest(
     transactions: pd.DataFrame,
     calibration_end: dt.date | str,
     holdout_end: dt.date | str,
@@ -326,7 +326,7 @@ def fit_auto(
     transactions : DataFrame
         Validated transactions.
     calibration_end, holdout_end : date or str
-        The backtest split (see :func:`backtest`).
+        The backtest split (see :func:`run_backtest`).
     metric : {"mae", "rmse", "total_abs_error"}
         Selection metric (lower is better); ties keep the order of ``purchase_models``.
     purchase_models : sequence of str
@@ -335,7 +335,7 @@ def fit_auto(
         When given, the selected model is refitted on ``rfm_summary(transactions,
         final_cutoff)`` and returned as ``.model`` (e.g. the holdout end, for deployment).
     max_frequency : int
-        See :func:`backtest`.
+        See :func:`run_backtest`.
     **model_params
         Other :class:`ClvModel` parameters (spend_model, penalizer, time_unit, discount_rate,
         horizon).
@@ -360,7 +360,7 @@ def fit_auto(
     for name in purchase_models:
         candidate = ClvModel(**{**template.get_params(), "purchase_model": name})
         try:
-            res = backtest(
+            res = run_backtest(
                 transactions,
                 cal,
                 hold,

@@ -448,21 +448,43 @@ def _check_input(raw: pd.DataFrame, contract: Contract) -> None:
         raise DataError(f"{contract.name}: the input is empty (0 rows)")
 
 
+def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Integer codes: equal values get equal codes, missing values -1."""
+    codes, _ = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64)
+
+
 def _duplicated(
-    parsed: pd.DataFrame, raw: pd.DataFrame, contract: Contract, ok: np.ndarray
+    parsed: pd.DataFrame,
+    raw: pd.DataFrame,
+    contract: Contract,
+    ok: np.ndarray,
+    codes: dict[str, np.ndarray],
 ) -> np.ndarray:
     """Rows (among ``ok``) identical to an earlier ok row in every column.
 
     Contract columns are compared after parsing; other columns of the input as they are.
+    Text columns are compared through integer codes (``codes`` holds the ones already made).
     """
-    key = parsed.copy()
+    key: dict[str, np.ndarray] = {}
+    for col in parsed.columns:
+        values = parsed[col]
+        if col in codes:
+            key[col] = codes[col]
+        elif pd.api.types.is_numeric_dtype(values.dtype):
+            key[col] = values.to_numpy()
+        elif pd.api.types.is_datetime64_dtype(values.dtype):
+            key[col] = values.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        else:
+            key[col] = _codes(values)
     for col in raw.columns:
         if col not in contract.columns:
-            key[f"extra:{col}"] = raw[col].to_numpy()
+            key[f"extra:{col}"] = _codes(raw[col].reset_index(drop=True))
+    frame = pd.DataFrame(key)
     if ok.all():
-        return key.duplicated(keep="first").to_numpy(dtype=bool)
+        return frame.duplicated(keep="first").to_numpy(dtype=bool)
     dup = np.zeros(len(parsed), dtype=bool)
-    dup[ok] = key.loc[ok].duplicated(keep="first").to_numpy(dtype=bool)
+    dup[ok] = frame.loc[ok].duplicated(keep="first").to_numpy(dtype=bool)
     return dup
 
 
@@ -480,7 +502,7 @@ def _end_ns(as_of: DateLike) -> np.datetime64:
 # ------------------------------------------------------------------- transactions
 
 
-def _net_returns(parsed: pd.DataFrame, q: _Quarantine) -> np.ndarray:
+def _net_returns(parsed: pd.DataFrame, q: _Quarantine, codes: dict[str, np.ndarray]) -> np.ndarray:
     """Apply returns to their orders; returns the (possibly reduced) amounts."""
     amount = parsed["amount"].to_numpy(dtype=float, copy=True)
     ok = q.ok
@@ -490,12 +512,12 @@ def _net_returns(parsed: pd.DataFrame, q: _Quarantine) -> np.ndarray:
     if "order_id" not in parsed:
         q.reject(neg, "return_unmatched")
         return amount
-    has_order = ok & parsed["order_id"].notna().to_numpy(dtype=bool)
+    order = codes["order_id"]
+    has_order = ok & (order >= 0)
     q.reject(neg & ~has_order, "return_unmatched")
     rows = np.flatnonzero(has_order)
-    keys = parsed.iloc[rows][[CUSTOMER_ID, "order_id"]]
-    group = keys.groupby([CUSTOMER_ID, "order_id"], sort=False, observed=True).ngroup()
-    group = group.to_numpy(dtype=np.int64)
+    key = codes[CUSTOMER_ID][rows] * (int(order.max()) + 1) + order[rows]
+    group = _codes(key)
     a = amount[rows]
     is_return = a < 0
     purchased = np.bincount(group, weights=np.where(is_return, 0.0, a))
@@ -603,14 +625,15 @@ def validate_transactions(
         columns["order_id"] = _clean_text(raw["order_id"])
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
+    codes = {col: _codes(parsed[col]) for col in (CUSTOMER_ID, "order_id") if col in parsed}
     if duplicates == "drop":
-        q.reject(_duplicated(parsed, raw, contract, q.ok), "duplicate")
+        q.reject(_duplicated(parsed, raw, contract, q.ok, codes), "duplicate")
     elif duplicates != "keep":
         raise ValueError(f"duplicates must be 'drop' or 'keep', got {duplicates!r}")
     if returns == "drop":
         q.reject(q.ok & (amount < 0), "return")
     else:
-        parsed["amount"] = _net_returns(parsed, q)
+        parsed["amount"] = _net_returns(parsed, q, codes)
     clean = _kept(parsed, q.ok)
     rejects = q.rejects(raw[CUSTOMER_ID])
     q.finish(n, clean, rejects)
@@ -675,7 +698,8 @@ def validate_events(
         columns["value"] = value
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
-    q.reject(_duplicated(parsed, raw, contract, q.ok), "duplicate")
+    codes = {CUSTOMER_ID: _codes(parsed[CUSTOMER_ID])}
+    q.reject(_duplicated(parsed, raw, contract, q.ok, codes), "duplicate")
     clean = _kept(parsed, q.ok)
     rejects = q.rejects(raw[CUSTOMER_ID])
     q.finish(n, clean, rejects)

@@ -363,7 +363,7 @@ class _Quarantine:
             {
                 "table": pd.array([self.table] * len(rows), dtype="string"),
                 "row_number": rows.astype(np.int64),
-                CUSTOMER_ID: _as_string(raw_ids).iloc[rows].reset_index(drop=True),
+                CUSTOMER_ID: _as_string(raw_ids.iloc[rows]),
                 "reason": pd.array(reason_names[self.code[rows]], dtype="string"),
             }
         )

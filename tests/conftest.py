@@ -117,7 +117,7 @@ def mlflow_server(
 
     Everything lives in a temp dir: the database and ``--artifacts-destination``; the
     default artifact root is the proxied ``mlflow-artifacts:/`` so that clients upload over
-    HTTP. Waits for ``/health`` (at most 90 s) and stops the server's process group at the end.
+    HTTP. Waits for ``/health`` (at most 180 s: a loaded 2-core machine is slow) and stops the server's process group at the end.
     """
     root = tmp_path_factory.mktemp("mlflow-server")
     db = root / "server.db"
@@ -151,7 +151,7 @@ def mlflow_server(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(
@@ -165,7 +165,7 @@ def mlflow_server(
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not answer /health within 90 s")
+                raise RuntimeError("mlflow server did not answer /health within 180 s")
             time.sleep(0.3)
         yield MlflowStore(url, db, artifacts)
     finally:

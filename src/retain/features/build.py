@@ -94,20 +94,26 @@ def build_features(
     )
     scores = rfm_scores(scored_input)
     segments = rfm_segments(scores, segment_rules)
-    parts = [summary, behaviour, scores, segments]
+    columns: dict[str, object] = {}
+    for part in (summary, behaviour, scores, segments):
+        for col in part.columns:
+            columns[col] = part[col].to_numpy() if col not in CATEGORICAL_COLUMNS else part[col]
     max_ts = occ.max_timestamp
     if events is not None:
         engagement = engagement_features(events, cutoff, windows, config.trend_window_days)
-        engagement = engagement.reindex(summary.index)
-        fill = {c: 0 for c in engagement.columns if zero_when_absent(c)}
-        engagement = engagement.fillna(fill).astype({c: np.int64 for c in fill})
-        parts.append(engagement)
+        # Customers without events: 0 for counts, NaN for everything else. Position -1 picks
+        # the appended fill value.
+        pos = engagement.index.get_indexer(summary.index)
+        for col in engagement.columns:
+            values = engagement[col].to_numpy()
+            fill = 0 if zero_when_absent(col) else np.nan
+            columns[col] = np.append(values, np.array([fill], dtype=values.dtype))[pos]
         ev_ts = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
         ev_ts = ev_ts[ev_ts < np.datetime64(cutoff_end(cutoff), "ns")]
         if len(ev_ts):
             ev_max = pd.Timestamp(ev_ts.max())
             max_ts = ev_max if max_ts is None else max(max_ts, ev_max)
-    out = pd.concat(parts, axis=1)
+    out = pd.DataFrame(columns, index=summary.index)
     out.attrs[POINT_IN_TIME_ATTR] = {
         _iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
     }

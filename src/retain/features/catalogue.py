@@ -40,12 +40,16 @@ class FeatureInfo:
     fallback : str or None
         Template used when a value referenced by ``reason`` other than ``{value}`` is missing;
         None when ``reason`` references only ``{value}``.
+    missing : str or None
+        Text used when the customer's value itself is missing (NaN), e.g. "no survey answer";
+        None for features that are never missing.
     """
 
     meaning: str
     unit: str
     reason: str
     fallback: str | None = None
+    missing: str | None = None
 
     def fields(self) -> set[str]:
         """Names referenced by the reason template (``value`` included)."""
@@ -66,14 +70,15 @@ class FeatureInfo:
         str
             The filled-in reason template, or the fallback when a referenced value is missing.
         """
+        if not _present(value):
+            return self.missing if self.missing is not None else "value not available"
         values = {} if row is None else dict(row)
         values["value"] = value
-        needed = self.fields()
-        if all(_present(values.get(name)) for name in needed):
+        if all(_present(values.get(name)) for name in self.fields()):
             return self.reason.format(**values)
-        if self.fallback is not None and _present(value):
+        if self.fallback is not None:
             return self.fallback.format(value=value)
-        return f"{self.meaning.rstrip('.')}: not available"
+        return "value not available"
 
 
 def _present(v: Any) -> bool:
@@ -123,11 +128,13 @@ _STATIC: dict[str, FeatureInfo] = {
         "Mean number of days between consecutive purchase occasions (NaN with one occasion).",
         "days",
         "usually buys every {value:.0f} days",
+        missing="only one purchase so far, no usual gap yet",
     ),
     "std_gap_days": FeatureInfo(
         "Sample standard deviation of the days between purchase occasions (NaN below 3 occasions).",
         "days",
         "irregular buying rhythm (gaps vary by {value:.0f} days)",
+        missing="fewer than three purchases, no gap spread yet",
     ),
     "gap_ratio": FeatureInfo(
         "Days since the last purchase divided by the customer's mean gap between purchases.",
@@ -135,18 +142,21 @@ _STATIC: dict[str, FeatureInfo] = {
         "{value:.1f} times their usual gap since the last purchase "
         "({days_since_last_purchase:.0f} vs {mean_gap_days:.0f} days)",
         "{value:.1f} times their usual gap since the last purchase",
+        missing="only one purchase so far, no usual gap yet",
     ),
     "spend_trend": FeatureInfo(
         "Spend in the recent trend window against the window before it: "
         "(recent - earlier) / (recent + earlier), -1 = stopped, +1 = all recent.",
         "ratio -1..1",
         "spending trend {value:+.2f} (-1 stopped, +1 all recent)",
+        missing="no purchase in the two latest trend windows",
     ),
     "frequency_trend": FeatureInfo(
         "Purchase occasions in the recent trend window against the window before it: "
         "(recent - earlier) / (recent + earlier).",
         "ratio -1..1",
         "purchase frequency trend {value:+.2f} (-1 stopped, +1 all recent)",
+        missing="no purchase in the two latest trend windows",
     ),
     "mean_basket_size": FeatureInfo(
         "Mean quantity (items) per purchase occasion.",
@@ -194,21 +204,25 @@ _STATIC: dict[str, FeatureInfo] = {
         "E-mail clicks per e-mail sent over the longest trailing window.",
         "ratio",
         "clicks {value:.0%} of the e-mails sent",
+        missing="no e-mails sent to them in the longest window",
     ),
     "email_open_rate": FeatureInfo(
         "E-mail opens per e-mail sent over the longest trailing window.",
         "ratio",
         "opens {value:.0%} of the e-mails sent",
+        missing="no e-mails sent to them in the longest window",
     ),
     "last_satisfaction": FeatureInfo(
         "Satisfaction score (1-5) of the latest support ticket.",
         "score 1-5",
         "last support satisfaction {value:.0f} of 5",
+        missing="no rated support ticket",
     ),
     "last_nps": FeatureInfo(
         "Latest survey answer on the 0-10 recommendation (NPS) scale.",
         "score 0-10",
         "last NPS answer {value:.0f} of 10",
+        missing="no survey answer",
     ),
     "referrals_total": FeatureInfo(
         "Number of referrals made by the cutoff.",
@@ -220,6 +234,7 @@ _STATIC: dict[str, FeatureInfo] = {
         "(recent - earlier) / (recent + earlier).",
         "ratio -1..1",
         "site visits trend {value:+.2f} (-1 stopped, +1 all recent)",
+        missing="no web sessions in the two latest trend windows",
     ),
 }
 
@@ -268,6 +283,7 @@ def _days_since(t: str) -> FeatureInfo:
         f"Days from the latest {t} event to the cutoff (NaN when there is none).",
         "days",
         f"last of the {_EVENT_WORDS[t]} {{value:.0f}} days ago",
+        missing=f"no {_EVENT_WORDS[t]} recorded",
     )
 
 

@@ -138,7 +138,7 @@ def engagement_features(
     _check_windows(windows_days, trend_window_days)
     cols = engagement_column_names(windows_days)
     ns = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    type_code = pd.Categorical(events["event_type"].astype("string"), categories=EVENT_TYPES).codes
+    type_code = pd.Index(EVENT_TYPES).get_indexer(events["event_type"].astype("string"))
     mask = (ns < np.datetime64(cutoff_end(cutoff), "ns").astype(np.int64)) & (type_code >= 0)
     ns = ns[mask]
     tcode = type_code[mask].astype(np.int64)

@@ -117,7 +117,8 @@ def mlflow_server(
 
     Everything lives in a temp dir: the database and ``--artifacts-destination``; the
     default artifact root is the proxied ``mlflow-artifacts:/`` so that clients upload over
-    HTTP. Waits for ``/health`` (at most 180 s: a loaded 2-core machine is slow) and stops the server's process group at the end.
+    HTTP. Waits for ``/health`` (at most 180 s: a loaded 2-core machine is slow) and stops the
+    server's process group at the end.
     """
     root = tmp_path_factory.mktemp("mlflow-server")
     db = root / "server.db"

@@ -224,7 +224,7 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
             raise DataError(f"{table}: cannot read {path}: {exc}") from exc
         items = _projection(source, contract, available)
         try:
-            frame = rel.project(", ".join(items)).df()
+            frame = rel.project(", ".join(items)).to_arrow_table().to_pandas()
         except duckdb.Error as exc:
             raise DataError(f"{table}: cannot read {path}: {exc}") from exc
     finally:
@@ -588,9 +588,10 @@ def validate_transactions(
     Returns
     -------
     clean : DataFrame
-        The usable rows in input order: ``customer_id`` (string), ``timestamp``
-        (datetime64[ns], tz-naive), ``amount`` (float64) and, when given, ``quantity``
-        (float64) and ``order_id`` (string). Fresh RangeIndex.
+        The usable rows in input order: ``customer_id`` (string, stripped), ``timestamp``
+        (datetime64[ns], tz-naive: input in one time zone is converted to UTC first),
+        ``amount`` (float64) and, when given, ``quantity`` (float64) and ``order_id``
+        (string). Other input columns are dropped. Fresh RangeIndex.
     rejects : DataFrame
         One row per rejected input row: ``table``, ``row_number`` (0-based position in
         ``raw``), ``customer_id`` (as in the input), ``reason``.

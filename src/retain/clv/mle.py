@@ -93,6 +93,25 @@ def _hessian(
     return (hess + hess.T) / 2
 
 
+def _hessian_from_values(func: Callable[[np.ndarray], float], theta: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian from function values only (1 + 2k^2 evaluations)."""
+    k = theta.size
+    h = 1e-4
+    f0 = func(theta)
+    hess = np.empty((k, k))
+    e = np.eye(k) * h
+    for i in range(k):
+        hess[i, i] = (func(theta + e[i]) - 2 * f0 + func(theta - e[i])) / h**2
+        for j in range(i):
+            hess[i, j] = hess[j, i] = (
+                func(theta + e[i] + e[j])
+                - func(theta + e[i] - e[j])
+                - func(theta - e[i] + e[j])
+                + func(theta - e[i] - e[j])
+            ) / (4 * h**2)
+    return hess
+
+
 def _newton_polish(
     func: Callable[[np.ndarray], tuple[float, np.ndarray]],
     theta: np.ndarray,
@@ -221,7 +240,11 @@ def fit_mle(
     se = np.full_like(params, np.nan)
     if standard_errors:
         # observed information of the total log-likelihood in log-parameters, delta method back
-        info = _hessian(objective, theta) * total
+        if analytic:
+            hess = _hessian(objective, theta)
+        else:
+            hess = _hessian_from_values(objective.value, theta)  # type: ignore[attr-defined]
+        info = hess * total
         try:
             var_log = np.diag(np.linalg.inv(info))
             se = params * np.sqrt(np.where(var_log > 0, var_log, np.nan))

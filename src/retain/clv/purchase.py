@@ -53,6 +53,7 @@ class RfmArrays:
         self.weights = np.ones_like(self.x) if weights is None else np.asarray(weights, dtype=float)
         self._pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._x_unique: tuple[np.ndarray, np.ndarray] | None = None
+        self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -63,6 +64,19 @@ class RfmArrays:
             self._x_unique = (ux, inv.ravel())
         return self._x_unique
 
+    def unique(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted unique values of ``x``, ``t_x`` or ``T`` and the row -> value index.
+
+        Terms that depend on a single variable (special functions of ``x``, logs of ``T``) are
+        computed once per unique value and gathered, which is much cheaper on large data.
+        """
+        if name == "x":
+            return self._x_codes()
+        if name not in self._codes:
+            uniq, inv = np.unique(getattr(self, name), return_inverse=True)
+            self._codes[name] = (uniq, inv.ravel())
+        return self._codes[name]
+
     @property
     def x_unique(self) -> np.ndarray:
         """Sorted unique frequencies."""
@@ -71,8 +85,8 @@ class RfmArrays:
     def _pair(self, name: str, time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if name not in self._pairs:
             ux, xcode = self._x_codes()
-            _, tcode = np.unique(time, return_inverse=True)
-            key = xcode.astype(np.int64) * (int(tcode.max(initial=0)) + 1) + tcode.ravel()
+            _, tcode = self.unique(name)
+            key = xcode.astype(np.int64) * (int(tcode.max(initial=0)) + 1) + tcode
             _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
             self._pairs[name] = (xcode[first], time[first], inverse.ravel())
         return self._pairs[name]
@@ -137,28 +151,38 @@ class BgNbd:
         self, params: FloatArray, d: RfmArrays, grad: bool
     ) -> tuple[FloatArray, FloatArray | None]:
         r, alpha, a, b = params
-        x, t_x, T = d.x, d.t_x, d.T
+        ux, xi = d.unique("x")
+        uT, Ti = d.unique("T")
+        utx, txi = d.unique("t_x")
+        x = d.x
         rx = r + x
         pos = x > 0
-        bx1 = np.where(pos, b + x - 1.0, 1.0)
-        l_aT = np.log(alpha + T)
-        l_atx = np.log(alpha + t_x)
-        a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
+        bx1_u = np.where(ux > 0, b + ux - 1.0, 1.0)
+        l_aT = np.log(alpha + uT)[Ti]
+        l_atx = np.log(alpha + utx)[txi]
+        a12 = (
+            gammaln(r + ux)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + ux)
+            - gammaln(b)
+            - gammaln(a + b + ux)
+        )[xi]
         a3 = -rx * l_aT
-        a4 = np.where(pos, np.log(a) - np.log(bx1) - rx * l_atx, -np.inf)
-        d = np.logaddexp(a3, a4)
-        ll = a1 + a2 + d
+        a4 = np.where(pos, (np.log(a) - np.log(bx1_u))[xi] - rx * l_atx, -np.inf)
+        dd = np.logaddexp(a3, a4)
+        ll = a12 + dd
         if not grad:
             return ll, None
-        w3 = np.exp(a3 - d)
-        w4 = np.exp(a4 - d)
+        w3 = np.exp(a3 - dd)
+        w4 = np.exp(a4 - dd)
         g = np.empty((ll.shape[0], 4))
-        g[:, 0] = digamma(rx) - digamma(r) + np.log(alpha) - w3 * l_aT - w4 * l_atx
-        g[:, 1] = r / alpha - w3 * rx / (alpha + T) - w4 * rx / (alpha + t_x)
-        dab = digamma(a + b) - digamma(a + b + x)
-        g[:, 2] = dab + w4 / a
-        g[:, 3] = dab + digamma(b + x) - digamma(b) - w4 / bx1
+        g[:, 0] = (digamma(r + ux) - digamma(r) + np.log(alpha))[xi] - w3 * l_aT - w4 * l_atx
+        g[:, 1] = r / alpha - rx * (w3 / (alpha + uT)[Ti] + w4 / (alpha + utx)[txi])
+        dab_u = digamma(a + b) - digamma(a + b + ux)
+        g[:, 2] = dab_u[xi] + w4 / a
+        g[:, 3] = (dab_u + digamma(b + ux) - digamma(b))[xi] - w4 / bx1_u[xi]
         return ll, g
 
     def p_alive(self, params: FloatArray, d: RfmArrays) -> FloatArray:
@@ -198,26 +222,34 @@ class MbgNbd:
         self, params: FloatArray, d: RfmArrays, grad: bool
     ) -> tuple[FloatArray, FloatArray | None]:
         r, alpha, a, b = params
-        x, t_x, T = d.x, d.t_x, d.T
-        rx = r + x
-        l_aT = np.log(alpha + T)
-        l_atx = np.log(alpha + t_x)
-        a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha)
-        a2 = gammaln(a + b) + gammaln(b + x + 1.0) - gammaln(b) - gammaln(a + b + x + 1.0)
+        ux, xi = d.unique("x")
+        uT, Ti = d.unique("T")
+        utx, txi = d.unique("t_x")
+        rx = r + d.x
+        l_aT = np.log(alpha + uT)[Ti]
+        l_atx = np.log(alpha + utx)[txi]
+        a12 = (
+            gammaln(r + ux)
+            - gammaln(r)
+            + r * np.log(alpha)
+            + gammaln(a + b)
+            + gammaln(b + ux + 1.0)
+            - gammaln(b)
+            - gammaln(a + b + ux + 1.0)
+        )[xi]
         a3 = -rx * l_aT
-        a4 = np.log(a) - np.log(b + x) + rx * (l_aT - l_atx)
-        ll = a1 + a2 + a3 + np.logaddexp(a4, 0.0)
+        a4 = (np.log(a) - np.log(b + ux))[xi] + rx * (l_aT - l_atx)
+        ll = a12 + a3 + np.logaddexp(a4, 0.0)
         if not grad:
             return ll, None
         sig = expit(a4)
+        inv_aT = (1.0 / (alpha + uT))[Ti]
         g = np.empty((ll.shape[0], 4))
-        g[:, 0] = digamma(rx) - digamma(r) + np.log(alpha) - l_aT + sig * (l_aT - l_atx)
-        g[:, 1] = (
-            r / alpha - rx / (alpha + T) + sig * rx * (1.0 / (alpha + T) - 1.0 / (alpha + t_x))
-        )
-        dab = digamma(a + b) - digamma(a + b + x + 1.0)
-        g[:, 2] = dab + sig / a
-        g[:, 3] = dab + digamma(b + x + 1.0) - digamma(b) - sig / (b + x)
+        g[:, 0] = (digamma(r + ux) - digamma(r) + np.log(alpha))[xi] - l_aT + sig * (l_aT - l_atx)
+        g[:, 1] = r / alpha - rx * inv_aT + sig * rx * (inv_aT - (1.0 / (alpha + utx))[txi])
+        dab_u = digamma(a + b) - digamma(a + b + ux + 1.0)
+        g[:, 2] = dab_u[xi] + sig / a
+        g[:, 3] = (dab_u + digamma(b + ux + 1.0) - digamma(b))[xi] - sig / (b + ux)[xi]
         return ll, g
 
     def p_alive(self, params: FloatArray, d: RfmArrays) -> FloatArray:
@@ -261,11 +293,14 @@ class ParetoNbd:
     def log_a0(params: FloatArray, d: RfmArrays) -> FloatArray:
         """``log A0`` of Fader & Hardie (2005) eq. 19-20, stable when ``t_x == T``."""
         r, alpha, s, beta = params
+        ux, xi = d.unique("x")
+        uT, Ti = d.unique("T")
+        utx, txi = d.unique("t_x")
         if alpha < beta:
-            hi, lo, second = beta, alpha, r + d.x_unique
+            hi, lo, second = beta, alpha, r + ux
         else:
-            hi, lo, second = alpha, beta, np.full(d.x_unique.shape, s + 1.0)
-        rsx = r + s + d.x_unique
+            hi, lo, second = alpha, beta, np.full(ux.shape, s + 1.0)
+        rsx = r + s + ux
         diff = hi - lo
         # the hypergeometric terms depend on the row only through (x, time): evaluate them once
         # per unique (x, t_x) and (x, T) pair
@@ -273,9 +308,9 @@ class ParetoNbd:
         h1 = _log_hyp2f1(rsx[ix], second[ix], rsx[ix] + 1.0, diff / (hi + tx_u))[tx_inv]
         ix, T_u, T_inv = d.tenure_pairs
         h2 = _log_hyp2f1(rsx[ix], second[ix], rsx[ix] + 1.0, diff / (hi + T_u))[T_inv]
-        rsx_rows = r + s + d.x
-        u1 = h1 - rsx_rows * np.log(hi + d.t_x)
-        u2 = h2 - rsx_rows * np.log(hi + d.T)
+        rsx_rows = rsx[xi]
+        u1 = h1 - rsx_rows * np.log(hi + utx)[txi]
+        u2 = h2 - rsx_rows * np.log(hi + uT)[Ti]
         with np.errstate(divide="ignore"):
             return u1 + np.log(-np.expm1(np.minimum(u2 - u1, 0.0)))
 
@@ -283,12 +318,12 @@ class ParetoNbd:
         self, params: FloatArray, d: RfmArrays, grad: bool
     ) -> tuple[FloatArray, FloatArray | None]:
         r, alpha, s, beta = params
-        x, T = d.x, d.T
-        rx = r + x
-        a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        b_term = -rx * np.log(alpha + T) - s * np.log(beta + T)
-        a0_term = np.log(s) + self.log_a0(params, d) - np.log(r + s + x)
-        return a1 + np.logaddexp(b_term, a0_term), None
+        ux, xi = d.unique("x")
+        uT, Ti = d.unique("T")
+        a1 = gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        b_term = -(r + d.x) * np.log(alpha + uT)[Ti] - (s * np.log(beta + uT))[Ti]
+        a0_term = self.log_a0(params, d) + (np.log(s) - np.log(r + s + ux))[xi]
+        return a1[xi] + np.logaddexp(b_term, a0_term), None
 
     def p_alive(self, params: FloatArray, d: RfmArrays) -> FloatArray:
         r, alpha, s, beta = params

@@ -797,6 +797,27 @@ def test_property_every_row_is_used_or_rejected_exactly_once(rows, returns):
         assert clean["amount"].sum() == pytest.approx(used_amounts.sum() + returned)
 
 
+event_types = st.sampled_from(["session", " Survey", "tweet", "", None, "email_click"])
+values = st.sampled_from(["1", "", None, "x", "9"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.tuples(ids, stamps, event_types, values), min_size=0, max_size=30))
+def test_property_events_rows_balance(rows):
+    raw = pd.DataFrame(
+        [("z", "2020-01-01", "session", None), *rows],
+        columns=["customer_id", "timestamp", "event_type", "value"],
+    )
+    clean, rejects = validate_events(raw, AS_OF)
+    assert len(raw) == len(clean) + len(rejects)
+    assert rejects["row_number"].is_unique
+    given_ids = {s.strip() for s in raw["customer_id"].dropna() if s.strip()}
+    rejected_ids = {s.strip() for s in rejects["customer_id"].dropna() if s.strip()}
+    assert given_ids == set(clean["customer_id"]) | rejected_ids
+    assert clean["event_type"].isin(["session", "survey", "email_click"]).all()
+    assert not clean.duplicated().any()
+
+
 # --------------------------------------------------------------------- writers
 
 

@@ -214,7 +214,7 @@ def test_churn_round_trip(mlflow_tmp, booster: lgb.Booster) -> None:
     assert loaded.catalogue["recency_days"]["unit"] == "days"
     assert loaded.catalogue["f3"] is None
     assert str(loaded.version.version) == str(version.version)
-    booster_again, cal, feats, info, _ = tracking.load_churn_model(version.version)
+    booster_again, cal, feats, info = tracking.load_churn_model(version.version)
     assert feats == features and cal == calibrator
 
 

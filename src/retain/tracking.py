@@ -537,8 +537,9 @@ class LoadedClvModel(NamedTuple):
     version: ModelVersion
 
 
-class LoadedChurnModel(NamedTuple):
-    """A churn model loaded from the registry.
+@dataclass(frozen=True)
+class LoadedChurnModel:
+    """A churn model from the registry; unpacks as ``booster, calibrator, features, version``.
 
     Attributes
     ----------
@@ -551,14 +552,17 @@ class LoadedChurnModel(NamedTuple):
     version : ModelVersion
         The registry entry.
     catalogue : dict
-        Feature catalogue entries (meaning, unit, ...) keyed by feature name.
+        Feature catalogue entries (meaning, unit, ...) keyed by feature name (not unpacked).
     """
 
     booster: Any
     calibrator: dict[str, Any]
     feature_names: list[str]
     version: ModelVersion
-    catalogue: dict[str, Any]
+    catalogue: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.booster, self.calibrator, self.feature_names, self.version))
 
 
 def clv_input_columns(time_unit: str) -> list[str]:

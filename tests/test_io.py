@@ -627,7 +627,7 @@ def test_load_inputs_files(tmp_path):
         "4,2020-01-05,survey,9\n"
         "5,2020-01-05,tweet,\n",
     )
-    write_csv(tmp_path / "cu.csv", "customer_id,signup_date\n1,2019-12-01\n2,2019-12-02\n")
+    write_csv(tmp_path / "cu.csv", "customer_id,signup_date\n1,01/12/2019\n2,02/12/2019\n")
     cfg = run_config(
         {
             "source": "files",
@@ -643,7 +643,7 @@ def test_load_inputs_files(tmp_path):
                 },
             },
             "events": {"path": str(tmp_path / "ev.csv")},
-            "customers": {"path": str(tmp_path / "cu.csv")},
+            "customers": {"path": str(tmp_path / "cu.csv"), "timestamp_format": "%d/%m/%Y"},
         }
     )
     inputs = load_inputs(cfg, AS_OF)
@@ -652,6 +652,10 @@ def test_load_inputs_files(tmp_path):
     assert inputs.counts["transactions"]["rejected_timestamp_after_as_of"] == 1
     assert inputs.counts["events"]["rejected_event_type_unknown"] == 1
     assert inputs.customers.index.tolist() == ["1", "2"]
+    assert inputs.customers["signup_date"].tolist() == [
+        pd.Timestamp("2019-12-01"),
+        pd.Timestamp("2019-12-02"),
+    ]
     assert inputs.rejects["table"].tolist() == ["transactions", "transactions", "events"]
     assert inputs.as_of == pd.Timestamp(AS_OF)
     assert observed_until(cfg) == pd.Timestamp("2020-12-31")

@@ -75,6 +75,7 @@ def _load_config_or_exit(config: Path) -> RunConfig:
 def train_clv(config: Path = ConfigOption) -> None:
     """Backtest the CLV models, fit the production model, log it to MLflow as `clv`@challenger."""
     from retain.clv import ClvFitError
+    from retain.io import DataError
     from retain.jobs.train_clv import train_clv as run_train_clv
     from retain.tracking import TrackingError
 
@@ -88,7 +89,7 @@ def train_clv(config: Path = ConfigOption) -> None:
     except ClvFitError as exc:
         console.print(f"[red]model error:[/red] {exc}")
         raise typer.Exit(EXIT_MODEL) from exc
-    except ValueError as exc:  # retain.io.DataError and other input problems
+    except DataError as exc:
         console.print(f"[red]data error:[/red] {exc}")
         raise typer.Exit(EXIT_DATA) from exc
     mae = result.metrics.get("holdout_mae", float("nan"))

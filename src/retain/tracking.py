@@ -509,9 +509,9 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of :class:`retain.clv.ClvModel`, restored from its JSON artifact.
 
     Input: one row per customer with ``frequency``, ``recency_<unit>``, ``tenure_<unit>`` and
-    ``monetary_value`` (an optional ``customer_id`` column becomes the index). Output: the
-    columns of :meth:`ClvModel.predict`. The optional param ``horizon`` overrides the model's
-    horizon (months).
+    ``monetary_value``. Output: the columns of :meth:`ClvModel.predict`, one row per input row
+    in the same order (the signature drops other columns such as ``customer_id``; join on
+    position). The optional param ``horizon`` overrides the model's horizon (months).
     """
 
     def load_context(self, context: Any) -> None:
@@ -884,8 +884,9 @@ def version_metrics(version: ModelVersion) -> dict[str, float]:
     if version.run_id:
         try:
             metrics.update(client().get_run(version.run_id).data.metrics)
-        except MlflowException:
-            pass
+        except MlflowException as exc:  # a deleted source run leaves the version tags
+            if exc.error_code not in _NOT_FOUND:
+                raise TrackingError(f"cannot read run {version.run_id}: {exc.message}") from exc
     for key, value in (version.tags or {}).items():
         if key.startswith(METRIC_TAG_PREFIX):
             try:
@@ -895,11 +896,18 @@ def version_metrics(version: ModelVersion) -> dict[str, float]:
     return metrics
 
 
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def _alias_version(model_name: str, alias: str) -> ModelVersion | None:
+    # only "no such model/alias" means absent; a server or network error must not look like
+    # "no champion yet" (which would promote without comparison)
     try:
         return client().get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise TrackingError(f"cannot read alias {model_name}@{alias}: {exc.message}") from exc
 
 
 def _gate_churn(

@@ -94,13 +94,14 @@ def _fit_lifetimes(model: str, summary: pd.DataFrame) -> dict:
 def _our_loglik(model: str, params: dict, summary: pd.DataFrame) -> float:
     from retain.clv.model import collapse_rfm
     from retain.clv.purchase import PURCHASE_MODELS
-    from retain.clv.spend import GAMMA_GAMMA
+    from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 
     x = summary["frequency"].to_numpy(float)
     if model == "gamma_gamma":
         rep = x > 0
         p = np.array([params[k] for k in GAMMA_GAMMA.param_names])
-        ll, _ = GAMMA_GAMMA.loglik(p, x[rep], summary["monetary_value"].to_numpy()[rep], False)
+        data = SpendArrays(x[rep], summary["monetary_value"].to_numpy()[rep])
+        ll, _ = GAMMA_GAMMA.loglik(p, data, False)
         return float(ll.sum())
     purchase = PURCHASE_MODELS[model]
     d, _ = collapse_rfm(x, summary["recency_weeks"].to_numpy(), summary["tenure_weeks"].to_numpy())

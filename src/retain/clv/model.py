@@ -18,6 +18,7 @@ Time conventions (no hidden "4.345 weeks a month"):
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from importlib import metadata
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ import pandas as pd
 
 from retain.clv.mle import ClvFitError, fit_mle
 from retain.clv.purchase import PURCHASE_MODELS, PurchaseModel, RfmArrays
-from retain.clv.spend import GAMMA_GAMMA
+from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 from retain.contracts import CUSTOMER_ID
 from retain.features.rfm import UNIT_DAYS, UNIT_NAMES
 
@@ -372,20 +373,31 @@ class ClvModel:
                 SpendCorrelationWarning,
                 stacklevel=3,
             )
-        pairs = np.column_stack([x, m])
-        uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-        ux, um, uw = uniq[:, 0], uniq[:, 1], counts.astype(float)
+        data = SpendArrays.collapsed(x, m)
         x0 = np.array([1.0, 2.0, float(np.mean(m))])
-        res = fit_mle(
+        fit = partial(
+            fit_mle,
             label,
-            lambda p, g: GAMMA_GAMMA.loglik(p, ux, um, g),
-            uw,
-            x0,
             penalizer=self.penalizer,
             analytic=True,
             bounds=(1e-6, 1e12),
             param_names=GAMMA_GAMMA.param_names,
         )
+        if len(data) > WARM_START_CUSTOMERS:
+            rng = np.random.default_rng(0)
+            counts = rng.multinomial(WARM_START_CUSTOMERS, data.weights / data.weights.sum())
+            keep = counts > 0
+            sub = SpendArrays(data.x[keep], data.m[keep], counts[keep])
+            try:
+                x0 = fit(
+                    lambda p, g: GAMMA_GAMMA.loglik(p, sub, g),
+                    sub.weights,
+                    x0,
+                    standard_errors=False,
+                ).params
+            except ClvFitError:
+                pass  # the full fit reports its own failure
+        res = fit(lambda p, g: GAMMA_GAMMA.loglik(p, data, g), data.weights, x0)
         params = dict(zip(GAMMA_GAMMA.param_names, map(float, res.params), strict=True))
         if params["q"] <= 1.0:
             raise ClvFitError(

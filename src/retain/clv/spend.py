@@ -13,6 +13,36 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 
+class SpendArrays:
+    """Repeat purchases ``x`` (> 0), their mean spend ``m`` (> 0) and weights, with caches.
+
+    Parameters
+    ----------
+    x, m : array_like
+        One entry per row.
+    weights : array_like, optional
+        Customers per row (default 1).
+    """
+
+    def __init__(self, x: np.ndarray, m: np.ndarray, weights: np.ndarray | None = None) -> None:
+        self.x = np.asarray(x, dtype=float)
+        self.m = np.asarray(m, dtype=float)
+        self.weights = np.ones_like(self.x) if weights is None else np.asarray(weights, float)
+        ux, xi = np.unique(self.x, return_inverse=True)
+        self.x_unique, self.x_index = ux, xi.ravel()
+        self.log_m = np.log(self.m)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @classmethod
+    def collapsed(cls, x: np.ndarray, m: np.ndarray) -> SpendArrays:
+        """Unique (x, m) pairs with their counts as weights."""
+        pairs = np.asarray(x, dtype=float) + 1j * np.asarray(m, dtype=float)
+        uniq, counts = np.unique(pairs, return_counts=True)  # complex sort: by x, then m
+        return cls(uniq.real.copy(), uniq.imag.copy(), counts.astype(float))
+
+
 @dataclass(frozen=True)
 class GammaGamma:
     """Gamma-Gamma spend model: parameters ``p, q, v``."""
@@ -22,7 +52,7 @@ class GammaGamma:
     param_names: tuple[str, ...] = ("p", "q", "v")
 
     def loglik(
-        self, params: np.ndarray, x: np.ndarray, m: np.ndarray, grad: bool
+        self, params: np.ndarray, d: SpendArrays, grad: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-customer log-likelihood of the mean spend ``m`` over ``x`` repeat purchases.
 
@@ -30,8 +60,8 @@ class GammaGamma:
         ----------
         params : ndarray
             ``(p, q, v)``.
-        x, m : ndarray
-            Repeat purchases (> 0) and mean spend of those purchases (> 0).
+        d : SpendArrays
+            Repeat purchases (> 0) and the mean spend of those purchases (> 0).
         grad : bool
             Also return the gradient (rows x 3).
 
@@ -41,24 +71,22 @@ class GammaGamma:
             Log-likelihood per row, and the gradient or None.
         """
         p, q, v = params
-        px = p * x
-        l_m, l_x, l_xmv = np.log(m), np.log(x), np.log(x * m + v)
-        ll = (
-            gammaln(px + q)
-            - gammaln(px)
-            - gammaln(q)
-            + q * np.log(v)
-            + (px - 1.0) * l_m
-            + px * l_x
-            - (px + q) * l_xmv
-        )
+        ux, xi = d.x_unique, d.x_index
+        x, l_m = d.x, d.log_m
+        pux = p * ux
+        l_ux = np.log(ux)
+        px = pux[xi]
+        xmv = x * d.m + v
+        l_xmv = np.log(xmv)
+        per_x = gammaln(pux + q) - gammaln(pux) - gammaln(q) + q * np.log(v) + pux * l_ux
+        ll = per_x[xi] + (px - 1.0) * l_m - (px + q) * l_xmv
         if not grad:
             return ll, None
-        d_pq = digamma(px + q)
+        d_pq = digamma(pux + q)
         g = np.empty((ll.shape[0], 3))
-        g[:, 0] = x * (d_pq - digamma(px) + l_m + l_x - l_xmv)
-        g[:, 1] = d_pq - digamma(q) + np.log(v) - l_xmv
-        g[:, 2] = q / v - (px + q) / (x * m + v)
+        g[:, 0] = (ux * (d_pq - digamma(pux) + l_ux))[xi] + x * (l_m - l_xmv)
+        g[:, 1] = (d_pq - digamma(q) + np.log(v))[xi] - l_xmv
+        g[:, 2] = q / v - (px + q) / xmv
         return ll, g
 
     def expected_avg_value(self, params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:

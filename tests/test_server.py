@@ -74,7 +74,7 @@ def test_train_and_promote_over_http(mlflow_http, cdnow_sample, tmp_path: Path) 
     assert len(pyfunc.predict(summary[columns].head(10).reset_index(drop=True))) == 10
 
 
-def test_server_down_is_a_clear_error(mlflow_http) -> None:
+def test_wrong_server_path_is_a_clear_error(mlflow_http) -> None:
     cfg = RunConfig.model_validate(CONFIG)
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_http.tracking_uri + "/wrong-prefix"
     with pytest.raises(tracking.TrackingError, match="answered HTTP 404"):

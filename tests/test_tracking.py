@@ -132,6 +132,25 @@ def test_silent_http_server_times_out(mlflow_tmp) -> None:
 # ------------------------------------------------------------------------- logging
 
 
+def test_runs_nest_inside_an_active_run(mlflow_tmp) -> None:
+    settings = tracking.configure(_cfg().tracking)
+    with tracking.start_run(settings, "parent") as parent:
+        with tracking.start_run(settings, "child", {"step": "x"}) as child:
+            assert child.info.run_id != parent.info.run_id
+    tags = tracking.client().get_run(child.info.run_id).data.tags
+    assert tags["mlflow.parentRunId"] == parent.info.run_id
+    assert tags["step"] == "x" and tags["retain.version"]
+
+
+def test_flatten_and_long_params(mlflow_tmp) -> None:
+    flat = tracking.flatten({"a": {"b": 1, "c": {"d": [1, 2]}, "e": {}}, "f": None})
+    assert flat == {"a.b": 1, "a.c.d": [1, 2], "a.e": {}, "f": None}
+    settings = tracking.configure(_cfg().tracking)
+    with tracking.start_run(settings, "p"):
+        logged = tracking.log_params_flat({"x": {"long": "y" * 7000, "n": None}}, prefix="p.")
+    assert logged == {"p.x.long": "y" * 6000, "p.x.n": "null"}
+
+
 def test_logging_helpers(mlflow_tmp, tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(CONFIG))

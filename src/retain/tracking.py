@@ -289,6 +289,9 @@ def start_run(
 ) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run in the configured experiment; end it (FAILED on error) on exit.
 
+    Inside an active run (a pipeline's parent run in the same process) the new run is nested;
+    when ``MLFLOW_RUN_ID`` is set (a step started by ``mlflow run``) that run is resumed.
+
     Parameters
     ----------
     settings : TrackingSettings
@@ -305,7 +308,10 @@ def start_run(
     """
     all_tags = {"retain.version": __version__, **dict(tags or {})}
     with mlflow.start_run(
-        experiment_id=settings.experiment_id, run_name=run_name, tags=all_tags
+        experiment_id=settings.experiment_id,
+        run_name=run_name,
+        tags=all_tags,
+        nested=mlflow.active_run() is not None,
     ) as run:
         yield run
 

@@ -255,7 +255,12 @@ def configure(cfg: TrackingConfig) -> TrackingSettings:
             db = sqlite_path(tracking_uri)
             if db is not None:
                 location = (db.parent / "mlartifacts" / _slug(name)).as_uri()
-            experiment_id = client.create_experiment(name, artifact_location=location)
+            try:
+                experiment_id = client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:  # created meanwhile by a concurrent step
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                experiment_id = client.get_experiment_by_name(name).experiment_id
             experiment = client.get_experiment(experiment_id)
         elif experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from retain import tracking
 from retain.cli import EXIT_PROMOTION, app
 from retain.clv import ClvModel
 from retain.config import PromotionConfig, RunConfig, TrackingConfig
+from retain.features.catalogue import FEATURE_CATALOGUE
 from retain.features.rfm import rfm_summary
 
 CONFIG = {
@@ -190,7 +192,9 @@ def test_clv_round_trip_gives_identical_predictions(mlflow_tmp, clv_fitted) -> N
     model, summary = clv_fitted
     settings = tracking.configure(_cfg().tracking)
     with tracking.start_run(settings, "clv") as run:
-        version = tracking.log_clv_model(model, summary.head(20), metrics={"holdout_mae": 1.0})
+        version = tracking.log_clv_model(
+            model, summary.head(20), metrics={"holdout_mae": np.float64(1.0)}
+        )
     assert version.aliases == ["challenger"]
     assert version.tags["metric.holdout_mae"] == "1.0"
     expected = model.predict(summary)
@@ -222,7 +226,10 @@ def test_churn_round_trip(mlflow_tmp, booster: lgb.Booster) -> None:
     features = ["recency_days", "frequency", "f3"]
     x = pd.DataFrame(np.random.default_rng(1).normal(size=(50, 3)), columns=features)
     calibrator = {"method": "isotonic", "x_thresholds": [0.0, 0.5, 1.0], "y_thresholds": [0, 1, 1]}
-    catalogue = {"recency_days": {"meaning": "days since last purchase", "unit": "days"}}
+    catalogue = {
+        "recency_days": {"meaning": "days since last purchase", "unit": "days"},
+        "frequency": FEATURE_CATALOGUE["frequency"],  # a FeatureInfo dataclass
+    }
     settings = tracking.configure(_cfg().tracking)
     with tracking.start_run(settings, "churn"):
         version = tracking.log_churn_model(booster, calibrator, features, catalogue, x)
@@ -232,6 +239,9 @@ def test_churn_round_trip(mlflow_tmp, booster: lgb.Booster) -> None:
     assert loaded.feature_names == features
     assert loaded.catalogue["recency_days"]["unit"] == "days"
     assert loaded.catalogue["f3"] is None
+    assert loaded.catalogue["frequency"] == json.loads(
+        json.dumps(dataclasses.asdict(FEATURE_CATALOGUE["frequency"]), default=str)
+    )
     assert str(loaded.version.version) == str(version.version)
     booster_again, cal, feats, info = tracking.load_churn_model(version.version)
     assert feats == features and cal == calibrator

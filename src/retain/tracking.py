@@ -29,6 +29,7 @@ use it too). It does five things:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -605,7 +606,8 @@ def _finish_registration(
         raise TrackingError(f"model {model_name!r} was logged but not registered")
     mc = client()
     for key, value in (metrics or {}).items():
-        mc.set_model_version_tag(model_name, str(version), METRIC_TAG_PREFIX + key, repr(value))
+        text = repr(float(value))  # plain float text (repr of numpy scalars is not parseable)
+        mc.set_model_version_tag(model_name, str(version), METRIC_TAG_PREFIX + key, text)
     for key, value in (tags or {}).items():
         mc.set_model_version_tag(model_name, str(version), key, str(value))
     mc.set_registered_model_alias(model_name, CHALLENGER, str(version))
@@ -671,6 +673,13 @@ def log_clv_model(
     return _finish_registration(model_name, info, metrics, tags)
 
 
+def _plain(entry: Any) -> Any:
+    """A catalogue entry as JSON data (dataclasses such as ``FeatureInfo`` become dicts)."""
+    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
+        return dataclasses.asdict(entry)
+    return entry
+
+
 def log_churn_model(
     booster: Any,
     calibrator: Mapping[str, Any] | Any,
@@ -719,7 +728,7 @@ def log_churn_model(
     signature = infer_signature(example, booster.predict(example))
     features_doc = {
         "feature_names": list(feature_names),
-        "catalogue": {name: catalogue.get(name) for name in feature_names},
+        "catalogue": {name: _plain(catalogue.get(name)) for name in feature_names},
     }
     with tempfile.TemporaryDirectory() as tmp:
         cal_path = Path(tmp) / CALIBRATOR_FILE

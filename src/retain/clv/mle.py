@@ -114,19 +114,28 @@ def _hessian_from_values(func: Callable[[np.ndarray], float], theta: np.ndarray)
 
 def _newton_polish(
     func: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    hessian: Callable[[np.ndarray], np.ndarray],
     theta: np.ndarray,
     f: float,
     g: np.ndarray,
     lo: float,
     hi: float,
     max_steps: int = 20,
-) -> tuple[np.ndarray, float, np.ndarray]:
-    """Newton iterations with step halving from a near-optimal point (inside the box)."""
+) -> tuple[np.ndarray, float, np.ndarray, int, np.ndarray | None]:
+    """Damped Newton iterations (step halving, inside the box) from a near-optimal point.
+
+    Returns the point, its value and gradient, the number of Newton steps taken, and the
+    Hessian of the last step when that step moved less than 1e-3 in every log-parameter
+    (close enough to the final point to serve for standard errors), else None.
+    """
+    steps = 0
+    last_hess = None
     for _ in range(max_steps):
         if float(np.max(np.abs(g))) <= GRADIENT_TOLERANCE * 1e-3:
             break
         try:
-            step = np.linalg.solve(_hessian(func, theta), g)
+            hess = hessian(theta)
+            step = np.linalg.solve(hess, g)
         except np.linalg.LinAlgError:
             break
         if not np.all(np.isfinite(step)) or float(step @ g) <= 0:
@@ -142,8 +151,10 @@ def _newton_polish(
             break
         if float(np.max(np.abs(gc))) >= float(np.max(np.abs(g))) and fc >= f:
             break
+        last_hess = hess if float(np.max(np.abs(cand - theta))) < 1e-3 else None
         theta, f, g = cand, fc, gc
-    return theta, f, g
+        steps += 1
+    return theta, f, g, steps, last_hess
 
 
 def fit_mle(
@@ -157,6 +168,7 @@ def fit_mle(
     bounds: tuple[float, float] = PARAM_BOUNDS,
     param_names: tuple[str, ...] = (),
     standard_errors: bool = True,
+    newton_start: bool = False,
 ) -> MleResult:
     """Maximise a weighted likelihood over positive parameters.
 
@@ -181,6 +193,10 @@ def fit_mle(
         Names used in error messages.
     standard_errors : bool
         Compute standard errors from a numerical Hessian (skipped for warm-start fits).
+    newton_start : bool
+        ``x0`` is already close to the optimum (e.g. a fit on a subsample): try damped Newton
+        steps first, which need far fewer likelihood evaluations than L-BFGS when the gradient
+        is numerical. L-BFGS-B runs only if Newton does not converge.
 
     Returns
     -------
@@ -201,21 +217,42 @@ def fit_mle(
     if not np.isfinite(f0):
         raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    # the optimiser's tiny BLAS calls only lose time to thread start-up on a busy machine
-    with threadpool_limits(limits=1, user_api="blas"):
-        res = minimize(
-            objective,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(lo, hi)] * theta0.size,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
-        )
-    theta = res.x
-    f, g = objective(theta)
-    if np.isfinite(f) and float(np.max(np.abs(g))) > GRADIENT_TOLERANCE:
-        # L-BFGS can stall on ill-conditioned surfaces; polish with damped Newton steps
-        theta, f, g = _newton_polish(objective, theta, f, g, lo, hi)
+    if analytic:
+
+        def hessian(theta: np.ndarray) -> np.ndarray:
+            return _hessian(objective, theta)
+    else:
+
+        def hessian(theta: np.ndarray) -> np.ndarray:
+            return _hessian_from_values(objective.value, theta)  # type: ignore[attr-defined]
+
+    theta, f, g = theta0, f0, None
+    success, message, n_iter, n_eval = False, "", 0, 0
+    final_hess = None
+    if newton_start:
+        f, g = objective(theta0)
+        theta, f, g, n_iter, final_hess = _newton_polish(objective, hessian, theta0, f, g, lo, hi)
+        success = bool(np.isfinite(f) and np.max(np.abs(g)) <= GRADIENT_TOLERANCE * 1e-2)
+        message = "Newton steps from the warm start"
+    if not success:
+        # the optimiser's tiny BLAS calls only lose time to thread start-up on a busy machine
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = minimize(
+                objective,
+                theta,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(lo, hi)] * theta0.size,
+                options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20},
+            )
+        theta, success, message = res.x, bool(res.success), str(res.message)
+        final_hess = None
+        n_iter, n_eval = n_iter + int(res.nit), int(res.nfev)
+        f, g = objective(theta)
+        if np.isfinite(f) and float(np.max(np.abs(g))) > GRADIENT_TOLERANCE:
+            # L-BFGS can stall on ill-conditioned surfaces; polish with damped Newton steps
+            theta, f, g, steps, final_hess = _newton_polish(objective, hessian, theta, f, g, lo, hi)
+            n_iter += steps
     names = param_names or tuple(f"p{i}" for i in range(theta.size))
     if not np.isfinite(f):
         raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint}")
@@ -227,10 +264,10 @@ def fit_mle(
             f"({values}); the maximum-likelihood estimate is degenerate. {hint}"
         )
     gnorm = float(np.max(np.abs(g)))
-    if (not res.success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
+    if (not success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
         raise ClvFitError(
-            f"{label}: the optimiser did not converge ({res.message}; max |gradient| "
-            f"{gnorm:.2e} after {res.nit} iterations). {hint}"
+            f"{label}: the optimiser did not converge ({message}; max |gradient| "
+            f"{gnorm:.2e} after {n_iter} iterations). {hint}"
         )
     params = np.exp(theta)
     total = float(weights.sum())
@@ -240,11 +277,7 @@ def fit_mle(
     se = np.full_like(params, np.nan)
     if standard_errors:
         # observed information of the total log-likelihood in log-parameters, delta method back
-        if analytic:
-            hess = _hessian(objective, theta)
-        else:
-            hess = _hessian_from_values(objective.value, theta)  # type: ignore[attr-defined]
-        info = hess * total
+        info = (hessian(theta) if final_hess is None else final_hess) * total
         try:
             var_log = np.diag(np.linalg.inv(info))
             se = params * np.sqrt(np.where(var_log > 0, var_log, np.nan))
@@ -254,6 +287,6 @@ def fit_mle(
         params=params,
         log_likelihood=log_likelihood,
         standard_errors=se,
-        n_iterations=int(res.nit),
-        n_evaluations=int(res.nfev),
+        n_iterations=n_iter,
+        n_evaluations=n_eval,
     )

@@ -112,6 +112,7 @@ def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> Any:
     def loglik(params: np.ndarray, grad: bool, data: RfmArrays) -> Any:
         return model.loglik(params, data, grad)
 
+    warm = False
     if len(d) > WARM_START_CUSTOMERS:
         rng = np.random.default_rng(0)
         counts = rng.multinomial(WARM_START_CUSTOMERS, d.weights / d.weights.sum())
@@ -128,6 +129,7 @@ def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> Any:
                 param_names=model.param_names,
                 standard_errors=False,
             ).params
+            warm = True
         except ClvFitError:
             pass  # the full fit starts from the moment values and reports its own failure
     return fit_mle(
@@ -138,6 +140,7 @@ def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> Any:
         penalizer=penalizer,
         analytic=model.analytic_gradient,
         param_names=model.param_names,
+        newton_start=warm and not model.analytic_gradient,
     )
 
 

@@ -334,3 +334,17 @@ def test_spend_frequency_correlation_warns(summary_weeks):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SpendCorrelationWarning)
         ClvModel().fit(summary_weeks)  # CDNOW: no warning
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_warm_start_path_reaches_the_same_estimate(summary_weeks, monkeypatch, name):
+    # large data are first fitted on a weighted subsample (then Newton steps for Pareto/NBD);
+    # force that path on CDNOW and compare with the direct fit
+    direct = ClvModel(name, spend_model=None).fit(summary_weeks)
+    monkeypatch.setattr("retain.clv.model.WARM_START_CUSTOMERS", 300)
+    warm = ClvModel(name, spend_model=None).fit(summary_weeks)
+    for key, value in direct.purchase_params_.items():
+        assert warm.purchase_params_[key] == pytest.approx(value, rel=1e-6), key
+        assert warm.purchase_standard_errors_[key] == pytest.approx(
+            direct.purchase_standard_errors_[key], rel=1e-2
+        )

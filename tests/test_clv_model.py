@@ -348,3 +348,22 @@ def test_warm_start_path_reaches_the_same_estimate(summary_weeks, monkeypatch, n
         assert warm.purchase_standard_errors_[key] == pytest.approx(
             direct.purchase_standard_errors_[key], rel=1e-2
         )
+
+
+def test_fit_mle_refuses_nan_likelihood():
+    from retain.clv.mle import fit_mle
+
+    def nan_loglik(params, grad):
+        return np.full(3, np.nan), (np.zeros((3, 2)) if grad else None)
+
+    with pytest.raises(ClvFitError, match=r"Pareto/NBD: the log-likelihood is NaN.*penalizer"):
+        fit_mle("Pareto/NBD", nan_loglik, np.ones(3), np.array([1.0, 1.0]))
+
+
+def test_penalizer_shrinks_parameters(summary_weeks):
+    plain = ClvModel("bgnbd", spend_model=None).fit(summary_weeks)
+    shrunk = ClvModel("bgnbd", spend_model=None, penalizer=0.1).fit(summary_weeks)
+    before = sum(v**2 for v in plain.purchase_params_.values())
+    after = sum(v**2 for v in shrunk.purchase_params_.values())
+    assert after < before
+    assert shrunk.log_likelihood_ < plain.log_likelihood_

@@ -263,23 +263,46 @@ def test_target_transactions_per_customer():
         scale_purchase_rate(BgNbdParams(a=3.0, b=1.0), 50.0, START, END)
 
 
+def _continuous_rfm(tx: pd.DataFrame, end: str) -> pd.DataFrame:
+    """(x, t_x, T) in days from exact purchase times (one occasion per order)."""
+    orders = tx.groupby("order_id", sort=False).agg(
+        customer_id=("customer_id", "first"), t=("timestamp", "first")
+    )
+    g = orders.groupby("customer_id")["t"].agg(["min", "max", "size"])
+    day = pd.Timedelta(days=1)
+    return pd.DataFrame(
+        {
+            "x": g["size"] - 1,
+            "t_x": (g["max"] - g["min"]) / day,
+            "T": (pd.Timestamp(end) + day - g["min"]) / day,
+        }
+    )
+
+
 @pytest.mark.parametrize("mbg", [False, True])
 def test_lifetimes_recovers_bgnbd_parameters(mbg):
-    """Sanity check: a lifetimes fit on our rfm_summary (days) recovers r, alpha, a, b.
+    """Sanity check that lifetimes recovers r, alpha, a, b from 20k simulated customers.
 
-    Tolerance: 4 asymptotic standard errors from the fit's Hessian (lifetimes'
-    ``standard_errors_``) plus 3% for the same-day merging of purchases, which makes the
-    observed process slightly thinner than the simulated one (at the default rates < 1% of
-    repeat purchases fall on the day of the previous one).
+    On the exact purchase times (continuous x, t_x, T) the process is exactly the BG/NBD (or
+    MBG/NBD), so estimates must lie within 4 asymptotic standard errors (lifetimes'
+    ``standard_errors_``, from the Hessian). Through our daily ``rfm_summary`` same-day
+    purchases merge (about 1.5% of repeat purchases at the default rates), which thins the
+    heavy buyers: at 100k customers that biases r and alpha upwards by 1-7% and a, b by less
+    than 2%. The daily fit gets that allowance on top of the 4 standard errors.
     """
     truth_params = BgNbdParams()
     data = generate_synthetic(
         20_000, START, END, seed=21, with_events=False, dropout_at_first_purchase=mbg
     )
+    fitter_cls = ModifiedBetaGeoFitter if mbg else BetaGeoFitter
+    cont = _continuous_rfm(data.transactions, END)
+    exact = fitter_cls().fit(cont["x"], cont["t_x"], cont["T"])
     summary = rfm_summary(data.transactions, END, time_unit="D")
-    fitter = (ModifiedBetaGeoFitter if mbg else BetaGeoFitter)()
-    fitter.fit(summary["frequency"], summary["recency_days"], summary["tenure_days"])
+    daily = fitter_cls().fit(summary["frequency"], summary["recency_days"], summary["tenure_days"])
+    allowance = {"r": 0.07, "alpha": 0.07, "a": 0.02, "b": 0.02}
     for name in ("r", "alpha", "a", "b"):
-        est, true = fitter.params_[name], getattr(truth_params, name)
-        se = fitter.standard_errors_[name]
-        assert abs(est - true) < Z_MAX * se + 0.03 * true, (name, est, true, se)
+        true = getattr(truth_params, name)
+        est, se = exact.params_[name], exact.standard_errors_[name]
+        assert abs(est - true) < Z_MAX * se, ("exact", name, est, true, se)
+        est, se = daily.params_[name], daily.standard_errors_[name]
+        assert abs(est - true) < Z_MAX * se + allowance[name] * true, ("daily", name, est, se)

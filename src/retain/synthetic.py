@@ -31,8 +31,11 @@ The process, per customer
 
 Purchases happen in continuous time (timestamps carry a time of day), while RFM summaries count
 calendar days: two purchases on one day become one occasion. With the default parameters (mean
-``lambda`` = 0.75 / 40 = 1 purchase per 53 days) fewer than 1% of repeat purchases fall on the day
-of the previous one, so the bias in recovered parameters is negligible; it grows with ``lambda``.
+``lambda`` = 0.75 / 40 = 1 purchase per 53 days) about 1.5% of repeat purchases fall on the day
+of the previous one. That thins the heaviest buyers, so a ``BetaGeoFitter`` fit on the daily
+summary of 100k customers returns ``r`` and ``alpha`` 1-7% too high (``a`` and ``b`` within 2%),
+while a fit on the exact (continuous) purchase times recovers all four within sampling error.
+The bias grows with ``lambda`` (e.g. with ``transactions_per_customer``).
 
 Engagement (see :class:`EngagementParams`) is driven by a per-customer propensity ``e`` (Gamma,
 mean 1) and a satisfaction latent ``s`` (standard normal), which is negatively correlated with

@@ -1,0 +1,797 @@
+"""Exact per-customer SHAP contributions for the LightGBM churn model, and reason texts.
+
+Contributions
+-------------
+:func:`shap_contributions` returns exactly what LightGBM's ``predict(X, pred_contrib=True)``
+returns (path-dependent TreeSHAP: one column per feature plus the expected value; each row sums
+to the raw log-odds score of the uncalibrated booster), only much faster.
+
+LightGBM runs the TreeSHAP recursion, O(L D^2) per tree and row (L leaves, depth D). Here the
+same values come from a per-leaf table. For a leaf with value v whose path splits on the
+distinct features F (d of them), each feature j has a *cover ratio* r_j (the share of training
+rows that follow the path's branches on j) and an *agreement* a_j (1 when the customer's value
+follows all of the path's branches on j). The leaf's part of the tree's conditional expectation
+is the product game ``v * prod_{j in S} a_j * prod_{j in F minus S} r_j``, whose Shapley value
+for feature i in F is::
+
+    phi_i = v * (a_i - r_i) * sum_{S subset of A minus i} c_|S| * prod_{j in F minus i minus S} r_j
+
+with A the agreeing features and ``c_k = k! (d - 1 - k)! / d!``. It depends on the customer only
+through the agreement mask (d bits), so every leaf gets a table of its 2^d possible contribution
+vectors, built once per model. Scoring a row is then, per tree, one pass over the split
+decisions and, per leaf, a mask and d table look-ups: O(L D) instead of O(L D^2), with no
+recursion, compiled with numba and run in parallel over blocks of rows. Leaves whose table would
+be too large (many distinct features on one path) compute the same sum directly per row.
+
+Small trees go one step further. A tree's thresholds cut each of its features into intervals
+(plus "missing", and "zero" where a split treats zero as missing); every row in the same cell of
+that grid takes the same branches everywhere in the tree, so it has the same SHAP values. For
+trees with a small grid the contributions of every cell are computed once (from the leaf
+tables) and a row costs one threshold scan per split and a look-up.
+
+:func:`shap_contributions` is tested against ``pred_contrib=True`` (tests/test_explain.py);
+``method="lightgbm"`` uses LightGBM itself (the reference, and the fallback for categorical
+splits or linear trees).
+
+Reasons
+-------
+:func:`reason_texts` turns the top contributions of each customer into plain language with the
+feature catalogue (:mod:`retain.features.catalogue`), e.g. ``"no purchase for 143 days (usual
+gap 35 days): raises churn risk (+0.42)"``. The number is the feature's contribution in log-odds
+of the uncalibrated booster.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numba
+import numpy as np
+import pandas as pd
+
+from retain.features.catalogue import FeatureInfo, feature_info
+
+__all__ = [
+    "REASON_COLUMNS",
+    "TreeShapTables",
+    "compile_tree_shap",
+    "reason_texts",
+    "shap_contributions",
+    "top_contributions",
+]
+
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
+
+_MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
+_MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
+_ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
+_MAX_TABLE_FEATURES = 10  # leaves with more distinct path features are computed directly
+_MAX_CELL_VALUES_PER_TREE = 1 << 16  # cells x features of one cached tree
+_MAX_CELL_VALUES = 1 << 24  # all cell tables together (128 MB of float64)
+
+
+@dataclass(frozen=True)
+class TreeShapTables:
+    """A LightGBM booster flattened into arrays, with the per-leaf SHAP tables.
+
+    Built by :func:`compile_tree_shap`; consumed by :func:`shap_contributions`. All arrays are
+    plain numpy, so the object can be reused across chunks of customers.
+    """
+
+    n_features: int
+    expected_value: float
+    node_offset: np.ndarray
+    node_count: np.ndarray
+    node_feature: np.ndarray
+    node_threshold: np.ndarray
+    node_default_left: np.ndarray
+    node_missing: np.ndarray
+    leaf_offset: np.ndarray
+    leaf_count: np.ndarray
+    leaf_value: np.ndarray
+    leaf_dim: np.ndarray
+    leaf_path_offset: np.ndarray
+    leaf_path_len: np.ndarray
+    leaf_feat_offset: np.ndarray
+    leaf_table_offset: np.ndarray
+    path_node: np.ndarray
+    path_left: np.ndarray
+    path_slot: np.ndarray
+    slot_feature: np.ndarray
+    slot_ratio: np.ndarray
+    table: np.ndarray
+    cell_offset: np.ndarray
+    cell_feat_offset: np.ndarray
+    cell_nfeat: np.ndarray
+    cell_feature: np.ndarray
+    cell_thr_offset: np.ndarray
+    cell_nthr: np.ndarray
+    cell_zero: np.ndarray
+    cell_thr: np.ndarray
+    cell_table: np.ndarray
+
+    def leaf_pack(self) -> tuple[np.ndarray, ...]:
+        """The per-leaf arrays in the order the compiled kernels unpack them."""
+        return tuple(getattr(self, name) for name in _LEAF_FIELDS)
+
+    def cell_pack(self) -> tuple[np.ndarray, ...]:
+        """The per-cell arrays in the order the compiled kernels unpack them."""
+        return tuple(getattr(self, name) for name in _CELL_FIELDS)
+
+    @property
+    def max_nodes(self) -> int:
+        """Largest number of internal nodes in one tree."""
+        return int(self.node_count.max(initial=0))
+
+    @property
+    def max_dim(self) -> int:
+        """Largest number of distinct features on one leaf's path."""
+        return int(self.leaf_dim.max(initial=0))
+
+    @property
+    def n_cached_trees(self) -> int:
+        """Trees served from the per-cell cache."""
+        return int((self.cell_offset >= 0).sum())
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return len(self.node_offset)
+
+    @property
+    def table_bytes(self) -> int:
+        """Memory held by the leaf and cell tables."""
+        return int(self.table.nbytes + self.cell_table.nbytes)
+
+
+class _Unsupported(ValueError):
+    """The booster uses a split type the compiled path does not handle."""
+
+
+def _flatten_tree(tree: dict[str, Any]) -> tuple[list, list]:
+    """Internal nodes (by split_index) and leaves (with their path) of one dumped tree."""
+    nodes: dict[int, tuple[int, float, bool, int]] = {}
+    leaves: list[tuple[float, list[tuple[int, bool, int, float]]]] = []
+
+    def count(node: dict[str, Any]) -> float:
+        return float(node["leaf_count"] if "leaf_index" in node else node["internal_count"])
+
+    stack: list[tuple[dict[str, Any], list[tuple[int, bool, int, float]]]] = [(tree, [])]
+    while stack:
+        node, path = stack.pop()
+        if "split_index" not in node:
+            if node.get("leaf_coeff"):
+                raise _Unsupported("linear trees")
+            leaves.append((float(node["leaf_value"]), path))
+            continue
+        if node.get("decision_type", "<=") != "<=":
+            raise _Unsupported("categorical split")
+        idx = int(node["split_index"])
+        feat = int(node["split_feature"])
+        nodes[idx] = (
+            feat,
+            float(node["threshold"]),
+            bool(node["default_left"]),
+            _MISSING_CODES[str(node["missing_type"])],
+        )
+        parent = count(node)
+        for child, left in ((node["left_child"], True), (node["right_child"], False)):
+            ratio = count(child) / parent if parent > 0 else 0.0
+            stack.append((child, [*path, (idx, left, feat, ratio)]))
+    ordered = [nodes[i] for i in range(len(nodes))]
+    return ordered, leaves
+
+
+@numba.njit(cache=True)
+def _leaf_phi(value, ratio, mask, d, out):  # pragma: no cover - compiled
+    """Shapley values of one leaf's product game for agreement ``mask`` (see module notes)."""
+    poly = np.empty(d + 1)
+    fact = np.empty(d + 1)
+    fact[0] = 1.0
+    for k in range(1, d + 1):
+        fact[k] = fact[k - 1] * k
+    for i in range(d):
+        a_i = 1.0 if (mask >> i) & 1 else 0.0
+        poly[:] = 0.0
+        poly[0] = 1.0
+        m = 0
+        for j in range(d):
+            if j == i:
+                continue
+            rj = ratio[j]
+            if (mask >> j) & 1:
+                m += 1
+                for k in range(m, 0, -1):
+                    poly[k] = poly[k] * rj + poly[k - 1]
+                poly[0] = poly[0] * rj
+            else:
+                for k in range(m + 1):
+                    poly[k] = poly[k] * rj
+        total = 0.0
+        for k in range(m + 1):
+            total += fact[k] * fact[d - 1 - k] / fact[d] * poly[k]
+        out[i] = value * (a_i - ratio[i]) * total
+
+
+@numba.njit(cache=True)
+def _fill_tables(
+    leaf_value, leaf_dim, leaf_feat_offset, leaf_table_offset, slot_ratio, table
+):  # pragma: no cover - compiled
+    for leaf in range(len(leaf_value)):
+        off = leaf_table_offset[leaf]
+        if off < 0:
+            continue
+        d = leaf_dim[leaf]
+        ratio = slot_ratio[leaf_feat_offset[leaf] : leaf_feat_offset[leaf] + d]
+        for mask in range(1 << d):
+            _leaf_phi(leaf_value[leaf], ratio, mask, d, table[off + mask * d : off + mask * d + d])
+
+
+@numba.njit(cache=True, inline="always")
+def _decide(fval, threshold, default_left, missing):  # pragma: no cover - compiled
+    """LightGBM's numerical decision: True when the row goes to the left child."""
+    if np.isnan(fval) and missing != 2:
+        fval = 0.0
+    if (missing == 1 and abs(fval) <= 1e-35) or (missing == 2 and np.isnan(fval)):
+        return default_left
+    return fval <= threshold
+
+
+@numba.njit(cache=True, inline="always")
+def _tree_add(x, t, lp, go_left, phi, out):  # pragma: no cover - compiled
+    """Add tree ``t``'s SHAP values for row ``x`` to ``out`` from the per-leaf tables."""
+    (
+        node_offset,
+        node_count,
+        node_feature,
+        node_threshold,
+        node_default_left,
+        node_missing,
+        leaf_offset,
+        leaf_count,
+        leaf_value,
+        leaf_dim,
+        leaf_path_offset,
+        leaf_path_len,
+        leaf_feat_offset,
+        leaf_table_offset,
+        path_node,
+        path_left,
+        path_slot,
+        slot_feature,
+        slot_ratio,
+        table,
+    ) = lp
+    noff = node_offset[t]
+    for k in range(node_count[t]):
+        g = noff + k
+        go_left[k] = _decide(
+            x[node_feature[g]], node_threshold[g], node_default_left[g], node_missing[g]
+        )
+    loff = leaf_offset[t]
+    for leaf in range(loff, loff + leaf_count[t]):
+        d = leaf_dim[leaf]
+        if d == 0:
+            continue
+        mask = (1 << d) - 1
+        poff = leaf_path_offset[leaf]
+        for p in range(poff, poff + leaf_path_len[leaf]):
+            if go_left[path_node[p]] != path_left[p]:
+                mask &= ~(1 << path_slot[p])
+        foff = leaf_feat_offset[leaf]
+        toff = leaf_table_offset[leaf]
+        if toff >= 0:
+            base = toff + mask * d
+            for s in range(d):
+                out[slot_feature[foff + s]] += table[base + s]
+        else:
+            _leaf_phi(leaf_value[leaf], slot_ratio[foff : foff + d], mask, d, phi)
+            for s in range(d):
+                out[slot_feature[foff + s]] += phi[s]
+
+
+@numba.njit(cache=True, inline="always")
+def _cell_code(x, t, cp):  # pragma: no cover - compiled
+    """Index of the cell of tree ``t`` that row ``x`` falls in (mixed radix over its features)."""
+    (
+        cell_offset,
+        cell_feat_offset,
+        cell_nfeat,
+        cell_feature,
+        cell_thr_offset,
+        cell_nthr,
+        cell_zero,
+        cell_thr,
+        cell_table,
+    ) = cp
+    foff = cell_feat_offset[t]
+    code = 0
+    for j in range(foff, foff + cell_nfeat[t]):
+        k = cell_nthr[j]
+        v = x[cell_feature[j]]
+        if np.isnan(v):
+            c = k + 1
+        elif cell_zero[j] and abs(v) <= 1e-35:
+            c = k + 2
+        else:
+            c = 0
+            toff = cell_thr_offset[j]
+            while c < k and v > cell_thr[toff + c]:
+                c += 1
+        code = code * (k + 2 + cell_zero[j]) + c
+    return code
+
+
+@numba.njit(cache=True)
+def _fill_cells(lp, cp, n_features, max_nodes, max_dim):  # pragma: no cover - compiled
+    (
+        cell_offset,
+        cell_feat_offset,
+        cell_nfeat,
+        cell_feature,
+        cell_thr_offset,
+        cell_nthr,
+        cell_zero,
+        cell_thr,
+        cell_table,
+    ) = cp
+    go_left = np.empty(max(max_nodes, 1), dtype=np.bool_)
+    phi = np.empty(max(max_dim, 1))
+    x = np.full(n_features, np.nan)
+    row = np.zeros(n_features)
+    for t in range(len(cell_offset)):
+        coff = cell_offset[t]
+        if coff < 0:
+            continue
+        foff = cell_feat_offset[t]
+        m = cell_nfeat[t]
+        total = 1
+        for j in range(foff, foff + m):
+            total *= cell_nthr[j] + 2 + cell_zero[j]
+        for code in range(total):
+            rem = code
+            for j in range(foff + m - 1, foff - 1, -1):
+                k = cell_nthr[j]
+                radix = k + 2 + cell_zero[j]
+                c = rem % radix
+                rem //= radix
+                if c < k:
+                    v = cell_thr[cell_thr_offset[j] + c]
+                elif c == k:
+                    v = np.inf
+                elif c == k + 1:
+                    v = np.nan
+                else:
+                    v = 0.0
+                x[cell_feature[j]] = v
+            for j in range(foff, foff + m):
+                row[cell_feature[j]] = 0.0
+            _tree_add(x, t, lp, go_left, phi, row)
+            for j in range(m):
+                cell_table[coff + code * m + j] = row[cell_feature[foff + j]]
+
+
+@numba.njit(parallel=True, cache=True)
+def _shap_kernel(X, out, block, max_nodes, max_dim, lp, cp):  # pragma: no cover - compiled
+    (
+        cell_offset,
+        cell_feat_offset,
+        cell_nfeat,
+        cell_feature,
+        cell_thr_offset,
+        cell_nthr,
+        cell_zero,
+        cell_thr,
+        cell_table,
+    ) = cp
+    n = X.shape[0]
+    n_blocks = (n + block - 1) // block
+    for b in numba.prange(n_blocks):
+        go_left = np.empty(max(max_nodes, 1), dtype=np.bool_)
+        phi = np.empty(max(max_dim, 1))
+        lo = b * block
+        hi = min(n, lo + block)
+        # tree-major within a block: one tree's tables stay in cache for all rows of the block
+        for t in range(len(cell_offset)):
+            coff = cell_offset[t]
+            if coff >= 0:
+                m = cell_nfeat[t]
+                foff = cell_feat_offset[t]
+                for row in range(lo, hi):
+                    base = coff + _cell_code(X[row], t, cp) * m
+                    for j in range(m):
+                        out[row, cell_feature[foff + j]] += cell_table[base + j]
+            else:
+                for row in range(lo, hi):
+                    _tree_add(X[row], t, lp, go_left, phi, out[row])
+
+
+_LEAF_FIELDS = (
+    "node_offset",
+    "node_count",
+    "node_feature",
+    "node_threshold",
+    "node_default_left",
+    "node_missing",
+    "leaf_offset",
+    "leaf_count",
+    "leaf_value",
+    "leaf_dim",
+    "leaf_path_offset",
+    "leaf_path_len",
+    "leaf_feat_offset",
+    "leaf_table_offset",
+    "path_node",
+    "path_left",
+    "path_slot",
+    "slot_feature",
+    "slot_ratio",
+    "table",
+)
+_CELL_FIELDS = (
+    "cell_offset",
+    "cell_feat_offset",
+    "cell_nfeat",
+    "cell_feature",
+    "cell_thr_offset",
+    "cell_nthr",
+    "cell_zero",
+    "cell_thr",
+    "cell_table",
+)
+
+
+def _tree_cells(
+    nodes: list[tuple[int, float, bool, int]],
+) -> tuple[list[int], list[list[float]], list[int], int] | None:
+    """Features, sorted thresholds, zero flags and cell count of one tree (None: not cacheable)."""
+    by_feature: dict[int, set[float]] = {}
+    zero: dict[int, int] = {}
+    for feat, thr, _, miss in nodes:
+        by_feature.setdefault(feat, set()).add(thr)
+        zero[feat] = max(zero.get(feat, 0), int(miss == _MISSING_ZERO))
+    feats = sorted(by_feature)
+    thresholds = [sorted(by_feature[f]) for f in feats]
+    zeros = [zero[f] for f in feats]
+    cells = 1
+    for thr, z in zip(thresholds, zeros, strict=True):
+        if z and any(abs(t) <= 1e-30 for t in thr):
+            return None  # a representative value could be read as 'zero' (missing)
+        cells *= len(thr) + 2 + z
+    if cells * len(feats) > _MAX_CELL_VALUES_PER_TREE:
+        return None
+    return feats, thresholds, zeros, cells
+
+
+def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTables:
+    """Flatten a LightGBM booster and build the per-leaf and per-cell SHAP tables.
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+        A trained booster with numerical splits (binary or regression objective).
+    cells : bool
+        Also cache each small tree's contributions per cell of its feature-space partition
+        (every row in a cell takes the same branches, so it has the same SHAP values):
+        scoring a row then costs one threshold scan per split instead of a pass over the
+        leaves. Trees whose cell table would be large keep the per-leaf path.
+
+    Returns
+    -------
+    TreeShapTables
+        Reusable arrays for :func:`shap_contributions`.
+
+    Raises
+    ------
+    ValueError
+        For categorical splits, linear trees or multi-class models (use ``method="lightgbm"``).
+    """
+    dump = booster.dump_model()
+    if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
+        raise _Unsupported("multi-class model")
+    n_features = int(dump["max_feature_idx"]) + 1
+    node_offset, node_count, leaf_offset, leaf_count = [], [], [], []
+    n_feat, n_thr, n_defl, n_miss = [], [], [], []
+    l_value, l_dim, l_poff, l_plen, l_foff, l_toff = [], [], [], [], [], []
+    p_node, p_left, p_slot, s_feat, s_ratio = [], [], [], [], []
+    c_off, c_foff, c_nfeat, c_feat, c_toff, c_nthr, c_zero, c_thr = [], [], [], [], [], [], [], []
+    expected = 0.0
+    table_size = 0
+    cell_size = 0
+    for info in dump["tree_info"]:
+        nodes, leaves = _flatten_tree(info["tree_structure"])
+        node_offset.append(len(n_feat))
+        node_count.append(len(nodes))
+        for feat, thr, defl, miss in nodes:
+            n_feat.append(feat)
+            n_thr.append(thr)
+            n_defl.append(defl)
+            n_miss.append(miss)
+        leaf_offset.append(len(l_value))
+        leaf_count.append(len(leaves))
+        for value, path in leaves:
+            slots: dict[int, int] = {}
+            ratios: list[float] = []
+            for _, _, feat, ratio in path:
+                if feat not in slots:
+                    slots[feat] = len(slots)
+                    ratios.append(1.0)
+                ratios[slots[feat]] *= ratio
+            d = len(slots)
+            expected += value * math.prod(ratios)
+            l_value.append(value)
+            l_dim.append(d)
+            l_poff.append(len(p_node))
+            l_plen.append(len(path))
+            for idx, left, feat, _ in path:
+                p_node.append(idx)
+                p_left.append(left)
+                p_slot.append(slots[feat])
+            l_foff.append(len(s_feat))
+            s_feat.extend(slots)
+            s_ratio.extend(ratios)
+            if d <= _MAX_TABLE_FEATURES:
+                l_toff.append(table_size)
+                table_size += (1 << d) * d
+            else:
+                l_toff.append(-1)
+        spec = _tree_cells(nodes) if cells and nodes else None
+        c_foff.append(len(c_feat))
+        if spec is None or cell_size + spec[3] * len(spec[0]) > _MAX_CELL_VALUES:
+            c_off.append(-1)
+            c_nfeat.append(0)
+            continue
+        feats, thresholds, zeros, n_cells = spec
+        c_off.append(cell_size)
+        cell_size += n_cells * len(feats)
+        c_nfeat.append(len(feats))
+        for feat, thr, z in zip(feats, thresholds, zeros, strict=True):
+            c_feat.append(feat)
+            c_toff.append(len(c_thr))
+            c_nthr.append(len(thr))
+            c_zero.append(z)
+            c_thr.extend(thr)
+    i64, f64 = np.int64, np.float64
+    arrays: dict[str, np.ndarray] = {
+        "node_offset": np.asarray(node_offset, dtype=i64),
+        "node_count": np.asarray(node_count, dtype=i64),
+        "node_feature": np.asarray(n_feat, dtype=i64),
+        "node_threshold": np.asarray(n_thr, dtype=f64),
+        "node_default_left": np.asarray(n_defl, dtype=np.bool_),
+        "node_missing": np.asarray(n_miss, dtype=i64),
+        "leaf_offset": np.asarray(leaf_offset, dtype=i64),
+        "leaf_count": np.asarray(leaf_count, dtype=i64),
+        "leaf_value": np.asarray(l_value, dtype=f64),
+        "leaf_dim": np.asarray(l_dim, dtype=i64),
+        "leaf_path_offset": np.asarray(l_poff, dtype=i64),
+        "leaf_path_len": np.asarray(l_plen, dtype=i64),
+        "leaf_feat_offset": np.asarray(l_foff, dtype=i64),
+        "leaf_table_offset": np.asarray(l_toff, dtype=i64),
+        "path_node": np.asarray(p_node, dtype=i64),
+        "path_left": np.asarray(p_left, dtype=np.bool_),
+        "path_slot": np.asarray(p_slot, dtype=i64),
+        "slot_feature": np.asarray(s_feat, dtype=i64),
+        "slot_ratio": np.asarray(s_ratio, dtype=f64),
+        "table": np.zeros(table_size, dtype=f64),
+        "cell_offset": np.asarray(c_off, dtype=i64),
+        "cell_feat_offset": np.asarray(c_foff, dtype=i64),
+        "cell_nfeat": np.asarray(c_nfeat, dtype=i64),
+        "cell_feature": np.asarray(c_feat, dtype=i64),
+        "cell_thr_offset": np.asarray(c_toff, dtype=i64),
+        "cell_nthr": np.asarray(c_nthr, dtype=i64),
+        "cell_zero": np.asarray(c_zero, dtype=i64),
+        "cell_thr": np.asarray(c_thr, dtype=f64),
+        "cell_table": np.zeros(cell_size, dtype=f64),
+    }
+    if len(arrays["leaf_value"]):
+        _fill_tables(
+            arrays["leaf_value"],
+            arrays["leaf_dim"],
+            arrays["leaf_feat_offset"],
+            arrays["leaf_table_offset"],
+            arrays["slot_ratio"],
+            arrays["table"],
+        )
+    tables = TreeShapTables(n_features=n_features, expected_value=float(expected), **arrays)
+    if cell_size:
+        _fill_cells(
+            tables.leaf_pack(), tables.cell_pack(), n_features, tables.max_nodes, tables.max_dim
+        )
+    return tables
+
+
+def shap_contributions(
+    booster: lgb.Booster,
+    X: np.ndarray,
+    *,
+    method: Literal["tables", "lightgbm"] = "tables",
+    tables: TreeShapTables | None = None,
+    n_threads: int | None = None,
+    block_rows: int = 256,
+) -> np.ndarray:
+    """Exact SHAP contributions, equal to LightGBM's ``predict(X, pred_contrib=True)``.
+
+    Parameters
+    ----------
+    booster : lightgbm.Booster
+        The (uncalibrated) churn booster.
+    X : ndarray, shape (n_rows, n_features)
+        The model matrix (as built for prediction, e.g. float32 with NaN for missing).
+    method : {"tables", "lightgbm"}
+        ``tables``: the compiled tables (see the module notes); falls back to LightGBM for
+        boosters it does not support. ``lightgbm``: LightGBM's own TreeSHAP.
+    tables : TreeShapTables, optional
+        Precompiled tables (:func:`compile_tree_shap`), to reuse across chunks.
+    n_threads : int, optional
+        Threads to use (default: all numba threads / LightGBM's default).
+    block_rows : int
+        Rows per parallel work item.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows, n_features + 1)
+        Per-feature contributions in log-odds; the last column is the expected value. Each row
+        sums to ``booster.predict(X, raw_score=True)``.
+    """
+    X = np.asarray(X)
+    if method == "tables" and tables is None:
+        try:
+            tables = compile_tree_shap(booster)
+        except _Unsupported:
+            method = "lightgbm"
+    if method == "lightgbm":
+        kwargs = {} if n_threads is None else {"num_threads": n_threads}
+        return np.asarray(booster.predict(X, pred_contrib=True, **kwargs), dtype=np.float64)
+    assert tables is not None
+    if X.ndim != 2 or X.shape[1] != tables.n_features:
+        raise ValueError(f"X must have shape (n, {tables.n_features}); got {X.shape}")
+    Xd = np.ascontiguousarray(X, dtype=np.float64)
+    out = np.zeros((Xd.shape[0], tables.n_features + 1), dtype=np.float64)
+    previous = numba.get_num_threads()
+    if n_threads is not None:
+        numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _shap_kernel(
+            Xd,
+            out,
+            int(block_rows),
+            tables.max_nodes,
+            tables.max_dim,
+            tables.leaf_pack(),
+            tables.cell_pack(),
+        )
+    finally:
+        if n_threads is not None:
+            numba.set_num_threads(previous)
+    out[:, -1] = tables.expected_value
+    return out
+
+
+# ------------------------------------------------------------------------ reasons
+
+
+def top_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest absolute contributions per row.
+
+    Parameters
+    ----------
+    contrib : ndarray, shape (n_rows, n_features + 1)
+        Output of :func:`shap_contributions` (the expected-value column is ignored).
+    k : int
+        Number of contributions to keep.
+
+    Returns
+    -------
+    index : ndarray of int, shape (n_rows, k)
+        Feature positions, largest absolute contribution first; -1 where a row has fewer than
+        ``k`` non-zero contributions.
+    value : ndarray of float, shape (n_rows, k)
+        The contributions (0 where ``index`` is -1).
+    """
+    phi = contrib[:, :-1]
+    k_eff = min(k, phi.shape[1])
+    absphi = np.abs(phi)
+    if k_eff < phi.shape[1]:
+        part = np.argpartition(-absphi, k_eff - 1, axis=1)[:, :k_eff]
+    else:
+        part = np.tile(np.arange(phi.shape[1]), (phi.shape[0], 1))
+    order = np.argsort(-np.take_along_axis(absphi, part, axis=1), axis=1, kind="stable")
+    index = np.take_along_axis(part, order, axis=1)
+    value = np.take_along_axis(phi, index, axis=1)
+    index = np.where(value != 0.0, index, -1)
+    value = np.where(index >= 0, value, 0.0)
+    if k_eff < k:
+        pad = k - k_eff
+        index = np.hstack([index, np.full((len(index), pad), -1)])
+        value = np.hstack([value, np.zeros((len(value), pad))])
+    return index, value
+
+
+def _info(name: str) -> FeatureInfo:
+    try:
+        return feature_info(name)
+    except KeyError:
+        return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
+
+
+def _fields(template: str) -> list[str]:
+    return [f for _, f, _, _ in string.Formatter().parse(template) if f and f != "value"]
+
+
+def _render_feature(name: str, rows: pd.DataFrame) -> np.ndarray:
+    """Catalogue text of feature ``name`` for each row of ``rows``, de-duplicated for speed."""
+    info = _info(name)
+    fields = [f for f in _fields(info.reason) if f in rows.columns]
+    cols = list(dict.fromkeys([name, *fields]))
+    values = rows[cols]
+    codes, uniques = (
+        pd.MultiIndex.from_frame(values).factorize()
+        if len(cols) > 1
+        else (pd.factorize(values[name], use_na_sentinel=False))
+    )
+    if len(cols) > 1:
+        unique_rows = pd.DataFrame(list(uniques), columns=cols)
+    else:
+        unique_rows = pd.DataFrame({name: np.asarray(uniques, dtype=object)})
+    texts = np.asarray(
+        [
+            info.render(rec[name], rec)
+            for rec in unique_rows.astype(object).to_dict(orient="records")
+        ],
+        dtype=object,
+    )
+    return texts[codes]
+
+
+def reason_texts(
+    contrib: np.ndarray,
+    features: pd.DataFrame,
+    feature_names: Sequence[str],
+    k: int = 3,
+) -> pd.DataFrame:
+    """Plain-language reasons from the top SHAP contributions of each customer.
+
+    Parameters
+    ----------
+    contrib : ndarray, shape (n_rows, n_features + 1)
+        Output of :func:`shap_contributions` for the rows of ``features``.
+    features : DataFrame
+        The customers' feature values (row order of ``contrib``), including the columns the
+        catalogue templates reference (e.g. ``mean_gap_days``).
+    feature_names : sequence of str
+        The model's feature columns, in model order.
+    k : int
+        Number of reasons.
+
+    Returns
+    -------
+    DataFrame
+        Same index as ``features``; columns ``reason_1`` .. ``reason_k`` (string), each like
+        ``"no purchase for 143 days (usual gap 35 days): raises churn risk (+0.42)"``: the
+        catalogue text with the customer's values, the direction, and the contribution in
+        log-odds of the uncalibrated model. Missing when the customer has fewer non-zero
+        contributions.
+    """
+    if contrib.shape != (len(features), len(feature_names) + 1):
+        raise ValueError("contrib must have one row per customer and one column per feature + 1")
+    index, value = top_contributions(contrib, k)
+    out = {}
+    for r in range(k):
+        col = np.full(len(features), None, dtype=object)
+        idx_r = index[:, r]
+        val_r = value[:, r]
+        for f in np.unique(idx_r[idx_r >= 0]):
+            rows = np.flatnonzero(idx_r == f)
+            texts = _render_feature(feature_names[f], features.iloc[rows])
+            signs = val_r[rows]
+            col[rows] = [
+                f"{t}: {'raises' if v > 0 else 'lowers'} churn risk ({v:+.2f})"
+                for t, v in zip(texts.tolist(), signs.tolist(), strict=True)
+            ]
+        out[f"reason_{r + 1}"] = pd.array(col, dtype="string")
+    return pd.DataFrame(out, index=features.index)

@@ -1,0 +1,134 @@
+"""Explanations: compiled TreeSHAP equals LightGBM pred_contrib; reasons follow SHAP values."""
+
+from __future__ import annotations
+
+import re
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.explain import (
+    REASON_COLUMNS,
+    compile_tree_shap,
+    reason_texts,
+    shap_contributions,
+    top_contributions,
+)
+from retain.features.build import build_features
+from retain.features.catalogue import reason_text
+
+
+def _data(n: int = 3000, p: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)).astype(np.float32)
+    X[rng.random((n, p)) < 0.05] = np.nan  # missing values take the default branch
+    X[: n // 5, 3] = 0.0  # exact zeros (zero_as_missing)
+    X[:, 5] = np.round(X[:, 5])  # ties at thresholds
+    z = np.nan_to_num(X)
+    logit = 1.2 * z[:, 0] - 0.5 * z[:, 1] ** 2 + np.sin(2 * z[:, 2]) + 0.8 * z[:, 3] * z[:, 4]
+    logit += 0.3 * z[:, 5:].sum(axis=1)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+SHAPES = {
+    "shallow": {"num_leaves": 8, "max_depth": 3},
+    "depth4": {"num_leaves": 15, "max_depth": 4},
+    "default": {"num_leaves": 31},
+    "deep_paths": {"num_leaves": 63, "min_data_in_leaf": 5},  # > 10 features on some paths
+    "zero_missing": {"num_leaves": 15, "zero_as_missing": True},
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_compiled_shap_equals_lightgbm_pred_contrib(shape: str) -> None:
+    X, y = _data()
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 1}
+    params.update({"min_data_in_leaf": 20, "learning_rate": 0.1, **SHAPES[shape]})
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=40)
+    reference = booster.predict(X, pred_contrib=True)
+    for cells in (True, False):
+        tables = compile_tree_shap(booster, cells=cells)
+        ours = shap_contributions(booster, X, tables=tables, n_threads=2)
+        np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(ours.sum(axis=1), booster.predict(X, raw_score=True), atol=1e-10)
+    if shape == "deep_paths":
+        assert tables.max_dim > 10  # the direct (untabled) path was exercised
+    if shape == "shallow":
+        assert compile_tree_shap(booster).n_cached_trees == booster.num_trees()
+
+
+def test_lightgbm_method_is_the_reference() -> None:
+    X, y = _data(500)
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 5)
+    np.testing.assert_array_equal(
+        shap_contributions(booster, X, method="lightgbm"), booster.predict(X, pred_contrib=True)
+    )
+
+
+def test_top_contributions_orders_by_absolute_value() -> None:
+    contrib = np.array([[0.1, -0.5, 0.3, 0.0, 9.0], [0.0, 0.0, 0.2, 0.0, 9.0]])
+    index, value = top_contributions(contrib, 3)
+    assert index.tolist() == [[1, 2, 0], [2, -1, -1]]
+    assert value.tolist() == [[-0.5, 0.3, 0.1], [0.2, 0.0, 0.0]]
+
+
+@pytest.fixture(scope="module")
+def cdnow_model(cdnow_sample: pd.DataFrame):
+    cutoff = pd.Timestamp("1997-09-30")
+    feats = build_features(cdnow_sample, cutoff)
+    later = cdnow_sample[
+        (cdnow_sample["timestamp"] > cutoff + pd.Timedelta(days=1))
+        & (cdnow_sample["timestamp"] < cutoff + pd.Timedelta(days=183))
+    ]
+    churned = ~feats.index.isin(later["customer_id"].unique())
+    names = [c for c in feats.columns if pd.api.types.is_numeric_dtype(feats[c])]
+    X = feats[names].to_numpy(dtype=np.float32, na_value=np.nan)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(X, churned.astype(int)), 30)
+    return feats, names, X, booster
+
+
+def test_reason_texts_match_shap_signs_and_values(cdnow_model) -> None:
+    feats, names, X, booster = cdnow_model
+    contrib = shap_contributions(booster, X)
+    reasons = reason_texts(contrib, feats, names)
+    assert list(reasons.columns) == list(REASON_COLUMNS)
+    assert reasons.index.equals(feats.index)
+    assert reasons["reason_1"].notna().all()  # every customer gets a reason
+    index, value = top_contributions(contrib, 3)
+    rng = np.random.default_rng(0)
+    pattern = re.compile(r"^(.*): (raises|lowers) churn risk \(([+-]\d+\.\d\d)\)$")
+    for i in rng.choice(len(feats), 40, replace=False):
+        row = feats.iloc[i]
+        for k in range(3):
+            text = reasons.iloc[i, k]
+            if index[i, k] < 0:
+                assert pd.isna(text)
+                continue
+            name = names[index[i, k]]
+            match = pattern.match(text)
+            assert match is not None, text
+            body, direction, number = match.groups()
+            assert body == reason_text(name, row)  # the catalogue text with own values
+            assert direction == ("raises" if value[i, k] > 0 else "lowers")
+            assert float(number) == pytest.approx(value[i, k], abs=0.005)
+        # reasons come in order of absolute contribution
+        assert np.all(np.diff(np.abs(value[i][index[i] >= 0])) <= 0)
+
+
+def test_reason_example_days_since_last_purchase(cdnow_model) -> None:
+    feats, names, X, booster = cdnow_model
+    contrib = shap_contributions(booster, X)
+    j = names.index("days_since_last_purchase")
+    # a repeat buyer whose largest contribution is the purchase gap
+    top = np.argmax(np.abs(contrib[:, :-1]), axis=1)
+    rows = np.flatnonzero((top == j) & feats["mean_gap_days"].notna().to_numpy())
+    assert len(rows) > 0
+    i = rows[0]
+    text = reason_texts(contrib[[i]], feats.iloc[[i]], names)["reason_1"].iloc[0]
+    days = feats["days_since_last_purchase"].iloc[i]
+    gap = feats["mean_gap_days"].iloc[i]
+    assert text.startswith(f"no purchase for {days:.0f} days (usual gap {gap:.0f} days): ")

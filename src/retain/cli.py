@@ -100,6 +100,42 @@ def train_clv(config: Path = ConfigOption) -> None:
     )
 
 
+@app.command("train-churn")
+def train_churn(config: Path = ConfigOption) -> None:
+    """Train the calibrated LightGBM churn model, log it to MLflow as `churn`@challenger."""
+    from retain.churn import LeakageError
+    from retain.io import DataError
+    from retain.jobs.train_churn import train_churn as run_train_churn
+    from retain.tracking import TrackingError
+
+    cfg = _load_config_or_exit(config)
+    try:
+        with console.status("train-churn: starting") as status:
+            result = run_train_churn(
+                cfg, progress=lambda msg: status.update(f"train-churn: {msg}")
+            )
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    except LeakageError as exc:
+        console.print(f"[red]leakage error (check churn cutoffs and features):[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    except DataError as exc:
+        console.print(f"[red]data error:[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    except TrackingError as exc:
+        console.print(f"[red]tracking error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    m = result.metrics
+    console.print(
+        f"churn version {result.model_version} (alias challenger): test AUC "
+        f"{m['test_roc_auc']:.4f}, PR AUC {m['test_pr_auc']:.4f}, ECE {m['test_ece']:.4f} "
+        f"(raw {m['test_raw_ece']:.4f}); best baseline {result.best_baseline} AUC "
+        f"{m[f'baseline_{result.best_baseline}_roc_auc']:.4f}\n"
+        f"run {result.run_id} in {result.tracking_uri}"
+    )
+
+
 @app.command()
 def promote(
     config: Path = ConfigOption,

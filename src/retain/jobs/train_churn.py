@@ -1,0 +1,232 @@
+"""The ``train_churn`` step: snapshots, LightGBM, calibration, evaluation, MLflow registration.
+
+What it does, in order:
+
+1. Load and validate all inputs up to the last observed day (:func:`retain.io.load_inputs`,
+   :func:`retain.io.observed_until`).
+2. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
+   the validation AUC only (:func:`retain.churn.tuning.search_params`).
+3. Build the time split and the point-in-time snapshots, train, calibrate on the validation
+   cutoff and evaluate on the test cutoff beside the BTYD and recency baselines
+   (:func:`retain.churn.train.train_and_evaluate`). A feature computed from data after its
+   cutoff, or a training label window overlapping the test window, fails the run
+   (:class:`retain.churn.LeakageError`).
+4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
+   (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
+   ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
+   plots, feature importance, the feature list with catalogue entries and the calibrator. The
+   model is logged with the LightGBM flavour and registered as ``churn`` with the alias
+   ``challenger`` (:func:`retain.tracking.log_churn_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import pandas as pd
+
+from retain.churn.dataset import feature_catalogue
+from retain.churn.evaluate import best_baseline, calibration_table
+from retain.churn.train import ChurnFit, train_and_evaluate
+from retain.config import ConfigError, RunConfig
+from retain.io import load_inputs, observed_until
+from retain.reporting.churn_plots import (
+    plot_calibration_curve,
+    plot_gain,
+    plot_precision_recall,
+    plot_roc,
+)
+from retain.tracking import (
+    log_churn_model,
+    log_dict,
+    log_figure,
+    log_metrics,
+    log_params_flat,
+    log_table,
+    tracked_run,
+)
+
+Progress = Callable[[str], None]
+
+GATE_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece")
+
+
+@dataclass(frozen=True)
+class TrainChurnResult:
+    """What :func:`train_churn` produced.
+
+    Attributes
+    ----------
+    run_id : str
+        The MLflow run.
+    model_version : str
+        The registered ``churn`` version (alias ``challenger``).
+    metrics : dict
+        Every logged metric.
+    feature_names : list of str
+        Model input columns, in order.
+    best_baseline : str
+        Name of the baseline with the highest test AUC.
+    tracking_uri : str
+        Where the run was logged.
+    """
+
+    run_id: str
+    model_version: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    feature_names: list[str] = field(default_factory=list)
+    best_baseline: str = ""
+    tracking_uri: str = ""
+
+
+def _log_plots(fit: ChurnFit) -> None:
+    s = fit.test_scores
+    y = s["y"]
+    log_figure(
+        plot_calibration_curve(y, {"raw": s["raw"], "calibrated": s["calibrated"]}),
+        "plots/calibration.png",
+    )
+    baselines = {k.split(":", 1)[1]: v for k, v in s.items() if k.startswith("baseline:")}
+    best = {}
+    if baselines:
+        name, _ = best_baseline(
+            {f"baseline_{k}_roc_auc": fit.metrics[f"baseline_{k}_roc_auc"] for k in baselines}
+        )
+        best = {f"baseline: {name}": baselines[name]}
+    curves = {"model": s["calibrated"], **best}
+    log_figure(plot_roc(y, curves), "plots/roc.png")
+    log_figure(plot_precision_recall(y, curves), "plots/precision_recall.png")
+    log_figure(plot_gain(y, curves), "plots/gain.png")
+    log_table(calibration_table(y, s["calibrated"]), "tables/calibration_test.csv", index=False)
+    log_table(calibration_table(y, s["raw"]), "tables/calibration_test_raw.csv", index=False)
+
+
+def _importance(fit: ChurnFit) -> pd.DataFrame:
+    booster = fit.model.booster
+    return (
+        pd.DataFrame(
+            {
+                "feature": fit.model.feature_names,
+                "gain": booster.feature_importance("gain"),
+                "splits": booster.feature_importance("split"),
+            }
+        )
+        .sort_values("gain", ascending=False)
+        .reset_index(drop=True)
+    )
+
+
+def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnResult:
+    """Train, evaluate, log and register the churn model described by ``cfg``.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Run config with a ``churn`` section.
+    progress : callable, optional
+        Called with a short message before each stage (the CLI shows it).
+
+    Returns
+    -------
+    TrainChurnResult
+        Run id, registered version, metrics and feature list.
+
+    Raises
+    ------
+    ConfigError
+        When the config has no ``churn`` section.
+    retain.io.DataError
+        When the inputs fail validation.
+    retain.churn.LeakageError
+        When the split or a feature breaks the point-in-time rules.
+    retain.tracking.TrackingError
+        When the tracking store or registry is unreachable.
+    """
+    note = progress or (lambda _msg: None)
+    churn = cfg.churn
+    if churn is None:
+        raise ConfigError(f"config {cfg.name!r} has no 'churn' section")
+    note("loading inputs")
+    until = observed_until(cfg)
+    inputs = load_inputs(cfg, until)
+    observed_until(cfg, inputs)
+    params: dict[str, Any] = dict(churn.lightgbm)
+    search: dict[str, Any] | None = None
+    if churn.optuna.n_trials > 0:
+        from retain.churn.tuning import search_params
+
+        note(f"optuna search ({churn.optuna.n_trials} trials)")
+        search = search_params(
+            inputs.transactions,
+            churn,
+            until,
+            inputs.events,
+            feature_config=cfg.features,
+            seed=cfg.seed,
+        )
+        params = {**params, **search["best_params"]}
+    note("building snapshots and training")
+    fit = train_and_evaluate(
+        inputs.transactions,
+        churn,
+        until,
+        inputs.events,
+        feature_config=cfg.features,
+        seed=cfg.seed,
+        params=params,
+    )
+    metrics = fit.metrics
+    best_name, _ = best_baseline(metrics)
+    note("logging to MLflow")
+    with tracked_run(cfg, "train_churn") as run:
+        log_params_flat(fit.dataset.split.as_params(), prefix="split.")
+        log_params_flat(
+            {k: v for k, v in fit.model.params.items() if k != "num_threads"}, prefix="lgbm."
+        )
+        log_params_flat(
+            {"n_features": len(fit.model.feature_names), "best_baseline": best_name},
+            prefix="churn_model.",
+        )
+        log_metrics(metrics)
+        if search is not None:
+            log_metrics({"optuna_best_validation_roc_auc": search["best_value"]})
+            log_params_flat(search["best_params"], prefix="optuna.best.")
+            log_table(search["trials"], "tables/optuna_trials.csv", index=False)
+        _log_plots(fit)
+        log_table(_importance(fit), "tables/feature_importance.csv", index=False)
+        catalogue = feature_catalogue(fit.model.feature_names)
+        log_dict(fit.model.metadata(), "churn_model/metadata.json")
+        log_dict(
+            {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()},
+            "churn_model/dataset.json",
+        )
+        gate = {
+            k: v
+            for k, v in metrics.items()
+            if k in GATE_METRICS or (k.startswith("baseline_") and k.endswith("_roc_auc"))
+        }
+        example = fit.dataset.test[fit.model.feature_names].head(5).astype("float64")
+        version = log_churn_model(
+            fit.model.booster,
+            fit.model.calibrator,
+            fit.model.feature_names,
+            catalogue,
+            example,
+            metrics=gate,
+            tags={
+                "horizon_days": str(fit.model.horizon_days),
+                "test_cutoff": fit.dataset.split.test_cutoff.date().isoformat(),
+            },
+        )
+        tracking_uri = mlflow.get_tracking_uri()
+    return TrainChurnResult(
+        run_id=run.info.run_id,
+        model_version=str(version.version),
+        metrics=metrics,
+        feature_names=list(fit.model.feature_names),
+        best_baseline=best_name,
+        tracking_uri=tracking_uri,
+    )

@@ -171,26 +171,33 @@ def behaviour_from_arrays(
     np.divide(data["days_since_last_purchase"], mean_gap, out=gap_ratio, where=n_gaps > 0)
     data["gap_ratio"] = gap_ratio
 
-    age = cd - day  # 0 on the cutoff day
-    amount = occ.amount
-    for w in windows_days:
-        inside = age < w
-        data[f"spend_{w}d"] = np.bincount(code, weights=amount * inside, minlength=n_cust)
-        data[f"occasions_{w}d"] = np.bincount(code[inside], minlength=n_cust).astype(np.int64)
+    # Trailing windows in one pass: every window edge (and the two trend windows' edges) cuts
+    # the age axis into buckets; one bincount per customer and bucket, then cumulative sums
+    # over the buckets give every window at once.
     t = int(trend_window_days)
-    recent = age < t
-    earlier = (age >= t) & (age < 2 * t)
-    data["spend_trend"] = normalised_trend(
-        np.bincount(code, weights=amount * recent, minlength=n_cust),
-        np.bincount(code, weights=amount * earlier, minlength=n_cust),
-    )
+    edges = np.array(sorted({int(w) for w in windows_days} | {t, 2 * t}), dtype=np.int64)
+    n_buckets = len(edges) + 1  # the last bucket holds occasions older than every edge
+    cell = np.searchsorted(edges, cd - day, side="right")  # age < edges[k] <=> cell <= k
+    cell += code * n_buckets
+    size = n_cust * n_buckets
+    spend = np.bincount(cell, weights=occ.amount, minlength=size).reshape(n_cust, n_buckets)
+    visits = np.bincount(cell, minlength=size).reshape(n_cust, n_buckets)
+    del cell
+    spend_cum = np.cumsum(spend[:, :-1], axis=1)
+    visits_cum = np.cumsum(visits[:, :-1], axis=1)
+    edge_index = {int(e): k for k, e in enumerate(edges)}
+    for w in windows_days:
+        k = edge_index[int(w)]
+        data[f"spend_{w}d"] = spend_cum[:, k]
+        data[f"occasions_{w}d"] = visits_cum[:, k].astype(np.int64)
+    k1, k2 = edge_index[t], edge_index[2 * t]
+    data["spend_trend"] = normalised_trend(spend_cum[:, k1], spend[:, k1 + 1 : k2 + 1].sum(axis=1))
     data["frequency_trend"] = normalised_trend(
-        np.bincount(code[recent], minlength=n_cust),
-        np.bincount(code[earlier], minlength=n_cust),
+        visits_cum[:, k1], visits[:, k1 + 1 : k2 + 1].sum(axis=1)
     )
     if occ.quantity is not None:
         data["mean_basket_size"] = np.add.reduceat(occ.quantity, starts) / counts
-    total = np.add.reduceat(amount, starts)
+    total = np.add.reduceat(occ.amount, starts)
     data["total_spend"] = total
     data["avg_occasion_value"] = total / counts
     return pd.DataFrame({c: data[c] for c in cols}, index=occ.customers)

@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 
@@ -49,26 +50,6 @@ def epoch_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
     """Calendar day of each timestamp as int64 days since 1970-01-01 (floor, also before 1970)."""
     ns = np.asarray(timestamps, dtype="datetime64[ns]").view(np.int64)
     return np.floor_divide(ns, _NS_PER_DAY)
-
-
-def customer_codes(ids: pd.Series | pd.Index) -> tuple[np.ndarray, pd.Index]:
-    """Encode customer ids as integer codes into their sorted unique values.
-
-    Parameters
-    ----------
-    ids : Series or Index
-        Customer ids (string).
-
-    Returns
-    -------
-    codes : ndarray of int64
-        Position of each id in ``uniques``.
-    uniques : Index
-        The sorted distinct ids, as a ``string`` Index named ``customer_id``.
-    """
-    codes, uniques = pd.factorize(ids, sort=True)
-    index = pd.Index(uniques, dtype="string", name=CUSTOMER_ID)
-    return codes.astype(np.int64, copy=False), index
 
 
 @dataclass(frozen=True)
@@ -111,6 +92,84 @@ class OccasionArrays:
         return self.starts + self.counts - 1
 
 
+def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
+    """Ids as big-endian uint64 when they are Arrow strings of one byte length up to 8.
+
+    For ids of equal length, comparing the big-endian integers of their (zero-padded) UTF-8
+    bytes is comparing the strings, so the integers can stand in for the ids: they hash and
+    sort much faster. Returns None when the fast path does not apply.
+    """
+    dtype = ids.dtype
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or ids.hasnans:
+        return None
+    arrow = pa.chunked_array(ids.array.__arrow_array__())
+    parts = []
+    width = None
+    for chunk in arrow.chunks:
+        if len(chunk) == 0:
+            continue
+        offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)
+        offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
+        lengths = np.diff(offsets)
+        w = int(lengths[0])
+        if w == 0 or w > 8 or (lengths != w).any() or (width is not None and w != width):
+            return None
+        width = w
+        raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        padded = np.zeros((len(chunk), 8), dtype=np.uint8)
+        padded[:, :w] = raw.reshape(-1, w)
+        parts.append(padded.view(">u8").ravel().astype(np.uint64))
+    if not parts:
+        return None
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _keys_to_ids(keys: np.ndarray) -> pd.Index:
+    """Inverse of :func:`_fixed_width_keys` for the distinct keys."""
+    raw = pa.array(keys.astype(">u8").view("S8"), type=pa.binary())
+    return pd.Index(pd.array(raw.cast(pa.string()), dtype="string"), name=CUSTOMER_ID)
+
+
+def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of customer ids into their sorted distinct values.
+
+    Parameters
+    ----------
+    ids : Series
+        Customer ids (string dtype, no missing values).
+
+    Returns
+    -------
+    codes : ndarray of int64
+        Position of each id in ``uniques``.
+    uniques : Index
+        Sorted distinct ids (``string`` dtype, named ``customer_id``).
+
+    Notes
+    -----
+    Arrow-backed ids of one byte length up to 8 (``"00001"``, ``"C0000001"``) are encoded
+    through their bytes as integers; other ids go through :func:`pandas.factorize`. Both give
+    the same result.
+    """
+    keys = _fixed_width_keys(ids)
+    if keys is None:
+        codes, uniques = pd.factorize(ids, sort=True)
+        return codes.astype(np.int64, copy=False), pd.Index(
+            uniques, dtype="string", name=CUSTOMER_ID
+        )
+    codes, distinct = pd.factorize(keys, sort=True)
+    return codes.astype(np.int64, copy=False), _keys_to_ids(distinct)
+
+
+def _segment_sums(values: np.ndarray, order: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    """Sums of ``values[order]`` per ``segment`` id, added in input order from 0.
+
+    (``np.add.reduceat`` would group the additions differently and change the last bit.)
+    """
+    return np.bincount(segment, weights=values[order])
+
+
 def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> OccasionArrays:
     """Merge same-day transactions into purchase occasions, as arrays (see :class:`OccasionArrays`).
 
@@ -125,6 +184,13 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
     -------
     OccasionArrays
         The occasions up to and including the cutoff day.
+
+    Notes
+    -----
+    One sort does the work: each row gets the key ``customer code * span + day``; when the key
+    and the row number fit in 63 bits together they are packed into one int64 and sorted in
+    place (a fast SIMD sort that also keeps same-day rows in input order), otherwise the keys
+    are argsorted (stable). Same-day amounts are then summed in input order.
     """
     ns = transactions[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
     end_ns = np.datetime64(cutoff_end(cutoff), "ns").astype(np.int64)
@@ -142,39 +208,55 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
             counts=empty_i,
             max_timestamp=None,
         )
-    all_mask = bool(mask.all())
-    ns_used = ns if all_mask else ns[mask]
+    all_rows = bool(mask.all())
+    ns_used = ns if all_rows else ns[mask]
     max_ts = pd.Timestamp(int(ns_used.max()))
     days = np.floor_divide(ns_used, _NS_PER_DAY)
     del ns_used
-    ids = transactions[CUSTOMER_ID]
-    codes, uniques = pd.factorize(ids if all_mask else ids[mask], sort=True)
-    codes = codes.astype(np.int64, copy=False)
     dmin = int(days.min())
-    span = int(days.max()) - dmin + 1
-    key = codes * span
-    del codes
-    key += days - dmin
+    days -= dmin
+    span = int(days.max()) + 1
+    ids = transactions[CUSTOMER_ID]
+    key, customers = encode_customers(ids if all_rows else ids[mask])
+    n_rows = len(key)
+    key *= span
+    key += days
     del days
-    unique_keys, inverse = np.unique(key, return_inverse=True)
-    del key
+    row_bits = max(1, (n_rows - 1).bit_length())
+    key_bits = max(1, (len(customers) * span - 1).bit_length())
+    if key_bits + row_bits <= 63:
+        key <<= row_bits
+        key |= np.arange(n_rows, dtype=np.int64)
+        key.sort()
+        order = key & ((1 << row_bits) - 1)
+        key >>= row_bits
+    else:  # pragma: no cover - needs more than 2**63 (customer, day, row) combinations
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+    new_occ = np.empty(n_rows, dtype=bool)
+    new_occ[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_occ[1:])
+    occ_starts = np.flatnonzero(new_occ)
+    occ_id = np.cumsum(new_occ, dtype=np.int64)
+    occ_id -= 1
+    del new_occ
     amount_in = transactions["amount"].to_numpy(float)
-    amount = np.bincount(inverse, weights=amount_in if all_mask else amount_in[mask])
+    amount = _segment_sums(amount_in if all_rows else amount_in[mask], order, occ_id)
     quantity = None
     if has_qty:
         qty = transactions["quantity"].to_numpy(float, na_value=0.0)
-        quantity = np.bincount(inverse, weights=qty if all_mask else qty[mask])
-    del inverse
-    occ_code = unique_keys // span
-    day = unique_keys % span + dmin
-    del unique_keys
-    starts = np.flatnonzero(np.r_[True, occ_code[1:] != occ_code[:-1]])
-    present = occ_code[starts]
-    customers = pd.Index(uniques, dtype="string", name=CUSTOMER_ID)
-    if len(present) != len(customers):  # pragma: no cover - factorize only sees used rows
-        customers = customers[present]
-    code = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(np.r_[starts, len(day)]))
-    counts = np.diff(np.r_[starts, len(day)])
+        quantity = _segment_sums(qty if all_rows else qty[mask], order, occ_id)
+    del order, occ_id
+    occ_key = key[occ_starts]
+    del key, occ_starts
+    code = occ_key // span
+    day = occ_key % span + dmin
+    del occ_key
+    n_occ = len(code)
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    counts = np.diff(np.r_[starts, n_occ])
+    if len(starts) != len(customers):  # pragma: no cover - codes come from the used rows only
+        raise AssertionError("customer codes out of step with occasions")
     return OccasionArrays(
         customers=customers,
         code=code,

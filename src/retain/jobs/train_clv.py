@@ -243,10 +243,11 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
 
         note("registering the model as clv@challenger")
         final_summary = rfm_summary(tx, holdout_end, clv.time_unit)
+        # the numbers the promotion gate may compare (any clv_metric), as version tags
         promotion_metrics = {
             k: v
             for k, v in metrics.items()
-            if k.startswith("holdout_") or k.startswith("baseline_")
+            if k.startswith("baseline_") or k in {f"holdout_{m}" for m in METRICS}
         }
         version = log_clv_model(
             model,

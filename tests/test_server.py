@@ -29,14 +29,13 @@ CONFIG = {
 }
 
 
-def test_train_and_promote_over_http(mlflow_http, cdnow_sample, tmp_path: Path) -> None:
+def test_train_and_promote_over_http(
+    mlflow_http, cdnow_sample, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = RunConfig.model_validate(CONFIG)
-    os.chdir(tmp_path)  # a relative sqlite path would land here if the override failed
-    try:
-        result = train_clv(cfg)
-        promoted = run_promotion(cfg, "clv")
-    finally:
-        os.chdir(Path(__file__).parent)
+    monkeypatch.chdir(tmp_path)  # a relative sqlite path would land here if the override failed
+    result = train_clv(cfg)
+    promoted = run_promotion(cfg, "clv")
     assert not (tmp_path / "never-created.db").exists()
     assert result.tracking_uri == mlflow_http.tracking_uri
 

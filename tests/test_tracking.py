@@ -296,6 +296,12 @@ def test_churn_promotion_accept_and_refuse(mlflow_tmp, booster: lgb.Booster) -> 
     assert tags["promotion.decision"] == "refused" and tags["promotion.reason"] == worse.reason
     assert tracking.client().get_model_version("churn", v1).tags["promotion.decision"] == "refused"
 
+    # roll back to the previous champion, and undo it
+    assert tracking.rollback("churn") == v2
+    assert _aliases("churn") == {"challenger": v4, "champion": v2, "previous_champion": v3}
+    assert tracking.rollback("churn") == v3
+    assert _aliases("churn")["champion"] == v3
+
 
 def test_clv_promotion_accept_and_refuse(mlflow_tmp, clv_fitted, tmp_path: Path) -> None:
     model, summary = clv_fitted
@@ -349,3 +355,5 @@ def test_promote_without_challenger_is_a_registry_error(mlflow_tmp) -> None:
         tracking.promote("churn", PromotionConfig())
     with pytest.raises(tracking.TrackingError, match="no promotion rule"):
         tracking.promote("other", PromotionConfig())
+    with pytest.raises(tracking.TrackingError, match="to roll back"):
+        tracking.rollback("churn")

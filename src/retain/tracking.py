@@ -23,8 +23,7 @@ use it too). It does five things:
    :func:`load_churn_model`).
 5. **Promote** (:func:`promote`): move ``champion`` to the challenger when it is at least as good
    as the champion (within a tolerance) and not worse than the best baseline logged beside it.
-   The previous champion keeps the alias ``previous_champion``, so a roll back is one
-   ``set_registered_model_alias`` call.
+   The previous champion keeps the alias ``previous_champion``; :func:`rollback` swaps the two.
 """
 
 from __future__ import annotations
@@ -1097,3 +1096,39 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
     }.items():
         mc.set_model_version_tag(model_name, chal_version, key, value)
     return PromotionDecision(ok, reason, chal_version, champ_version, model_name, used)
+
+
+def rollback(model_name: str) -> str:
+    """Point ``champion`` back at the ``previous_champion`` version (and swap the two).
+
+    A second call undoes the first. The versions get the tag ``promotion.rolled_back_at``.
+
+    Parameters
+    ----------
+    model_name : str
+        Registered model name.
+
+    Returns
+    -------
+    str
+        The version that is champion now.
+
+    Raises
+    ------
+    TrackingError
+        When the model has no ``champion`` or no ``previous_champion``.
+    """
+    champion = _alias_version(model_name, CHAMPION)
+    previous = _alias_version(model_name, PREVIOUS_CHAMPION)
+    if champion is None or previous is None:
+        raise TrackingError(
+            f"model {model_name!r} needs both {CHAMPION!r} and {PREVIOUS_CHAMPION!r} to roll back"
+        )
+    mc = client()
+    old, new = str(champion.version), str(previous.version)
+    mc.set_registered_model_alias(model_name, CHAMPION, new)
+    mc.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    for version in (old, new):
+        mc.set_model_version_tag(model_name, version, "promotion.rolled_back_at", stamp)
+    return new

@@ -576,11 +576,11 @@ class ChannelBudget(StrictModel):
 
 def _default_degree_sources() -> dict[str, tuple[str, ...]]:
     return {
-        "satisfaction": ("satisfaction_mean",),
+        "satisfaction": ("last_satisfaction", "last_nps"),
         "loyalty": ("tenure_days", "frequency"),
         "value": ("clv",),
-        "engagement": ("sessions_90d",),
-        "referral": ("referrals_365d",),
+        "engagement": ("session_count_90d", "email_open_rate"),
+        "referral": ("referral_count_365d",),
     }
 
 

@@ -1,0 +1,396 @@
+"""As-of scoring of every customer: features, CLV, churn probability, reasons and policy.
+
+:func:`score_customers` is a pure function (no I/O, no tracking): validated inputs and loaded
+models in, one row per customer out. The job :mod:`retain.jobs.score` does the loading, the
+atomic writing and the logging around it.
+
+How the work is split
+    The feature table is built once for the whole population with the same code as training
+    (:class:`retain.churn.dataset.ChurnFeatures` semantics): RFM quintile scores and the BG/NBD
+    fit behind the churn model's purchase-model features are population-level quantities, so
+    computing them per chunk would change them. It is a compact table (one row of numbers per
+    customer). The heavy part, the churn model with exact SHAP explanations and their reason
+    texts, runs in chunks of ``chunk_size`` customers, so its working memory (the model matrix
+    and the contribution matrix) is bounded by the chunk, not by the population. The policy
+    runs once at the end because value tiers are quantiles of the whole population and budgets
+    rank all customers.
+
+Who gets a row
+    Every customer with a purchase by the as-of date, plus *prospects*: customers known from
+    events or customer attributes (signed up by the as-of date) without a purchase. Prospects
+    have no RFM values, CLV or churn probability; their stage is ``prospect``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retain.config import FeatureConfig, PolicyConfig
+from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
+from retain.explain import shap_contributions as _shap
+from retain.features.build import build_features, check_point_in_time
+from retain.features.rfm import cutoff_end, occasion_arrays
+from retain.policy import FIVE_DEGREES, apply_policy
+
+__all__ = [
+    "OUTPUT_COLUMNS",
+    "ScoringModels",
+    "count_by",
+    "known_prospects",
+    "last_purchase_gap_days",
+    "model_features",
+    "score_customers",
+]
+
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    CUSTOMER_ID,
+    "as_of",
+    "frequency",
+    "recency_days",
+    "tenure_days",
+    "monetary_value",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "rfm_class",
+    "p_alive",
+    "expected_purchases",
+    "expected_avg_value",
+    "clv",
+    "churn_probability",
+    "lifecycle_stage",
+    "value_tier",
+    "retention_action",
+    "action_channel",
+    "action_offer",
+    "action_cost",
+    "expected_value_saved",
+    "action_priority",
+    *REASON_COLUMNS,
+    "stage_reason",
+    "clv_model_version",
+    "churn_model_version",
+    "lifecycle_phase",
+    "five_f",
+    *FIVE_DEGREES,
+)
+"""Columns of the scores table, in order (``customer_id`` is a column, not the index)."""
+
+
+@dataclass
+class ScoringModels:
+    """The models a scoring run applies.
+
+    Attributes
+    ----------
+    clv : retain.clv.ClvModel
+        Fitted CLV model (purchase + spend), e.g. from :func:`retain.tracking.load_clv_model`.
+    booster : lightgbm.Booster
+        The churn booster (uncalibrated log-odds).
+    calibrator : dict
+        Plain-data calibrator for :func:`retain.churn.calibration.apply_calibration`.
+    feature_names : list of str
+        Churn model input columns in model order.
+    horizon_days : int
+        Churn horizon H the model was trained for (used by its purchase-model features).
+    purchase_model : str
+        BTYD model behind the churn model's purchase-model features.
+    clv_version, churn_version : str
+        Registry versions, copied into every row.
+    """
+
+    clv: Any
+    booster: Any
+    calibrator: dict[str, Any]
+    feature_names: list[str]
+    horizon_days: int
+    purchase_model: str = "bgnbd"
+    clv_version: str = ""
+    churn_version: str = ""
+    shap_tables: TreeShapTables | None = field(default=None, repr=False)
+
+    def tables(self) -> TreeShapTables | None:
+        """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
+        if self.shap_tables is None:
+            try:
+                self.shap_tables = compile_tree_shap(self.booster)
+            except ValueError:
+                return None
+        return self.shap_tables
+
+
+def last_purchase_gap_days(transactions: pd.DataFrame, as_of: dt.date | str) -> pd.Series:
+    """Days between each customer's last two purchase occasions (missing with one occasion).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions.
+    as_of : date or str
+        The as-of date (included).
+
+    Returns
+    -------
+    Series
+        ``last_gap_days`` indexed by ``customer_id``.
+    """
+    occ = occasion_arrays(transactions, as_of)
+    ends = occ.ends
+    gap = np.full(len(ends), np.nan)
+    two = occ.counts >= 2
+    gap[two] = (occ.day[ends[two]] - occ.day[ends[two] - 1]).astype(float)
+    return pd.Series(gap, index=occ.customers, name="last_gap_days")
+
+
+def known_prospects(
+    events: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    as_of: dt.date | str,
+    buyers: pd.Index,
+) -> pd.Index:
+    """Customers known by the as-of date (events or sign-up) who have not bought yet.
+
+    Parameters
+    ----------
+    events : DataFrame, optional
+        Validated events (``customer_id``, ``timestamp``, ...).
+    customers : DataFrame, optional
+        Validated customer attributes, indexed by ``customer_id`` or with that column;
+        ``signup_date`` after the as-of date means not known yet.
+    as_of : date or str
+        The as-of date (included).
+    buyers : Index
+        Customers with a purchase by the as-of date.
+
+    Returns
+    -------
+    Index
+        Sorted ``customer_id`` values (string).
+    """
+    end = np.datetime64(cutoff_end(as_of), "ns")
+    known: list[np.ndarray] = []
+    if events is not None and len(events):
+        ts = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]")
+        known.append(events[CUSTOMER_ID].to_numpy(dtype=object)[ts < end])
+    if customers is not None and len(customers):
+        ids = customers[CUSTOMER_ID] if CUSTOMER_ID in customers.columns else customers.index
+        ids = pd.Series(np.asarray(ids, dtype=object))
+        if "signup_date" in customers.columns:
+            signup = customers["signup_date"].to_numpy(dtype="datetime64[ns]")
+            ok = np.isnat(signup) | (signup < end)
+            ids = ids[ok]
+        known.append(ids.to_numpy(dtype=object))
+    if not known:
+        return pd.Index([], dtype="string", name=CUSTOMER_ID)
+    ids = pd.Index(pd.unique(np.concatenate(known)), dtype="string", name=CUSTOMER_ID)
+    return ids[~ids.isin(buyers) & ids.notna()].sort_values()
+
+
+def model_features(features: pd.DataFrame, models: ScoringModels) -> pd.DataFrame:
+    """The churn model's inputs: the feature table plus its purchase-model features.
+
+    The churn model was trained on :class:`retain.churn.dataset.ChurnFeatures`, which adds the
+    outputs of a BTYD model fitted on the same cutoff (``p_alive``,
+    ``expected_purchases_horizon``, ``p_no_purchase_horizon``). They are added here the same
+    way when the model uses them.
+
+    Parameters
+    ----------
+    features : DataFrame
+        :func:`retain.features.build.build_features` output for the whole population.
+    models : ScoringModels
+        Gives the feature list, horizon and purchase model.
+
+    Returns
+    -------
+    DataFrame
+        ``features`` with the purchase-model columns the churn model needs.
+    """
+    from retain.churn.dataset import CLV_FEATURES, clv_features
+
+    if not any(c in models.feature_names for c in CLV_FEATURES):
+        return features
+    extra = clv_features(features, models.horizon_days, models.purchase_model)
+    keep = [c for c in extra.columns if c not in features.columns]
+    return pd.concat([features, extra[keep]], axis=1)
+
+
+def _clv_summary(features: pd.DataFrame, time_unit: str) -> pd.DataFrame:
+    scale = 7.0 if time_unit == "W" else 1.0
+    unit = "weeks" if time_unit == "W" else "days"
+    return pd.DataFrame(
+        {
+            "frequency": features["frequency"].to_numpy(dtype=float),
+            f"recency_{unit}": features["recency_days"].to_numpy(dtype=float) / scale,
+            f"tenure_{unit}": features["tenure_days"].to_numpy(dtype=float) / scale,
+            "monetary_value": features["monetary_value"].to_numpy(dtype=float),
+        },
+        index=features.index,
+    )
+
+
+def _churn_chunk(
+    inputs: pd.DataFrame, models: ScoringModels, n_threads: int | None
+) -> tuple[np.ndarray, pd.DataFrame]:
+    from retain.churn.calibration import apply_calibration
+    from retain.churn.dataset import feature_matrix
+
+    X = feature_matrix(inputs, models.feature_names)
+    tables = models.tables()
+    contrib = _shap(
+        models.booster,
+        X,
+        method="tables" if tables is not None else "lightgbm",
+        tables=tables,
+        n_threads=n_threads,
+    )
+    raw = contrib.sum(axis=1)  # SHAP values add up to the raw score exactly
+    prob = np.asarray(apply_calibration(models.calibrator, raw), dtype=float)
+    reasons = reason_texts(contrib, inputs, models.feature_names)
+    return prob, reasons
+
+
+def score_customers(
+    transactions: pd.DataFrame,
+    as_of: dt.date | str,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    *,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    feature_config: FeatureConfig | None = None,
+    chunk_size: int = 250_000,
+    n_threads: int | None = None,
+    timings: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Score every customer known at the as-of date.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions (rows after the as-of day are ignored).
+    as_of : date or str
+        The scoring date (included).
+    models : ScoringModels
+        CLV model, churn booster, calibrator and feature list.
+    policy : PolicyConfig
+        Stage rules, tiers, action table, budgets.
+    events, customers : DataFrame, optional
+        Validated events and customer attributes (engagement features, prospects).
+    feature_config : FeatureConfig, optional
+        Feature windows; must be the training configuration.
+    chunk_size : int
+        Customers per churn/explanation chunk.
+    n_threads : int, optional
+        Threads for the explanations.
+    timings : dict, optional
+        Filled with seconds per step (``features``, ``clv``, ``churn_and_reasons``, ``policy``).
+    progress : callable, optional
+        Called with a short message per step.
+
+    Returns
+    -------
+    DataFrame
+        One row per customer, columns :data:`OUTPUT_COLUMNS` (``customer_id`` first, sorted
+        by customer), with a RangeIndex.
+    """
+    note = progress or (lambda _m: None)
+    clock = timings if timings is not None else {}
+    as_of_ts = pd.Timestamp(pd.Timestamp(as_of).date())
+
+    t0 = time.perf_counter()
+    note("building features")
+    feats = build_features(transactions, as_of_ts, events, feature_config or FeatureConfig())
+    check_point_in_time(feats, as_of_ts)
+    inputs = model_features(feats, models)
+    gaps = last_purchase_gap_days(transactions, as_of_ts).reindex(feats.index)
+    clock["features"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    note("predicting CLV")
+    clv = models.clv.predict(_clv_summary(feats, models.clv.time_unit))
+    clock["clv"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    n = len(feats)
+    prob = np.empty(n, dtype=float)
+    reason_parts: list[pd.DataFrame] = []
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        note(f"churn and reasons: customers {start + 1:,}-{stop:,} of {n:,}")
+        p, r = _churn_chunk(inputs.iloc[start:stop], models, n_threads)
+        prob[start:stop] = p
+        reason_parts.append(r)
+    reasons = (
+        pd.concat(reason_parts)
+        if reason_parts
+        else pd.DataFrame({c: pd.array([], dtype="string") for c in REASON_COLUMNS})
+    )
+    clock["churn_and_reasons"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    note("applying the policy")
+    base = pd.DataFrame(index=feats.index)
+    for col in ("frequency", "recency_days", "tenure_days", "monetary_value"):
+        base[col] = feats[col].to_numpy(dtype=float)
+    for col in ("r_score", "f_score", "m_score"):
+        base[col] = pd.array(feats[col].to_numpy(), dtype="Int64")
+    for col in ("rfm_segment", "rfm_class"):
+        base[col] = pd.array(feats[col].astype(object).to_numpy(), dtype="string")
+    for col in ("p_alive", "expected_purchases", "expected_avg_value", "clv"):
+        base[col] = clv[col].to_numpy(dtype=float)
+    base["churn_probability"] = prob
+    for col in REASON_COLUMNS:
+        base[col] = reasons[col].to_numpy()
+    base["last_gap_days"] = gaps.to_numpy(dtype=float)
+    degree_sources = {c for cols in policy.five_degrees.values() for c in cols}
+    for col in sorted(degree_sources - set(base.columns)):
+        if col in feats.columns:
+            base[col] = pd.to_numeric(feats[col], errors="coerce").to_numpy(dtype=float)
+
+    prospects = known_prospects(events, customers, as_of_ts, feats.index)
+    if len(prospects):
+        base = pd.concat([base, pd.DataFrame(index=prospects)])
+        base = base.sort_index()
+    base.index.name = CUSTOMER_ID
+    decided = apply_policy(base, policy)
+
+    out = pd.concat([base, decided], axis=1)
+    out["as_of"] = as_of_ts
+    out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
+    out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
+    out = out.reset_index()
+    out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
+    clock["policy"] = time.perf_counter() - t0
+    return out[list(OUTPUT_COLUMNS)]
+
+
+def count_by(scores: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Row counts per value of each column (for manifests and logging).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of :func:`score_customers`.
+    columns : sequence of str
+        Columns to count.
+
+    Returns
+    -------
+    dict
+        ``{column: {value: count}}`` with values as strings.
+    """
+    return {
+        col: {str(k): int(v) for k, v in scores[col].value_counts(dropna=False).items()}
+        for col in columns
+    }

@@ -1,0 +1,175 @@
+"""Scoring on a small synthetic population: every customer once, valid values, chunk-invariant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn.calibration import apply_calibration, fit_calibration
+from retain.churn.dataset import feature_matrix, select_feature_columns
+from retain.clv import ClvModel
+from retain.config import STAGES, TIERS, load_policy
+from retain.explain import REASON_COLUMNS
+from retain.features.build import build_features
+from retain.features.labels import churn_labels
+from retain.policy import FIVE_DEGREES
+from retain.scoring import (
+    OUTPUT_COLUMNS,
+    ScoringModels,
+    known_prospects,
+    last_purchase_gap_days,
+    model_features,
+    score_customers,
+)
+from retain.synthetic import generate_synthetic
+
+POLICY = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
+AS_OF = pd.Timestamp("2023-12-31")
+
+
+@pytest.fixture(scope="module")
+def world():
+    data = generate_synthetic(800, "2022-01-01", "2023-12-31", seed=11, with_events=True)
+    tx, events = data.transactions, data.events
+    train_cut = pd.Timestamp("2023-03-31")
+    models = ScoringModels(clv=None, booster=None, calibrator={}, feature_names=[], horizon_days=90)
+    feats = build_features(tx, train_cut, events)
+    names, _ = select_feature_columns(feats.reset_index())
+    names = [c for c in names if c != "customer_id"]
+    models.feature_names = names
+    inputs = model_features(feats, models)
+    y = churn_labels(tx, train_cut, 90, AS_OF).reindex(inputs.index).astype(int)
+    X = feature_matrix(inputs, names)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 40)
+    raw = booster.predict(X, raw_score=True)
+    models.booster = booster
+    models.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
+    summary = pd.DataFrame(
+        {
+            "frequency": feats["frequency"],
+            "recency_weeks": feats["recency_days"] / 7,
+            "tenure_weeks": feats["tenure_days"] / 7,
+            "monetary_value": feats["monetary_value"],
+        }
+    )
+    models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
+    models.clv_version, models.churn_version = "3", "7"
+    # prospects: known from events or sign-up, no purchase
+    customers = pd.DataFrame(
+        {
+            "customer_id": pd.array(["p_signup", "p_future", data.transactions.iloc[0, 0]]),
+            "signup_date": pd.to_datetime(["2023-06-01", "2024-06-01", "2022-01-05"]),
+        }
+    )
+    extra_event = pd.DataFrame(
+        {
+            "customer_id": pd.array(["p_event"], dtype="string"),
+            "timestamp": pd.to_datetime(["2023-10-01"]),
+            "event_type": pd.array(["session"], dtype="string"),
+            "value": [np.nan],
+        }
+    )
+    events = pd.concat([events, extra_event[events.columns]], ignore_index=True)
+    return tx, events, customers, models
+
+
+def test_scores_every_customer_once_with_valid_values(world) -> None:
+    tx, events, customers, models = world
+    policy = load_policy(POLICY)
+    timings: dict[str, float] = {}
+    out = score_customers(
+        tx,
+        AS_OF,
+        models,
+        policy,
+        events=events,
+        customers=customers,
+        chunk_size=150,
+        timings=timings,
+    )
+    assert list(out.columns) == list(OUTPUT_COLUMNS)
+    buyers = pd.Index(tx.loc[tx["timestamp"] < AS_OF + pd.Timedelta(days=1), "customer_id"])
+    expected = set(buyers.unique()) | {"p_signup", "p_event"}
+    assert out["customer_id"].is_unique
+    assert set(out["customer_id"]) == expected  # p_future signed up after the as-of date
+    assert set(timings) == {"features", "clv", "churn_and_reasons", "policy"}
+
+    prospects = out[out["lifecycle_stage"] == "prospect"]
+    assert set(prospects["customer_id"]) == {"p_signup", "p_event"}
+    assert prospects[["frequency", "clv", "churn_probability"]].isna().all().all()
+    bought = out[out["lifecycle_stage"] != "prospect"]
+    assert bought["churn_probability"].between(0, 1).all()
+    assert bought["p_alive"].between(0, 1).all() and (bought["clv"] >= 0).all()
+    assert bought["reason_1"].notna().all()
+    assert set(out["lifecycle_stage"]) <= set(STAGES)
+    assert set(out["value_tier"]) <= set(TIERS)
+    assert out["stage_reason"].notna().all() and out["retention_action"].notna().all()
+    assert (out["as_of"] == AS_OF).all()
+    assert (out["clv_model_version"] == "3").all() and (out["churn_model_version"] == "7").all()
+    ev = bought["expected_value_saved"]
+    assert np.isfinite(ev).all()
+    contacted = out["action_priority"].notna()
+    assert sorted(out.loc[contacted, "action_priority"]) == list(range(1, contacted.sum() + 1))
+    # engagement data exists, so the engagement degree is filled; it is a 0-1 score
+    assert out.loc[bought.index, "engagement"].between(0, 1).all()
+    assert set(FIVE_DEGREES) <= set(out.columns)
+
+
+def test_churn_probability_and_reasons_match_the_model(world) -> None:
+    tx, events, customers, models = world
+    out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events, chunk_size=97)
+    feats = model_features(build_features(tx, AS_OF, events), models)
+    X = feature_matrix(feats, models.feature_names)
+    expected = apply_calibration(models.calibrator, models.booster.predict(X, raw_score=True))
+    got = out.set_index("customer_id").loc[feats.index, "churn_probability"]
+    np.testing.assert_allclose(got.to_numpy(), expected, atol=1e-12)
+    contrib = models.booster.predict(X, pred_contrib=True)
+    top = np.abs(contrib[:, :-1]).argmax(axis=1)
+    first = out.set_index("customer_id").loc[feats.index, "reason_1"]
+    for i in range(0, len(feats), 50):
+        direction = "raises" if contrib[i, top[i]] > 0 else "lowers"
+        assert f"{direction} churn risk ({contrib[i, top[i]]:+.2f})" in first.iloc[i]
+
+
+def test_result_does_not_depend_on_chunk_size(world) -> None:
+    tx, events, customers, models = world
+    policy = load_policy(POLICY)
+    a = score_customers(tx, AS_OF, models, policy, events=events, chunk_size=10_000)
+    b = score_customers(tx, AS_OF, models, policy, events=events, chunk_size=33)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_last_purchase_gap_and_prospect_helpers() -> None:
+    tx = pd.DataFrame(
+        {
+            "customer_id": pd.array(["a", "a", "a", "b", "c"], dtype="string"),
+            "timestamp": pd.to_datetime(
+                ["2024-01-01", "2024-01-11", "2024-03-01", "2024-02-01", "2024-05-01"]
+            ),
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+    gaps = last_purchase_gap_days(tx, "2024-03-31")
+    assert gaps["a"] == 50 and np.isnan(gaps["b"]) and "c" not in gaps.index
+    events = pd.DataFrame(
+        {
+            "customer_id": pd.array(["b", "x", "y"], dtype="string"),
+            "timestamp": pd.to_datetime(
+                ["2024-01-01 00:00", "2024-03-31 23:00", "2024-04-01 00:00"]
+            ),
+        }
+    )
+    prospects = known_prospects(events, None, "2024-03-31", pd.Index(["a", "b"]))
+    assert prospects.tolist() == ["x"]
+
+
+def test_reason_columns_are_strings(world) -> None:
+    tx, events, customers, models = world
+    out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events)
+    for col in (*REASON_COLUMNS, "stage_reason", "lifecycle_stage", "retention_action"):
+        assert isinstance(out[col].dtype, pd.StringDtype)

@@ -863,8 +863,25 @@ def generate_synthetic(
         return chunks[0]
 
     def concat(name: str) -> pd.DataFrame:
-        out = pd.concat([getattr(c, name) for c in chunks])
-        return out if name == "truth" else out.reset_index(drop=True)
+        # column by column, releasing each chunk column once copied: the peak stays near
+        # the size of the result instead of twice it
+        frames = [getattr(c, name) for c in chunks]
+        for c in chunks:
+            setattr(c, name, None)
+        index = None
+        if name == "truth":
+            index = pd.Index(
+                pd.concat([f.index.to_series() for f in frames], ignore_index=True),
+                name=CUSTOMER_ID,
+            )
+        columns = {}
+        for col in list(frames[0].columns):
+            columns[col] = pd.concat([f[col] for f in frames], ignore_index=True)
+            for f in frames:
+                del f[col]
+            if index is not None:
+                columns[col].index = index
+        return pd.DataFrame(columns, index=index, copy=False)
 
     return SyntheticData(
         transactions=concat("transactions"),

@@ -53,6 +53,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_seconds() -> float:
+    """User plus system CPU time of this process (robust to other load on the machine)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _rss_mb() -> float:
     """Current resident set size of this process in MB."""
     with open("/proc/self/statm") as fh:
@@ -102,6 +108,7 @@ def run_step(step: str, path: Path, subset: int | None) -> dict:
     load_seconds = time.perf_counter() - t0
     rss_after_load = _rss_mb()
     n_rows = len(tx)
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     if step == "load":
         n_customers = tx["customer_id"].nunique()
@@ -136,12 +143,14 @@ def run_step(step: str, path: Path, subset: int | None) -> dict:
     else:
         raise ValueError(f"unknown step {step!r}")
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     return {
         "step": step,
         "rows": n_rows,
         "customers": int(n_customers),
         "load_seconds": round(load_seconds, 2),
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "rss_after_load_mb": round(rss_after_load),
         "peak_rss_mb": round(_peak_rss_mb()),
     }
@@ -223,12 +232,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), file=sys.stderr)
 
     print(f"\nload average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
-    print("| step | rows | customers | seconds | peak RSS MB | RSS after load MB |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| step | rows | customers | wall s | CPU s | peak RSS MB | RSS after load MB "
+        "| peak - after load MB |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(
             f"| {r['step']} | {r['rows']:,} | {r['customers']:,} | {r['seconds']} | "
-            f"{r['peak_rss_mb']:,} | {r['rss_after_load_mb']:,} |"
+            f"{r['cpu_seconds']} | {r['peak_rss_mb']:,} | {r['rss_after_load_mb']:,} | "
+            f"{r['peak_rss_mb'] - r['rss_after_load_mb']:,} |"
         )
     return 0
 

@@ -155,14 +155,15 @@ def behaviour_from_arrays(
     n_gaps = counts - 1
     mean_gap = np.full(n_cust, np.nan)
     np.divide(last - first, n_gaps, out=mean_gap, where=n_gaps > 0)
-    # Gaps between consecutive occasions of the same customer: the diff at each position that
-    # is not a customer's first occasion.
-    not_first = np.ones(len(day), dtype=bool)
-    not_first[starts] = False
-    gap_pos = np.flatnonzero(not_first)
-    gap_code = code[gap_pos]
-    dev = (day[gap_pos] - day[gap_pos - 1]) - mean_gap[gap_code]
-    sq = np.bincount(gap_code, weights=dev * dev, minlength=n_cust)
+    # Gaps between consecutive occasions of the same customer: day differences between
+    # neighbours with the same customer code (the others straddle two customers).
+    gap_code = code[1:]
+    dev = np.diff(day).astype(float)
+    dev -= mean_gap[gap_code]
+    dev *= dev
+    dev[gap_code != code[:-1]] = 0.0
+    sq = np.bincount(gap_code, weights=dev, minlength=n_cust)
+    del dev
     std_gap = np.full(n_cust, np.nan)
     np.divide(sq, n_gaps - 1, out=std_gap, where=n_gaps > 1)
     data["mean_gap_days"] = mean_gap
@@ -177,8 +178,11 @@ def behaviour_from_arrays(
     t = int(trend_window_days)
     edges = np.array(sorted({int(w) for w in windows_days} | {t, 2 * t}), dtype=np.int64)
     n_buckets = len(edges) + 1  # the last bucket holds occasions older than every edge
-    cell = np.searchsorted(edges, cd - day, side="right")  # age < edges[k] <=> cell <= k
-    cell += code * n_buckets
+    age = cd - day
+    cell = code * n_buckets
+    for e in edges:  # cell offset = number of edges <= age, so age < edges[k] <=> offset <= k
+        cell += age >= e
+    del age
     size = n_cust * n_buckets
     spend = np.bincount(cell, weights=occ.amount, minlength=size).reshape(n_cust, n_buckets)
     visits = np.bincount(cell, minlength=size).reshape(n_cust, n_buckets)

@@ -119,7 +119,10 @@ def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
         raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         padded = np.zeros((len(chunk), 8), dtype=np.uint8)
         padded[:, :w] = raw.reshape(-1, w)
-        parts.append(padded.view(">u8").ravel().astype(np.uint64))
+        keys = padded.view(np.uint64).ravel()
+        if np.little_endian:
+            keys.byteswap(inplace=True)  # big-endian order = string order
+        parts.append(keys)
     if not parts:
         return None
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -236,7 +239,8 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
     new_occ = np.empty(n_rows, dtype=bool)
     new_occ[0] = True
     np.not_equal(key[1:], key[:-1], out=new_occ[1:])
-    occ_starts = np.flatnonzero(new_occ)
+    occ_key = key[new_occ]
+    del key
     occ_id = np.cumsum(new_occ, dtype=np.int64)
     occ_id -= 1
     del new_occ
@@ -247,8 +251,6 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
         qty = transactions["quantity"].to_numpy(float, na_value=0.0)
         quantity = _segment_sums(qty if all_rows else qty[mask], order, occ_id)
     del order, occ_id
-    occ_key = key[occ_starts]
-    del key, occ_starts
     code = occ_key // span
     day = occ_key % span + dmin
     del occ_key

@@ -144,3 +144,11 @@ def test_unknown_top_level_key_is_an_error(tmp_path):
 def test_rules_are_validated_on_construction():
     with pytest.raises(ValueError, match="distinct"):
         SegmentRules.model_validate({**DEFAULT_SEGMENT_RULES.model_dump(), "default_class": "VIP"})
+
+
+def test_run_config_finds_the_segment_rules_beside_it():
+    from retain.config import load_config
+
+    cfg = load_config(SEGMENTS_YAML.parent / "cdnow.yaml")
+    assert cfg.segments_path == SEGMENTS_YAML.parent / "segments.yaml"
+    assert load_segments(cfg.segments_path) == DEFAULT_SEGMENT_RULES

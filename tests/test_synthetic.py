@@ -162,8 +162,9 @@ def test_dropout_after_first_repeat_purchase_is_mean_p(large):
 
 
 def test_mbgnbd_option_drops_out_after_first_purchase():
-    data = generate_synthetic(20_000, START, END, seed=3, with_events=False,
-                              dropout_at_first_purchase=True)  # fmt: skip
+    data = generate_synthetic(
+        20_000, START, END, seed=3, with_events=False, dropout_at_first_purchase=True
+    )
     truth = data.truth
     p = data.params["purchase"]
     died_at_first = (truth["death_time"].notna() & (truth["n_occasions"] == 1)).mean()
@@ -306,3 +307,23 @@ def test_lifetimes_recovers_bgnbd_parameters(mbg):
         assert abs(est - true) < Z_MAX * se, ("exact", name, est, true, se)
         est, se = daily.params_[name], daily.standard_errors_[name]
         assert abs(est - true) < Z_MAX * se + allowance[name] * true, ("daily", name, est, se)
+
+
+def test_acquisition_window_and_invalid_arguments():
+    data = generate_synthetic(
+        500, START, END, seed=1, with_events=False, acquisition_end="2022-03-31"
+    )
+    first = data.truth["first_purchase"]
+    assert first.min() >= pd.Timestamp(START)
+    assert first.max() < pd.Timestamp("2022-04-01")
+    assert (data.truth["observed_until"] == pd.Timestamp(END)).all()
+    with pytest.raises(ValueError, match="n_customers"):
+        generate_synthetic(0, START, END, seed=1)
+    with pytest.raises(ValueError, match="acquisition_end"):
+        generate_synthetic(10, START, END, seed=1, acquisition_end="2025-06-30")
+    with pytest.raises(ValueError, match="end"):
+        generate_synthetic(10, END, START, seed=1)
+    with pytest.raises(ValueError, match="alpha"):
+        BgNbdParams(alpha=0.0)
+    with pytest.raises(ValueError, match="horizon_days"):
+        true_churn_probability(data.truth, "2023-01-31", 0)

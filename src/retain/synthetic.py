@@ -67,7 +67,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import optimize, special
 
-from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.contracts import CUSTOMER_ID, EVENT_TYPES, TIMESTAMP
 from retain.features.rfm import cutoff_end
 
 SEED_BLOCK = 4096
@@ -524,7 +524,7 @@ def _simulate_events(
     n = len(blk.t0)
     e = blk.propensity
     alive_end = np.where(np.isnan(blk.death), length, blk.death)
-    dead_from = np.where(np.isnan(blk.death), length, blk.death)
+    dead_from = alive_end  # the background process starts at death
     owners, times, types, values = [], [], [], []
 
     def add(owner: np.ndarray, time: np.ndarray, etype: int, value: np.ndarray | None) -> None:
@@ -537,9 +537,9 @@ def _simulate_events(
     # sessions: alive, then background after death
     rate_alive = e * (ev.sessions_per_purchase * blk.lam + ev.session_floor_per_day)
     o, t = _poisson_times(rng, rate_alive, blk.t0, alive_end)
-    add(o, t, 0, None)
+    add(o, t, _CODE["session"], None)
     o, t = _poisson_times(rng, e * ev.dead_session_rate_per_day, dead_from, full)
-    add(o, t, 0, None)
+    add(o, t, _CODE["session"], None)
     # emails on a fixed schedule to every acquired customer
     k_first = np.ceil((blk.t0 - _EMAIL_HOUR) / ev.email_interval_days).astype(np.int64)
     k_first = np.maximum(k_first, 0)
@@ -549,7 +549,7 @@ def _simulate_events(
     send = (k_first[o] + _rank_in_segment(n_mail)) * ev.email_interval_days + _EMAIL_HOUR
     keep = send < length
     o, send = o[keep], send[keep]
-    add(o, send, 1, None)
+    add(o, send, _CODE["email_sent"], None)
     alive_at = send < alive_end[o]
     p_open = np.where(alive_at, 1.0 - (1.0 - ev.open_prob_alive) ** e[o], ev.open_prob_dead)
     opened = rng.random(len(o)) < p_open
@@ -557,25 +557,30 @@ def _simulate_events(
     p_click = np.where(alive_at, ev.click_prob_alive, ev.click_prob_dead)
     clicked = opened & (rng.random(len(o)) < p_click)
     click_time = open_time + rng.exponential(10.0 / 1440.0, len(o))
-    add(o[opened], open_time[opened], 2, None)
-    add(o[clicked], click_time[clicked], 3, None)
+    add(o[opened], open_time[opened], _CODE["email_open"], None)
+    add(o[clicked], click_time[clicked], _CODE["email_click"], None)
     # support tickets while alive, plus a possible complaint after the last purchase
     o, t = _poisson_times(rng, np.full(n, ev.ticket_rate_per_day), blk.t0, alive_end)
-    add(o, t, 4, _score(rng, 3.0 + blk.satisfaction[o], 1, 5))
+    add(o, t, _CODE["support_ticket"], _score(rng, 3.0 + blk.satisfaction[o], 1, 5))
     died = ~np.isnan(blk.death)
     complain = died & (rng.random(n) < ev.death_ticket_prob)
     o = np.flatnonzero(complain)
     t = blk.death[o] + rng.uniform(0.0, 14.0, len(o))
-    add(o, t, 4, _score(rng, 3.0 + blk.satisfaction[o] + ev.death_ticket_shift, 1, 5))
+    add(
+        o,
+        t,
+        _CODE["support_ticket"],
+        _score(rng, 3.0 + blk.satisfaction[o] + ev.death_ticket_shift, 1, 5),
+    )
     # post-purchase NPS surveys
     surveyed = rng.random(len(blk.occ_owner)) < ev.survey_prob
     o = blk.occ_owner[surveyed]
     t = blk.occ_time[surveyed] + rng.uniform(1.0, 7.0, len(o))
-    add(o, t, 5, _score(rng, 7.0 + 1.8 * blk.satisfaction[o], 0, 10, noise=1.5))
+    add(o, t, _CODE["survey"], _score(rng, 7.0 + 1.8 * blk.satisfaction[o], 0, 10, noise=1.5))
     # referrals from satisfied alive customers
     rate_ref = np.where(blk.satisfaction > ev.referral_threshold, ev.referral_rate_per_day, 0.0)
     o, t = _poisson_times(rng, rate_ref, blk.t0, alive_end)
-    add(o, t, 6, None)
+    add(o, t, _CODE["referral"], None)
 
     owner = np.concatenate(owners)
     time = np.concatenate(times)
@@ -596,9 +601,8 @@ def _score(
     return np.clip(np.rint(centre + noise * rng.standard_normal(len(centre))), low, high)
 
 
-# the event type codes used above, in EVENT_TYPES spelling
-_EVENT_CODES = ("session", "email_sent", "email_open", "email_click", "support_ticket", "survey",
-                "referral")  # fmt: skip
+_CODE = {name: code for code, name in enumerate(EVENT_TYPES)}
+"""Integer code of each event type while simulating (position in ``EVENT_TYPES``)."""
 
 
 def _to_ns(start_ns: int, days: np.ndarray) -> np.ndarray:
@@ -690,7 +694,7 @@ def _frames(
     events = None
     if with_events:
         ev_owner = cat("ev_owner", shift=True)
-        type_names = pa.array(_EVENT_CODES, type=pa.large_string())
+        type_names = pa.array(EVENT_TYPES, type=pa.large_string())
         events = pd.DataFrame(
             {
                 CUSTOMER_ID: _string_take(ids, ev_owner),

@@ -173,3 +173,32 @@ def test_reason_columns_are_strings(world) -> None:
     out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events)
     for col in (*REASON_COLUMNS, "stage_reason", "lifecycle_stage", "retention_action"):
         assert isinstance(out[col].dtype, pd.StringDtype)
+
+
+def test_failed_write_leaves_previous_output_intact(world, tmp_path, monkeypatch) -> None:
+    import retain.jobs.score as job
+    from retain.io import empty_rejects
+
+    tx, events, customers, models = world
+    out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events)
+    target = tmp_path / "scores"
+    manifest = {"rows_out": len(out)}
+    files = job.write_outputs(out, empty_rejects(), manifest, target, csv=True)
+    assert [f.name for f in files] == [
+        "scores.parquet",
+        "scores.csv",
+        "rejects.parquet",
+        "manifest.json",
+    ]
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(job, "write_json_atomic", boom)  # fails after the scores are written
+    with pytest.raises(OSError, match="disk full"):
+        job.write_outputs(out.head(5), empty_rejects(), {"rows_out": 5}, target, csv=True)
+    after = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]  # no temp folder left
+    assert len(pd.read_parquet(target / "scores.parquet")) == len(out)

@@ -111,9 +111,7 @@ def train_churn(config: Path = ConfigOption) -> None:
     cfg = _load_config_or_exit(config)
     try:
         with console.status("train-churn: starting") as status:
-            result = run_train_churn(
-                cfg, progress=lambda msg: status.update(f"train-churn: {msg}")
-            )
+            result = run_train_churn(cfg, progress=lambda msg: status.update(f"train-churn: {msg}"))
     except ConfigError as exc:
         console.print(f"[red]config error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
@@ -168,6 +166,99 @@ def promote(
         f"challenger; champion remains {decision.champion_version} ({decision.reason})"
     )
     raise typer.Exit(EXIT_PROMOTION)
+
+
+@app.command()
+def score(
+    config: Path = ConfigOption,
+    as_of: str = typer.Option(
+        "", "--as-of", help="Scoring date (YYYY-MM-DD), included. Default: scoring.as_of."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Output folder. Default: scoring.output_dir."
+    ),
+    model_version: str = typer.Option(
+        "",
+        "--model-version",
+        help="Churn model alias, version number or run id. Default: scoring.model_alias.",
+    ),
+    clv_version: str = typer.Option(
+        "",
+        "--clv-version",
+        help="CLV model alias, version number or run id. Default: scoring.model_alias.",
+    ),
+    csv: bool = typer.Option(False, "--csv", help="Also write scores.csv."),
+) -> None:
+    """Score every customer (stage, tier, action, reasons) and write scores + manifest."""
+    from retain.io import DataError
+    from retain.jobs.score import score as run_score
+    from retain.tracking import TrackingError
+
+    cfg = _load_config_or_exit(config)
+    try:
+        with console.status("score: starting") as status:
+            result = run_score(
+                cfg,
+                as_of=as_of or None,
+                output_dir=output,
+                model_version=model_version or None,
+                clv_version=clv_version or None,
+                csv=csv or None,
+                progress=lambda msg: status.update(f"score: {msg}"),
+            )
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    except DataError as exc:
+        console.print(f"[red]data error:[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    except TrackingError as exc:
+        console.print(f"[red]model error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    m = result.manifest
+    c = m["customers"]
+    console.print(
+        f"scored {c['customers_scored']:,} customers as of {m['as_of']} "
+        f"({c['customers_rejected']:,} rejected) into {result.output_dir}; "
+        f"clv v{m['models']['clv']['version']}, churn v{m['models']['churn']['version']}\n"
+        f"run {result.run_id}"
+    )
+
+
+@app.command()
+def report(
+    config: Path = ConfigOption,
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Folder for report.html. Default: scoring.output_dir."
+    ),
+    model_version: str = typer.Option(
+        "", "--model-version", help="Churn model alias, version or run id. Default: champion."
+    ),
+) -> None:
+    """Write the self-contained analyst HTML report (SHAP, stages, actions, backtests)."""
+    from retain.io import DataError
+    from retain.jobs.report import report as run_report
+    from retain.tracking import TrackingError
+
+    cfg = _load_config_or_exit(config)
+    try:
+        with console.status("report: starting") as status:
+            result = run_report(
+                cfg,
+                output_dir=output,
+                model_version=model_version or None,
+                progress=lambda msg: status.update(f"report: {msg}"),
+            )
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+    except DataError as exc:
+        console.print(f"[red]data error:[/red] {exc}")
+        raise typer.Exit(EXIT_DATA) from exc
+    except TrackingError as exc:
+        console.print(f"[red]model error:[/red] {exc}")
+        raise typer.Exit(EXIT_MODEL) from exc
+    console.print(f"wrote {result.path} ({result.n_images} images); run {result.run_id}")
 
 
 @app.command()

@@ -1,0 +1,452 @@
+"""The ``report`` step: one self-contained HTML report for analysts.
+
+It loads the champion models (or the given churn version), the scores of the output folder
+(or scores in memory when there are none for the as-of date), computes exact SHAP values for a
+sample of customers and builds :func:`build_report`: model metrics against the baselines, churn
+evaluation charts, global SHAP bar and beeswarm plots, dependence plots, mean |SHAP| by
+lifecycle stage and value tier, example customers with waterfall plots and their reasons,
+stage x tier counts and CLV sums, the action plan with its expected value, and the CLV backtest
+charts. The page embeds every image (base64), opens offline, is written to the output folder
+(atomically) and logged to MLflow.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retain.config import ConfigError, RunConfig, load_policy
+from retain.explain import shap_contributions
+from retain.reporting.html import Report, png_to_data_uri
+from retain.scoring import ScoringModels, model_features, score_customers
+
+Progress = Callable[[str], None]
+REPORT_FILE = "report.html"
+SCORES_FILE = "scores.parquet"
+
+CHURN_METRICS = (
+    "test_roc_auc",
+    "test_pr_auc",
+    "test_brier",
+    "test_log_loss",
+    "test_ece",
+    "test_raw_ece",
+    "test_top_decile_lift",
+    "validation_roc_auc",
+    "best_iteration",
+)
+CLV_METRICS = ("holdout_mae", "holdout_rmse", "holdout_total_abs_error", "holdout_total_rel_error")
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`report` produced: the file, its image count and the MLflow run."""
+
+    path: Path
+    n_images: int
+    run_id: str
+
+
+def _metric_tables(
+    churn_metrics: Mapping[str, float], clv_metrics: Mapping[str, float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    churn_rows = {k: churn_metrics[k] for k in CHURN_METRICS if k in churn_metrics}
+    for k, v in sorted(churn_metrics.items()):
+        if k.startswith("baseline_") and k.endswith("_roc_auc"):
+            churn_rows[k] = v
+    clv_rows = {k: clv_metrics[k] for k in CLV_METRICS if k in clv_metrics}
+    for k, v in sorted(clv_metrics.items()):
+        if k.startswith("baseline_"):
+            clv_rows[k] = v
+    churn = pd.DataFrame({"value": pd.Series(churn_rows, dtype=float)})
+    clv = pd.DataFrame({"value": pd.Series(clv_rows, dtype=float)})
+    churn.index.name = "churn metric"
+    clv.index.name = "CLV metric"
+    return churn, clv
+
+
+def _examples(scores: pd.DataFrame, sample_ids: pd.Index, n: int = 4) -> list[str]:
+    """Customers to show: the top action priority, then one per other retention stage."""
+    pool = scores.set_index("customer_id").loc[sample_ids]
+    chosen: list[str] = []
+    prio = pool["action_priority"].dropna().sort_values()
+    if len(prio):
+        chosen.append(str(prio.index[0]))
+    for stage in ("at_risk", "dormant", "loyal", "new", "growing", "active", "lost"):
+        ids = pool.index[(pool["lifecycle_stage"] == stage) & ~pool.index.isin(chosen)]
+        if len(ids):
+            chosen.append(str(ids[0]))
+        if len(chosen) >= n:
+            break
+    return chosen
+
+
+def build_report(
+    scores: pd.DataFrame,
+    inputs: pd.DataFrame,
+    models: ScoringModels,
+    *,
+    churn_metrics: Mapping[str, float] | None = None,
+    clv_metrics: Mapping[str, float] | None = None,
+    backtest: Mapping[str, pd.DataFrame] | None = None,
+    churn_images: Mapping[str, bytes] | None = None,
+    title: str = "retain: churn, CLV and retention report",
+    sample_size: int = 2000,
+    seed: int = 0,
+) -> Report:
+    """Build the analyst report from scores, model inputs and model metadata (no I/O).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of :func:`retain.scoring.score_customers`.
+    inputs : DataFrame
+        The churn model's inputs per buying customer (index ``customer_id``), as built by
+        :func:`retain.scoring.model_features` for the same as-of date.
+    models : ScoringModels
+        The models that produced ``scores``.
+    churn_metrics, clv_metrics : mapping, optional
+        Metrics of the model versions (test metrics and ``baseline_*`` entries).
+    backtest : mapping, optional
+        CLV backtest tables ``cumulative`` and ``by_frequency``.
+    churn_images : mapping, optional
+        PNG bytes of the churn evaluation charts by name.
+    title : str
+        Page title.
+    sample_size : int
+        Customers sampled for the SHAP plots.
+    seed : int
+        Sampling seed.
+
+    Returns
+    -------
+    Report
+        Render with :meth:`Report.render`.
+    """
+    from retain.churn.dataset import feature_matrix
+    from retain.reporting import shap_plots as sp
+
+    names = list(models.feature_names)
+    buyers = scores.loc[scores["lifecycle_stage"] != "prospect", "customer_id"]
+    buyers = pd.Index(buyers[buyers.isin(inputs.index)].astype(str))
+    rng = np.random.default_rng(seed)
+    take = min(sample_size, len(buyers))
+    sample_ids = pd.Index(np.sort(rng.choice(np.asarray(buyers, dtype=object), take, False)))
+    X = feature_matrix(inputs.loc[sample_ids], names)
+    contrib = shap_contributions(models.booster, X, tables=models.tables())
+    by_id = scores.set_index("customer_id")
+    as_of = pd.Timestamp(scores["as_of"].iloc[0]).date() if len(scores) else "?"
+    rep = Report(
+        title,
+        f"as of {as_of}; churn model version {models.churn_version}, CLV model version "
+        f"{models.clv_version}; {len(scores):,} customers scored.",
+    )
+
+    sec = rep.section("Summary")
+    totals = pd.DataFrame(
+        {
+            "value": [
+                len(scores),
+                int((scores["lifecycle_stage"] == "prospect").sum()),
+                float(np.nansum(scores["clv"])),
+                float(np.nanmean(scores["churn_probability"])),
+                int(scores["action_priority"].notna().sum()),
+                float(np.nansum(scores["action_cost"])),
+                float(np.nansum(scores["expected_value_saved"])),
+            ]
+        },
+        index=[
+            "customers scored",
+            "prospects (no purchase yet)",
+            "total predicted CLV",
+            "mean churn probability",
+            "customers to contact",
+            "total action cost",
+            "total expected value saved",
+        ],
+    )
+    sec.table(totals)
+    sec.text(
+        "Churn probabilities are calibrated. All SHAP values and reasons are in log-odds of the "
+        "uncalibrated LightGBM model (the calibrator is monotone, so signs and rankings carry "
+        "over); SHAP values are exact (equal to LightGBM's pred_contrib) and computed for a "
+        f"random sample of {take:,} buying customers in the plots below.",
+        note=True,
+    )
+
+    sec = rep.section("Model metrics against baselines")
+    churn_t, clv_t = _metric_tables(churn_metrics or {}, clv_metrics or {})
+    if len(churn_t):
+        sec.table(churn_t, float_format="{:.4f}")
+    if len(clv_t):
+        sec.table(clv_t, float_format="{:.4f}")
+    for name, data in (churn_images or {}).items():
+        sec.image(png_to_data_uri(data), f"churn model: {name}")
+
+    sec = rep.section("Global SHAP importance")
+    sec.figure(sp.plot_shap_bar(contrib, names).figure, "mean |SHAP| per feature")
+    sec.figure(sp.plot_beeswarm(contrib, X, names), "SHAP beeswarm")
+
+    sec = rep.section("Dependence plots for the top features")
+    top = sp.mean_abs_shap(contrib, names).head(4).index
+    sec.grid([(sp.plot_dependence(contrib, X, names, f).figure, f"dependence {f}") for f in top])
+
+    sec = rep.section("Mean |SHAP| by lifecycle stage and value tier")
+    for col, label in (("lifecycle_stage", "lifecycle stage"), ("value_tier", "value tier")):
+        table = sp.mean_abs_by_group(contrib, names, by_id.loc[sample_ids, col])
+        sec.figure(
+            sp.plot_mean_abs_by_group(table, title=f"Mean |SHAP| by {label}").figure,
+            f"mean |SHAP| by {label}",
+        )
+
+    sec = rep.section("Example customers")
+    for cid in _examples(scores, sample_ids):
+        row = by_id.loc[cid]
+        i = sample_ids.get_loc(cid)
+        sec.text(
+            f"Customer {cid}: stage {row['lifecycle_stage']} ({row['stage_reason']}); tier "
+            f"{row['value_tier']}; churn probability {row['churn_probability']:.2f}; CLV "
+            f"{row['clv']:,.2f}; action: {row['retention_action']} via {row['action_channel']} "
+            f"(expected value saved {row['expected_value_saved']:,.2f})."
+        )
+        reasons = [str(row[c]) for c in ("reason_1", "reason_2", "reason_3") if pd.notna(row[c])]
+        sec.blocks.append("<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in reasons) + "</ul>")
+        sec.figure(
+            sp.plot_waterfall(contrib[i], X[i], names, title=f"customer {cid}"),
+            f"waterfall for customer {cid}",
+        )
+
+    sec = rep.section("Lifecycle stage x value tier")
+    counts = pd.crosstab(scores["lifecycle_stage"], scores["value_tier"], margins=True)
+    clv_sum = scores.pivot_table(
+        index="lifecycle_stage",
+        columns="value_tier",
+        values="clv",
+        aggfunc="sum",
+        margins=True,
+        observed=True,
+    )
+    sec.text("Customers:").table(counts, float_format="{:,.0f}")
+    sec.text("Sum of predicted CLV:").table(clv_sum)
+
+    sec = rep.section("Action plan")
+    plan = (
+        scores.groupby(["retention_action", "action_channel"], observed=True)
+        .agg(
+            customers=("customer_id", "size"),
+            total_cost=("action_cost", "sum"),
+            expected_value_saved=("expected_value_saved", "sum"),
+            mean_churn_probability=("churn_probability", "mean"),
+            clv=("clv", "sum"),
+        )
+        .sort_values("expected_value_saved", ascending=False)
+    )
+    sec.table(plan)
+    first = scores[scores["action_priority"].notna()].sort_values("action_priority").head(20)
+    cols = [
+        "action_priority",
+        "customer_id",
+        "lifecycle_stage",
+        "value_tier",
+        "retention_action",
+        "action_channel",
+        "churn_probability",
+        "clv",
+        "expected_value_saved",
+        "reason_1",
+    ]
+    sec.text("The first 20 customers to act on:").table(first[cols], index=False)
+
+    sec = rep.section("CLV backtest")
+    if backtest:
+        from retain.reporting import clv_plots
+
+        if "cumulative" in backtest:
+            sec.figure(
+                clv_plots.plot_cumulative_purchases(backtest["cumulative"]).figure,
+                "backtest cumulative purchases",
+            )
+        if "by_frequency" in backtest:
+            sec.figure(
+                clv_plots.plot_frequency_table(backtest["by_frequency"]).figure,
+                "backtest by frequency",
+            )
+    else:
+        sec.text("No backtest tables were found for this CLV model version.", note=True)
+    return rep
+
+
+def _esc(text: str) -> str:
+    return html.escape(text)
+
+
+def _write_text_atomic(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
+    """Backtest tables and PNG plots logged by a training run (empty when absent)."""
+    import mlflow
+
+    tables: dict[str, pd.DataFrame] = {}
+    images: dict[str, bytes] = {}
+    if not run_id:
+        return tables, images
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("cumulative", "by_frequency"):
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"backtest/{name}.csv", dst_path=tmp
+                )
+                tables[name] = pd.read_csv(path)
+            except Exception:  # a missing artifact only drops the chart
+                continue
+        for name in ("roc", "gain", "calibration", "precision_recall"):
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"plots/{name}.png", dst_path=tmp
+                )
+                images[name] = Path(path).read_bytes()
+            except Exception:
+                continue
+    if "cumulative" in tables and "date" in tables["cumulative"]:
+        tables["cumulative"]["date"] = pd.to_datetime(tables["cumulative"]["date"])
+    return tables, images
+
+
+def report(
+    cfg: RunConfig,
+    *,
+    output_dir: str | Path | None = None,
+    model_version: str | None = None,
+    sample_size: int = 2000,
+    progress: Progress | None = None,
+) -> ReportResult:
+    """Build the analyst report for the scoring date and write/log it.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Run config with a ``scoring`` section.
+    output_dir : str or Path, optional
+        Folder holding ``scores.parquet`` and receiving ``report.html``; default
+        ``scoring.output_dir``.
+    model_version : str, optional
+        Churn model alias, version or run id; default ``scoring.model_alias``.
+    sample_size : int
+        Customers sampled for the SHAP plots.
+    progress : callable, optional
+        Called with a short message before each stage.
+
+    Returns
+    -------
+    ReportResult
+        The file, its number of images and the MLflow run id.
+    """
+    from retain import tracking
+    from retain.features.build import build_features
+    from retain.io import load_inputs
+
+    note = progress or (lambda _m: None)
+    if cfg.scoring is None:
+        raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
+    sc = cfg.scoring
+    out_dir = Path(output_dir or sc.output_dir)
+    as_of = pd.Timestamp(sc.as_of)
+    policy = load_policy(cfg.policy_path)
+
+    note("loading models")
+    tracking.configure(cfg.tracking)
+    churn = tracking.load_churn_model(model_version or sc.model_alias)
+    clv_model, clv_v = tracking.load_clv_model(sc.model_alias)
+    horizon = int((churn.version.tags or {}).get("horizon_days", 182))
+    models = ScoringModels(
+        clv=clv_model,
+        booster=churn.booster,
+        calibrator=churn.calibrator,
+        feature_names=churn.feature_names,
+        horizon_days=horizon,
+        clv_version=str(clv_v.version),
+        churn_version=str(churn.version.version),
+    )
+    note("loading inputs and features")
+    inputs = load_inputs(cfg, as_of)
+    feats = build_features(inputs.transactions, as_of, inputs.events, cfg.features)
+    model_inputs = model_features(feats, models)
+
+    scores_path = out_dir / SCORES_FILE
+    scores: pd.DataFrame | None = None
+    if scores_path.is_file():
+        scores = pd.read_parquet(scores_path)
+        same = (
+            len(scores)
+            and pd.Timestamp(scores["as_of"].iloc[0]) == as_of
+            and (scores["churn_model_version"] == models.churn_version).all()
+        )
+        if not same:
+            scores = None
+    if scores is None:
+        note("scoring in memory")
+        scores = score_customers(
+            inputs.transactions,
+            as_of,
+            models,
+            policy,
+            events=inputs.events,
+            customers=inputs.customers,
+            feature_config=cfg.features,
+            chunk_size=sc.chunk_size,
+        )
+
+    note("reading model metrics and backtest tables")
+    churn_metrics = tracking.version_metrics(churn.version)
+    clv_metrics = tracking.version_metrics(clv_v)
+    backtest, _ = _run_artifacts(clv_v.run_id)
+    _, images = _run_artifacts(churn.version.run_id)
+
+    note("building the report")
+    t0 = time.perf_counter()
+    rep = build_report(
+        scores,
+        model_inputs,
+        models,
+        churn_metrics=churn_metrics,
+        clv_metrics=clv_metrics,
+        backtest=backtest,
+        churn_images=images,
+        title=f"retain report: {cfg.name}",
+        sample_size=sample_size,
+        seed=cfg.seed,
+    )
+    path = out_dir / REPORT_FILE
+    _write_text_atomic(rep.render(), path)
+    seconds = time.perf_counter() - t0
+
+    note("logging to MLflow")
+    with tracking.tracked_run(cfg, "report") as run:
+        tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
+        _log_file(path)
+        run_id = run.info.run_id
+    return ReportResult(path, rep.n_images, run_id)
+
+
+def _log_file(path: Path) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path="report")

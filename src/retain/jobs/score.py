@@ -1,0 +1,377 @@
+"""The ``score`` step: score every customer as of a date and write the scores atomically.
+
+What it does, in order:
+
+1. Load the CLV and churn models from the registry by alias (``scoring.model_alias``,
+   ``champion`` by default), or by version number / run id when given.
+2. Load and validate the inputs as of the scoring date (:func:`retain.io.load_inputs`).
+3. :func:`retain.scoring.score_customers`: features, CLV, calibrated churn probability, exact
+   SHAP reasons (in chunks of ``scoring.chunk_size``) and the policy (``configs/policy.yaml``).
+4. Write ``scores.parquet`` (and ``scores.csv`` on request), ``rejects.parquet`` and
+   ``manifest.json`` into the output folder. The folder is built beside the old one and swapped
+   in only when complete (:func:`retain.io.atomic_directory`), so a failed or killed run
+   leaves the previous output untouched.
+5. Log the manifest, the counts and the score distributions to MLflow.
+
+The manifest balances customers: every customer seen in the inputs (clean or rejected rows)
+is either scored (one row) or rejected (all of their rows were rejected; counted by reason).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retain.config import ConfigError, RunConfig, load_policy
+from retain.contracts import CUSTOMER_ID
+from retain.io import (
+    Inputs,
+    atomic_directory,
+    load_inputs,
+    rejected_customers,
+    write_json_atomic,
+    write_rejects,
+    write_table_atomic,
+)
+from retain.scoring import ScoringModels, count_by, score_customers
+
+Progress = Callable[[str], None]
+
+SCORES_FILE = "scores.parquet"
+SCORES_CSV = "scores.csv"
+REJECTS_FILE = "rejects.parquet"
+MANIFEST_FILE = "manifest.json"
+COUNT_COLUMNS = ("lifecycle_stage", "value_tier", "retention_action", "action_channel")
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What :func:`score` produced.
+
+    Attributes
+    ----------
+    run_id : str
+        The MLflow run.
+    output_dir : Path
+        The folder holding scores, rejects and manifest.
+    manifest : dict
+        The manifest written beside the scores.
+    files : list of Path
+        The files written.
+    """
+
+    run_id: str
+    output_dir: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def customer_balance(inputs: Inputs, scores: pd.DataFrame) -> dict[str, Any]:
+    """Customers in = scored + rejected, with the rejected customers counted by reason.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        The loaded inputs (clean tables and rejects).
+    scores : DataFrame
+        The scores (one row per scored customer).
+
+    Returns
+    -------
+    dict
+        ``customers_in``, ``customers_scored``, ``customers_rejected``,
+        ``rejected_by_reason`` (each rejected customer under the most frequent reason of their
+        rows) and ``balanced``.
+    """
+    seen: list[np.ndarray] = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
+    if inputs.events is not None:
+        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
+    if inputs.customers is not None:
+        frame = inputs.customers
+        ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
+        seen.append(np.asarray(ids, dtype=object))
+    rejected = rejected_customers(inputs)
+    seen.append(np.asarray(rejected, dtype=object))
+    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
+    rejects = inputs.rejects.copy()
+    rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
+    mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
+    reason = (
+        mine.groupby([CUSTOMER_ID, "reason"], observed=True)
+        .size()
+        .reset_index(name="n")
+        .sort_values([CUSTOMER_ID, "n"], ascending=[True, False])
+        .drop_duplicates(CUSTOMER_ID)
+    )
+    by_reason = {str(k): int(v) for k, v in reason["reason"].value_counts().items()}
+    scored = int(scores[CUSTOMER_ID].nunique())
+    return {
+        "customers_in": int(len(known)),
+        "customers_scored": scored,
+        "customers_rejected": int(len(rejected)),
+        "rejected_by_reason": by_reason,
+        "balanced": bool(len(known) == scored + len(rejected) and scored == len(scores)),
+    }
+
+
+def build_manifest(
+    cfg: RunConfig,
+    as_of: pd.Timestamp,
+    inputs: Inputs,
+    scores: pd.DataFrame,
+    models: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest written beside the scores.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config (name and hash).
+    as_of : Timestamp
+        The scoring date.
+    inputs : Inputs
+        Loaded inputs (row counts and rejects).
+    scores : DataFrame
+        The scores.
+    models : dict
+        Per model: name, version, requested reference, aliases, run id.
+    timings : dict
+        Seconds per step.
+    extra : dict, optional
+        Further entries (e.g. tier cut-points).
+
+    Returns
+    -------
+    dict
+        JSON-ready manifest: as-of, config name/hash, input row counts, rejected rows by table
+        and reason, the customer balance, models, counts per stage/tier/action/channel,
+        totals and timings.
+    """
+    rejects = inputs.rejects
+    rejected_rows = {
+        str(table): {str(r): int(n) for r, n in grp["reason"].value_counts().items()}
+        for table, grp in rejects.groupby("table", observed=True)
+    }
+    return {
+        "as_of": as_of.date().isoformat(),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config_name": cfg.name,
+        "config_hash": cfg.config_hash(),
+        "input_rows": inputs.counts,
+        "rejected_rows_by_reason": rejected_rows,
+        "customers": customer_balance(inputs, scores),
+        "rows_out": int(len(scores)),
+        "models": models,
+        "counts": count_by(scores, COUNT_COLUMNS),
+        "totals": {
+            "clv": float(np.nansum(scores["clv"])),
+            "expected_value_saved": float(np.nansum(scores["expected_value_saved"])),
+            "action_cost": float(np.nansum(scores["action_cost"])),
+            "mean_churn_probability": float(np.nanmean(scores["churn_probability"]))
+            if scores["churn_probability"].notna().any()
+            else None,
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        **(extra or {}),
+    }
+
+
+def write_outputs(
+    scores: pd.DataFrame,
+    rejects: pd.DataFrame,
+    manifest: dict[str, Any],
+    output_dir: str | Path,
+    csv: bool = False,
+) -> list[Path]:
+    """Write scores, rejects and manifest into ``output_dir`` all at once or not at all.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        The scores.
+    rejects : DataFrame
+        The rejected input rows.
+    manifest : dict
+        The manifest (its ``files`` entry is filled in here).
+    output_dir : str or Path
+        The output folder; an existing one is replaced only after the new one is complete.
+    csv : bool
+        Also write ``scores.csv``.
+
+    Returns
+    -------
+    list of Path
+        The final paths of the files written.
+    """
+    output_dir = Path(output_dir)
+    names = [SCORES_FILE, *([SCORES_CSV] if csv else []), REJECTS_FILE, MANIFEST_FILE]
+    manifest["files"] = names
+    with atomic_directory(output_dir) as tmp:
+        write_table_atomic(scores, tmp / SCORES_FILE)
+        if csv:
+            write_table_atomic(scores, tmp / SCORES_CSV)
+        write_rejects(rejects, tmp / REJECTS_FILE)
+        write_json_atomic(manifest, tmp / MANIFEST_FILE)
+    return [output_dir / n for n in names]
+
+
+def _model_entry(version: Any, requested: str) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "version": str(version.version),
+        "requested": requested,
+        "aliases": sorted(getattr(version, "aliases", []) or []),
+        "run_id": version.run_id,
+    }
+
+
+def score(
+    cfg: RunConfig,
+    *,
+    as_of: dt.date | str | None = None,
+    output_dir: str | Path | None = None,
+    model_version: str | None = None,
+    clv_version: str | None = None,
+    csv: bool | None = None,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Score every customer as of a date with the registered models; write and log the result.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        Run config with a ``scoring`` section.
+    as_of : date or str, optional
+        Scoring date; default ``scoring.as_of``.
+    output_dir : str or Path, optional
+        Output folder; default ``scoring.output_dir``.
+    model_version : str, optional
+        Churn model alias, version or run id; default ``scoring.model_alias``.
+    clv_version : str, optional
+        CLV model alias, version or run id; default ``scoring.model_alias``.
+    csv : bool, optional
+        Also write CSV; default ``scoring.write_csv``.
+    progress : callable, optional
+        Called with a short message before each stage.
+
+    Returns
+    -------
+    ScoreResult
+        Run id, output folder, manifest and files.
+
+    Raises
+    ------
+    ConfigError
+        Without a ``scoring`` section, or with an invalid policy file.
+    retain.io.DataError
+        When the inputs fail validation.
+    retain.tracking.TrackingError
+        When the store is unreachable or a model reference does not exist.
+    """
+    from retain import tracking
+
+    note = progress or (lambda _m: None)
+    if cfg.scoring is None:
+        raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
+    sc = cfg.scoring
+    when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
+    out_dir = Path(output_dir or sc.output_dir)
+    write_csv = sc.write_csv if csv is None else csv
+    policy = load_policy(cfg.policy_path)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    note("loading models")
+    tracking.configure(cfg.tracking)
+    churn_ref = model_version or sc.model_alias
+    clv_ref = clv_version or sc.model_alias
+    clv_model, clv_v = tracking.load_clv_model(clv_ref)
+    churn = tracking.load_churn_model(churn_ref)
+    horizon = int(
+        (churn.version.tags or {}).get("horizon_days", cfg.churn.horizon_days if cfg.churn else 182)
+    )
+    models = ScoringModels(
+        clv=clv_model,
+        booster=churn.booster,
+        calibrator=churn.calibrator,
+        feature_names=churn.feature_names,
+        horizon_days=horizon,
+        clv_version=str(clv_v.version),
+        churn_version=str(churn.version.version),
+    )
+    timings["load_models"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    note(f"loading inputs as of {when.date()}")
+    inputs = load_inputs(cfg, when)
+    timings["load_inputs"] = time.perf_counter() - t0
+
+    scores = score_customers(
+        inputs.transactions,
+        when,
+        models,
+        policy,
+        events=inputs.events,
+        customers=inputs.customers,
+        feature_config=cfg.features,
+        chunk_size=sc.chunk_size,
+        timings=timings,
+        progress=note,
+    )
+    model_info = {
+        "clv": _model_entry(clv_v, str(clv_ref)),
+        "churn": {**_model_entry(churn.version, str(churn_ref)), "horizon_days": horizon},
+    }
+    t0 = time.perf_counter()
+    note(f"writing {len(scores):,} rows to {out_dir}")
+    manifest = build_manifest(cfg, when, inputs, scores, model_info, timings)
+    if not manifest["customers"]["balanced"]:
+        raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
+    files = write_outputs(scores, inputs.rejects, manifest, out_dir, write_csv)
+    manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)
+
+    note("logging to MLflow")
+    with tracking.tracked_run(cfg, "score") as run:
+        tracking.log_params_flat(
+            {
+                "as_of": when.date().isoformat(),
+                "clv_version": models.clv_version,
+                "churn_version": models.churn_version,
+                "output_dir": str(out_dir),
+            },
+            prefix="score.",
+        )
+        tracking.log_dict(manifest, "scoring/manifest.json")
+        metrics: dict[str, float | int | None] = {
+            "rows_out": len(scores),
+            "customers_rejected": manifest["customers"]["customers_rejected"],
+            **{f"total_{k}": v for k, v in manifest["totals"].items()},
+            **{f"seconds_{k}": v for k, v in manifest["timings_seconds"].items()},
+        }
+        for col, counts in manifest["counts"].items():
+            for value, n in counts.items():
+                key = "".join(ch if ch.isalnum() else "_" for ch in value)
+                metrics[f"n_{col}_{key}"] = n
+        tracking.log_metrics(metrics)
+        numeric = ["clv", "churn_probability", "p_alive", "expected_value_saved"]
+        tracking.log_table(scores[numeric].describe().T, "scoring/score_distribution.csv")
+        by_stage = scores.pivot_table(
+            index="lifecycle_stage",
+            columns="value_tier",
+            values="clv",
+            aggfunc=["count", "sum"],
+            observed=True,
+        )
+        by_stage.columns = [f"{a}_{b}" for a, b in by_stage.columns]
+        tracking.log_table(by_stage, "scoring/stage_by_tier.csv")
+        run_id = run.info.run_id
+    return ScoreResult(run_id, out_dir, manifest, files)

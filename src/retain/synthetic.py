@@ -43,9 +43,10 @@ mean 1) and a satisfaction latent ``s`` (standard normal), which is negatively c
 customer has web sessions (rate ``e * (sessions_per_purchase * lambda + session_floor_per_day)``),
 opens and clicks the periodic emails with high probability, files support tickets (satisfaction
 1-5 from ``s``), answers post-purchase surveys (NPS 0-10 from ``s``) and, when satisfied, refers
-others. After death sessions and opens drop to a low background rate, tickets and surveys stop,
-and with some probability a low-satisfaction ticket follows the last purchase. Email is sent to
-every acquired customer on a fixed schedule, alive or not.
+others. After death sessions and opens drop to a low background rate, tickets, referrals and
+surveys stop (except the survey about the last purchase, 1-7 days later), and with some
+probability a low-satisfaction complaint ticket follows the last purchase within 14 days. Email
+is sent to every acquired customer on a fixed schedule, alive or not.
 
 Reproducibility
 ---------------

@@ -113,3 +113,14 @@ def test_no_purchase_by_cutoff_gives_empty_summary():
 def test_unknown_time_unit_is_refused():
     with pytest.raises(ValueError, match="time_unit"):
         rfm_summary(random_transactions(0, 10, 3), "2020-06-01", "M")
+
+
+def test_missing_ids_or_timestamps_are_refused():
+    tx = random_transactions(0, 10, 3)
+    bad_id = tx.assign(customer_id=tx["customer_id"].where(tx.index != 2, None))
+    with pytest.raises(ValueError, match="customer_id has missing values"):
+        rfm_summary(bad_id, "2021-06-01")
+    bad_ts = tx.copy()
+    bad_ts.loc[3, "timestamp"] = pd.NaT
+    with pytest.raises(ValueError, match="NaT"):
+        rfm_summary(bad_ts, "2021-06-01")

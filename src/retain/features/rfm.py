@@ -158,6 +158,8 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     keys = _fixed_width_keys(ids)
     if keys is None:
         codes, uniques = pd.factorize(ids, sort=True)
+        if len(codes) and codes.min() < 0:
+            raise ValueError("customer_id has missing values; validate the input first")
         return codes.astype(np.int64, copy=False), pd.Index(
             uniques, dtype="string", name=CUSTOMER_ID
         )
@@ -213,6 +215,8 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
         )
     all_rows = bool(mask.all())
     ns_used = ns if all_rows else ns[mask]
+    if ns_used.min() == np.iinfo(np.int64).min:
+        raise ValueError("timestamp has missing values (NaT); validate the input first")
     max_ts = pd.Timestamp(int(ns_used.max()))
     days = np.floor_divide(ns_used, _NS_PER_DAY)
     del ns_used

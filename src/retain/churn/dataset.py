@@ -508,6 +508,47 @@ def probability_no_purchase(model: object, summary: pd.DataFrame, t: float) -> n
     return np.clip(1.0 - p_alive + p_alive * p0_alive, 0.0, 1.0)
 
 
+PENALIZER_LADDER = (0.0, 1e-3, 1e-2)
+"""Penalizers tried in turn when a purchase model's plain MLE is degenerate (e.g. early
+cutoffs with few repeat purchases drive BG/NBD's ``a`` and ``b`` to zero)."""
+
+
+def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> object:
+    """Fit a BTYD purchase model on a weekly RFM summary, penalising only if needed.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``frequency``, ``recency_weeks``, ``tenure_weeks``.
+    purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
+        The model.
+
+    Returns
+    -------
+    retain.clv.ClvModel
+        Fitted (no spend model) with the first penalizer of :data:`PENALIZER_LADDER` that
+        gives a non-degenerate estimate.
+
+    Raises
+    ------
+    retain.clv.ClvFitError
+        When every penalizer fails.
+    """
+    from retain.clv import ClvFitError, ClvModel
+
+    error: ClvFitError | None = None
+    for penalizer in PENALIZER_LADDER:
+        model = ClvModel(
+            purchase_model=purchase_model, spend_model=None, time_unit="W", penalizer=penalizer
+        )
+        try:
+            return model.fit(summary)
+        except ClvFitError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
 def clv_features(
     features: pd.DataFrame, horizon_days: int, purchase_model: str = "bgnbd"
 ) -> pd.DataFrame:
@@ -528,11 +569,8 @@ def clv_features(
         Same index; ``p_alive``, ``expected_purchases_horizon`` (repeat purchases expected in
         the next H days) and ``p_no_purchase_horizon`` (see :func:`probability_no_purchase`).
     """
-    from retain.clv import ClvModel
-
     summary = weekly_summary(features)
-    model = ClvModel(purchase_model=purchase_model, spend_model=None, time_unit="W")
-    model.fit(summary)
+    model = fit_purchase_model(summary, purchase_model)
     t = horizon_days / 7.0
     return pd.DataFrame(
         {

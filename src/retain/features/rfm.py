@@ -163,8 +163,15 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
         return codes.astype(np.int64, copy=False), pd.Index(
             uniques, dtype="string", name=CUSTOMER_ID
         )
-    codes, distinct = pd.factorize(keys, sort=True)
-    return codes.astype(np.int64, copy=False), _keys_to_ids(distinct)
+    # Arrow's hash encoding, then the distinct keys sorted and the codes renumbered by rank.
+    encoded = pa.array(keys).dictionary_encode()
+    del keys
+    distinct = encoded.dictionary.to_numpy()
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = rank[encoded.indices.to_numpy()]
+    return codes, _keys_to_ids(distinct[order])
 
 
 def _segment_sums(values: np.ndarray, order: np.ndarray, segment: np.ndarray) -> np.ndarray:

@@ -1,0 +1,69 @@
+"""END-TO-END on CDNOW master: train CLV + churn, promote both, score every customer, report.
+
+This is the slow test of the suite (marked ``slow``; it still runs in ``make test``): it uses
+the real jobs, a temporary MLflow store and the full CDNOW master file (23,570 customers).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.config import STAGES, TIERS, load_config
+from retain.scoring import OUTPUT_COLUMNS
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cdnow.yaml"
+
+
+@pytest.mark.slow
+def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_master) -> None:
+    from retain.jobs.promote import run_promotion
+    from retain.jobs.report import report
+    from retain.jobs.score import MANIFEST_FILE, SCORES_FILE, score
+    from retain.jobs.train_churn import train_churn
+    from retain.jobs.train_clv import train_clv
+
+    out = tmp_path / "out"
+    cfg = load_config(CONFIG, {"scoring.output_dir": str(out)})
+    train_clv(cfg)
+    train_churn(cfg)
+    assert run_promotion(cfg, "clv").decision.accepted
+    assert run_promotion(cfg, "churn").decision.accepted
+
+    result = score(cfg, csv=True)
+    scores = pd.read_parquet(out / SCORES_FILE)
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert result.manifest["customers"] == manifest["customers"]
+
+    # every customer exactly once; the manifest balances
+    assert list(scores.columns) == list(OUTPUT_COLUMNS)
+    assert scores["customer_id"].is_unique
+    assert set(scores["customer_id"]) == set(cdnow_master["customer_id"].unique())
+    c = manifest["customers"]
+    assert c["balanced"] and c["customers_in"] == c["customers_scored"] + c["customers_rejected"]
+    assert c["customers_scored"] == len(scores) == manifest["rows_out"]
+    assert sum(manifest["counts"]["lifecycle_stage"].values()) == len(scores)
+    assert manifest["models"]["churn"]["aliases"] == ["champion"]
+    assert (out / "scores.csv").is_file()
+
+    # valid values
+    assert scores["churn_probability"].between(0, 1).all()
+    assert scores["p_alive"].between(0, 1).all() and (scores["clv"] >= 0).all()
+    assert set(scores["lifecycle_stage"]) <= set(STAGES) and set(scores["value_tier"]) <= set(TIERS)
+    assert scores["reason_1"].notna().all() and scores["stage_reason"].notna().all()
+    assert np.isfinite(scores["expected_value_saved"]).all()
+    tiers = scores["value_tier"].value_counts(normalize=True)
+    assert tiers.get("vip", 0) == pytest.approx(0.05, abs=0.01)
+    assert scores["lifecycle_stage"].nunique() >= 3
+    assert (scores["as_of"] == pd.Timestamp(cfg.scoring.as_of)).all()
+
+    rep = report(cfg, sample_size=1000)
+    html = rep.path.read_text(encoding="utf-8")
+    images = re.findall(r'src="(data:image/png;base64,[^"]+)"', html)
+    assert rep.n_images == len(images) >= 11
+    assert "CLV backtest" in html and "No backtest tables" not in html

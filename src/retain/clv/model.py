@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from retain.clv.mle import ClvFitError, fit_mle
+from retain.clv.mle import ClvFitError, MleResult, fit_mle
 from retain.clv.purchase import PURCHASE_MODELS, PurchaseModel, RfmArrays
 from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 from retain.contracts import CUSTOMER_ID
@@ -105,7 +105,7 @@ def _start_values(model: PurchaseModel, d: RfmArrays) -> np.ndarray:
     return np.array([1.0, alpha, 1.0, 2.0])
 
 
-def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> Any:
+def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> MleResult:
     """Fit a purchase model, warm-started from a weighted subsample when the data are large."""
     x0 = _start_values(model, d)
 
@@ -464,7 +464,9 @@ class ClvModel:
 
             - ``p_alive``: probability the customer is still active at the cutoff;
             - ``expected_purchases``: expected repeat purchases within the horizon;
-            - ``expected_avg_value``: Gamma-Gamma expected spend per purchase;
+            - ``expected_avg_value``: Gamma-Gamma expected spend per purchase (the population
+              mean for customers without repeat purchases; NaN when a repeat customer's
+              ``monetary_value`` is missing);
             - ``clv``: discounted expected spend within the horizon (module docstring);
             - ``expected_next_purchase_days``: ``(alpha + T) / (r + x)`` converted to days,
               the mean gap between purchases at the posterior mean purchase rate of an *alive*
@@ -492,7 +494,7 @@ class ClvModel:
         if self.spend_params_ is not None:
             x, m = self._spend_rows(summary)
             spend_params = np.array([self.spend_params_[n] for n in GAMMA_GAMMA.param_names])
-            avg_value = GAMMA_GAMMA.expected_avg_value(spend_params, x, np.nan_to_num(m))
+            avg_value = GAMMA_GAMMA.expected_avg_value(spend_params, x, m)
         else:
             avg_value = np.full(len(d), np.nan)
         out = pd.DataFrame(

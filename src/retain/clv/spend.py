@@ -92,12 +92,14 @@ class GammaGamma:
     def expected_avg_value(self, params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         """E[spend per purchase | x, m]: a weighted mean of ``m`` and the population mean.
 
-        For ``x == 0`` this is the population mean ``p v / (q - 1)``.
+        For ``x == 0`` this is the population mean ``p v / (q - 1)`` (``m`` is ignored); a
+        missing ``m`` with ``x > 0`` gives NaN.
         """
         p, q, v = params
         weight = p * x / (p * x + q - 1.0)
         population_mean = p * v / (q - 1.0)
-        return (1.0 - weight) * population_mean + weight * np.where(x > 0, m, 0.0)
+        with np.errstate(invalid="ignore"):
+            return (1.0 - weight) * population_mean + weight * np.where(x > 0, m, 0.0)
 
 
 GAMMA_GAMMA = GammaGamma()

@@ -390,6 +390,7 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
             "data.source": "cdnow_sample",
             "churn.lightgbm": {**ONE_THREAD, "min_data_in_leaf": 100, "num_threads": 1},
             "churn.baseline_models": ["bgnbd"],
+            "churn.optuna": {"n_trials": 2},
         }
     )
     messages: list[str] = []
@@ -421,3 +422,10 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
         assert key in run.data.metrics
     assert "baseline_bgnbd_p_no_purchase_roc_auc" in run.data.metrics
     assert run.data.params["split.validation_test_overlap_days"] == "92"
+    # the optuna search ran on the validation cutoff and its best trial was used and logged
+    assert run.data.metrics["optuna_trials"] == 2
+    best_lr = float(run.data.params["optuna.best.learning_rate"])
+    assert float(run.data.params["lgbm.learning_rate"]) == pytest.approx(best_lr)
+    assert run.data.metrics["optuna_best_validation_roc_auc"] == pytest.approx(
+        result.metrics["validation_roc_auc"]
+    )

@@ -264,6 +264,114 @@ class ChurnFit:
     test_scores: dict[str, np.ndarray]
 
 
+def prepare_dataset(
+    transactions: pd.DataFrame,
+    churn: Any,
+    observed_until: Any,
+    events: pd.DataFrame | None = None,
+    *,
+    feature_config: Any | None = None,
+    seed: int = 0,
+) -> ChurnDataset:
+    """Check the time split of a ``churn`` config and build its snapshots.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions covering every label window.
+    churn : ChurnConfig
+        The ``churn`` config section.
+    observed_until : date
+        Last day covered by the data.
+    events : DataFrame, optional
+        Validated engagement events.
+    feature_config : FeatureConfig, optional
+        Feature windows.
+    seed : int
+        Seed of the leakage-check sample.
+
+    Returns
+    -------
+    ChurnDataset
+        Train, validation and test snapshots.
+
+    Raises
+    ------
+    LeakageError
+        When the split or a feature breaks the point-in-time rules.
+    """
+    from retain.churn.dataset import build_churn_dataset, make_time_split
+
+    split = make_time_split(
+        churn.train_cutoffs,
+        churn.validation_cutoff,
+        churn.test_cutoff,
+        churn.horizon_days,
+        observed_until,
+        strict_validation=churn.strict_validation,
+    )
+    return build_churn_dataset(
+        transactions,
+        split,
+        events,
+        feature_config=feature_config,
+        purchase_model=churn.clv_feature_model,
+        leakage_check_customers=churn.leakage_check_customers,
+        seed=seed,
+    )
+
+
+def fit_and_evaluate(
+    dataset: ChurnDataset,
+    churn: Any,
+    *,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+) -> ChurnFit:
+    """Train and calibrate on a dataset, then evaluate on its test cutoff with the baselines.
+
+    Parameters
+    ----------
+    dataset : ChurnDataset
+        From :func:`prepare_dataset`.
+    churn : ChurnConfig
+        The ``churn`` config section.
+    seed : int
+        LightGBM seed.
+    params : mapping, optional
+        LightGBM parameters replacing ``churn.lightgbm`` (e.g. with the best optuna trial).
+
+    Returns
+    -------
+    ChurnFit
+        Dataset, model, metrics and test scores.
+    """
+    from retain.churn.evaluate import btyd_baselines, evaluate_scores
+
+    result = train_churn_model(
+        dataset,
+        params=churn.lightgbm if params is None else params,
+        num_boost_round=churn.num_boost_round,
+        early_stopping_rounds=churn.early_stopping_rounds,
+        calibration=churn.calibration,
+        imbalance=churn.imbalance,
+        seed=seed,
+    )
+    model = result.model
+    y = dataset.test[LABEL].to_numpy(dtype=int)
+    raw = model.predict_raw(dataset.test)
+    prob = apply_calibration(model.calibrator, raw)
+    baselines = btyd_baselines(
+        dataset.test, dataset.split.horizon_days, tuple(churn.baseline_models)
+    )
+    metrics = {**dataset.counts(), **result.metrics}
+    metrics.update(evaluate_scores(y, raw, prob, baselines, prefix="test"))
+    metrics["n_features"] = float(len(model.feature_names))
+    scores = {"y": y, "raw": expit(raw), "calibrated": prob}
+    scores.update({f"baseline:{k}": v for k, v in baselines.items()})
+    return ChurnFit(dataset, model, metrics, scores)
+
+
 def train_and_evaluate(
     transactions: pd.DataFrame,
     churn: Any,
@@ -275,6 +383,8 @@ def train_and_evaluate(
     params: Mapping[str, Any] | None = None,
 ) -> ChurnFit:
     """Split, build snapshots, train, calibrate and evaluate on the test cutoff.
+
+    :func:`prepare_dataset` followed by :func:`fit_and_evaluate`.
 
     Parameters
     ----------
@@ -291,7 +401,7 @@ def train_and_evaluate(
     seed : int
         LightGBM seed and leakage-check sample seed.
     params : mapping, optional
-        LightGBM parameters replacing ``churn.lightgbm`` (e.g. the best optuna trial).
+        LightGBM parameters replacing ``churn.lightgbm``.
 
     Returns
     -------
@@ -303,43 +413,7 @@ def train_and_evaluate(
     LeakageError
         When the split or a feature breaks the point-in-time rules.
     """
-    from retain.churn.dataset import build_churn_dataset, make_time_split
-    from retain.churn.evaluate import btyd_baselines, evaluate_scores
-
-    split = make_time_split(
-        churn.train_cutoffs,
-        churn.validation_cutoff,
-        churn.test_cutoff,
-        churn.horizon_days,
-        observed_until,
-        strict_validation=churn.strict_validation,
+    dataset = prepare_dataset(
+        transactions, churn, observed_until, events, feature_config=feature_config, seed=seed
     )
-    dataset = build_churn_dataset(
-        transactions,
-        split,
-        events,
-        feature_config=feature_config,
-        purchase_model=churn.clv_feature_model,
-        leakage_check_customers=churn.leakage_check_customers,
-        seed=seed,
-    )
-    result = train_churn_model(
-        dataset,
-        params=churn.lightgbm if params is None else params,
-        num_boost_round=churn.num_boost_round,
-        early_stopping_rounds=churn.early_stopping_rounds,
-        calibration=churn.calibration,
-        imbalance=churn.imbalance,
-        seed=seed,
-    )
-    model = result.model
-    y = dataset.test[LABEL].to_numpy(dtype=int)
-    raw = model.predict_raw(dataset.test)
-    prob = apply_calibration(model.calibrator, raw)
-    baselines = btyd_baselines(dataset.test, split.horizon_days, tuple(churn.baseline_models))
-    metrics = {**dataset.counts(), **result.metrics}
-    metrics.update(evaluate_scores(y, raw, prob, baselines, prefix="test"))
-    metrics["n_features"] = float(len(model.feature_names))
-    scores = {"y": y, "raw": expit(raw), "calibrated": prob}
-    scores.update({f"baseline:{k}": v for k, v in baselines.items()})
-    return ChurnFit(dataset, model, metrics, scores)
+    return fit_and_evaluate(dataset, churn, seed=seed, params=params)

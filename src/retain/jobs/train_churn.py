@@ -4,13 +4,15 @@ What it does, in order:
 
 1. Load and validate all inputs up to the last observed day (:func:`retain.io.load_inputs`,
    :func:`retain.io.observed_until`).
-2. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
-   the validation AUC only (:func:`retain.churn.tuning.search_params`).
-3. Build the time split and the point-in-time snapshots, train, calibrate on the validation
-   cutoff and evaluate on the test cutoff beside the BTYD and recency baselines
-   (:func:`retain.churn.train.train_and_evaluate`). A feature computed from data after its
+2. Check the time split and build the point-in-time snapshots
+   (:func:`retain.churn.train.prepare_dataset`). A feature computed from data after its
    cutoff, or a training label window overlapping the test window, fails the run
    (:class:`retain.churn.LeakageError`).
+3. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
+   the validation AUC only (:func:`retain.churn.tuning.search_params`); the best trial's
+   parameters are logged as ``optuna.best.*`` and all trials as ``tables/optuna_trials.csv``.
+   Then train, calibrate on the validation cutoff and evaluate on the test cutoff beside the
+   BTYD and recency baselines (:func:`retain.churn.train.fit_and_evaluate`).
 4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
    (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
    ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
@@ -23,14 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
 
 from retain.churn.dataset import feature_catalogue
 from retain.churn.evaluate import best_baseline, calibration_table
-from retain.churn.train import ChurnFit, train_and_evaluate
+from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.config import ConfigError, RunConfig
 from retain.io import load_inputs, observed_until
 from retain.reporting.churn_plots import (
@@ -48,6 +50,9 @@ from retain.tracking import (
     log_table,
     tracked_run,
 )
+
+if TYPE_CHECKING:
+    from retain.churn.tuning import SearchResult
 
 Progress = Callable[[str], None]
 
@@ -153,31 +158,28 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     until = observed_until(cfg)
     inputs = load_inputs(cfg, until)
     observed_until(cfg, inputs)
-    params: dict[str, Any] = dict(churn.lightgbm)
-    search: dict[str, Any] | None = None
-    if churn.optuna.n_trials > 0:
-        from retain.churn.tuning import search_params
-
-        note(f"optuna search ({churn.optuna.n_trials} trials)")
-        search = search_params(
-            inputs.transactions,
-            churn,
-            until,
-            inputs.events,
-            feature_config=cfg.features,
-            seed=cfg.seed,
-        )
-        params = {**params, **search["best_params"]}
-    note("building snapshots and training")
-    fit = train_and_evaluate(
+    note("building point-in-time snapshots")
+    dataset = prepare_dataset(
         inputs.transactions,
         churn,
         until,
         inputs.events,
         feature_config=cfg.features,
         seed=cfg.seed,
-        params=params,
     )
+    params: dict[str, Any] = dict(churn.lightgbm)
+    search: SearchResult | None = None
+    if churn.optuna.n_trials > 0:
+        import optuna
+
+        from retain.churn.tuning import search_params
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        note(f"optuna search ({churn.optuna.n_trials} trials on the validation cutoff)")
+        search = search_params(dataset, churn, base_params=params, seed=cfg.seed)
+        params = {**params, **search.best_params}
+    note("training, calibrating and evaluating")
+    fit = fit_and_evaluate(dataset, churn, seed=cfg.seed, params=params)
     metrics = fit.metrics
     best_name, _ = best_baseline(metrics)
     note("logging to MLflow")
@@ -192,9 +194,14 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         )
         log_metrics(metrics)
         if search is not None:
-            log_metrics({"optuna_best_validation_roc_auc": search["best_value"]})
-            log_params_flat(search["best_params"], prefix="optuna.best.")
-            log_table(search["trials"], "tables/optuna_trials.csv", index=False)
+            log_metrics(
+                {
+                    "optuna_best_validation_roc_auc": search.best_value,
+                    "optuna_trials": float(len(search.trials)),
+                }
+            )
+            log_params_flat(search.best_params, prefix="optuna.best.")
+            log_table(search.trials, "tables/optuna_trials.csv", index=False)
         _log_plots(fit)
         log_table(_importance(fit), "tables/feature_importance.csv", index=False)
         catalogue = feature_catalogue(fit.model.feature_names)

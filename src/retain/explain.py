@@ -719,33 +719,49 @@ def _info(name: str) -> FeatureInfo:
         return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
 
 
-def _fields(template: str) -> list[str]:
-    return [f for _, f, _, _ in string.Formatter().parse(template) if f and f != "value"]
+def _positional(template: str, names: list[str]) -> str:
+    """``template`` with its named fields replaced by positions in ``names`` (faster format)."""
+    parts = []
+    for literal, fname, spec, conv in string.Formatter().parse(template):
+        parts.append(literal.replace("{", "{{").replace("}", "}}"))
+        if fname is not None:
+            conv_part = f"!{conv}" if conv else ""
+            spec_part = f":{spec}" if spec else ""
+            parts.append(f"{{{names.index(fname)}{conv_part}{spec_part}}}")
+    return "".join(parts)
 
 
 def _render_feature(name: str, rows: pd.DataFrame) -> np.ndarray:
-    """Catalogue text of feature ``name`` for each row of ``rows``, de-duplicated for speed."""
+    """Catalogue text of feature ``name`` for each row, as :meth:`FeatureInfo.render` gives it.
+
+    The same rules, vectorised: the reason template when every value it names is present, else
+    the fallback template when the feature's own value is present, else "not available".
+    """
     info = _info(name)
-    fields = [f for f in _fields(info.reason) if f in rows.columns]
-    cols = list(dict.fromkeys([name, *fields]))
-    values = rows[cols]
-    codes, uniques = (
-        pd.MultiIndex.from_frame(values).factorize()
-        if len(cols) > 1
-        else (pd.factorize(values[name], use_na_sentinel=False))
-    )
-    if len(cols) > 1:
-        unique_rows = pd.DataFrame(list(uniques), columns=cols)
-    else:
-        unique_rows = pd.DataFrame({name: np.asarray(uniques, dtype=object)})
-    texts = np.asarray(
-        [
-            info.render(rec[name], rec)
-            for rec in unique_rows.astype(object).to_dict(orient="records")
-        ],
-        dtype=object,
-    )
-    return texts[codes]
+    others = [
+        f for f in dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(info.reason) if f)
+    ]
+    others = [f for f in others if f != "value"]
+    value = rows[name].to_numpy(dtype=object)
+    value_ok = ~pd.isna(value)
+    ok = value_ok.copy()
+    cols: dict[str, np.ndarray] = {}
+    for f in others:
+        if f not in rows.columns:
+            ok[:] = False
+            break
+        cols[f] = rows[f].to_numpy(dtype=object)
+        ok &= ~pd.isna(cols[f])
+    out = np.full(len(rows), f"{info.meaning.rstrip('.')}: not available", dtype=object)
+    idx = np.flatnonzero(ok)
+    if len(idx):
+        fmt = _positional(info.reason, ["value", *others]).format
+        columns = [value[idx], *(cols[f][idx] for f in others)]
+        out[idx] = [fmt(*args) for args in zip(*columns, strict=True)]
+    if info.fallback is not None:
+        fb = np.flatnonzero(~ok & value_ok)
+        out[fb] = [info.fallback.format(value=v) for v in value[fb]]
+    return out
 
 
 def reason_texts(
@@ -782,16 +798,18 @@ def reason_texts(
     index, value = top_contributions(contrib, k)
     out = {}
     for r in range(k):
-        col = np.full(len(features), None, dtype=object)
+        body = np.full(len(features), None, dtype=object)
         idx_r = index[:, r]
         val_r = value[:, r]
         for f in np.unique(idx_r[idx_r >= 0]):
             rows = np.flatnonzero(idx_r == f)
-            texts = _render_feature(feature_names[f], features.iloc[rows])
-            signs = val_r[rows]
-            col[rows] = [
-                f"{t}: {'raises' if v > 0 else 'lowers'} churn risk ({v:+.2f})"
-                for t, v in zip(texts.tolist(), signs.tolist(), strict=True)
-            ]
-        out[f"reason_{r + 1}"] = pd.array(col, dtype="string")
+            body[rows] = _render_feature(feature_names[f], features.iloc[rows])
+        # vectorised: "<text>: raises churn risk (+0.42)"
+        direction = np.where(val_r > 0, ": raises churn risk (", ": lowers churn risk (")
+        cents = np.round(np.abs(val_r) * 100.0).astype(np.int64)
+        whole = pd.Series(cents // 100).astype("string")
+        frac = pd.Series(cents % 100).astype("string").str.zfill(2)
+        sign = np.where(val_r < 0, "-", "+")
+        text = pd.Series(body, dtype="string") + direction + sign + whole + "." + frac + ")"
+        out[f"reason_{r + 1}"] = text.array
     return pd.DataFrame(out, index=features.index)

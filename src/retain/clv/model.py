@@ -97,8 +97,8 @@ def collapse_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[RfmArra
 def _start_values(model: PurchaseModel, d: RfmArrays) -> np.ndarray:
     """Crude moment-based starting values (natural units)."""
     w = d.weights / d.weights.sum()
-    mean_T = max(float(w @ d.T), 1e-3)
-    mean_x = max(float(w @ d.x), 0.05)
+    mean_T = max(float(np.sum(w * d.T)), 1e-3)  # no BLAS dot: see fit_mle
+    mean_x = max(float(np.sum(w * d.x)), 0.05)
     alpha = mean_T / mean_x  # with r = 1, E[lambda] = r / alpha = mean rate
     if model.name == "pareto_nbd":
         return np.array([1.0, alpha, 1.0, mean_T])

@@ -22,6 +22,7 @@ from retain.clv import (
 )
 from retain.clv.model import _fit_purchase, collapse_rfm
 from retain.clv.purchase import PURCHASE_MODELS, ParetoNbd, RfmArrays
+from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 from retain.features.rfm import rfm_summary
 
 CUTOFF = "1997-09-30"
@@ -104,11 +105,10 @@ def test_collapsed_weighted_fit_equals_plain_fit(summary_weeks, name):
     assert weighted.log_likelihood == pytest.approx(plain.log_likelihood, rel=1e-9)
 
 
-@pytest.mark.parametrize("name", list(PUBLISHED))
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])  # Pareto/NBD: numerical gradient
 def test_loglik_gradient_matches_finite_differences(summary_weeks, name):
     model = PURCHASE_MODELS[name]
-    if not model.analytic_gradient:
-        pytest.skip("numerical gradient")
+    assert model.analytic_gradient
     d = RfmArrays(
         summary_weeks["frequency"], summary_weeks["recency_weeks"], summary_weeks["tenure_weeks"]
     )
@@ -119,6 +119,21 @@ def test_loglik_gradient_matches_finite_differences(summary_weeks, name):
         step[i] = 1e-5 * params[i]
         up = model.loglik(params + step, d, False)[0]
         down = model.loglik(params - step, d, False)[0]
+        np.testing.assert_allclose(grad[:, i], (up - down) / (2 * step[i]), rtol=1e-5, atol=1e-7)
+
+
+def test_gamma_gamma_gradient_matches_finite_differences(summary_weeks):
+    repeat = summary_weeks["frequency"] > 0
+    d = SpendArrays(
+        summary_weeks.loc[repeat, "frequency"], summary_weeks.loc[repeat, "monetary_value"]
+    )
+    params = np.array([8.0, 3.0, 20.0])
+    _, grad = GAMMA_GAMMA.loglik(params, d, True)
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = 1e-5 * params[i]
+        up = GAMMA_GAMMA.loglik(params + step, d, False)[0]
+        down = GAMMA_GAMMA.loglik(params - step, d, False)[0]
         np.testing.assert_allclose(grad[:, i], (up - down) / (2 * step[i]), rtol=1e-5, atol=1e-7)
 
 
@@ -367,3 +382,16 @@ def test_penalizer_shrinks_parameters(summary_weeks):
     after = sum(v**2 for v in shrunk.purchase_params_.values())
     assert after < before
     assert shrunk.log_likelihood_ < plain.log_likelihood_
+
+
+def test_missing_spend_gives_missing_value_not_an_invented_one(fitted, summary_weeks):
+    data = summary_weeks.copy()
+    repeat = data.index[data["frequency"] > 0][0]
+    new = data.index[data["frequency"] == 0][0]
+    data.loc[[repeat, new], "monetary_value"] = np.nan
+    pred = fitted["bgnbd"].predict(data)
+    assert np.isnan(pred.loc[repeat, "expected_avg_value"]) and np.isnan(pred.loc[repeat, "clv"])
+    # without repeat purchases the population mean is used whatever monetary_value says
+    p, q, v = (fitted["bgnbd"].spend_params_[k] for k in "pqv")
+    assert pred.loc[new, "expected_avg_value"] == pytest.approx(p * v / (q - 1))
+    assert pred.drop(index=repeat).notna().all().all()

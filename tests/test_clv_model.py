@@ -18,6 +18,7 @@ from retain.clv import (
     ClvModel,
     NotFittedError,
     SpendCorrelationWarning,
+    ZeroSpendWarning,
     month_length,
 )
 from retain.clv.model import _fit_purchase, collapse_rfm
@@ -323,11 +324,29 @@ def test_degenerate_data_raise_fit_error_naming_model_and_penalizer(name, label)
         ClvModel(name, spend_model=None).fit(data)
 
 
-def test_nonpositive_spend_and_not_fitted_raise(summary_weeks):
+def test_zero_spend_customers_are_left_out_of_the_spend_fit(summary_weeks):
+    data = summary_weeks.copy()
+    repeat = data.index[data["frequency"] > 0][:3]
+    data.loc[repeat, "monetary_value"] = 0.0
+    with pytest.warns(ZeroSpendWarning, match="3 of 946"):
+        model = ClvModel().fit(data)
+    reference = ClvModel().fit(summary_weeks.drop(index=repeat))
+    assert model.n_spend_excluded_ == 3
+    assert model.n_spend_customers_ == 943
+    for name, value in reference.spend_params_.items():
+        assert model.spend_params_[name] == pytest.approx(value, rel=1e-6)
+    pred = model.predict(data.loc[repeat])
+    assert np.isfinite(pred["clv"]).all()
+    # shrunk towards their own zero mean: below the population mean spend p v / (q - 1)
+    p, q, v = (model.spend_params_[k] for k in ("p", "q", "v"))
+    assert (pred["expected_avg_value"] < p * v / (q - 1)).all()
+
+
+def test_nonfinite_spend_and_not_fitted_raise(summary_weeks):
     bad = summary_weeks.copy()
     repeat = bad.index[bad["frequency"] > 0][:3]
-    bad.loc[repeat, "monetary_value"] = 0.0
-    with pytest.raises(ValueError, match="monetary_value must be > 0"):
+    bad.loc[repeat, "monetary_value"] = np.nan
+    with pytest.raises(ValueError, match="monetary_value must be a finite number"):
         ClvModel().fit(bad)
     with pytest.raises(NotFittedError):
         ClvModel().predict(summary_weeks)

@@ -22,6 +22,7 @@ from retain.clv.model import (
     ClvModel,
     NotFittedError,
     SpendCorrelationWarning,
+    ZeroSpendWarning,
     month_length,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "ClvModel",
     "NotFittedError",
     "SpendCorrelationWarning",
+    "ZeroSpendWarning",
     "month_length",
 ]

@@ -63,6 +63,10 @@ class SpendCorrelationWarning(UserWarning):
     """Spend and purchase frequency are correlated: the Gamma-Gamma assumption is doubtful."""
 
 
+class ZeroSpendWarning(UserWarning):
+    """Some repeat customers spent nothing on average; they are left out of the spend fit."""
+
+
 def month_length(time_unit: str) -> float:
     """Length of a CLV month in the given time unit (``"D"``: 30.4375, ``"W"``: 4.348214...)."""
     if time_unit not in UNIT_DAYS:
@@ -193,7 +197,7 @@ class ClvModel:
     spend_log_likelihood_ : float or None
     spend_frequency_corr_ : float or None
         Pearson correlation of frequency and monetary value among repeat customers.
-    n_customers_, n_rows_, n_spend_customers_ : int
+    n_customers_, n_rows_, n_spend_customers_, n_spend_excluded_ : int
         Customers fitted, distinct (frequency, recency, tenure) rows, repeat customers used by
         the spend model.
 
@@ -350,6 +354,7 @@ class ClvModel:
         self.spend_log_likelihood_ = None
         self.spend_frequency_corr_ = None
         self.n_spend_customers_ = 0
+        self.n_spend_excluded_ = 0
         if self.spend_model is not None:
             self._fit_spend(summary)
         return self
@@ -361,12 +366,27 @@ class ClvModel:
         label = GAMMA_GAMMA.label
         if x.size < 2:
             raise ClvFitError(f"{label}: needs at least 2 customers with repeat purchases")
-        bad = ~np.isfinite(m) | (m <= 0)
+        bad = ~np.isfinite(m)
         if bad.any():
             raise ValueError(
-                f"{label}: monetary_value must be > 0 for customers with repeat purchases; "
-                f"{int(bad.sum())} of {x.size} are not (drop returns/zero-value orders first)"
+                f"{label}: monetary_value must be a finite number for customers with repeat "
+                f"purchases; {int(bad.sum())} of {x.size} are not"
             )
+        free = m <= 0
+        self.n_spend_excluded_ = int(free.sum())
+        if free.any():
+            # Zero-value repeat occasions (free items, fully discounted orders) carry no spend
+            # information the Gamma model can use: they are left out of the spend fit, and their
+            # predicted spend comes from the fitted prior shrunk towards their own zero mean.
+            warnings.warn(
+                f"{label}: {int(free.sum())} of {x.size} repeat customers have a mean repeat "
+                "spend <= 0 and are left out of the spend fit",
+                ZeroSpendWarning,
+                stacklevel=3,
+            )
+            x, m = x[~free], m[~free]
+            if x.size < 2:
+                raise ClvFitError(f"{label}: needs at least 2 customers with positive spend")
         corr = float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else 0.0
         if abs(corr) > SPEND_CORRELATION_WARNING:
             warnings.warn(
@@ -549,6 +569,7 @@ class ClvModel:
             "n_customers": int(self.n_customers_),
             "n_rows": int(self.n_rows_),
             "n_spend_customers": int(self.n_spend_customers_),
+            "n_spend_excluded": int(getattr(self, "n_spend_excluded_", 0)),
             "versions": _versions(),
         }
 
@@ -589,4 +610,5 @@ class ClvModel:
         model.n_customers_ = int(data.get("n_customers", 0))
         model.n_rows_ = int(data.get("n_rows", 0))
         model.n_spend_customers_ = int(data.get("n_spend_customers", 0))
+        model.n_spend_excluded_ = int(data.get("n_spend_excluded", 0))
         return model

@@ -13,7 +13,8 @@ Steps, each in a fresh Python process (peak RSS = ``ru_maxrss`` of that process)
     ``--train-customers`` customers with the same features as scoring
     (:class:`retain.churn.dataset.ChurnFeatures`, horizon 90 days): train cutoff 2024-03-31,
     early stopping and calibration on 2024-06-30, test AUC on 2024-09-30. Shapes: ``default``
-    (the churn defaults, 31 leaves, no depth limit) and ``compact`` (15 leaves, depth 4). A
+    (the churn defaults, 31 leaves, no depth limit) and ``compact`` (15 leaves, depth 4), each
+    early-stopped and with a fixed 200 trees (``*_200``, the size of the issue's figures). A
     BG/NBD + Gamma-Gamma CLV model is fitted on the same customers. Models are stored as plain
     text/JSON beside the data.
 ``shap``
@@ -44,9 +45,11 @@ START, END = "2022-01-01", "2024-12-31"
 AS_OF = "2024-12-31"
 TRAIN_CUT, VALID_CUT, TEST_CUT = "2024-03-31", "2024-06-30", "2024-09-30"
 HORIZON = 90
-SHAPES = {
+SHAPES = {  # LightGBM overrides; "rounds": fixed number of trees instead of early stopping
     "default": {},
     "compact": {"num_leaves": 15, "max_depth": 4},
+    "default_200": {"rounds": 200},
+    "compact_200": {"num_leaves": 15, "max_depth": 4, "rounds": 200},
 }
 
 
@@ -109,26 +112,30 @@ def prepare(customers: int, seed: int, train_customers: int, cache_dir: Path) ->
     (Xtr, ytr), (Xva, yva), (Xte, yte) = xy(TRAIN_CUT), xy(VALID_CUT), xy(TEST_CUT)
     p["models"].mkdir(parents=True, exist_ok=True)
     info: dict = {"train_customers": int(len(ids)), "features": names, "shapes": {}}
-    for shape, extra in SHAPES.items():
+    for shape, spec in SHAPES.items():
+        extra = {k: v for k, v in spec.items() if k != "rounds"}
         params = {**DEFAULT_PARAMS, **extra, "seed": seed, "deterministic": True}
         params["scale_pos_weight"] = float((ytr == 0).sum() / max(1, (ytr == 1).sum()))
-        booster = lgb.train(
-            params,
-            lgb.Dataset(Xtr, ytr),
-            num_boost_round=500,
-            valid_sets=[lgb.Dataset(Xva, yva)],
-            callbacks=[lgb.early_stopping(50, verbose=False)],
-        )
-        booster = lgb.Booster(
-            model_str=booster.model_to_string(num_iteration=booster.best_iteration)
-        )
+        if "rounds" in spec:
+            booster = lgb.train(params, lgb.Dataset(Xtr, ytr), num_boost_round=spec["rounds"])
+        else:
+            booster = lgb.train(
+                params,
+                lgb.Dataset(Xtr, ytr),
+                num_boost_round=500,
+                valid_sets=[lgb.Dataset(Xva, yva)],
+                callbacks=[lgb.early_stopping(50, verbose=False)],
+            )
+            booster = lgb.Booster(
+                model_str=booster.model_to_string(num_iteration=booster.best_iteration)
+            )
         calibrator = fit_calibration(booster.predict(Xva, raw_score=True), yva, "isotonic")
         prob = apply_calibration(calibrator, booster.predict(Xte, raw_score=True))
         auc = ranking_metrics(yte, prob)
         (p["models"] / f"churn-{shape}.txt").write_text(booster.model_to_string())
         (p["models"] / f"calibrator-{shape}.json").write_text(json.dumps(calibrator))
         info["shapes"][shape] = {
-            "params": extra,
+            "params": spec,
             "trees": booster.num_trees(),
             "test_roc_auc": float(auc.get("roc_auc", float("nan"))),
         }
@@ -181,23 +188,27 @@ def run_shap(data: Path, models_dir: Path, rows: int) -> dict:
         models = _models(models_dir, shape)
         X = feature_matrix(feats, models.feature_names)
         res: dict = {}
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ref = models.booster.predict(X, pred_contrib=True, num_threads=1)
         res["lightgbm_1_thread"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        res["lightgbm_1_thread_cpu"] = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         models.booster.predict(X, pred_contrib=True, num_threads=2)
         res["lightgbm_2_threads"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        res["lightgbm_2_threads_cpu"] = time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         models.booster.predict(X, raw_score=True, num_threads=2)
         res["predict_only_2_threads"] = time.perf_counter() - t0
+        res["predict_only_2_threads_cpu"] = time.process_time() - c0
         for label, cells in (("tables", False), ("tables_cells", True)):
             t0 = time.perf_counter()
             tables = compile_tree_shap(models.booster, cells=cells)
             res[f"{label}_build"] = time.perf_counter() - t0
             shap_contributions(models.booster, X[:50], tables=tables, n_threads=2)  # JIT warm-up
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             ours = shap_contributions(models.booster, X, tables=tables, n_threads=2)
             res[f"{label}_2_threads"] = time.perf_counter() - t0
+            res[f"{label}_2_threads_cpu"] = time.process_time() - c0
             res[f"{label}_max_abs_diff"] = float(np.abs(ours - ref).max())
             res[f"{label}_cached_trees"] = tables.n_cached_trees
             res[f"{label}_mb"] = tables.table_bytes / 2**20
@@ -256,7 +267,9 @@ def in_subprocess(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _markdown(args: argparse.Namespace, info: dict, shap: dict, score: dict, load: str) -> str:
+def _markdown(
+    args: argparse.Namespace, info: dict, shap: dict, scores: list[dict], load: str
+) -> str:
     per = 1e6 / shap["rows"]
     lines = [
         "# Scoring: time and peak memory",
@@ -280,8 +293,9 @@ def _markdown(args: argparse.Namespace, info: dict, shap: dict, score: dict, loa
         "",
         f"## SHAP options ({shap['rows']:,} customers; seconds, and per 1M rows extrapolated)",
         "",
-        "| shape | option | seconds | s per 1M | max abs diff vs pred_contrib | cached trees |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| shape | option | seconds | s per 1M | CPU s per 1M | max abs diff vs pred_contrib "
+        "| cached trees |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for shape in SHAPES:
         r = shap[shape]
@@ -304,29 +318,30 @@ def _markdown(args: argparse.Namespace, info: dict, shap: dict, score: dict, loa
             cached = r.get(f"{base}_cached_trees", "")
             cached = f"{cached}/{r['trees']}" if cached != "" else ""
             lines.append(
-                f"| {shape} | {opt} | {r[opt]:.2f} | {r[opt] * per:,.0f} | {diff} | {cached} |"
+                f"| {shape} | {opt} | {r[opt]:.2f} | {r[opt] * per:,.0f} | "
+                f"{r[opt + '_cpu'] * per:,.0f} | {diff} | {cached} |"
             )
         lines.append(
             f"| {shape} | build tables / tables+cells | {r['tables_build']:.2f} / "
-            f"{r['tables_cells_build']:.2f} | | {r['tables_mb']:.1f} / "
+            f"{r['tables_cells_build']:.2f} | | | {r['tables_mb']:.1f} / "
             f"{r['tables_cells_mb']:.1f} MB | |"
         )
-    t = score["timings"]
-    lines += [
-        "",
-        f"## End to end ({score['customers']:,} customers, {score['transactions']:,} "
-        f"transactions, shape {score['shape']}, chunk size {args.chunk_size:,})",
-        "",
-        "| step | seconds |",
-        "| --- | --- |",
-        *[f"| {k} | {v:.1f} |" for k, v in t.items()],
-        f"| **total (wall)** | **{score['seconds_total']:.1f}** |",
-        f"| CPU (user+sys) | {score['cpu_seconds']:.1f} |",
-        "",
-        f"Peak RSS: **{score['peak_rss_mb']:,.0f} MB**; output {score['output_mb']:.0f} MB. "
-        f"Stages: {score['stages']}.",
-        "",
-    ]
+    for sc in scores:
+        lines += [
+            "",
+            f"## End to end ({sc['customers']:,} customers, {sc['transactions']:,} "
+            f"transactions, shape {sc['shape']}, chunk size {args.chunk_size:,})",
+            "",
+            "| step | seconds |",
+            "| --- | --- |",
+            *[f"| {k} | {v:.1f} |" for k, v in sc["timings"].items()],
+            f"| **total (wall)** | **{sc['seconds_total']:.1f}** |",
+            f"| CPU (user+sys) | {sc['cpu_seconds']:.1f} |",
+            "",
+            f"Peak RSS: **{sc['peak_rss_mb']:,.0f} MB**; output {sc['output_mb']:.0f} MB. "
+            f"Stages: {sc['stages']}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -337,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         "--train-customers", type=int, default=50_000, help="Customers to train on."
     )
     parser.add_argument("--chunk-size", type=int, default=250_000, help="Customers per chunk.")
-    parser.add_argument("--shape", choices=list(SHAPES), default="compact", help="Scored model.")
+    parser.add_argument(
+        "--shape", default="compact", help=f"Scored model(s), comma-separated: {list(SHAPES)}."
+    )
     parser.add_argument("--shap-rows", type=int, default=20_000, help="Rows for the SHAP options.")
     parser.add_argument("--seed", type=int, default=0, help="Data seed.")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()))
@@ -374,8 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     info = in_subprocess([*common, "--worker", "prepare"])
     shap = in_subprocess([*common, "--worker", "shap"])
-    score = in_subprocess([*common, "--worker", "score"])
-    text = _markdown(args, info, shap, score, load)
+    scores = []
+    for shape in args.shape.split(","):
+        run = [*common[:-1], shape, "--worker", "score"]
+        scores.append(in_subprocess(run))
+    text = _markdown(args, info, shap, scores, load)
     print(text)
     if args.figures:
         args.figures.write_text(text)

@@ -71,8 +71,8 @@ _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
 _ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 _MAX_TABLE_FEATURES = 10  # leaves with more distinct path features are computed directly
-_MAX_CELL_VALUES_PER_TREE = 1 << 16  # cells x features of one cached tree
-_MAX_CELL_VALUES = 1 << 24  # all cell tables together (128 MB of float64)
+_MAX_CELL_VALUES_PER_TREE = 1 << 18  # cells x features of one cached tree (2 MB)
+_MAX_CELL_VALUES = 1 << 25  # all cell tables together (256 MB of float64)
 
 
 @dataclass(frozen=True)

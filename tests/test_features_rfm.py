@@ -124,3 +124,35 @@ def test_missing_ids_or_timestamps_are_refused():
     bad_ts.loc[3, "timestamp"] = pd.NaT
     with pytest.raises(ValueError, match="NaT"):
         rfm_summary(bad_ts, "2021-06-01")
+
+
+@pytest.mark.parametrize("encoding", ["packed", "hashed", "factorized", "python_strings"])
+def test_every_id_encoding_gives_the_same_summary(encoding):
+    """Fixed-width Arrow ids are packed (or hashed when too wide); others are factorized."""
+    from retain.features.behaviour import behaviour_features
+
+    tx = random_transactions(11)
+    reference = rfm_summary(tx, "2020-10-15")
+    reference_b = behaviour_features(tx, "2020-10-15")
+    ids = tx["customer_id"].astype(str)
+    rng = np.random.default_rng(0)
+    if encoding == "packed":
+        mapping = {i: i for i in ids.unique()}
+    elif encoding == "hashed":  # 8 bytes from a wide alphabet: too many packed values
+        letters = [chr(c) for c in range(33, 127)]
+        mapping = {i: "".join(rng.choice(letters, 8)) for i in ids.unique()}
+    elif encoding == "factorized":  # varying length
+        mapping = {i: i.replace("c0", "x") + "y" * int(rng.integers(0, 3)) for i in ids.unique()}
+    else:
+        mapping = {i: i for i in ids.unique()}
+    dtype = pd.StringDtype("python") if encoding == "python_strings" else "string"
+    mapped = tx.assign(customer_id=ids.map(mapping).astype(dtype))
+    back = {v: k for k, v in mapping.items()}
+    for ours, ref in [
+        (rfm_summary(mapped, "2020-10-15"), reference),
+        (behaviour_features(mapped, "2020-10-15"), reference_b),
+    ]:
+        assert ours.index.is_monotonic_increasing
+        ours = ours.rename(index=back).sort_index()
+        ours.index = ours.index.astype("string")
+        pd.testing.assert_frame_equal(ours, ref, check_exact=True, check_index_type=False)

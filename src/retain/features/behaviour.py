@@ -138,7 +138,7 @@ def behaviour_from_arrays(
     """
     _check_windows(windows_days, trend_window_days)
     n_cust = len(occ.customers)
-    cols = behaviour_column_names(windows_days, occ.quantity is not None)
+    cols = behaviour_column_names(windows_days, occ.quantity_total is not None)
     if n_cust == 0:
         out = pd.DataFrame({c: np.array([], dtype=float) for c in cols}, index=occ.customers)
         return out.astype({c: np.int64 for c in cols if c.startswith(("n_", "occasions_"))})
@@ -192,19 +192,19 @@ def behaviour_from_arrays(
     edge_index = {int(e): k for k, e in enumerate(edges)}
     for w in windows_days:
         k = edge_index[int(w)]
-        data[f"spend_{w}d"] = spend_cum[:, k]
+        data[f"spend_{w}d"] = np.ascontiguousarray(spend_cum[:, k])
         data[f"occasions_{w}d"] = visits_cum[:, k].astype(np.int64)
     k1, k2 = edge_index[t], edge_index[2 * t]
     data["spend_trend"] = normalised_trend(spend_cum[:, k1], spend[:, k1 + 1 : k2 + 1].sum(axis=1))
     data["frequency_trend"] = normalised_trend(
         visits_cum[:, k1], visits[:, k1 + 1 : k2 + 1].sum(axis=1)
     )
-    if occ.quantity is not None:
-        data["mean_basket_size"] = np.add.reduceat(occ.quantity, starts) / counts
+    if occ.quantity_total is not None:
+        data["mean_basket_size"] = occ.quantity_total / counts
     total = np.add.reduceat(occ.amount, starts)
     data["total_spend"] = total
     data["avg_occasion_value"] = total / counts
-    return pd.DataFrame({c: data[c] for c in cols}, index=occ.customers)
+    return pd.DataFrame({c: data[c] for c in cols}, index=occ.customers, copy=False)
 
 
 def behaviour_features(

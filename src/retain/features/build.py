@@ -97,7 +97,7 @@ def build_features(
     columns: dict[str, object] = {}
     for part in (summary, behaviour, scores, segments):
         for col in part.columns:
-            columns[col] = part[col].to_numpy() if col not in CATEGORICAL_COLUMNS else part[col]
+            columns[col] = part[col]
     max_ts = occ.max_timestamp
     if events is not None:
         engagement = engagement_features(events, cutoff, windows, config.trend_window_days)
@@ -113,7 +113,7 @@ def build_features(
         if len(ev_ts):
             ev_max = pd.Timestamp(ev_ts.max())
             max_ts = ev_max if max_ts is None else max(max_ts, ev_max)
-    out = pd.DataFrame(columns, index=summary.index)
+    out = pd.DataFrame(columns, index=summary.index, copy=False)
     out.attrs[POINT_IN_TIME_ATTR] = {
         _iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
     }

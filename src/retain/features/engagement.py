@@ -186,4 +186,4 @@ def engagement_features(
         np.bincount(code[sessions & (age < t)], minlength=n_cust),
         np.bincount(code[sessions & (age >= t) & (age < 2 * t)], minlength=n_cust),
     )
-    return pd.DataFrame({c: data[c] for c in cols}, index=customers)
+    return pd.DataFrame({c: data[c] for c in cols}, index=customers, copy=False)

@@ -68,13 +68,15 @@ class OccasionArrays:
         Per occasion, the summed amount of the day's transactions.
     quantity : ndarray of float64 or None
         Per occasion, the summed quantity (missing quantities count 0); None when the
-        transactions carry no ``quantity`` column.
+        transactions carry no ``quantity`` column or it was not asked for.
     starts : ndarray of int64
         Position of each customer's first occasion.
     counts : ndarray of int64
         Number of occasions per customer.
     max_timestamp : Timestamp or None
         The latest transaction timestamp used (None when there are none).
+    quantity_total : ndarray of float64 or None
+        Per customer, the summed quantity; None without a ``quantity`` column.
     """
 
     customers: pd.Index
@@ -85,6 +87,7 @@ class OccasionArrays:
     starts: np.ndarray
     counts: np.ndarray
     max_timestamp: pd.Timestamp | None
+    quantity_total: np.ndarray | None = None
 
     @property
     def ends(self) -> np.ndarray:
@@ -117,6 +120,9 @@ def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
             return None
         width = w
         raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        if w == 8:
+            parts.append(raw.view(">u8").astype(np.uint64))  # big-endian order = string order
+            continue
         padded = np.zeros((len(chunk), 8), dtype=np.uint8)
         padded[:, :w] = raw.reshape(-1, w)
         keys = padded.view(np.uint64).ravel()
@@ -132,6 +138,48 @@ def _keys_to_ids(keys: np.ndarray) -> pd.Index:
     """Inverse of :func:`_fixed_width_keys` for the distinct keys."""
     raw = pa.array(keys.astype(">u8").view("S8"), type=pa.binary())
     return pd.Index(pd.array(raw.cast(pa.string()), dtype="string"), name=CUSTOMER_ID)
+
+
+def _pack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Order-preserving dense packing of :func:`_fixed_width_keys` values.
+
+    Each byte position is shifted by its smallest value and the positions are combined in
+    mixed radix (most significant first), so ids such as ``"C0000001"`` (one constant letter,
+    seven digits) pack into ``10**7`` values instead of ``2**64``; the order is the string
+    order. Returns the packed values (int64), per-position minimum and radix (most significant
+    first) and the number of possible packed values.
+    """
+    # One contiguous row per byte position, most significant first.
+    as_bytes = np.ascontiguousarray(keys.view(np.uint8).reshape(-1, 8).T)
+    if np.little_endian:
+        as_bytes = as_bytes[::-1]
+    lo = np.array([row.min() for row in as_bytes], dtype=np.int64)
+    radix = np.array([row.max() for row in as_bytes], dtype=np.int64) - lo + 1
+    capacity = 1
+    for r in radix.tolist():
+        capacity *= r
+    packed = np.zeros(len(keys), dtype=np.int64)
+    if capacity >= 2**62:
+        return packed, lo, radix, capacity
+    offset = 0
+    for j in range(8):
+        if radix[j] > 1:
+            packed *= radix[j]
+            packed += as_bytes[j]
+            offset = offset * int(radix[j]) + int(lo[j])
+    packed -= offset
+    return packed, lo, radix, capacity
+
+
+def _unpack_keys(packed: np.ndarray, lo: np.ndarray, radix: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_pack_keys`: the uint64 keys of packed values."""
+    rest = packed.copy()
+    keys = np.zeros(len(packed), dtype=np.uint64)
+    for j in range(7, -1, -1):
+        digit = rest % radix[j] + lo[j]
+        rest //= radix[j]
+        keys |= digit.astype(np.uint64) << np.uint64(8 * (7 - j))
+    return keys
 
 
 def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -179,10 +227,12 @@ def _segment_sums(values: np.ndarray, order: np.ndarray, segment: np.ndarray) ->
 
     (``np.add.reduceat`` would group the additions differently and change the last bit.)
     """
-    return np.bincount(segment, weights=values[order])
+    return np.bincount(segment, weights=np.take(values, order))
 
 
-def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> OccasionArrays:
+def occasion_arrays(
+    transactions: pd.DataFrame, cutoff: dt.date | str, occasion_quantity: bool = False
+) -> OccasionArrays:
     """Merge same-day transactions into purchase occasions, as arrays (see :class:`OccasionArrays`).
 
     Parameters
@@ -191,6 +241,9 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
         Transactions in the contract of :data:`retain.contracts.TRANSACTIONS`.
     cutoff : date or str
         The as-of date (required; included). Later rows are ignored.
+    occasion_quantity : bool
+        Also sum ``quantity`` per occasion (``OccasionArrays.quantity``); the per-customer
+        total (``quantity_total``) is always there when the column is.
 
     Returns
     -------
@@ -215,10 +268,11 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
             code=empty_i,
             day=empty_i,
             amount=np.array([], dtype=float),
-            quantity=np.array([], dtype=float) if has_qty else None,
+            quantity=np.array([], dtype=float) if has_qty and occasion_quantity else None,
             starts=empty_i,
             counts=empty_i,
             max_timestamp=None,
+            quantity_total=np.array([], dtype=float) if has_qty else None,
         )
     all_rows = bool(mask.all())
     ns_used = ns if all_rows else ns[mask]
@@ -231,13 +285,34 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
     days -= dmin
     span = int(days.max()) + 1
     ids = transactions[CUSTOMER_ID]
-    key, customers = encode_customers(ids if all_rows else ids[mask])
-    n_rows = len(key)
+    ids = ids if all_rows else ids[mask]
+    n_rows = len(ids)
+    row_bits = max(1, (n_rows - 1).bit_length())
+    # Customer key: packed fixed-width ids when the (id, day, row) triple fits in 63 bits,
+    # else dense codes from hashing. Either is in the order of the ids as strings.
+    fixed = _fixed_width_keys(ids)
+    packed = None
+    if fixed is not None:
+        packed, lo, radix, capacity = _pack_keys(fixed)
+        del fixed
+        if (capacity * span - 1).bit_length() + row_bits > 63:
+            packed = None
+    if packed is not None:
+        key = packed
+        customers = None
+        n_keys = capacity
+    else:
+        key, customers = encode_customers(ids)
+        n_keys = len(customers)
+    del ids
+    qty = None
+    if has_qty:
+        qty = transactions["quantity"].to_numpy(float, na_value=0.0)
+        qty = qty if all_rows else qty[mask]
     key *= span
     key += days
     del days
-    row_bits = max(1, (n_rows - 1).bit_length())
-    key_bits = max(1, (len(customers) * span - 1).bit_length())
+    key_bits = max(1, (n_keys * span - 1).bit_length())
     if key_bits + row_bits <= 63:
         key <<= row_bits
         key |= np.arange(n_rows, dtype=np.int64)
@@ -258,18 +333,32 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
     amount_in = transactions["amount"].to_numpy(float)
     amount = _segment_sums(amount_in if all_rows else amount_in[mask], order, occ_id)
     quantity = None
-    if has_qty:
-        qty = transactions["quantity"].to_numpy(float, na_value=0.0)
-        quantity = _segment_sums(qty if all_rows else qty[mask], order, occ_id)
+    if qty is not None:
+        quantity = _segment_sums(qty, order, occ_id)
+    del qty
     del order, occ_id
-    code = occ_key // span
+    group = occ_key // span  # packed id or dense code, non-decreasing
     day = occ_key % span + dmin
     del occ_key
-    n_occ = len(code)
-    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    n_occ = len(group)
+    new_customer = np.empty(n_occ, dtype=bool)
+    new_customer[0] = True
+    np.not_equal(group[1:], group[:-1], out=new_customer[1:])
+    starts = np.flatnonzero(new_customer)
     counts = np.diff(np.r_[starts, n_occ])
-    if len(starts) != len(customers):  # pragma: no cover - codes come from the used rows only
+    if customers is None:
+        customers = _keys_to_ids(_unpack_keys(group[starts], lo, radix))
+    elif len(starts) != len(customers):  # pragma: no cover - codes come from used rows only
         raise AssertionError("customer codes out of step with occasions")
+    del group
+    code = np.cumsum(new_customer, dtype=np.int64)
+    code -= 1
+    del new_customer
+    quantity_total = None
+    if quantity is not None:
+        quantity_total = np.bincount(code, weights=quantity, minlength=len(starts))
+        if not occasion_quantity:
+            quantity = None
     return OccasionArrays(
         customers=customers,
         code=code,
@@ -279,6 +368,7 @@ def occasion_arrays(transactions: pd.DataFrame, cutoff: dt.date | str) -> Occasi
         starts=starts,
         counts=counts,
         max_timestamp=max_ts,
+        quantity_total=quantity_total,
     )
 
 
@@ -299,7 +389,7 @@ def purchase_occasions(transactions: pd.DataFrame, cutoff: dt.date | str) -> pd.
         the day's transactions) and, when present in the input, ``quantity`` (sum). Sorted by
         customer then day, with a fresh RangeIndex.
     """
-    occ = occasion_arrays(transactions, cutoff)
+    occ = occasion_arrays(transactions, cutoff, occasion_quantity=True)
     out = {
         CUSTOMER_ID: pd.array(occ.customers.take(occ.code), dtype="string"),
         "day": occ.day,
@@ -343,6 +433,7 @@ def _summary(
             "monetary_value": monetary,
         },
         index=customers,
+        copy=False,
     )
 
 

@@ -122,6 +122,7 @@ def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
             "m_score": quintile_score(monetary),
         },
         index=summary.index,
+        copy=False,
     )
 
 

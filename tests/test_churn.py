@@ -137,6 +137,20 @@ def test_calibration_rejects_bad_input():
         apply_calibration({"method": "beta"}, np.zeros(3))
 
 
+def test_lightgbm_params_are_deterministic_and_weighting_is_explicit():
+    from retain.churn.train import lightgbm_params
+
+    params = lightgbm_params(
+        {"num_leaves": 15, "deterministic": False}, seed=3, scale_pos_weight=0.4
+    )
+    assert params["deterministic"] is True  # cannot be switched off
+    assert params["num_leaves"] == 15 and params["seed"] == 3
+    assert params["scale_pos_weight"] == 0.4
+    assert "scale_pos_weight" not in lightgbm_params({}, seed=3, scale_pos_weight=None)
+    with pytest.raises(ValueError, match="churn.imbalance"):
+        lightgbm_params({"is_unbalance": True}, seed=0, scale_pos_weight=None)
+
+
 # ---------------------------------------------------------------------------- metrics
 
 
@@ -286,6 +300,9 @@ def test_cdnow_model_is_not_worse_than_the_best_btyd_baseline(cdnow_fit):
     assert m["test_brier"] < m["test_raw_brier"]
     # all customers of the test cutoff, identical rows for model and baselines
     assert m["test_rows"] == 23_570
+    # class weights balance the training rows (CDNOW churners are the majority)
+    rate = m["train_churn_rate"]
+    assert m["scale_pos_weight"] == pytest.approx((1 - rate) / rate)
 
 
 def test_training_is_deterministic(cdnow_fit):

@@ -44,12 +44,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.rfm import cutoff_end
+
+if TYPE_CHECKING:
+    from retain.clv import ClvModel
+    from retain.config import FeatureConfig
 
 DateLike = dt.date | str | pd.Timestamp
 FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
@@ -457,7 +462,7 @@ def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def probability_no_purchase(model: object, summary: pd.DataFrame, t: float) -> np.ndarray:
+def probability_no_purchase(model: ClvModel, summary: pd.DataFrame, t: float) -> np.ndarray:
     """P(no purchase in the next ``t`` time units | history) under a fitted purchase model.
 
     BG/NBD and MBG/NBD: death happens only at purchases, so an alive customer with rate
@@ -484,23 +489,27 @@ def probability_no_purchase(model: object, summary: pd.DataFrame, t: float) -> n
     ndarray of float
         Probabilities in [0, 1], one per row of ``summary``.
     """
-    unit = {"W": "weeks", "D": "days"}[model.time_unit]  # type: ignore[attr-defined]
+    unit = {"W": "weeks", "D": "days"}[model.time_unit]
     x = summary["frequency"].to_numpy(dtype=float)
     T = summary[f"tenure_{unit}"].to_numpy(dtype=float)
-    params = model.purchase_params_  # type: ignore[attr-defined]
-    p_alive = model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float)  # type: ignore[attr-defined]
+    params = model.purchase_params_
+    p_alive = model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float)
     r, alpha = params["r"], params["alpha"]
-    log_lam_surv = lambda u: (r + x) * (np.log(alpha + T) - np.log(alpha + T + u))  # noqa: E731
-    name = model.purchase_model  # type: ignore[attr-defined]
+
+    def log_no_purchase_alive(u: np.ndarray | float) -> np.ndarray:
+        # log E[exp(-lambda u)] with lambda ~ Gamma(r + x, alpha + T)
+        return (r + x) * (np.log(alpha + T) - np.log(alpha + T + u))
+
+    name = model.purchase_model
     if name in ("bgnbd", "mbgnbd"):
-        p0_alive = np.exp(log_lam_surv(t))
+        p0_alive = np.exp(log_no_purchase_alive(t))
     elif name == "pareto_nbd":
         s, beta = params["s"], params["beta"]
-        log_mu_surv = lambda u: s * (np.log(beta + T) - np.log(beta + T + u))  # noqa: E731
-        tail = np.exp(log_lam_surv(t) + log_mu_surv(t))
+        tail = np.exp(log_no_purchase_alive(t) + s * (np.log(beta + T) - np.log(beta + T + t)))
         u = (_GAUSS_NODES[:, None] + 1.0) * (t / 2.0)
+        # E[mu exp(-mu u)] with mu ~ Gamma(s, beta + T), times E[exp(-lambda u)]
         dens = (s / (beta + T)) * np.exp(
-            (s + 1) * (np.log(beta + T) - np.log(beta + T + u)) + log_lam_surv(u)
+            (s + 1) * (np.log(beta + T) - np.log(beta + T + u)) + log_no_purchase_alive(u)
         )
         p0_alive = tail + (t / 2.0) * (_GAUSS_WEIGHTS[:, None] * dens).sum(axis=0)
     else:
@@ -513,7 +522,7 @@ PENALIZER_LADDER = (0.0, 1e-3, 1e-2)
 cutoffs with few repeat purchases drive BG/NBD's ``a`` and ``b`` to zero)."""
 
 
-def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> object:
+def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> ClvModel:
     """Fit a BTYD purchase model on a weekly RFM summary, penalising only if needed.
 
     Parameters
@@ -602,7 +611,7 @@ class ChurnFeatures:
     """
 
     horizon_days: int
-    config: object | None = None
+    config: FeatureConfig | None = None
     purchase_model: str = "bgnbd"
 
     def __call__(
@@ -645,7 +654,7 @@ def build_churn_dataset(
     events: pd.DataFrame | None = None,
     *,
     feature_fn: FeatureFn | None = None,
-    feature_config: object | None = None,
+    feature_config: FeatureConfig | None = None,
     purchase_model: str = "bgnbd",
     leakage_check_customers: int = 1000,
     seed: int = 0,

@@ -226,6 +226,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
             tags={
                 "horizon_days": str(fit.model.horizon_days),
                 "test_cutoff": fit.dataset.split.test_cutoff.date().isoformat(),
+                "clv_feature_model": churn.clv_feature_model,
             },
         )
         tracking_uri = mlflow.get_tracking_uri()

@@ -24,7 +24,12 @@ Each cutoff's features are the feature-pipeline columns (:func:`retain.features.
 build_features`) plus the outputs of a purchase model (:class:`retain.clv.ClvModel`) fitted only
 on the RFM summary as of that cutoff: ``p_alive``, ``expected_purchases_horizon`` (expected
 repeat purchases in the next H days) and ``p_no_purchase_horizon`` (probability of no purchase
-in the next H days, which is also the BTYD baseline).
+in the next H days, which is also the BTYD baseline). When the plain maximum-likelihood fit is
+degenerate (e.g. an early cutoff with few repeat purchases) a small penalizer is used
+(:data:`PENALIZER_LADDER`). Features and labels are stacked per cutoff with
+:func:`stack_snapshots` (the same ``build_features`` and ``churn_labels`` that
+:func:`retain.features.labels.build_snapshots` uses) so that the CLV outputs are fitted per
+cutoff and the feature function can be swapped, which the leakage tests rely on.
 
 Categorical text columns (RFM segment names and classes) are dropped from the model matrix: they
 are deterministic functions of the RFM scores that are already features, and dropping them
@@ -37,6 +42,8 @@ from all their rows and from their rows up to the cutoff only, and raises
 :class:`LeakageError` naming the columns that differ: a point-in-time feature cannot change when
 later rows are added. The sample includes customers whose rows are all after the cutoff, so a
 feature that uses later customers (e.g. population quantiles over the future) is caught too.
+In addition every feature table's own point-in-time record is checked
+(:func:`retain.features.build.check_point_in_time`: latest source timestamp per cutoff).
 """
 
 from __future__ import annotations

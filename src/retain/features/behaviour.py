@@ -158,8 +158,9 @@ def behaviour_from_arrays(
     # Gaps between consecutive occasions of the same customer: day differences between
     # neighbours with the same customer code (the others straddle two customers).
     gap_code = code[1:]
-    dev = np.diff(day).astype(float)
-    dev -= mean_gap[gap_code]
+    dev = np.empty(len(gap_code), dtype=float)
+    np.subtract(day[1:], day[:-1], out=dev)
+    dev -= np.take(mean_gap, gap_code)
     dev *= dev
     dev[gap_code != code[:-1]] = 0.0
     sq = np.bincount(gap_code, weights=dev, minlength=n_cust)
@@ -178,11 +179,9 @@ def behaviour_from_arrays(
     t = int(trend_window_days)
     edges = np.array(sorted({int(w) for w in windows_days} | {t, 2 * t}), dtype=np.int64)
     n_buckets = len(edges) + 1  # the last bucket holds occasions older than every edge
-    age = cd - day
     cell = code * n_buckets
-    for e in edges:  # cell offset = number of edges <= age, so age < edges[k] <=> offset <= k
-        cell += age >= e
-    del age
+    for e in edges:  # offset = number of edges <= age, so age < edges[k] <=> offset <= k
+        cell += day <= cd - int(e)  # age = cd - day >= e
     size = n_cust * n_buckets
     spend = np.bincount(cell, weights=occ.amount, minlength=size).reshape(n_cust, n_buckets)
     visits = np.bincount(cell, minlength=size).reshape(n_cust, n_buckets)

@@ -34,6 +34,7 @@ UNIT_NAMES: dict[str, str] = {"D": "days", "W": "weeks"}
 
 _EPOCH_DAY = np.datetime64("1970-01-01", "D")
 _NS_PER_DAY = 86_400 * 10**9
+_CHUNK = 1 << 20  # rows per block in the chunked passes (bounds temporary memory)
 
 
 def cutoff_day(cutoff: dt.date | str | pd.Timestamp) -> int:
@@ -95,43 +96,53 @@ class OccasionArrays:
         return self.starts + self.counts - 1
 
 
-def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
-    """Ids as big-endian uint64 when they are Arrow strings of one byte length up to 8.
+def _fixed_width_bytes(ids: pd.Series) -> np.ndarray | None:
+    """The bytes of Arrow string ids of one byte length up to 8, one row per byte position.
 
-    For ids of equal length, comparing the big-endian integers of their (zero-padded) UTF-8
-    bytes is comparing the strings, so the integers can stand in for the ids: they hash and
-    sort much faster. Returns None when the fast path does not apply.
+    Returns a ``(8, n)`` uint8 array whose row ``j`` holds byte ``j`` of every id (zero-padded
+    to 8 bytes), or None when the ids are not Arrow strings of one length from 1 to 8. For ids
+    of equal length, comparing these bytes as a big-endian number is comparing the strings
+    (UTF-8 byte order is code point order), so they can stand in for the ids: they pack, hash
+    and sort much faster than strings.
     """
     dtype = ids.dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow") or ids.hasnans:
         return None
     arrow = pa.chunked_array(ids.array.__arrow_array__())
-    parts = []
+    out = np.zeros((8, len(ids)), dtype=np.uint8)
     width = None
+    pos = 0
     for chunk in arrow.chunks:
         if len(chunk) == 0:
             continue
         offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
         offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)
         offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1]
-        lengths = np.diff(offsets)
-        w = int(lengths[0])
-        if w == 0 or w > 8 or (lengths != w).any() or (width is not None and w != width):
+        w = int(offsets[1] - offsets[0])
+        if w == 0 or w > 8 or (width is not None and w != width):
+            return None
+        if (np.diff(offsets) != w).any():
             return None
         width = w
         raw = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        if w == 8:
-            parts.append(raw.view(">u8").astype(np.uint64))  # big-endian order = string order
-            continue
-        padded = np.zeros((len(chunk), 8), dtype=np.uint8)
-        padded[:, :w] = raw.reshape(-1, w)
-        keys = padded.view(np.uint64).ravel()
-        if np.little_endian:
-            keys.byteswap(inplace=True)  # big-endian order = string order
-        parts.append(keys)
-    if not parts:
-        return None
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out[:w, pos : pos + len(chunk)] = raw.reshape(-1, w).T
+        pos += len(chunk)
+    return out if width is not None else None
+
+
+def _bytes_to_keys(rows: np.ndarray) -> np.ndarray:
+    """The ``(8, n)`` bytes of :func:`_fixed_width_bytes` as big-endian uint64 numbers."""
+    keys = np.zeros(rows.shape[1], dtype=np.uint64)
+    for row in rows:
+        keys <<= np.uint64(8)
+        keys |= row
+    return keys
+
+
+def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
+    """Fixed-width ids as big-endian uint64 numbers (see :func:`_fixed_width_bytes`)."""
+    rows = _fixed_width_bytes(ids)
+    return None if rows is None else _bytes_to_keys(rows)
 
 
 def _keys_to_ids(keys: np.ndarray) -> pd.Index:
@@ -140,32 +151,35 @@ def _keys_to_ids(keys: np.ndarray) -> pd.Index:
     return pd.Index(pd.array(raw.cast(pa.string()), dtype="string"), name=CUSTOMER_ID)
 
 
-def _pack_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Order-preserving dense packing of :func:`_fixed_width_keys` values.
+def _pack_keys(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Order-preserving dense packing of the id bytes of :func:`_fixed_width_bytes`.
 
     Each byte position is shifted by its smallest value and the positions are combined in
     mixed radix (most significant first), so ids such as ``"C0000001"`` (one constant letter,
-    seven digits) pack into ``10**7`` values instead of ``2**64``; the order is the string
-    order. Returns the packed values (int64), per-position minimum and radix (most significant
-    first) and the number of possible packed values.
+    seven digits) pack into ``10**7`` values instead of ``2**64``, in the string order.
+
+    Returns
+    -------
+    packed : ndarray of int64
+        Packed values (all 0 when ``capacity >= 2**62``: then they are unusable).
+    lo, radix : ndarray of int64
+        Per byte position, the smallest byte and the number of byte values spanned.
+    capacity : int
+        Number of possible packed values.
     """
-    # One contiguous row per byte position, most significant first.
-    as_bytes = np.ascontiguousarray(keys.view(np.uint8).reshape(-1, 8).T)
-    if np.little_endian:
-        as_bytes = as_bytes[::-1]
-    lo = np.array([row.min() for row in as_bytes], dtype=np.int64)
-    radix = np.array([row.max() for row in as_bytes], dtype=np.int64) - lo + 1
+    lo = np.array([row.min() for row in rows], dtype=np.int64)
+    radix = np.array([row.max() for row in rows], dtype=np.int64) - lo + 1
     capacity = 1
     for r in radix.tolist():
         capacity *= r
-    packed = np.zeros(len(keys), dtype=np.int64)
+    packed = np.zeros(rows.shape[1], dtype=np.int64)
     if capacity >= 2**62:
         return packed, lo, radix, capacity
     offset = 0
     for j in range(8):
         if radix[j] > 1:
             packed *= radix[j]
-            packed += as_bytes[j]
+            packed += rows[j]
             offset = offset * int(radix[j]) + int(lo[j])
     packed -= offset
     return packed, lo, radix, capacity
@@ -203,8 +217,8 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     through their bytes as integers; other ids go through :func:`pandas.factorize`. Both give
     the same result.
     """
-    keys = _fixed_width_keys(ids)
-    if keys is None:
+    rows = _fixed_width_bytes(ids)
+    if rows is None:
         codes, uniques = pd.factorize(ids, sort=True)
         if len(codes) and codes.min() < 0:
             raise ValueError("customer_id has missing values; validate the input first")
@@ -212,8 +226,8 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
             uniques, dtype="string", name=CUSTOMER_ID
         )
     # Arrow's hash encoding, then the distinct keys sorted and the codes renumbered by rank.
-    encoded = pa.array(keys).dictionary_encode()
-    del keys
+    encoded = pa.array(_bytes_to_keys(rows)).dictionary_encode()
+    del rows
     distinct = encoded.dictionary.to_numpy()
     order = np.argsort(distinct)
     rank = np.empty(len(order), dtype=np.int64)
@@ -279,68 +293,81 @@ def occasion_arrays(
     if ns_used.min() == np.iinfo(np.int64).min:
         raise ValueError("timestamp has missing values (NaT); validate the input first")
     max_ts = pd.Timestamp(int(ns_used.max()))
-    days = np.floor_divide(ns_used, _NS_PER_DAY)
-    del ns_used
-    dmin = int(days.min())
-    days -= dmin
-    span = int(days.max()) + 1
+    dmin = int(ns_used.min() // _NS_PER_DAY)
+    span = int(ns_used.max() // _NS_PER_DAY) - dmin + 1
     ids = transactions[CUSTOMER_ID]
     ids = ids if all_rows else ids[mask]
     n_rows = len(ids)
     row_bits = max(1, (n_rows - 1).bit_length())
-    # Customer key: packed fixed-width ids when the (id, day, row) triple fits in 63 bits,
-    # else dense codes from hashing. Either is in the order of the ids as strings.
-    fixed = _fixed_width_keys(ids)
-    packed = None
-    if fixed is not None:
-        packed, lo, radix, capacity = _pack_keys(fixed)
-        del fixed
-        if (capacity * span - 1).bit_length() + row_bits > 63:
-            packed = None
-    if packed is not None:
-        key = packed
-        customers = None
-        n_keys = capacity
-    else:
+    # Customer key: packed fixed-width ids when (id, day, row) fits in 63 bits, else dense codes
+    # from hashing. Both follow the string order of the ids.
+    rows = _fixed_width_bytes(ids)
+    key = None
+    if rows is not None:
+        key, lo, radix, n_keys = _pack_keys(rows)
+        del rows
+        if (n_keys * span - 1).bit_length() + row_bits > 63:
+            key = None
+    customers = None
+    if key is None:
         key, customers = encode_customers(ids)
         n_keys = len(customers)
     del ids
-    qty = None
-    if has_qty:
-        qty = transactions["quantity"].to_numpy(float, na_value=0.0)
-        qty = qty if all_rows else qty[mask]
     key *= span
+    days = np.floor_divide(ns_used, _NS_PER_DAY)
+    del ns_used
     key += days
+    key -= dmin
     del days
-    key_bits = max(1, (n_keys * span - 1).bit_length())
-    if key_bits + row_bits <= 63:
+    amount_in = transactions["amount"].to_numpy(float)
+    amount_in = amount_in if all_rows else amount_in[mask]
+    qty_in = None
+    if has_qty:
+        qty_in = transactions["quantity"].to_numpy(float, na_value=0.0)
+        qty_in = qty_in if all_rows else qty_in[mask]
+    order_all = None
+    if (n_keys * span - 1).bit_length() + row_bits > 63:  # pragma: no cover - > 2**63 keys
+        order_all = np.argsort(key, kind="stable")
+        key = key[order_all]
+        row_bits = 0
+    else:
+        # Pack the row number under the key and sort in place: a fast SIMD sort that keeps the
+        # rows of one (customer, day) in input order.
         key <<= row_bits
-        key |= np.arange(n_rows, dtype=np.int64)
+        for i in range(0, n_rows, _CHUNK):
+            key[i : i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n_rows), dtype=np.int64)
         key.sort()
-        order = key & ((1 << row_bits) - 1)
-        key >>= row_bits
-    else:  # pragma: no cover - needs more than 2**63 (customer, day, row) combinations
-        order = np.argsort(key, kind="stable")
-        key = key[order]
+    row_mask = (1 << row_bits) - 1
+    # Occasion boundaries, then chunks cut at boundaries: gather and sum the amounts of each
+    # occasion in input order (np.bincount adds in order from 0, so the sums do not depend on
+    # the chunking), without an n-row order array.
     new_occ = np.empty(n_rows, dtype=bool)
     new_occ[0] = True
-    np.not_equal(key[1:], key[:-1], out=new_occ[1:])
-    occ_key = key[new_occ]
-    del key
-    occ_id = np.cumsum(new_occ, dtype=np.int64)
-    occ_id -= 1
+    for i in range(1, n_rows, _CHUNK):
+        j = min(i + _CHUNK, n_rows)
+        np.not_equal(key[i:j] >> row_bits, key[i - 1 : j - 1] >> row_bits, out=new_occ[i:j])
+    occ_starts = np.flatnonzero(new_occ)
+    n_occ = len(occ_starts)
     del new_occ
-    amount_in = transactions["amount"].to_numpy(float)
-    amount = _segment_sums(amount_in if all_rows else amount_in[mask], order, occ_id)
-    quantity = None
-    if qty is not None:
-        quantity = _segment_sums(qty, order, occ_id)
-    del qty
-    del order, occ_id
-    group = occ_key // span  # packed id or dense code, non-decreasing
-    day = occ_key % span + dmin
-    del occ_key
-    n_occ = len(group)
+    occ_key = np.empty(n_occ, dtype=np.int64)
+    amount = np.empty(n_occ, dtype=float)
+    quantity = np.empty(n_occ, dtype=float) if qty_in is not None else None
+    step = max(1, _CHUNK * n_occ // n_rows)
+    for a in range(0, n_occ, step):
+        b = min(a + step, n_occ)
+        lo_row, hi_row = occ_starts[a], (occ_starts[b] if b < n_occ else n_rows)
+        block = key[lo_row:hi_row]
+        order = block & row_mask if order_all is None else order_all[lo_row:hi_row]
+        segment = np.repeat(np.arange(b - a), np.diff(np.r_[occ_starts[a:b], hi_row]))
+        amount[a:b] = np.bincount(segment, weights=np.take(amount_in, order), minlength=b - a)
+        if quantity is not None:
+            quantity[a:b] = np.bincount(segment, weights=np.take(qty_in, order), minlength=b - a)
+        occ_key[a:b] = block[occ_starts[a:b] - lo_row] >> row_bits
+    del key, occ_starts, amount_in, qty_in, order_all
+    day = occ_key % span
+    day += dmin
+    group = occ_key  # packed id or dense code, non-decreasing
+    group //= span
     new_customer = np.empty(n_occ, dtype=bool)
     new_customer[0] = True
     np.not_equal(group[1:], group[:-1], out=new_customer[1:])
@@ -350,7 +377,7 @@ def occasion_arrays(
         customers = _keys_to_ids(_unpack_keys(group[starts], lo, radix))
     elif len(starts) != len(customers):  # pragma: no cover - codes come from used rows only
         raise AssertionError("customer codes out of step with occasions")
-    del group
+    del group, occ_key
     code = np.cumsum(new_customer, dtype=np.int64)
     code -= 1
     del new_customer

@@ -346,24 +346,29 @@ def occasion_arrays(
     for i in range(1, n_rows, _CHUNK):
         j = min(i + _CHUNK, n_rows)
         np.not_equal(key[i:j] >> row_bits, key[i - 1 : j - 1] >> row_bits, out=new_occ[i:j])
-    occ_starts = np.flatnonzero(new_occ)
-    n_occ = len(occ_starts)
-    del new_occ
+    n_occ = int(np.count_nonzero(new_occ))
     occ_key = np.empty(n_occ, dtype=np.int64)
     amount = np.empty(n_occ, dtype=float)
     quantity = np.empty(n_occ, dtype=float) if qty_in is not None else None
-    step = max(1, _CHUNK * n_occ // n_rows)
-    for a in range(0, n_occ, step):
-        b = min(a + step, n_occ)
-        lo_row, hi_row = occ_starts[a], (occ_starts[b] if b < n_occ else n_rows)
-        block = key[lo_row:hi_row]
-        order = block & row_mask if order_all is None else order_all[lo_row:hi_row]
-        segment = np.repeat(np.arange(b - a), np.diff(np.r_[occ_starts[a:b], hi_row]))
-        amount[a:b] = np.bincount(segment, weights=np.take(amount_in, order), minlength=b - a)
+    i = a = 0
+    while i < n_rows:
+        j = min(i + _CHUNK, n_rows)
+        if j < n_rows:  # move the cut to the next occasion start
+            k = j + int(np.argmax(new_occ[j:]))
+            j = k if new_occ[k] else n_rows
+        flags = new_occ[i:j]
+        segment = np.cumsum(flags, dtype=np.int64)
+        segment -= 1
+        m = int(segment[-1]) + 1
+        block = key[i:j]
+        order = block & row_mask if order_all is None else order_all[i:j]
+        amount[a : a + m] = np.bincount(segment, weights=np.take(amount_in, order), minlength=m)
         if quantity is not None:
-            quantity[a:b] = np.bincount(segment, weights=np.take(qty_in, order), minlength=b - a)
-        occ_key[a:b] = block[occ_starts[a:b] - lo_row] >> row_bits
-    del key, occ_starts, amount_in, qty_in, order_all
+            quantity[a : a + m] = np.bincount(segment, weights=np.take(qty_in, order), minlength=m)
+        occ_key[a : a + m] = block[flags] >> row_bits
+        a += m
+        i = j
+    del key, new_occ, amount_in, qty_in, order_all
     day = occ_key % span
     day += dmin
     group = occ_key  # packed id or dense code, non-decreasing

@@ -48,7 +48,7 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert c["balanced"] and c["customers_in"] == c["customers_scored"] + c["customers_rejected"]
     assert c["customers_scored"] == len(scores) == manifest["rows_out"]
     assert sum(manifest["counts"]["lifecycle_stage"].values()) == len(scores)
-    assert manifest["models"]["churn"]["aliases"] == ["champion"]
+    assert "champion" in manifest["models"]["churn"]["aliases"]
     assert (out / "scores.csv").is_file()
 
     # valid values

@@ -132,3 +132,14 @@ def test_reason_example_days_since_last_purchase(cdnow_model) -> None:
     days = feats["days_since_last_purchase"].iloc[i]
     gap = feats["mean_gap_days"].iloc[i]
     assert text.startswith(f"no purchase for {days:.0f} days (usual gap {gap:.0f} days): ")
+
+
+def test_reasons_for_purchase_model_features_and_unknown_columns() -> None:
+    feats = pd.DataFrame({"p_alive": [0.25, 0.9], "mystery_score": [1.5, np.nan]})
+    contrib = np.array([[0.5, -0.1, 0.0], [-0.2, 0.3, 0.0]])
+    reasons = reason_texts(contrib, feats, ["p_alive", "mystery_score"], k=2)
+    assert reasons.loc[0, "reason_1"] == (
+        "probability of still being an active customer 25%: raises churn risk (+0.50)"
+    )
+    assert reasons.loc[0, "reason_2"] == "mystery score 1.5: lowers churn risk (-0.10)"
+    assert reasons.loc[1, "reason_1"] == "mystery score: not available: raises churn risk (+0.30)"

@@ -713,10 +713,20 @@ def top_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.n
 
 
 def _info(name: str) -> FeatureInfo:
+    """Catalogue entry of a model feature: the feature catalogue, then the churn model's
+    purchase-model features, else a plain ``"<name> <value>"`` text."""
     try:
         return feature_info(name)
     except KeyError:
-        return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
+        pass
+    from retain.churn.dataset import CLV_FEATURE_CATALOGUE
+
+    entry = CLV_FEATURE_CATALOGUE.get(name)
+    if entry and entry.get("reason"):
+        return FeatureInfo(
+            str(entry["meaning"]), str(entry["unit"]), str(entry["reason"]), entry.get("fallback")
+        )
+    return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
 
 
 def _positional(template: str, names: list[str]) -> str:

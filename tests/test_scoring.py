@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightgbm as lgb
@@ -202,3 +203,36 @@ def test_failed_write_leaves_previous_output_intact(world, tmp_path, monkeypatch
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]  # no temp folder left
     assert len(pd.read_parquet(target / "scores.parquet")) == len(out)
+
+
+def test_manifest_balances_customers_with_rejects(world) -> None:
+    from retain.config import load_config
+    from retain.io import Inputs, row_counts, validate_transactions
+    from retain.jobs.score import build_manifest
+
+    tx, events, customers, models = world
+    raw = pd.DataFrame(
+        {
+            "customer_id": pd.array(
+                [*tx["customer_id"].iloc[:50], "bad_only", "bad_only", None], dtype="string"
+            ),
+            "timestamp": [*tx["timestamp"].astype(str).iloc[:50], "not a date", "2023-01-01", ""],
+            "amount": [*tx["amount"].astype(str).iloc[:50], "1.0", "x", "2.0"],
+            "quantity": [*tx["quantity"].astype(str).iloc[:50], "1", "1", "1"],
+        }
+    )
+    clean, rejects = validate_transactions(raw, AS_OF)
+    counts = {"transactions": row_counts("transactions", len(raw), clean, rejects)}
+    inputs = Inputs(clean, events, None, rejects, counts)
+    out = score_customers(clean, AS_OF, models, load_policy(POLICY), events=events)
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "synthetic.yaml")
+    manifest = build_manifest(cfg, AS_OF, inputs, out, {}, {"features": 1.0})
+    c = manifest["customers"]
+    assert c["balanced"]
+    assert c["customers_rejected"] == 1  # 'bad_only': every row rejected; the id-less row is
+    assert c["customers_in"] == c["customers_scored"] + 1  # counted in rows only
+    assert sum(c["rejected_by_reason"].values()) == 1
+    rows = manifest["rejected_rows_by_reason"]["transactions"]
+    assert sum(rows.values()) == len(rejects) == 3
+    assert sum(manifest["counts"]["lifecycle_stage"].values()) == len(out)
+    assert "config_hash" in json.dumps(manifest)  # plain JSON types only

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 
@@ -218,6 +219,20 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     the same result.
     """
     rows = _fixed_width_bytes(ids)
+    if rows is None and isinstance(ids.dtype, pd.StringDtype) and ids.dtype.storage == "pyarrow":
+        if ids.hasnans:
+            raise ValueError("customer_id has missing values; validate the input first")
+        # Arrow's hash encoding of the strings, then the distinct ids sorted (byte order =
+        # code point order, as Python sorts strings) and the codes renumbered by rank.
+        encoded = pa.chunked_array(ids.array.__arrow_array__()).dictionary_encode()
+        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+        dictionary = encoded.dictionary
+        order = pc.sort_indices(dictionary).to_numpy()
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order), dtype=np.int64)
+        codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+        uniques = pd.array(dictionary.take(pa.array(order)), dtype="string")
+        return codes, pd.Index(uniques, name=CUSTOMER_ID)
     if rows is None:
         codes, uniques = pd.factorize(ids, sort=True)
         if len(codes) and codes.min() < 0:

@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from retain.datasets import load_cdnow
+
+# Property tests keep no example database, and hypothesis' own cache lives in the temp folder:
+# the working directory stays clean. Seeded (derandomized) so that a run is reproducible.
+set_hypothesis_home_dir(Path(os.environ.get("TMPDIR", "/tmp")) / "retain-tests-hypothesis")
+settings.register_profile("retain", database=None, derandomize=True, deadline=None)
+settings.load_profile("retain")
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 
 from retain.config import FeatureConfig
 from retain.contracts import EVENT_TYPES
@@ -25,10 +21,6 @@ from retain.features.engagement import engagement_column_names, engagement_featu
 from retain.features.rfm import rfm_summary
 
 CUTOFF = pd.Timestamp("2021-06-30")
-
-# Hypothesis' pytest plugin caches constants of local modules in <home>/constants right after
-# collection; point its home to the temp folder so that the working directory stays clean.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "retain-tests-hypothesis")
 
 
 def test_cdnow_master_features_agree_with_their_parts(cdnow_master):

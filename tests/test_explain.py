@@ -26,6 +26,7 @@ def _data(n: int = 3000, p: int = 16, seed: int = 0) -> tuple[np.ndarray, np.nda
     X[rng.random((n, p)) < 0.05] = np.nan  # missing values take the default branch
     X[: n // 5, 3] = 0.0  # exact zeros (zero_as_missing)
     X[:, 5] = np.round(X[:, 5])  # ties at thresholds
+    X[:, 6] = rng.normal(size=n)  # no missing values in training: NaN later reads as 0
     z = np.nan_to_num(X)
     logit = 1.2 * z[:, 0] - 0.5 * z[:, 1] ** 2 + np.sin(2 * z[:, 2]) + 0.8 * z[:, 3] * z[:, 4]
     logit += 0.3 * z[:, 5:].sum(axis=1)
@@ -48,6 +49,9 @@ def test_compiled_shap_equals_lightgbm_pred_contrib(shape: str) -> None:
     params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 1}
     params.update({"min_data_in_leaf": 20, "learning_rate": 0.1, **SHAPES[shape]})
     booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=40)
+    X = X.copy()
+    X[::7, 6] = np.nan  # scoring data may miss a value training never missed
+    X[::11, 6] = 0.0
     reference = booster.predict(X, pred_contrib=True)
     for cells in (True, False):
         tables = compile_tree_shap(booster, cells=cells)

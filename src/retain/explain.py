@@ -24,8 +24,10 @@ recursion, compiled with numba and run in parallel over blocks of rows. Leaves w
 be too large (many distinct features on one path) compute the same sum directly per row.
 
 Small trees go one step further. A tree's thresholds cut each of its features into intervals
-(plus "missing", and "zero" where a split treats zero as missing); every row in the same cell of
-that grid takes the same branches everywhere in the tree, so it has the same SHAP values. For
+(plus "missing" where a split sends missing values to a default branch, and "zero" where a split
+treats zero as missing; otherwise LightGBM reads a missing value as 0); every row in the same
+cell of that grid takes the same branches everywhere in the tree, so it has the same SHAP values.
+For
 trees with a small grid the contributions of every cell are computed once (from the leaf
 tables) and a row costs one threshold scan per split and a look-up.
 
@@ -111,7 +113,7 @@ class TreeShapTables:
     cell_feature: np.ndarray
     cell_thr_offset: np.ndarray
     cell_nthr: np.ndarray
-    cell_zero: np.ndarray
+    cell_flags: np.ndarray
     cell_thr: np.ndarray
     cell_table: np.ndarray
 
@@ -305,7 +307,7 @@ def _cell_code(x, t, cp):  # pragma: no cover - compiled
         cell_feature,
         cell_thr_offset,
         cell_nthr,
-        cell_zero,
+        cell_flags,
         cell_thr,
         cell_table,
     ) = cp
@@ -313,17 +315,24 @@ def _cell_code(x, t, cp):  # pragma: no cover - compiled
     code = 0
     for j in range(foff, foff + cell_nfeat[t]):
         k = cell_nthr[j]
+        has_zero = cell_flags[j] & 1
+        has_nan = (cell_flags[j] >> 1) & 1
         v = x[cell_feature[j]]
+        c = -1
         if np.isnan(v):
-            c = k + 1
-        elif cell_zero[j] and abs(v) <= 1e-35:
-            c = k + 2
-        else:
-            c = 0
-            toff = cell_thr_offset[j]
-            while c < k and v > cell_thr[toff + c]:
-                c += 1
-        code = code * (k + 2 + cell_zero[j]) + c
+            if has_nan:
+                c = k + 1
+            else:
+                v = 0.0  # no split of this feature treats NaN as missing: LightGBM reads 0
+        if c < 0:
+            if has_zero and abs(v) <= 1e-35:
+                c = k + 1 + has_nan
+            else:
+                c = 0
+                toff = cell_thr_offset[j]
+                while c < k and v > cell_thr[toff + c]:
+                    c += 1
+        code = code * (k + 1 + has_nan + has_zero) + c
     return code
 
 
@@ -336,7 +345,7 @@ def _fill_cells(lp, cp, n_features, max_nodes, max_dim):  # pragma: no cover - c
         cell_feature,
         cell_thr_offset,
         cell_nthr,
-        cell_zero,
+        cell_flags,
         cell_thr,
         cell_table,
     ) = cp
@@ -352,19 +361,20 @@ def _fill_cells(lp, cp, n_features, max_nodes, max_dim):  # pragma: no cover - c
         m = cell_nfeat[t]
         total = 1
         for j in range(foff, foff + m):
-            total *= cell_nthr[j] + 2 + cell_zero[j]
+            total *= cell_nthr[j] + 1 + (cell_flags[j] & 1) + ((cell_flags[j] >> 1) & 1)
         for code in range(total):
             rem = code
             for j in range(foff + m - 1, foff - 1, -1):
                 k = cell_nthr[j]
-                radix = k + 2 + cell_zero[j]
+                has_nan = (cell_flags[j] >> 1) & 1
+                radix = k + 1 + (cell_flags[j] & 1) + has_nan
                 c = rem % radix
                 rem //= radix
                 if c < k:
                     v = cell_thr[cell_thr_offset[j] + c]
                 elif c == k:
                     v = np.inf
-                elif c == k + 1:
+                elif c == k + 1 and has_nan:
                     v = np.nan
                 else:
                     v = 0.0
@@ -385,7 +395,7 @@ def _shap_kernel(X, out, block, max_nodes, max_dim, lp, cp):  # pragma: no cover
         cell_feature,
         cell_thr_offset,
         cell_nthr,
-        cell_zero,
+        cell_flags,
         cell_thr,
         cell_table,
     ) = cp
@@ -440,7 +450,7 @@ _CELL_FIELDS = (
     "cell_feature",
     "cell_thr_offset",
     "cell_nthr",
-    "cell_zero",
+    "cell_flags",
     "cell_thr",
     "cell_table",
 )
@@ -449,23 +459,29 @@ _CELL_FIELDS = (
 def _tree_cells(
     nodes: list[tuple[int, float, bool, int]],
 ) -> tuple[list[int], list[list[float]], list[int], int] | None:
-    """Features, sorted thresholds, zero flags and cell count of one tree (None: not cacheable)."""
+    """Features, sorted thresholds, flags and cell count of one tree (None: not cacheable).
+
+    Per feature the cells are the intervals between its thresholds, plus a "missing" cell when
+    one of its splits sends NaN to a default branch (flag 2; otherwise LightGBM reads NaN as 0)
+    and a "zero" cell when one treats zero as missing (flag 1).
+    """
     by_feature: dict[int, set[float]] = {}
-    zero: dict[int, int] = {}
+    flag: dict[int, int] = {}
     for feat, thr, _, miss in nodes:
         by_feature.setdefault(feat, set()).add(thr)
-        zero[feat] = max(zero.get(feat, 0), int(miss == _MISSING_ZERO))
+        bits = (miss == _MISSING_ZERO) * 1 + (miss == _MISSING_NAN) * 2
+        flag[feat] = flag.get(feat, 0) | bits
     feats = sorted(by_feature)
     thresholds = [sorted(by_feature[f]) for f in feats]
-    zeros = [zero[f] for f in feats]
+    flags = [flag[f] for f in feats]
     cells = 1
-    for thr, z in zip(thresholds, zeros, strict=True):
-        if z and any(abs(t) <= 1e-30 for t in thr):
+    for thr, fl in zip(thresholds, flags, strict=True):
+        if fl & 1 and any(abs(t) <= 1e-30 for t in thr):
             return None  # a representative value could be read as 'zero' (missing)
-        cells *= len(thr) + 2 + z
+        cells *= len(thr) + 1 + (fl & 1) + (fl >> 1)
     if cells * len(feats) > _MAX_CELL_VALUES_PER_TREE:
         return None
-    return feats, thresholds, zeros, cells
+    return feats, thresholds, flags, cells
 
 
 def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTables:
@@ -499,7 +515,7 @@ def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTa
     n_feat, n_thr, n_defl, n_miss = [], [], [], []
     l_value, l_dim, l_poff, l_plen, l_foff, l_toff = [], [], [], [], [], []
     p_node, p_left, p_slot, s_feat, s_ratio = [], [], [], [], []
-    c_off, c_foff, c_nfeat, c_feat, c_toff, c_nthr, c_zero, c_thr = [], [], [], [], [], [], [], []
+    c_off, c_foff, c_nfeat, c_feat, c_toff, c_nthr, c_flags, c_thr = [], [], [], [], [], [], [], []
     expected = 0.0
     table_size = 0
     cell_size = 0
@@ -546,15 +562,15 @@ def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTa
             c_off.append(-1)
             c_nfeat.append(0)
             continue
-        feats, thresholds, zeros, n_cells = spec
+        feats, thresholds, flags, n_cells = spec
         c_off.append(cell_size)
         cell_size += n_cells * len(feats)
         c_nfeat.append(len(feats))
-        for feat, thr, z in zip(feats, thresholds, zeros, strict=True):
+        for feat, thr, z in zip(feats, thresholds, flags, strict=True):
             c_feat.append(feat)
             c_toff.append(len(c_thr))
             c_nthr.append(len(thr))
-            c_zero.append(z)
+            c_flags.append(z)
             c_thr.extend(thr)
     i64, f64 = np.int64, np.float64
     arrays: dict[str, np.ndarray] = {
@@ -584,7 +600,7 @@ def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTa
         "cell_feature": np.asarray(c_feat, dtype=i64),
         "cell_thr_offset": np.asarray(c_toff, dtype=i64),
         "cell_nthr": np.asarray(c_nthr, dtype=i64),
-        "cell_zero": np.asarray(c_zero, dtype=i64),
+        "cell_flags": np.asarray(c_flags, dtype=i64),
         "cell_thr": np.asarray(c_thr, dtype=f64),
         "cell_table": np.zeros(cell_size, dtype=f64),
     }

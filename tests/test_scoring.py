@@ -236,3 +236,23 @@ def test_manifest_balances_customers_with_rejects(world) -> None:
     assert sum(rows.values()) == len(rejects) == 3
     assert sum(manifest["counts"]["lifecycle_stage"].values()) == len(out)
     assert "config_hash" in json.dumps(manifest)  # plain JSON types only
+
+
+def test_cli_score_and_report_exit_2_on_config_errors(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    runner = CliRunner()
+    for command in ("score", "report"):
+        result = runner.invoke(app, [command, "--config", str(tmp_path / "missing.yaml")])
+        assert result.exit_code == 2, result.output
+        assert runner.invoke(app, [command, "--help"]).exit_code == 0
+    bad = tmp_path / "run.yaml"
+    bad.write_text(
+        "name: x\nclv: {calibration_end: 2020-01-01, holdout_end: 2020-06-01}\npolicy: p.yaml\n"
+        "scoring: {as_of: 2020-06-01}\n"
+    )
+    (tmp_path / "p.yaml").write_text("actions: []\n")  # no action for any pair
+    result = runner.invoke(app, ["score", "--config", str(bad)])
+    assert result.exit_code == 2

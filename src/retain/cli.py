@@ -1,8 +1,15 @@
-"""Command-line interface: one thin command per MLproject entry point."""
+"""Command-line interface: one thin command per MLproject entry point.
+
+Exit codes: 0 success, 2 configuration error, 3 data error (bad input, leakage), 4 model or
+registry error (fit failure, no champion, unreachable tracking server), 5 promotion refused.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +31,46 @@ EXIT_PROMOTION = 5
 ConfigOption = typer.Option(..., "--config", "-c", help="Run config YAML, e.g. configs/cdnow.yaml")
 
 
+def _fail(kind: str, message: object, code: int) -> NoReturn:
+    console.print(f"[red]{kind}:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Turn the package's errors into one clear message and a meaningful exit code."""
+    from retain.churn import LeakageError
+    from retain.clv import ClvFitError
+    from retain.features.build import PointInTimeError
+    from retain.io import DataError
+    from retain.tracking import TrackingError
+
+    try:
+        yield
+    except ConfigError as exc:
+        _fail("config error", exc, EXIT_CONFIG)
+    except (LeakageError, PointInTimeError) as exc:
+        _fail("leakage error (check the churn cutoffs and the features)", exc, EXIT_DATA)
+    except DataError as exc:
+        _fail("data error", exc, EXIT_DATA)
+    except ClvFitError as exc:
+        _fail("model error", exc, EXIT_MODEL)
+    except TrackingError as exc:
+        _fail("tracking/registry error", exc, EXIT_MODEL)
+
+
+def _load_config_or_exit(config: Path) -> RunConfig:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _fail("config error", exc, EXIT_CONFIG)
+
+
+def _path_or_none(value: str) -> Path | None:
+    """An optional path option: empty means "use the config's" (MLproject passes '')."""
+    return Path(value) if value else None
+
+
 @app.command()
 def features(
     config: Path = ConfigOption,
@@ -39,21 +86,17 @@ def features(
     Rows that cannot be used are written beside it as ``<output stem>.rejects.parquet``.
     """
     from retain.features.build import build_features
-    from retain.io import DataError, load_inputs, write_rejects, write_table_atomic
+    from retain.io import load_inputs, write_rejects, write_table_atomic
 
     cfg = _load_config_or_exit(config)
     cutoff = as_of or (str(cfg.scoring.as_of) if cfg.scoring else "")
     if not cutoff:
-        console.print("[red]config error:[/red] give --as-of or set scoring.as_of in the config")
-        raise typer.Exit(EXIT_CONFIG)
-    try:
+        _fail("config error", "give --as-of or set scoring.as_of in the config", EXIT_CONFIG)
+    with _exit_codes():
         with console.status(f"loading and validating inputs as of {cutoff}"):
             inputs = load_inputs(cfg, cutoff)
         with console.status("building features"):
             table = build_features(inputs.transactions, cutoff, inputs.events, cfg.features)
-    except DataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
     write_table_atomic(table.reset_index(), output)
     rejects = output.with_name(f"{output.stem}.rejects.parquet")
     write_rejects(inputs.rejects, rejects)
@@ -63,35 +106,14 @@ def features(
     )
 
 
-def _load_config_or_exit(config: Path) -> RunConfig:
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-
-
 @app.command("train-clv")
 def train_clv(config: Path = ConfigOption) -> None:
     """Backtest the CLV models, fit the production model, log it to MLflow as `clv`@challenger."""
-    from retain.clv import ClvFitError
-    from retain.io import DataError
     from retain.jobs.train_clv import train_clv as run_train_clv
-    from retain.tracking import TrackingError
 
     cfg = _load_config_or_exit(config)
-    try:
-        with console.status("train-clv: starting") as status:
-            result = run_train_clv(cfg, progress=lambda msg: status.update(f"train-clv: {msg}"))
-    except TrackingError as exc:
-        console.print(f"[red]tracking error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
-    except ClvFitError as exc:
-        console.print(f"[red]model error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
-    except DataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
+    with _exit_codes(), console.status("train-clv: starting") as status:
+        result = run_train_clv(cfg, progress=lambda msg: status.update(f"train-clv: {msg}"))
     mae = result.metrics.get("holdout_mae", float("nan"))
     console.print(
         f"clv version {result.model_version} (alias challenger), purchase model "
@@ -103,27 +125,11 @@ def train_clv(config: Path = ConfigOption) -> None:
 @app.command("train-churn")
 def train_churn(config: Path = ConfigOption) -> None:
     """Train the calibrated LightGBM churn model, log it to MLflow as `churn`@challenger."""
-    from retain.churn import LeakageError
-    from retain.io import DataError
     from retain.jobs.train_churn import train_churn as run_train_churn
-    from retain.tracking import TrackingError
 
     cfg = _load_config_or_exit(config)
-    try:
-        with console.status("train-churn: starting") as status:
-            result = run_train_churn(cfg, progress=lambda msg: status.update(f"train-churn: {msg}"))
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-    except LeakageError as exc:
-        console.print(f"[red]leakage error (check churn cutoffs and features):[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
-    except DataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
-    except TrackingError as exc:
-        console.print(f"[red]tracking error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
+    with _exit_codes(), console.status("train-churn: starting") as status:
+        result = run_train_churn(cfg, progress=lambda msg: status.update(f"train-churn: {msg}"))
     m = result.metrics
     console.print(
         f"churn version {result.model_version} (alias challenger): test AUC "
@@ -143,17 +149,12 @@ def promote(
 ) -> None:
     """Move the `champion` alias to the challenger if the gate accepts it (exit 5 if refused)."""
     from retain.jobs.promote import run_promotion
-    from retain.tracking import TrackingError
 
     if model not in ("churn", "clv"):
-        console.print(f"[red]config error:[/red] --model must be churn or clv, got {model!r}")
-        raise typer.Exit(EXIT_CONFIG)
+        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
     cfg = _load_config_or_exit(config)
-    try:
+    with _exit_codes():
         result = run_promotion(cfg, model)
-    except TrackingError as exc:
-        console.print(f"[red]registry error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
     decision = result.decision
     if decision.accepted:
         console.print(
@@ -174,8 +175,8 @@ def score(
     as_of: str = typer.Option(
         "", "--as-of", help="Scoring date (YYYY-MM-DD), included. Default: scoring.as_of."
     ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Output folder. Default: scoring.output_dir."
+    output: str = typer.Option(
+        "", "--output", "-o", help="Output folder. Default: scoring.output_dir."
     ),
     model_version: str = typer.Option(
         "",
@@ -190,31 +191,19 @@ def score(
     csv: bool = typer.Option(False, "--csv", help="Also write scores.csv."),
 ) -> None:
     """Score every customer (stage, tier, action, reasons) and write scores + manifest."""
-    from retain.io import DataError
     from retain.jobs.score import score as run_score
-    from retain.tracking import TrackingError
 
     cfg = _load_config_or_exit(config)
-    try:
-        with console.status("score: starting") as status:
-            result = run_score(
-                cfg,
-                as_of=as_of or None,
-                output_dir=output,
-                model_version=model_version or None,
-                clv_version=clv_version or None,
-                csv=csv or None,
-                progress=lambda msg: status.update(f"score: {msg}"),
-            )
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-    except DataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
-    except TrackingError as exc:
-        console.print(f"[red]model error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
+    with _exit_codes(), console.status("score: starting") as status:
+        result = run_score(
+            cfg,
+            as_of=as_of or None,
+            output_dir=_path_or_none(output),
+            model_version=model_version or None,
+            clv_version=clv_version or None,
+            csv=csv or None,
+            progress=lambda msg: status.update(f"score: {msg}"),
+        )
     m = result.manifest
     c = m["customers"]
     console.print(
@@ -228,45 +217,43 @@ def score(
 @app.command()
 def report(
     config: Path = ConfigOption,
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Folder for report.html. Default: scoring.output_dir."
+    output: str = typer.Option(
+        "", "--output", "-o", help="Folder for report.html. Default: scoring.output_dir."
     ),
     model_version: str = typer.Option(
         "", "--model-version", help="Churn model alias, version or run id. Default: champion."
     ),
 ) -> None:
     """Write the self-contained analyst HTML report (SHAP, stages, actions, backtests)."""
-    from retain.io import DataError
     from retain.jobs.report import report as run_report
-    from retain.tracking import TrackingError
 
     cfg = _load_config_or_exit(config)
-    try:
-        with console.status("report: starting") as status:
-            result = run_report(
-                cfg,
-                output_dir=output,
-                model_version=model_version or None,
-                progress=lambda msg: status.update(f"report: {msg}"),
-            )
-    except ConfigError as exc:
-        console.print(f"[red]config error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
-    except DataError as exc:
-        console.print(f"[red]data error:[/red] {exc}")
-        raise typer.Exit(EXIT_DATA) from exc
-    except TrackingError as exc:
-        console.print(f"[red]model error:[/red] {exc}")
-        raise typer.Exit(EXIT_MODEL) from exc
+    with _exit_codes(), console.status("report: starting") as status:
+        result = run_report(
+            cfg,
+            output_dir=_path_or_none(output),
+            model_version=model_version or None,
+            progress=lambda msg: status.update(f"report: {msg}"),
+        )
     console.print(f"wrote {result.path} ({result.n_images} images); run {result.run_id}")
 
 
 @app.command()
-def demo(config: Path = ConfigOption) -> None:
-    """Run the main job end to end on the configured data."""
-    cfg = load_config(config)
-    assert cfg.scoring is not None
-    features(config, str(cfg.scoring.as_of), cfg.scoring.output_dir / "features.parquet")
+def rollback(
+    config: Path = ConfigOption,
+    model: str = typer.Option(..., "--model", "-m", help="Registered model: churn or clv."),
+) -> None:
+    """Point `champion` back at `previous_champion` (a second call undoes the first)."""
+    from retain.tracking import configure
+    from retain.tracking import rollback as run_rollback
+
+    if model not in ("churn", "clv"):
+        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    cfg = _load_config_or_exit(config)
+    with _exit_codes():
+        configure(cfg.tracking)
+        version = run_rollback(model)
+    console.print(f"{model}: champion is version {version} again")
 
 
 if __name__ == "__main__":  # pragma: no cover

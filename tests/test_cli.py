@@ -1,0 +1,108 @@
+"""The command-line contract: --help everywhere, and exit codes that mean something."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from retain.cli import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, app
+
+COMMANDS = ("features", "train-clv", "train-churn", "promote", "score", "report", "rollback")
+runner = CliRunner()
+
+
+def _config(tmp_path: Path, **data_section: object) -> Path:
+    path = tmp_path / "run.yaml"
+    cfg = {
+        "name": "cli-test",
+        "data": {"source": "cdnow_sample", **data_section},
+        "clv": {"calibration_end": "1997-09-30", "holdout_end": "1998-06-30"},
+        "scoring": {"as_of": "1998-06-30", "output_dir": str(tmp_path / "out")},
+        "policy": str(Path(__file__).resolve().parent.parent / "configs" / "policy.yaml"),
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_every_command_has_help():
+    assert runner.invoke(app, ["--help"]).exit_code == 0
+    for command in COMMANDS:
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, command
+        assert "--config" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_missing_config_exits_2(command, tmp_path):
+    args = [command, "--config", str(tmp_path / "nope.yaml")]
+    if command in ("promote", "rollback"):
+        args += ["--model", "churn"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_CONFIG
+    assert "config file not found" in result.output
+
+
+def test_unknown_model_name_exits_2(tmp_path):
+    result = runner.invoke(app, ["promote", "--config", str(_config(tmp_path)), "-m", "nope"])
+    assert result.exit_code == EXIT_CONFIG
+    assert "--model must be churn or clv" in result.output
+
+
+def test_bad_input_file_exits_3_naming_the_column(tmp_path):
+    csv = tmp_path / "tx.csv"
+    pd.DataFrame({"client": ["a", "b"], "when": ["2024-01-01", "2024-01-02"]}).to_csv(
+        csv, index=False
+    )
+    path = tmp_path / "run.yaml"
+    cfg = yaml.safe_load(_config(tmp_path).read_text())
+    cfg["data"] = {
+        "source": "files",
+        "observed_until": "2024-12-31",
+        "transactions": {
+            "path": str(csv),
+            "columns": {"customer_id": "client", "timestamp": "when"},
+        },
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    result = runner.invoke(
+        app, ["features", "--config", str(path), "--output", str(tmp_path / "f.parquet")]
+    )
+    assert result.exit_code == EXIT_DATA
+    assert "amount" in result.output
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_features_writes_every_customer(tmp_path):
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(
+        app,
+        [
+            "features",
+            "--config",
+            str(_config(tmp_path)),
+            "--as-of",
+            "1997-09-30",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert len(table) == 2357 and table["customer_id"].is_unique
+    assert (tmp_path / "f.rejects.parquet").exists()
+
+
+def test_scoring_without_a_champion_exits_4(tmp_path, mlflow_tmp):
+    result = runner.invoke(app, ["score", "--config", str(_config(tmp_path))])
+    assert result.exit_code == EXIT_MODEL, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_rollback_without_previous_champion_exits_4(tmp_path, mlflow_tmp):
+    result = runner.invoke(app, ["rollback", "--config", str(_config(tmp_path)), "-m", "clv"])
+    assert result.exit_code == EXIT_MODEL, result.output
+    assert "previous_champion" in result.output

@@ -896,3 +896,14 @@ def test_atomic_directory_body_raising_with_no_previous_output(tmp_path):
     with pytest.raises(KeyError), atomic_directory(out):
         raise KeyError("x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_write_text_atomic_replaces_whole_file_readable_by_all(tmp_path):
+    from retain.io import write_text_atomic
+
+    path = tmp_path / "r" / "report.html"
+    write_text_atomic("old", path)
+    write_text_atomic("<!DOCTYPE html>new", path)
+    assert path.read_text() == "<!DOCTYPE html>new"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temp file left

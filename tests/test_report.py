@@ -18,7 +18,8 @@ from retain.clv import ClvModel
 from retain.config import load_policy
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
-from retain.jobs.report import _write_text_atomic, build_report
+from retain.io import write_text_atomic
+from retain.jobs.report import build_report
 from retain.reporting.html import Report, table_html
 from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
@@ -90,7 +91,7 @@ def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -
     )
     assert set(plt.get_fignums()) == before  # every figure was closed
     path = tmp_path / "out" / "report.html"
-    _write_text_atomic(rep.render(), path)
+    write_text_atomic(rep.render(), path)
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', text)

@@ -1079,7 +1079,31 @@ def write_json_atomic(obj: Any, path: str | Path) -> Path:
     """
     path = Path(path)
     text = json.dumps(obj, sort_keys=True, indent=2, default=str) + "\n"
-    _replace_with(path, lambda fh: fh.write(text.encode("utf-8")))
+    return write_text_atomic(text, path)
+
+
+def write_text_atomic(text: str, path: str | Path) -> Path:
+    """Write UTF-8 text atomically (e.g. an HTML report), readable by everyone (0644).
+
+    Parameters
+    ----------
+    text : str
+        The content.
+    path : str or Path
+        Target file; parent folders are created.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+
+    def write(fh: Any) -> None:
+        fh.write(text.encode("utf-8"))
+        os.chmod(fh.name, 0o644)
+
+    _replace_with(path, write)
     return path
 
 

@@ -13,7 +13,6 @@ charts. The page embeds every image (base64), opens offline, is written to the o
 from __future__ import annotations
 
 import html
-import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -288,19 +287,6 @@ def _esc(text: str) -> str:
     return html.escape(text)
 
 
-def _write_text_atomic(text: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
     """Backtest tables and PNG plots logged by a training run (empty when absent)."""
     import mlflow
@@ -362,7 +348,7 @@ def report(
     """
     from retain import tracking
     from retain.features.build import build_features
-    from retain.io import load_inputs
+    from retain.io import load_inputs, write_text_atomic
 
     note = progress or (lambda _m: None)
     if cfg.scoring is None:
@@ -436,11 +422,12 @@ def report(
         seed=cfg.seed,
     )
     path = out_dir / REPORT_FILE
-    _write_text_atomic(rep.render(), path)
+    write_text_atomic(rep.render(), path)
     seconds = time.perf_counter() - t0
 
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "report") as run:
+        tracking.log_params_flat({"path": str(path)}, prefix="report.")
         tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
         _log_file(path)
         run_id = run.info.run_id

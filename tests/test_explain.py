@@ -143,7 +143,13 @@ def test_reasons_for_purchase_model_features_and_unknown_columns() -> None:
     contrib = np.array([[0.5, -0.1, 0.0], [-0.2, 0.3, 0.0]])
     reasons = reason_texts(contrib, feats, ["p_alive", "mystery_score"], k=2)
     assert reasons.loc[0, "reason_1"] == (
-        "probability of still being an active customer 25%: raises churn risk (+0.50)"
+        "25% chance of still being an active customer: raises churn risk (+0.50)"
     )
     assert reasons.loc[0, "reason_2"] == "mystery score 1.5: lowers churn risk (-0.10)"
     assert reasons.loc[1, "reason_1"] == "mystery score: not available: raises churn risk (+0.30)"
+    # a catalogue feature with a missing value uses the catalogue's own text for it
+    gaps = pd.DataFrame({"gap_ratio": [np.nan], "days_since_last_purchase": [40.0]})
+    one = reason_texts(np.array([[0.4, 0.0, 0.0]]), gaps, ["gap_ratio", "days_since_last_purchase"])
+    assert one.loc[0, "reason_1"] == (
+        "only one purchase so far, no usual gap yet: raises churn risk (+0.40)"
+    )

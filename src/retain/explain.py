@@ -729,20 +729,11 @@ def top_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.n
 
 
 def _info(name: str) -> FeatureInfo:
-    """Catalogue entry of a model feature: the feature catalogue, then the churn model's
-    purchase-model features, else a plain ``"<name> <value>"`` text."""
+    """Catalogue entry of a model feature, else a plain ``"<name> <value>"`` text."""
     try:
         return feature_info(name)
     except KeyError:
-        pass
-    from retain.churn.dataset import CLV_FEATURE_CATALOGUE
-
-    entry = CLV_FEATURE_CATALOGUE.get(name)
-    if entry and entry.get("reason"):
-        return FeatureInfo(
-            str(entry["meaning"]), str(entry["unit"]), str(entry["reason"]), entry.get("fallback")
-        )
-    return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
+        return FeatureInfo(name.replace("_", " "), "", name.replace("_", " ") + " {value:.3g}")
 
 
 def _positional(template: str, names: list[str]) -> str:
@@ -761,7 +752,8 @@ def _render_feature(name: str, rows: pd.DataFrame) -> np.ndarray:
     """Catalogue text of feature ``name`` for each row, as :meth:`FeatureInfo.render` gives it.
 
     The same rules, vectorised: the reason template when every value it names is present, else
-    the fallback template when the feature's own value is present, else "not available".
+    the fallback template when the feature's own value is present, else the entry's text for a
+    missing value.
     """
     info = _info(name)
     others = [
@@ -778,7 +770,8 @@ def _render_feature(name: str, rows: pd.DataFrame) -> np.ndarray:
             break
         cols[f] = rows[f].to_numpy(dtype=object)
         ok &= ~pd.isna(cols[f])
-    out = np.full(len(rows), f"{info.meaning.rstrip('.')}: not available", dtype=object)
+    missing = info.missing or f"{info.meaning.rstrip('.')}: not available"
+    out = np.full(len(rows), missing, dtype=object)
     idx = np.flatnonzero(ok)
     if len(idx):
         fmt = _positional(info.reason, ["value", *others]).format

@@ -722,31 +722,6 @@ def build_churn_dataset(
     return ChurnDataset(split, train, validation, test, features, dropped)
 
 
-CLV_FEATURE_CATALOGUE: dict[str, dict[str, str | None]] = {
-    "p_alive": {
-        "meaning": "Probability that the customer is still active at the cutoff (BTYD model "
-        "fitted on the history up to the cutoff).",
-        "unit": "probability",
-        "reason": "probability of still being an active customer {value:.0%}",
-        "fallback": None,
-    },
-    "expected_purchases_horizon": {
-        "meaning": "Repeat purchases the BTYD model expects in the churn horizon after the cutoff.",
-        "unit": "count",
-        "reason": "expected purchases in the coming period {value:.2f}",
-        "fallback": None,
-    },
-    "p_no_purchase_horizon": {
-        "meaning": "Probability of no purchase in the churn horizon under the BTYD model.",
-        "unit": "probability",
-        "reason": "BTYD probability of no purchase in the coming period {value:.0%}",
-        "fallback": None,
-    },
-}
-"""Catalogue entries (same fields as :class:`retain.features.catalogue.FeatureInfo`) of the
-CLV-derived churn features, which the feature catalogue does not hold."""
-
-
 def feature_catalogue(feature_names: Sequence[str]) -> dict[str, dict[str, str | None]]:
     """Catalogue entry (meaning, unit, reason, fallback) of every model feature.
 
@@ -767,9 +742,6 @@ def feature_catalogue(feature_names: Sequence[str]) -> dict[str, dict[str, str |
 
     out: dict[str, dict[str, str | None]] = {}
     for name in feature_names:
-        if name in CLV_FEATURE_CATALOGUE:
-            out[name] = dict(CLV_FEATURE_CATALOGUE[name])
-            continue
         try:
             out[name] = asdict(feature_info(name))
         except KeyError:

@@ -199,6 +199,23 @@ _STATIC: dict[str, FeatureInfo] = {
         "category",
         "RFM class '{value}'",
     ),
+    # purchase-model (BTYD) outputs used by the churn model, fitted on data up to the cutoff
+    "p_alive": FeatureInfo(
+        "Probability that the customer is still active at the cutoff (BTYD model fitted on the "
+        "history up to the cutoff).",
+        "probability",
+        "{value:.0%} chance of still being an active customer",
+    ),
+    "expected_purchases_horizon": FeatureInfo(
+        "Repeat purchases the BTYD model expects in the churn horizon after the cutoff.",
+        "count",
+        "expected to buy {value:.2f} times in the coming churn horizon",
+    ),
+    "p_no_purchase_horizon": FeatureInfo(
+        "Probability of no purchase in the churn horizon under the BTYD model.",
+        "probability",
+        "{value:.0%} BTYD chance of no purchase in the coming churn horizon",
+    ),
     # engagement
     "email_click_rate": FeatureInfo(
         "E-mail clicks per e-mail sent over the longest trailing window.",

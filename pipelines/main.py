@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from score import score
@@ -25,6 +25,15 @@ def parent_run(config: str, name: str) -> Iterator[str]:
     settings = configure(cfg.tracking)
     with start_run(settings, f"{name}-{cfg.name}", {"step": name}):
         yield settings.experiment_id
+
+
+def run_alone(pipeline: Callable[[str, str], dict[str, str]], name: str, doc: str | None) -> None:
+    """Run one pipeline (train or score) on its own, under a parent run, and print its runs."""
+    parser = argparse.ArgumentParser(description=(doc or name).splitlines()[0])
+    parser.add_argument("--config", required=True, help="run config, e.g. configs/cdnow.yaml")
+    args = parser.parse_args()
+    with parent_run(args.config, name) as experiment_id:
+        print(pipeline(args.config, experiment_id))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,8 +5,6 @@ Usage: ``python pipelines/train.py --config configs/cdnow.yaml``
 
 from __future__ import annotations
 
-import argparse
-
 from steps import run_step
 
 
@@ -38,10 +36,6 @@ def train(config: str, experiment_id: str) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    from main import parent_run
+    from main import run_alone
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    args = parser.parse_args()
-    with parent_run(args.config, "train-pipeline") as experiment_id:
-        print(train(args.config, experiment_id))
+    run_alone(train, "train-pipeline", __doc__)

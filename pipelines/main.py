@@ -23,8 +23,9 @@ def parent_run(config: str, name: str) -> Iterator[str]:
     """Open the parent MLflow run of a pipeline and yield its experiment id."""
     cfg = load_config(config)
     settings = configure(cfg.tracking)
-    with start_run(settings, f"{name}-{cfg.name}", {"step": name}):
-        yield settings.experiment_id
+    with start_run(settings, f"{name}-{cfg.name}", {"step": name}) as run:
+        # the steps go where the parent is (`mlflow run` may have chosen the experiment)
+        yield run.info.experiment_id
 
 
 def run_alone(pipeline: Callable[[str, str], dict[str, str]], name: str, doc: str | None) -> None:

@@ -47,6 +47,9 @@ _MLFLOW_ENV = (
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_HTTP_REQUEST_TIMEOUT",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_RUN_ID",
 )
 
 
@@ -83,6 +86,7 @@ def _restore_mlflow(saved: dict[str, str | None]) -> None:
         mlflow.end_run("FAILED")
     mlflow.set_tracking_uri(None)
     mlflow.set_registry_uri(None)
+    mlflow.tracking.fluent._active_experiment_id = None  # set by mlflow.set_experiment
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
@@ -105,6 +109,8 @@ def mlflow_tmp(tmp_path: Path, mlflow_template_db: Path) -> Iterator[MlflowStore
     uri = f"sqlite:///{db}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        os.environ.pop(key, None)
     try:
         yield MlflowStore(uri, db, db.parent / "mlartifacts")
     finally:
@@ -194,6 +200,8 @@ def mlflow_http(mlflow_server: MlflowStore) -> Iterator[MlflowStore]:
     saved = {key: os.environ.get(key) for key in _MLFLOW_ENV}
     os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.tracking_uri
     os.environ.pop("MLFLOW_REGISTRY_URI", None)
+    for key in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
+        os.environ.pop(key, None)
     try:
         yield mlflow_server
     finally:

@@ -295,7 +295,8 @@ def start_run(
     """Start an MLflow run in the configured experiment; end it (FAILED on error) on exit.
 
     Inside an active run (a pipeline's parent run in the same process) the new run is nested;
-    when ``MLFLOW_RUN_ID`` is set (a step started by ``mlflow run``) that run is resumed.
+    when ``MLFLOW_RUN_ID`` is set (a step started by ``mlflow run``) that run is resumed in the
+    experiment the launcher put it in.
 
     Parameters
     ----------
@@ -312,8 +313,15 @@ def start_run(
         The active run.
     """
     all_tags = {"retain.version": __version__, **dict(tags or {})}
+    experiment_id = settings.experiment_id
+    launched = os.environ.get("MLFLOW_RUN_ID") if mlflow.active_run() is None else None
+    if launched:
+        # A step started by `mlflow run`: the launcher chose the run and so its experiment
+        # (e.g. the default one, or --experiment-name); resume it there.
+        experiment_id = client().get_run(launched).info.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
     with mlflow.start_run(
-        experiment_id=settings.experiment_id,
+        experiment_id=experiment_id,
         run_name=run_name,
         tags=all_tags,
         nested=mlflow.active_run() is not None,

@@ -900,6 +900,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
         )
         rejects.append(cu_rejects)
         counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
+    check_dates_against_data(cfg, transactions)
     return Inputs(
         transactions=transactions,
         events=events,
@@ -909,6 +910,50 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
         as_of=as_of_ts,
         truth=truth,
     )
+
+
+def config_dates(cfg: RunConfig) -> dict[str, pd.Timestamp]:
+    """Every date of a run config that must fall inside the data, by its dotted key."""
+    dates = {"clv.calibration_end": cfg.clv.calibration_end, "clv.holdout_end": cfg.clv.holdout_end}
+    if cfg.churn is not None:
+        for i, cutoff in enumerate(cfg.churn.train_cutoffs):
+            dates[f"churn.train_cutoffs[{i}]"] = cutoff
+        dates["churn.validation_cutoff"] = cfg.churn.validation_cutoff
+        dates["churn.test_cutoff"] = cfg.churn.test_cutoff
+    if cfg.scoring is not None:
+        dates["scoring.as_of"] = cfg.scoring.as_of
+    return {key: pd.Timestamp(value) for key, value in dates.items()}
+
+
+def check_dates_against_data(cfg: RunConfig, transactions: pd.DataFrame) -> None:
+    """Refuse a config whose cutoffs lie before the first transaction of the data.
+
+    A cutoff before the data starts would give empty snapshots or an empty calibration period;
+    the error names the key, the file and both dates.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config.
+    transactions : DataFrame
+        Validated transactions.
+
+    Raises
+    ------
+    ConfigError
+        When a configured date is before the first transaction day.
+    """
+    if transactions.empty:
+        return
+    first = transactions[TIMESTAMP].min().normalize()
+    early = {k: v for k, v in config_dates(cfg).items() if v < first}
+    if early:
+        where = cfg.source_path or "config"
+        listed = ", ".join(f"{k} = {v.date()}" for k, v in early.items())
+        raise ConfigError(
+            f"{where}: {listed}: before the data starts ({first.date()}); "
+            "every cutoff must fall inside the data"
+        )
 
 
 def observed_until(cfg: RunConfig, inputs: Inputs | None = None) -> pd.Timestamp:

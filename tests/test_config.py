@@ -1,0 +1,104 @@
+"""Run configs: every shipped config loads; every kind of mistake gives one clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from retain.config import ConfigError, load_config, load_policy, load_segments
+from retain.datasets import load_cdnow
+from retain.io import check_dates_against_data, load_inputs
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+RUN_CONFIGS = ("cdnow.yaml", "cdnow_sample.yaml", "synthetic.yaml")
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _base() -> dict:
+    return yaml.safe_load((CONFIGS / "cdnow_sample.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", RUN_CONFIGS)
+def test_shipped_configs_load_with_their_policy_and_segments(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.source_path == CONFIGS / name
+    load_policy(cfg.policy_path)
+    load_segments(cfg.segments_path)
+    assert len(cfg.config_hash()) == 16
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(bad)
+
+
+def test_unknown_key_is_named_with_the_file(tmp_path):
+    data = _base()
+    data["clv"]["purchase_modle"] = "bgnbd"
+    path = _write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert "clv.purchase_modle: unknown key" in str(err.value)
+
+
+def test_wrong_types_and_impossible_values_name_the_key(tmp_path):
+    cases = {
+        ("churn", "horizon_days", 0): "churn.horizon_days",
+        ("churn", "horizon_days", "soon"): "churn.horizon_days",
+        ("clv", "holdout_end", "1997-01-01"): "holdout_end",
+        ("clv", "purchase_model", "magic"): "clv.purchase_model",
+        ("clv", "discount_rate_monthly", 1.5): "clv.discount_rate_monthly",
+        ("churn", "validation_cutoff", "1997-01-31"): "validation_cutoff",
+        ("scoring", "chunk_size", -1): "scoring.chunk_size",
+    }
+    for (section, key, value), expected in cases.items():
+        data = _base()
+        data[section][key] = value
+        with pytest.raises(ConfigError, match="invalid configuration") as err:
+            load_config(_write(tmp_path, data))
+        assert expected in str(err.value), (section, key, value, str(err.value))
+
+
+def test_files_source_needs_its_tables_and_data_end(tmp_path):
+    data = _base()
+    data["data"] = {"source": "files"}
+    with pytest.raises(ConfigError, match="transactions"):
+        load_config(_write(tmp_path, data))
+
+
+def test_overrides_replace_dotted_keys(tmp_path):
+    cfg = load_config(CONFIGS / "cdnow.yaml", {"scoring.as_of": "1998-01-31", "seed": 3})
+    assert str(cfg.scoring.as_of) == "1998-01-31" and cfg.seed == 3
+    with pytest.raises(ConfigError, match="not a section"):
+        load_config(CONFIGS / "cdnow.yaml", {"seed.x": 1})
+
+
+def test_cutoff_before_the_data_starts_is_refused(tmp_path):
+    data = _base()
+    data["churn"]["train_cutoffs"] = ["1996-10-31", *data["churn"]["train_cutoffs"]]
+    cfg = load_config(_write(tmp_path, data))
+    with pytest.raises(
+        ConfigError, match=r"churn.train_cutoffs\[0\] = 1996-10-31: before the data"
+    ):
+        check_dates_against_data(cfg, load_cdnow("sample"))
+    with pytest.raises(ConfigError, match="1997-01-01"):
+        load_inputs(cfg, "1998-06-30")
+    load_inputs(load_config(CONFIGS / "cdnow_sample.yaml"), "1998-06-30")  # the shipped one is fine

@@ -6,13 +6,15 @@ registry error (fit failure, no champion, unreachable tracking server), 5 promot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from retain.config import ConfigError, RunConfig, load_config
 
@@ -59,6 +61,39 @@ def _exit_codes() -> Iterator[None]:
         _fail("tracking/registry error", exc, EXIT_MODEL)
 
 
+_OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
+
+
+@contextmanager
+def _progress(step: str) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar for a long step; yields the callback the jobs report through.
+
+    A message such as ``"churn and reasons: customers 1-250,000 of 1,000,000"`` moves the bar
+    to 250,000 of 1,000,000; other messages only change the description (the bar pulses).
+    """
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{step}: starting", total=None)
+
+        def note(message: str) -> None:
+            match = _OF_TOTAL.search(message)
+            if match:
+                done = int((match.group(2) or match.group(1)).replace(",", ""))
+                total = int(match.group(3).replace(",", ""))
+                bar.update(task, description=f"{step}: {message}", completed=done, total=total)
+            else:
+                bar.update(task, description=f"{step}: {message}", total=None)
+
+        yield note
+        bar.update(task, description=f"{step}: done", completed=1, total=1)
+
+
 def _load_config_or_exit(config: Path) -> RunConfig:
     try:
         return load_config(config)
@@ -93,9 +128,10 @@ def features(
     if not cutoff:
         _fail("config error", "give --as-of or set scoring.as_of in the config", EXIT_CONFIG)
     with _exit_codes():
-        with console.status(f"loading and validating inputs as of {cutoff}"):
+        with _progress("features") as note:
+            note(f"loading and validating inputs as of {cutoff}")
             inputs = load_inputs(cfg, cutoff)
-        with console.status("building features"):
+            note("building features")
             table = build_features(inputs.transactions, cutoff, inputs.events, cfg.features)
     write_table_atomic(table.reset_index(), output)
     rejects = output.with_name(f"{output.stem}.rejects.parquet")
@@ -112,8 +148,8 @@ def train_clv(config: Path = ConfigOption) -> None:
     from retain.jobs.train_clv import train_clv as run_train_clv
 
     cfg = _load_config_or_exit(config)
-    with _exit_codes(), console.status("train-clv: starting") as status:
-        result = run_train_clv(cfg, progress=lambda msg: status.update(f"train-clv: {msg}"))
+    with _exit_codes(), _progress("train-clv") as note:
+        result = run_train_clv(cfg, progress=note)
     mae = result.metrics.get("holdout_mae", float("nan"))
     console.print(
         f"clv version {result.model_version} (alias challenger), purchase model "
@@ -128,8 +164,8 @@ def train_churn(config: Path = ConfigOption) -> None:
     from retain.jobs.train_churn import train_churn as run_train_churn
 
     cfg = _load_config_or_exit(config)
-    with _exit_codes(), console.status("train-churn: starting") as status:
-        result = run_train_churn(cfg, progress=lambda msg: status.update(f"train-churn: {msg}"))
+    with _exit_codes(), _progress("train-churn") as note:
+        result = run_train_churn(cfg, progress=note)
     m = result.metrics
     console.print(
         f"churn version {result.model_version} (alias challenger): test AUC "
@@ -194,7 +230,7 @@ def score(
     from retain.jobs.score import score as run_score
 
     cfg = _load_config_or_exit(config)
-    with _exit_codes(), console.status("score: starting") as status:
+    with _exit_codes(), _progress("score") as note:
         result = run_score(
             cfg,
             as_of=as_of or None,
@@ -202,7 +238,7 @@ def score(
             model_version=model_version or None,
             clv_version=clv_version or None,
             csv=csv or None,
-            progress=lambda msg: status.update(f"score: {msg}"),
+            progress=note,
         )
     m = result.manifest
     c = m["customers"]
@@ -228,12 +264,12 @@ def report(
     from retain.jobs.report import report as run_report
 
     cfg = _load_config_or_exit(config)
-    with _exit_codes(), console.status("report: starting") as status:
+    with _exit_codes(), _progress("report") as note:
         result = run_report(
             cfg,
             output_dir=_path_or_none(output),
             model_version=model_version or None,
-            progress=lambda msg: status.update(f"report: {msg}"),
+            progress=note,
         )
     console.print(f"wrote {result.path} ({result.n_images} images); run {result.run_id}")
 

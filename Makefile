@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= configs/cdnow.yaml
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,6 @@ lint: install
 
 test: install lint
 	$(PY) -m pytest -q
-
-bench: install
-	$(PY) bench/run_all.py
 
 clean:
 	rm -rf outputs mlruns mlartifacts mlruns.db .pytest_cache

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from retain.cli import EXIT_CONFIG, app
 from retain.config import ConfigError, load_config, load_policy, load_segments
 from retain.datasets import load_cdnow
-from retain.io import check_dates_against_data, load_inputs
+from retain.io import check_dates_against_data
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RUN_CONFIGS = ("cdnow.yaml", "cdnow_sample.yaml", "synthetic.yaml")
@@ -95,10 +97,14 @@ def test_cutoff_before_the_data_starts_is_refused(tmp_path):
     data = _base()
     data["churn"]["train_cutoffs"] = ["1996-10-31", *data["churn"]["train_cutoffs"]]
     cfg = load_config(_write(tmp_path, data))
-    with pytest.raises(
-        ConfigError, match=r"churn.train_cutoffs\[0\] = 1996-10-31: before the data"
-    ):
-        check_dates_against_data(cfg, load_cdnow("sample"))
-    with pytest.raises(ConfigError, match="1997-01-01"):
-        load_inputs(cfg, "1998-06-30")
-    load_inputs(load_config(CONFIGS / "cdnow_sample.yaml"), "1998-06-30")  # the shipped one is fine
+    tx = load_cdnow("sample")
+    expected = r"churn.train_cutoffs\[0\] = 1996-10-31: before the data starts \(1997-01-01\)"
+    with pytest.raises(ConfigError, match=expected):
+        check_dates_against_data(cfg, tx, ("churn",))
+    check_dates_against_data(cfg, tx, ("clv", "scoring"))  # those sections are fine
+    shipped = load_config(CONFIGS / "cdnow_sample.yaml")
+    check_dates_against_data(shipped, tx, ("clv", "churn", "scoring"))
+    # the CLI refuses it before any training, as a config error
+    result = CliRunner().invoke(app, ["train-churn", "--config", str(tmp_path / "run.yaml")])
+    assert result.exit_code == EXIT_CONFIG
+    assert "1996-10-31" in result.output

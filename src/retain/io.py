@@ -37,7 +37,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -900,7 +900,6 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
         )
         rejects.append(cu_rejects)
         counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
-    check_dates_against_data(cfg, transactions)
     return Inputs(
         transactions=transactions,
         events=events,
@@ -912,20 +911,25 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     )
 
 
-def config_dates(cfg: RunConfig) -> dict[str, pd.Timestamp]:
-    """Every date of a run config that must fall inside the data, by its dotted key."""
-    dates = {"clv.calibration_end": cfg.clv.calibration_end, "clv.holdout_end": cfg.clv.holdout_end}
-    if cfg.churn is not None:
+def config_dates(cfg: RunConfig, sections: Sequence[str]) -> dict[str, pd.Timestamp]:
+    """The dates of the given config sections that must fall inside the data, by dotted key."""
+    dates: dict[str, Any] = {}
+    if "clv" in sections:
+        dates["clv.calibration_end"] = cfg.clv.calibration_end
+        dates["clv.holdout_end"] = cfg.clv.holdout_end
+    if "churn" in sections and cfg.churn is not None:
         for i, cutoff in enumerate(cfg.churn.train_cutoffs):
             dates[f"churn.train_cutoffs[{i}]"] = cutoff
         dates["churn.validation_cutoff"] = cfg.churn.validation_cutoff
         dates["churn.test_cutoff"] = cfg.churn.test_cutoff
-    if cfg.scoring is not None:
+    if "scoring" in sections and cfg.scoring is not None:
         dates["scoring.as_of"] = cfg.scoring.as_of
     return {key: pd.Timestamp(value) for key, value in dates.items()}
 
 
-def check_dates_against_data(cfg: RunConfig, transactions: pd.DataFrame) -> None:
+def check_dates_against_data(
+    cfg: RunConfig, transactions: pd.DataFrame, sections: Sequence[str]
+) -> None:
     """Refuse a config whose cutoffs lie before the first transaction of the data.
 
     A cutoff before the data starts would give empty snapshots or an empty calibration period;
@@ -937,6 +941,8 @@ def check_dates_against_data(cfg: RunConfig, transactions: pd.DataFrame) -> None
         The run config.
     transactions : DataFrame
         Validated transactions.
+    sections : sequence of str
+        The sections a step uses: ``clv``, ``churn`` and/or ``scoring``.
 
     Raises
     ------
@@ -946,7 +952,7 @@ def check_dates_against_data(cfg: RunConfig, transactions: pd.DataFrame) -> None
     if transactions.empty:
         return
     first = transactions[TIMESTAMP].min().normalize()
-    early = {k: v for k, v in config_dates(cfg).items() if v < first}
+    early = {k: v for k, v in config_dates(cfg, sections).items() if v < first}
     if early:
         where = cfg.source_path or "config"
         listed = ", ".join(f"{k} = {v.date()}" for k, v in early.items())

@@ -34,6 +34,7 @@ from retain.contracts import CUSTOMER_ID
 from retain.io import (
     Inputs,
     atomic_directory,
+    check_dates_against_data,
     load_inputs,
     rejected_customers,
     write_json_atomic,
@@ -316,6 +317,7 @@ def score(
     t0 = time.perf_counter()
     note(f"loading inputs as of {when.date()}")
     inputs = load_inputs(cfg, when)
+    check_dates_against_data(cfg, inputs.transactions, ("scoring",))
     timings["load_inputs"] = time.perf_counter() - t0
 
     scores = score_customers(

@@ -34,7 +34,7 @@ from retain.churn.dataset import feature_catalogue
 from retain.churn.evaluate import best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.config import ConfigError, RunConfig
-from retain.io import load_inputs, observed_until
+from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.reporting.churn_plots import (
     plot_calibration_curve,
     plot_gain,
@@ -157,6 +157,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     note("loading inputs")
     until = observed_until(cfg)
     inputs = load_inputs(cfg, until)
+    check_dates_against_data(cfg, inputs.transactions, ("churn",))
     observed_until(cfg, inputs)
     note("building point-in-time snapshots")
     dataset = prepare_dataset(

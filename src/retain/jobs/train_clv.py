@@ -36,7 +36,7 @@ from retain.clv.backtest import METRICS, AutoResult, run_from_config
 from retain.config import RunConfig
 from retain.contracts import TIMESTAMP
 from retain.features.rfm import UNIT_DAYS, rfm_summary
-from retain.io import DataError, load_inputs, observed_until
+from retain.io import DataError, check_dates_against_data, load_inputs, observed_until
 from retain.tracking import (
     log_clv_model,
     log_dict,
@@ -159,6 +159,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
 
     note("loading inputs")
     inputs = load_inputs(cfg, holdout_end)
+    check_dates_against_data(cfg, inputs.transactions, ("clv",))
     until = observed_until(cfg, inputs)
     if holdout_end > until:
         raise DataError(

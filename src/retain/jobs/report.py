@@ -153,13 +153,13 @@ def build_report(
     totals = pd.DataFrame(
         {
             "value": [
-                len(scores),
-                int((scores["lifecycle_stage"] == "prospect").sum()),
-                float(np.nansum(scores["clv"])),
-                float(np.nanmean(scores["churn_probability"])),
-                int(scores["action_priority"].notna().sum()),
-                float(np.nansum(scores["action_cost"])),
-                float(np.nansum(scores["expected_value_saved"])),
+                f"{len(scores):,}",
+                f"{int((scores['lifecycle_stage'] == 'prospect').sum()):,}",
+                f"{float(np.nansum(scores['clv'])):,.2f}",
+                f"{float(np.nanmean(scores['churn_probability'])):.3f}",
+                f"{int(scores['action_priority'].notna().sum()):,}",
+                f"{float(np.nansum(scores['action_cost'])):,.2f}",
+                f"{float(np.nansum(scores['expected_value_saved'])):,.2f}",
             ]
         },
         index=[

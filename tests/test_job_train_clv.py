@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from retain import tracking
 from retain.cli import EXIT_DATA, app
+from retain.clv import naive_rate_errors
 from retain.config import RunConfig
 from retain.features.rfm import rfm_summary
 from retain.io import DataError
-from retain.jobs.train_clv import naive_rate_errors, train_clv
+from retain.jobs.train_clv import train_clv
 
 CONFIG = {
     "name": "clv-job-test",

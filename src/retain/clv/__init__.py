@@ -12,6 +12,7 @@ from retain.clv.backtest import (
     fit_auto,
     frequency_table,
     holdout_activity,
+    naive_rate_errors,
     run_backtest,
     run_from_config,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "fit_auto",
     "frequency_table",
     "holdout_activity",
+    "naive_rate_errors",
     "run_backtest",
     "run_from_config",
     "DAYS_PER_MONTH",

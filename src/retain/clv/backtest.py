@@ -426,3 +426,41 @@ def run_from_config(
         discount_rate=config.discount_rate_monthly,
         horizon=config.horizon_months,
     )
+
+
+def naive_rate_errors(
+    calibration_summary: pd.DataFrame, actual_purchases: pd.Series, holdout_days: float
+) -> dict[str, float]:
+    """Holdout errors of the naive baseline: each customer keeps their calibration rate.
+
+    The prediction is ``frequency / tenure * holdout length`` (0 for customers whose tenure is
+    0). A probabilistic model that cannot beat it should not be promoted.
+
+    Parameters
+    ----------
+    calibration_summary : DataFrame
+        RFM summary at the calibration end (``frequency``, ``tenure_<unit>``).
+    actual_purchases : Series
+        Actual holdout repeat purchases, indexed like the summary.
+    holdout_days : float
+        Length of the holdout in days.
+
+    Returns
+    -------
+    dict
+        ``mae``, ``rmse`` and ``total_abs_error``, named as in the backtest metrics.
+    """
+    tenure_col = next(c for c in calibration_summary.columns if c.startswith("tenure_"))
+    unit_days = UNIT_DAYS["W"] if tenure_col.endswith("weeks") else UNIT_DAYS["D"]
+    tenure = calibration_summary[tenure_col].to_numpy(dtype=float)
+    freq = calibration_summary["frequency"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(tenure > 0, freq / tenure, 0.0)
+    predicted = rate * holdout_days / unit_days
+    actual = actual_purchases.reindex(calibration_summary.index).to_numpy(dtype=float)
+    err = predicted - actual
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "total_abs_error": float(abs(predicted.sum() - actual.sum())),
+    }

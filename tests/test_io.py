@@ -18,7 +18,6 @@ from retain.contracts import EVENTS, REJECT_COLUMNS, TRANSACTIONS
 from retain.io import (
     DataError,
     Inputs,
-    atomic_directory,
     load_inputs,
     observed_until,
     read_table,
@@ -865,37 +864,6 @@ def test_write_rejects_keeps_contract_columns(tmp_path):
     back = pd.read_parquet(path)
     assert list(back.columns) == list(REJECT_COLUMNS)
     assert back["reason"].tolist() == ["customer_id_missing"]
-
-
-def test_atomic_directory_swaps_in_on_success(tmp_path):
-    out = tmp_path / "out"
-    with atomic_directory(out) as tmp:
-        (tmp / "a.txt").write_text("first")
-    assert (out / "a.txt").read_text() == "first"
-    with atomic_directory(out) as tmp:
-        assert not out.joinpath("b.txt").exists()
-        (tmp / "b.txt").write_text("second")
-        assert (out / "a.txt").exists()  # the old output stays readable while building
-    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temp or backup left
-
-
-def test_atomic_directory_keeps_the_old_output_when_the_body_raises(tmp_path):
-    out = tmp_path / "out"
-    with atomic_directory(out) as tmp:
-        (tmp / "scores.parquet").write_text("old")
-    with pytest.raises(RuntimeError, match="boom"), atomic_directory(out) as tmp:
-        (tmp / "scores.parquet").write_text("new, half written")
-        raise RuntimeError("boom")
-    assert (out / "scores.parquet").read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
-
-
-def test_atomic_directory_body_raising_with_no_previous_output(tmp_path):
-    out = tmp_path / "out"
-    with pytest.raises(KeyError), atomic_directory(out):
-        raise KeyError("x")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_text_atomic_replaces_whole_file_readable_by_all(tmp_path):

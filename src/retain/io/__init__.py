@@ -54,7 +54,12 @@ from retain.contracts import (
 )
 from retain.features.rfm import cutoff_end
 from retain.io.write import (
-    atomic_directory,
+    MARKER_FILE,
+    OutputError,
+    check_output_folder,
+    output_folder,
+    owned_directory,
+    read_marker,
     write_json_atomic,
     write_rejects,
     write_table_atomic,
@@ -100,10 +105,15 @@ TABLE_REASONS: dict[str, tuple[str, ...]] = {
 """The reasons each table can reject a row for, in the order the checks run (first wins)."""
 
 __all__ = [
+    "MARKER_FILE",
     "TABLE_REASONS",
     "DataError",
     "Inputs",
-    "atomic_directory",
+    "OutputError",
+    "check_output_folder",
+    "output_folder",
+    "owned_directory",
+    "read_marker",
     "empty_rejects",
     "load_inputs",
     "observed_until",

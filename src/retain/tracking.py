@@ -13,14 +13,20 @@ use it too). It does five things:
    ``--artifacts-destination``).
 2. **Log** a run: the config (YAML, resolved JSON, flattened params, hash tag), metrics, figures,
    tables and dictionaries (:func:`tracked_run`, :func:`log_config`, :func:`log_metrics`, ...).
-3. **Log and register models**. ``clv`` is a pyfunc model whose only artifact is the plain JSON of
-   :meth:`retain.clv.ClvModel.to_dict`; the pyfunc wrapper is "model from code" (a three-line
-   script), so nothing is pickled. ``churn`` uses the LightGBM flavour (LightGBM's own text
-   format) with the calibrator and the feature list stored as JSON beside it. Every new version
-   gets the alias ``challenger`` and, as version tags ``metric.<name>``, the metrics the
-   promotion gate reads.
+3. **Log and register models**. Both models are pyfunc "models from code" (a three-line script)
+   whose artifacts are plain files, so nothing is pickled: ``clv`` keeps the JSON of
+   :meth:`retain.clv.ClvModel.to_dict` (``artifacts/clv_model.json``); ``churn`` keeps the
+   booster in LightGBM's own text format (``artifacts/churn_booster.txt``), the calibrator
+   (``artifacts/calibrator.json``) and the feature list (``artifacts/features.json``). Every new
+   version gets the tag ``retain.sha256`` (JSON: relative path -> SHA-256 of every file of the
+   model directory), the alias ``challenger`` and, as version tags ``metric.<name>``, the
+   metrics the promotion gate reads.
 4. **Load** models by alias, version number or run id (:func:`load_clv_model`,
-   :func:`load_churn_model`).
+   :func:`load_churn_model`) without any MLflow flavour loader: the downloaded ``MLmodel`` must
+   describe exactly what retain writes (no pickle-based flavour), the files must match the
+   ``retain.sha256`` tag exactly, and only then are the plain files read (``json``,
+   ``lightgbm.Booster(model_str=...)``). :func:`configure` also turns MLflow's own pickle switch
+   (``MLFLOW_ALLOW_PICKLE_DESERIALIZATION``) off unless the user set it.
 5. **Promote** (:func:`promote`): move ``champion`` to the challenger when it is at least as good
    as the champion (within a tolerance) and not worse than the best baseline logged beside it.
    The previous champion keeps the alias ``previous_champion``; :func:`rollback` swaps the two.
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -43,10 +50,10 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import mlflow
-import mlflow.lightgbm
 import mlflow.pyfunc
 import pandas as pd
 import requests
+import yaml
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -63,9 +70,15 @@ CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 
 CLV_ARTIFACT = "clv_model.json"
+BOOSTER_FILE = "churn_booster.txt"
 CALIBRATOR_FILE = "calibrator.json"
 FEATURES_FILE = "features.json"
 METRIC_TAG_PREFIX = "metric."
+DIGEST_TAG = "retain.sha256"
+"""Model version tag: JSON ``{relative path: SHA-256 hex digest}`` of every model file."""
+
+PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+"""MLflow's switch for unpickling models; :func:`configure` sets it to ``false`` by default."""
 
 CLV_INPUT_COLUMNS = ("frequency", "recency", "tenure", "monetary_value")
 """Input columns of the CLV pyfunc; ``recency`` and ``tenure`` carry the time unit suffix."""
@@ -80,6 +93,16 @@ from retain.tracking import ClvPyfunc
 
 mlflow.models.set_model(ClvPyfunc())
 '''
+
+_CHURN_PYFUNC_CODE = '''"""MLflow "model from code" entry for the retain churn model (no pickle)."""
+import mlflow
+from retain.tracking import ChurnPyfunc
+
+mlflow.models.set_model(ChurnPyfunc())
+'''
+
+_CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
+_DIGEST_TAG_MAX = 5000  # MLflow 2 registries cap tag values at 5000 characters
 
 
 class TrackingError(RuntimeError):
@@ -208,6 +231,8 @@ def configure(cfg: TrackingConfig) -> TrackingSettings:
     client's ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (``cfg.request_timeout_seconds``, rounded up) and
     ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (2) are set unless already present in the environment,
     so a server that disappears mid-run does not stall for minutes.
+    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is set to ``false`` unless the user set it, so that
+    MLflow's own flavour loaders refuse pickled models in this process too.
 
     Parameters
     ----------
@@ -229,6 +254,8 @@ def configure(cfg: TrackingConfig) -> TrackingSettings:
     env_registry = _user_env("MLFLOW_REGISTRY_URI")
     tracking_uri = resolve_uri(env_tracking or cfg.tracking_uri)
     registry_uri = resolve_uri(env_registry or cfg.registry_uri or tracking_uri)
+    # retain never unpickles a model; keep MLflow's own loaders from doing it either
+    os.environ.setdefault(PICKLE_ENV, "false")
     for uri in dict.fromkeys([tracking_uri, registry_uri]):
         check_reachable(uri, cfg.request_timeout_seconds)
         if urlsplit(uri).scheme in ("http", "https"):
@@ -549,6 +576,36 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
         return self.model.predict(summary, horizon=horizon)
 
 
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper of the churn model, restored from LightGBM text and JSON artifacts.
+
+    Input: one row per customer with the model's feature columns. Output: ``raw_score`` (the
+    booster's log-odds) and ``churn_probability`` (calibrated), one row per input row in the
+    same order.
+    """
+
+    def load_context(self, context: Any) -> None:
+        import lightgbm as lgb
+
+        with open(context.artifacts["booster"]) as fh:
+            self.booster = lgb.Booster(model_str=fh.read())
+        with open(context.artifacts["calibrator"]) as fh:
+            self.calibrator = json.load(fh)
+        with open(context.artifacts["features"]) as fh:
+            self.feature_names = list(json.load(fh)["feature_names"])
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        from retain.churn.calibration import apply_calibration
+
+        frame = pd.DataFrame(model_input)[self.feature_names]
+        raw = self.booster.predict(frame, raw_score=True)
+        return pd.DataFrame(
+            {"raw_score": raw, "churn_probability": apply_calibration(self.calibrator, raw)}
+        )
+
+
 class LoadedClvModel(NamedTuple):
     """A CLV model loaded from the registry and its model version."""
 
@@ -611,7 +668,10 @@ def _finish_registration(
     version = getattr(model_info, "registered_model_version", None)
     if version is None:
         raise TrackingError(f"model {model_name!r} was logged but not registered")
+    if DIGEST_TAG in (tags or {}):
+        raise ValueError(f"tag {DIGEST_TAG!r} is reserved for the model's file digests")
     mc = client()
+    _record_digests(mc, model_name, str(version))
     for key, value in (metrics or {}).items():
         text = repr(float(value))  # plain float text (repr of numpy scalars is not parseable)
         mc.set_model_version_tag(model_name, str(version), METRIC_TAG_PREFIX + key, text)
@@ -666,7 +726,7 @@ def log_clv_model(
     with tempfile.TemporaryDirectory() as tmp:
         json_path = Path(tmp) / CLV_ARTIFACT
         json_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
-        code_path = Path(tmp) / "clv_pyfunc.py"
+        code_path = Path(tmp) / _CLV_LAYOUT.code_file
         code_path.write_text(_CLV_PYFUNC_CODE)
         info = mlflow.pyfunc.log_model(
             name=model_name,
@@ -697,11 +757,15 @@ def log_churn_model(
     model_name: str = CHURN_MODEL_NAME,
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
-    """Log a LightGBM churn model (LightGBM flavour), register it and alias it ``challenger``.
+    """Log a LightGBM churn model as a plain-file pyfunc, register it, alias it ``challenger``.
 
-    The calibrator (plain JSON: isotonic thresholds or sigmoid ``a``/``b``) and the feature
-    list with catalogue entries are stored as JSON files inside the model (``extra_files``)
-    and as run artifacts. Must be called inside an active run.
+    The model directory holds the booster in LightGBM's own text format
+    (``artifacts/churn_booster.txt``), the calibrator (plain JSON: isotonic thresholds or
+    sigmoid ``a``/``b``, ``artifacts/calibrator.json``), the feature list with catalogue
+    entries (``artifacts/features.json``) and the "model from code" script of
+    :class:`ChurnPyfunc`; nothing is pickled. The two JSON files are also run artifacts under
+    ``<model_name>/``. The version gets the digest tag ``retain.sha256``. Must be called inside
+    an active run.
 
     Parameters
     ----------
@@ -731,24 +795,36 @@ def log_churn_model(
     if mlflow.active_run() is None:
         raise TrackingError("log_churn_model needs an active MLflow run")
     cal = calibrator.to_dict() if hasattr(calibrator, "to_dict") else dict(calibrator)
-    example = input_example[list(feature_names)].head(5)
-    signature = infer_signature(example, booster.predict(example))
+    from retain.churn.calibration import apply_calibration
+
+    example = input_example[list(feature_names)].head(5).reset_index(drop=True)
+    raw = booster.predict(example, raw_score=True)
+    output = pd.DataFrame({"raw_score": raw, "churn_probability": apply_calibration(cal, raw)})
+    signature = infer_signature(example, output)
     features_doc = {
         "feature_names": list(feature_names),
         "catalogue": {name: _plain(catalogue.get(name)) for name in feature_names},
     }
     with tempfile.TemporaryDirectory() as tmp:
+        booster_path = Path(tmp) / BOOSTER_FILE
+        booster_path.write_text(booster.model_to_string())
         cal_path = Path(tmp) / CALIBRATOR_FILE
         cal_path.write_text(json.dumps(cal, indent=1, default=float))
         feat_path = Path(tmp) / FEATURES_FILE
         feat_path.write_text(json.dumps(features_doc, indent=1, default=str))
-        info = mlflow.lightgbm.log_model(
-            booster,
+        code_path = Path(tmp) / _CHURN_LAYOUT.code_file
+        code_path.write_text(_CHURN_PYFUNC_CODE)
+        info = mlflow.pyfunc.log_model(
             name=model_name,
+            python_model=str(code_path),
+            artifacts={
+                "booster": str(booster_path),
+                "calibrator": str(cal_path),
+                "features": str(feat_path),
+            },
             signature=signature,
             input_example=example,
             registered_model_name=model_name,
-            extra_files=[str(cal_path), str(feat_path)],
             pip_requirements=_pip_requirements("lightgbm"),
         )
         mlflow.log_artifact(str(cal_path), artifact_path=model_name)
@@ -795,13 +871,230 @@ def resolve_version(model_name: str, ref: str | int = CHAMPION) -> ModelVersion:
         ) from exc
 
 
-def _download_model(version: ModelVersion, dst: str) -> Path:
-    uri = f"models:/{version.name}/{version.version}"
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+# ------------------------------------------------------------------ model integrity
+
+
+@dataclass(frozen=True)
+class _ModelLayout:
+    """What retain writes into a model directory besides MLflow's metadata files.
+
+    Attributes
+    ----------
+    code_file : str
+        The "model from code" script (file name).
+    artifacts : mapping
+        Pyfunc artifact key -> path relative to the model directory.
+    """
+
+    code_file: str
+    artifacts: Mapping[str, str]
+
+
+_CLV_LAYOUT = _ModelLayout("clv_pyfunc.py", {"clv_model": f"artifacts/{CLV_ARTIFACT}"})
+_CHURN_LAYOUT = _ModelLayout(
+    "churn_pyfunc.py",
+    {
+        "booster": f"artifacts/{BOOSTER_FILE}",
+        "calibrator": f"artifacts/{CALIBRATOR_FILE}",
+        "features": f"artifacts/{FEATURES_FILE}",
+    },
+)
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
+_PICKLE_PATH_KEYS = ("python_model", "pickled_model")
+
+
+def _file_digests(root: Path) -> dict[str, str]:
+    """SHA-256 hex digest of every file under ``root``, keyed by relative POSIX path.
+
+    Symbolic links to directories are not followed; they are listed with the digest
+    ``"symlink"`` so that they count as an unexpected entry.
+    """
+    digests: dict[str, str] = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        base = Path(folder)
+        for name in dirs:
+            if (base / name).is_symlink():
+                digests[(base / name).relative_to(root).as_posix()] = "symlink"
+        for name in files:
+            path = base / name
+            sha = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    sha.update(block)
+            digests[path.relative_to(root).as_posix()] = sha.hexdigest()
+    return dict(sorted(digests.items()))
+
+
+def _download_version(mc: MlflowClient, model_name: str, version: str, dst: str) -> Path:
+    """Download exactly the stored files of a model version (no ``registered_model_meta``)."""
+    uri = "?"
+    try:
+        uri = mc.get_model_version_download_uri(model_name, version)
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"cannot download model {model_name} version {version} from {uri}: {exc}"
+        ) from exc
+
+
+def _record_digests(mc: MlflowClient, model_name: str, version: str) -> dict[str, str]:
+    """Hash the stored files of a fresh version and keep the digests as its ``retain.sha256``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        digests = _file_digests(_download_version(mc, model_name, version, tmp))
+    text = json.dumps(digests, sort_keys=True, separators=(",", ":"))
+    if len(text) > _DIGEST_TAG_MAX:
+        raise TrackingError(
+            f"model {model_name} version {version}: the digests of its {len(digests)} files "
+            f"need {len(text)} characters, more than a version tag holds ({_DIGEST_TAG_MAX})"
+        )
+    mc.set_model_version_tag(model_name, version, DIGEST_TAG, text)
+    return digests
+
+
+def _pickle_marker(node: Any, key: str = "") -> str | None:
+    """The first ``key: value`` of an MLmodel flavour that points at pickled data, if any."""
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            if str(k) in _PICKLE_PATH_KEYS and v not in (None, ""):
+                return f"{k}: {v}"
+            found = _pickle_marker(v, str(k))
+            if found:
+                return found
+    elif isinstance(node, list):
+        for item in node:
+            found = _pickle_marker(item, key)
+            if found:
+                return found
+    elif isinstance(node, str):
+        low = node.strip().lower()
+        if "pickle" in low or low.endswith(_PICKLE_SUFFIXES):
+            return f"{key}: {node}"
+    return None
+
+
+def _check_mlmodel(root: Path, layout: _ModelLayout, model_name: str, version: str) -> None:
+    """Refuse a model directory whose MLmodel is not exactly what retain writes.
+
+    Reads ``MLmodel`` with :func:`yaml.safe_load` and nothing else: a pickle-based flavour
+    (cloudpickle/pickle serialization, a ``python_model.pkl``), a pickled file in the
+    directory, another flavour than ``python_function`` or another loader than MLflow's
+    "model from code" loader with retain's script and artifacts is a :class:`TrackingError`.
+    """
+    where = f"model {model_name} version {version}"
+    todo = "retrain it (retain train-...) or restore the files retain logged"
+    mlmodel = root / "MLmodel"
+    if not mlmodel.is_file():
+        raise TrackingError(f"{where} is refused: it has no MLmodel file; {todo}")
+    try:
+        doc = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise TrackingError(
+            f"{where} is refused: its MLmodel is not valid YAML ({type(exc).__name__}); {todo}"
+        ) from exc
+    flavors = doc.get("flavors") if isinstance(doc, dict) else None
+    if not isinstance(flavors, dict) or not flavors:
+        raise TrackingError(f"{where} is refused: its MLmodel names no flavour; {todo}")
+    for flavour, conf in flavors.items():
+        marker = _pickle_marker(conf)
+        if marker:
+            raise TrackingError(
+                f"{where} is refused: MLmodel flavour {flavour!r} is pickle-based ({marker}) "
+                f"and retain never unpickles a model; {todo}"
+            )
+    pickled = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.name.lower().endswith(_PICKLE_SUFFIXES)
+    )
+    if pickled:
+        raise TrackingError(
+            f"{where} is refused: it contains pickled files {pickled} and retain never "
+            f"unpickles a model; {todo}"
+        )
+    others = sorted(set(flavors) - {"python_function"})
+    if others:
+        raise TrackingError(
+            f"{where} is refused: MLmodel flavour(s) {others} are not written by retain "
+            f"(python_function from code only); {todo}"
+        )
+    pf = flavors.get("python_function")
+    pf = pf if isinstance(pf, dict) else {}
+    loader = pf.get("loader_module")
+    code = Path(str(pf.get("model_code_path") or "")).name
+    if loader != _CODE_MODEL_LOADER or code != layout.code_file or pf.get("code"):
+        raise TrackingError(
+            f"{where} is refused: its python_function flavour uses loader {loader!r} with "
+            f"code {code or None!r} and code paths {pf.get('code')!r}, not retain's "
+            f"{_CODE_MODEL_LOADER} with {layout.code_file}; {todo}"
+        )
+    raw = pf.get("artifacts") or {}
+    paths = {
+        str(k): v.get("path") if isinstance(v, dict) else v
+        for k, v in (raw.items() if isinstance(raw, dict) else [])
+    }
+    if paths != dict(layout.artifacts):
+        raise TrackingError(
+            f"{where} is refused: its pyfunc artifacts {paths} are not retain's "
+            f"{dict(layout.artifacts)}; {todo}"
+        )
+
+
+def _check_digests(root: Path, version: ModelVersion) -> None:
+    """Refuse unless the files under ``root`` match the version's ``retain.sha256`` exactly."""
+    where = f"model {version.name} version {version.version}"
+    text = (version.tags or {}).get(DIGEST_TAG)
+    if text is None:
+        raise TrackingError(
+            f"{where} is refused: it has no {DIGEST_TAG} tag (registered before integrity "
+            "checks); retrain it to register a verifiable version"
+        )
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TrackingError(
+            f"{where} is refused: its {DIGEST_TAG} tag is not valid JSON; retrain it"
+        ) from exc
+    if not isinstance(expected, dict) or not expected:
+        raise TrackingError(f"{where} is refused: its {DIGEST_TAG} tag lists no files; retrain it")
+    actual = _file_digests(root)
+    problems = [
+        f"{p} changed" for p in sorted(expected) if p in actual and actual[p] != expected[p]
+    ]
+    problems += [f"{p} was added" for p in sorted(set(actual) - set(expected))]
+    problems += [f"{p} is missing" for p in sorted(set(expected) - set(actual))]
+    if problems:
+        shown = "; ".join(problems[:5]) + (
+            f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        )
+        raise TrackingError(
+            f"{where} is refused: its files differ from the {DIGEST_TAG} digests recorded at "
+            f"registration ({shown}); retrain the model or restore its original files in the "
+            "artifact store"
+        )
+
+
+def _fetch_verified(
+    model_name: str, ref: str | int, layout: _ModelLayout, dst: str
+) -> tuple[Path, ModelVersion]:
+    """Resolve, download and verify a model version; return its local folder and the version.
+
+    The MLmodel check (:func:`_check_mlmodel`) runs first, before any other file is read; then
+    every file is compared with the ``retain.sha256`` tag (:func:`_check_digests`).
+    """
+    version = resolve_version(model_name, ref)
+    mc = client()
+    root = _download_version(mc, model_name, str(version.version), dst)
+    _check_mlmodel(root, layout, model_name, str(version.version))
+    _check_digests(root, version)
+    return root, version
 
 
 def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) -> LoadedClvModel:
-    """Load a registered CLV model from its JSON artifact (no pyfunc, no pickle).
+    """Load a registered CLV model from its JSON artifact (no flavour loader, no pickle).
+
+    The version is downloaded, its ``MLmodel`` must describe retain's "model from code" pyfunc
+    (no pickle-based flavour) and every file must match the ``retain.sha256`` tag recorded at
+    registration; only then is ``artifacts/clv_model.json`` read with :mod:`json`.
 
     Parameters
     ----------
@@ -814,16 +1107,18 @@ def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) 
     -------
     LoadedClvModel
         ``(model, version)``; ``model`` is a :class:`retain.clv.ClvModel`.
+
+    Raises
+    ------
+    TrackingError
+        When the version does not exist, cannot be downloaded, is pickle-based or not written
+        by retain, has no digest tag, or a file was changed, added or removed.
     """
     from retain.clv import ClvModel
 
-    version = resolve_version(model_name, ref)
     with tempfile.TemporaryDirectory() as tmp:
-        root = _download_model(version, tmp)
-        found = sorted(root.rglob(CLV_ARTIFACT))
-        if not found:
-            raise TrackingError(f"{model_name} version {version.version} has no {CLV_ARTIFACT}")
-        data = json.loads(found[0].read_text())
+        root, version = _fetch_verified(model_name, ref, _CLV_LAYOUT, tmp)
+        data = json.loads((root / _CLV_LAYOUT.artifacts["clv_model"]).read_text())
     return LoadedClvModel(ClvModel.from_dict(data), version)
 
 
@@ -831,6 +1126,10 @@ def load_churn_model(
     ref: str | int = CHAMPION, model_name: str = CHURN_MODEL_NAME
 ) -> LoadedChurnModel:
     """Load a registered churn model: booster, calibrator JSON and feature list.
+
+    The version is downloaded and verified as in :func:`load_clv_model`; then the booster is
+    read from LightGBM's text format with ``lightgbm.Booster(model_str=...)`` and the
+    calibrator and feature list with :mod:`json`. No MLflow flavour loader runs.
 
     Parameters
     ----------
@@ -843,19 +1142,21 @@ def load_churn_model(
     -------
     LoadedChurnModel
         ``(booster, calibrator, feature_names, version, catalogue)``.
+
+    Raises
+    ------
+    TrackingError
+        When the version does not exist, cannot be downloaded, is pickle-based or not written
+        by retain, has no digest tag, or a file was changed, added or removed.
     """
-    version = resolve_version(model_name, ref)
+    import lightgbm as lgb
+
+    files = _CHURN_LAYOUT.artifacts
     with tempfile.TemporaryDirectory() as tmp:
-        root = _download_model(version, tmp)
-        booster = mlflow.lightgbm.load_model(str(root))
-        cal = sorted(root.rglob(CALIBRATOR_FILE))
-        feats = sorted(root.rglob(FEATURES_FILE))
-        if not cal or not feats:
-            raise TrackingError(
-                f"{model_name} version {version.version} lacks {CALIBRATOR_FILE} or {FEATURES_FILE}"
-            )
-        calibrator = json.loads(cal[0].read_text())
-        features_doc = json.loads(feats[0].read_text())
+        root, version = _fetch_verified(model_name, ref, _CHURN_LAYOUT, tmp)
+        booster = lgb.Booster(model_str=(root / files["booster"]).read_text())
+        calibrator = json.loads((root / files["calibrator"]).read_text())
+        features_doc = json.loads((root / files["features"]).read_text())
     return LoadedChurnModel(
         booster,
         calibrator,

@@ -24,8 +24,10 @@ def score(config: str, experiment_id: str) -> dict[str, str]:
         Step name to run id, and the ``output_dir`` and ``report`` paths the steps logged.
     """
     scored = run_step("score", {"config": config}, experiment_id)
-    out = {"score": scored.info.run_id, "output_dir": scored.data.params["score.output_dir"]}
-    reported = run_step("report", {"config": config, "output": out["output_dir"]}, experiment_id)
+    params = scored.data.params
+    out = {"score": scored.info.run_id, "output_dir": params["score.output_dir"]}
+    where = {"as_of": params["score.as_of"], "output": params["score.output_root"]}
+    reported = run_step("report", {"config": config, **where}, experiment_id)
     out["report"] = reported.info.run_id
     out["report_path"] = reported.data.params["report.path"]
     return out

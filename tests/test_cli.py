@@ -69,15 +69,15 @@ def test_bad_input_file_exits_3_naming_the_column(tmp_path):
     }
     path.write_text(yaml.safe_dump(cfg))
     result = runner.invoke(
-        app, ["features", "--config", str(path), "--output", str(tmp_path / "f.parquet")]
+        app, ["features", "--config", str(path), "--output", str(tmp_path / "f")]
     )
     assert result.exit_code == EXIT_DATA
     assert "amount" in result.output
-    assert not (tmp_path / "f.parquet").exists()
+    assert not (tmp_path / "f").exists()
 
 
 def test_features_writes_every_customer(tmp_path):
-    out = tmp_path / "f.parquet"
+    out = tmp_path / "f"
     result = runner.invoke(
         app,
         [
@@ -91,9 +91,10 @@ def test_features_writes_every_customer(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    table = pd.read_parquet(out)
+    folder = out / "cli-test" / "features" / "as_of=1997-09-30"
+    table = pd.read_parquet(folder / "features.parquet")
     assert len(table) == 2357 and table["customer_id"].is_unique
-    assert (tmp_path / "f.rejects.parquet").exists()
+    assert (folder / "rejects.parquet").exists()
 
 
 def test_scoring_without_a_champion_exits_4(tmp_path, mlflow_tmp):

@@ -62,6 +62,8 @@ def test_mlflow_run_main_chains_every_step(tmp_path, mlflow_tmp):
     for name in ("clv", "churn"):
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
-    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    day = f"as_of={cfg['scoring']['as_of']}"
+    scores = pd.read_parquet(tmp_path / "out" / cfg["name"] / "scores" / day / "scores.parquet")
     assert len(scores) == 2357 and scores["customer_id"].is_unique
-    assert (tmp_path / "out" / "report.html").stat().st_size > 100_000
+    report = tmp_path / "out" / cfg["name"] / "report" / day / "report.html"
+    assert report.stat().st_size > 100_000

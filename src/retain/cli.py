@@ -1,11 +1,20 @@
 """Command-line interface: one thin command per MLproject entry point.
 
-Exit codes: 0 success, 2 configuration error, 3 data error (bad input, leakage), 4 model or
-registry error (fit failure, no champion, unreachable tracking server), 5 promotion refused.
+Exit codes: 0 success, 1 unexpected internal error, 2 configuration or usage error (a bad
+config, a malformed date on the command line), 3 data error (bad input, leakage, missing input
+tables the model needs), 4 model or registry error (fit failure, no champion, a model file
+that fails its integrity check, unreachable tracking server), 5 promotion refused, 6 output or
+storage error (an output path retain did not write, a read-only or full disk, scores on disk
+missing or damaged).
+
+Every error ends in one line naming the problem and what to do; ``retain --debug ...`` or
+``RETAIN_DEBUG=1`` prints the traceback as well.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,13 +38,52 @@ EXIT_CONFIG = 2
 EXIT_DATA = 3
 EXIT_MODEL = 4
 EXIT_PROMOTION = 5
+EXIT_OUTPUT = 6
+EXIT_INTERNAL = 1
+
+_DEBUG = {"on": False}
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 ConfigOption = typer.Option(..., "--config", "-c", help="Run config YAML, e.g. configs/cdnow.yaml")
 
 
+def _debug() -> bool:
+    return _DEBUG["on"] or os.environ.get("RETAIN_DEBUG", "").strip().lower() in {
+        "1",
+        "true",
+        "yes",
+    }
+
+
 def _fail(kind: str, message: object, code: int) -> NoReturn:
-    console.print(f"[red]{kind}:[/red] {message}")
+    if _debug():
+        console.print_exception()
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    console.print(f"[red]{kind}:[/red] {text}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _iso_day(value: str) -> str:
+    """Validate an optional ``--as-of``: empty, or a real calendar day written YYYY-MM-DD."""
+    if not value:
+        return value
+    try:
+        if not _ISO_DAY.match(value):
+            raise ValueError
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date written YYYY-MM-DD") from None
+    return value
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(
+        False, "--debug", help="Print the traceback of an error (also: RETAIN_DEBUG=1)."
+    ),
+) -> None:
+    """retain: churn and CLV models, batch scoring and retention actions."""
+    _DEBUG["on"] = debug
 
 
 @contextmanager
@@ -44,7 +92,7 @@ def _exit_codes() -> Iterator[None]:
     from retain.churn import LeakageError
     from retain.clv import ClvFitError
     from retain.features.build import PointInTimeError
-    from retain.io import DataError
+    from retain.io import DataError, OutputError
     from retain.tracking import TrackingError
 
     try:
@@ -59,6 +107,24 @@ def _exit_codes() -> Iterator[None]:
         _fail("model error", exc, EXIT_MODEL)
     except TrackingError as exc:
         _fail("tracking/registry error", exc, EXIT_MODEL)
+    except OutputError as exc:
+        _fail("output error", exc, EXIT_OUTPUT)
+    except OSError as exc:
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _fail(
+            "storage error",
+            f"{exc.strerror or exc}{where}; check the path and the disk",
+            EXIT_OUTPUT,
+        )
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        _fail(
+            "internal error",
+            f"{type(exc).__name__}: {exc} (a bug in retain: run with --debug for the traceback "
+            "and report it)",
+            EXIT_INTERNAL,
+        )
 
 
 _OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
@@ -110,35 +176,35 @@ def _path_or_none(value: str) -> Path | None:
 def features(
     config: Path = ConfigOption,
     as_of: str = typer.Option(
-        "", "--as-of", help="Cutoff date (YYYY-MM-DD), included. Default: scoring.as_of."
+        "",
+        "--as-of",
+        callback=_iso_day,
+        help="Cutoff date (YYYY-MM-DD), included. Default: scoring.as_of.",
     ),
-    output: Path = typer.Option(
-        Path("outputs/features.parquet"), help="Parquet file to write (atomically)."
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root. Default: scoring.output_dir, else 'outputs'. The files go to "
+        "<root>/<config name>/features/as_of=<date>/.",
     ),
 ) -> None:
     """Build every point-in-time feature as of a cutoff and write them to Parquet.
 
-    Rows that cannot be used are written beside it as ``<output stem>.rejects.parquet``.
+    The folder holds ``features.parquet`` and ``rejects.parquet`` (rows that cannot be used);
+    it is written atomically and replaces only an earlier features folder of the same date.
     """
-    from retain.features.build import build_features
-    from retain.io import load_inputs, write_rejects, write_table_atomic
+    from retain.jobs.features import write_features
 
     cfg = _load_config_or_exit(config)
     cutoff = as_of or (str(cfg.scoring.as_of) if cfg.scoring else "")
     if not cutoff:
         _fail("config error", "give --as-of or set scoring.as_of in the config", EXIT_CONFIG)
-    with _exit_codes():
-        with _progress("features") as note:
-            note(f"loading and validating inputs as of {cutoff}")
-            inputs = load_inputs(cfg, cutoff)
-            note("building features")
-            table = build_features(inputs.transactions, cutoff, inputs.events, cfg.features)
-    write_table_atomic(table.reset_index(), output)
-    rejects = output.with_name(f"{output.stem}.rejects.parquet")
-    write_rejects(inputs.rejects, rejects)
+    with _exit_codes(), _progress("features") as note:
+        result = write_features(cfg, cutoff, output_dir=_path_or_none(output), progress=note)
     console.print(
-        f"wrote {len(table):,} customers x {table.shape[1]} features to {output} "
-        f"({len(inputs.rejects):,} rejected rows in {rejects})"
+        f"wrote {result.n_customers:,} customers x {result.n_features} features to "
+        f"{result.output_dir} ({result.n_rejected:,} rejected rows)"
     )
 
 
@@ -209,10 +275,17 @@ def promote(
 def score(
     config: Path = ConfigOption,
     as_of: str = typer.Option(
-        "", "--as-of", help="Scoring date (YYYY-MM-DD), included. Default: scoring.as_of."
+        "",
+        "--as-of",
+        callback=_iso_day,
+        help="Scoring date (YYYY-MM-DD), included. Default: scoring.as_of.",
     ),
     output: str = typer.Option(
-        "", "--output", "-o", help="Output folder. Default: scoring.output_dir."
+        "",
+        "--output",
+        "-o",
+        help="Output root. Default: scoring.output_dir. The scores go to "
+        "<root>/<config name>/scores/as_of=<date>/.",
     ),
     model_version: str = typer.Option(
         "",
@@ -253,20 +326,34 @@ def score(
 @app.command()
 def report(
     config: Path = ConfigOption,
+    as_of: str = typer.Option(
+        "",
+        "--as-of",
+        callback=_iso_day,
+        help="Date of the scores to report (YYYY-MM-DD). Default: scoring.as_of.",
+    ),
     output: str = typer.Option(
-        "", "--output", "-o", help="Folder for report.html. Default: scoring.output_dir."
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The report goes to "
+        "<root>/<config name>/report/as_of=<date>/report.html.",
     ),
     model_version: str = typer.Option(
-        "", "--model-version", help="Churn model alias, version or run id. Default: champion."
+        "",
+        "--model-version",
+        help="Churn model alias, version or run id; must be the one the scores were made with. "
+        "Default: that one.",
     ),
 ) -> None:
-    """Write the self-contained analyst HTML report (SHAP, stages, actions, backtests)."""
+    """Write the self-contained analyst HTML report on the scores of one date."""
     from retain.jobs.report import report as run_report
 
     cfg = _load_config_or_exit(config)
     with _exit_codes(), _progress("report") as note:
         result = run_report(
             cfg,
+            as_of=as_of or None,
             output_dir=_path_or_none(output),
             model_version=model_version or None,
             progress=note,

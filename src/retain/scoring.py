@@ -259,6 +259,77 @@ def _churn_chunk(
     return prob, reasons
 
 
+def _check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: FeatureConfig) -> None:
+    """Refuse to score when the churn model needs columns this run's inputs cannot give."""
+    from retain.features.engagement import engagement_column_names
+    from retain.io import DataError
+
+    missing = [c for c in models.feature_names if c not in inputs.columns]
+    if not missing:
+        return
+    engagement = set(engagement_column_names(cfg.windows_days))
+    needs_events = [c for c in missing if c in engagement]
+    needs_quantity = [c for c in missing if c == "mean_basket_size"]
+    other = [c for c in missing if c not in engagement and c != "mean_basket_size"]
+    parts = []
+    if needs_events:
+        parts.append(
+            f"{len(needs_events)} engagement feature(s) ({', '.join(needs_events[:3])}"
+            f"{' ...' if len(needs_events) > 3 else ''}) need the events table"
+        )
+    if needs_quantity:
+        parts.append("mean_basket_size needs the quantity column of the transactions table")
+    if other:
+        parts.append(
+            f"{', '.join(other[:3])}{' ...' if len(other) > 3 else ''} are not made with this "
+            "config's features.windows_days"
+        )
+    raise DataError(
+        f"churn model version {models.churn_version} was trained on inputs this run lacks: "
+        f"{'; '.join(parts)}; give the same tables and feature settings as in training, or "
+        "score with a model trained without them (--model-version)"
+    )
+
+
+def non_finite_columns(scores: pd.DataFrame) -> dict[str, int]:
+    """Numeric score columns holding infinite values, or NaN where a value is required.
+
+    ``clv``, ``expected_purchases``, ``expected_avg_value`` and ``p_alive`` are required for
+    every customer with a purchase; ``churn_probability`` and ``expected_value_saved`` may be
+    empty only for prospects (no purchase yet). Every other numeric column may be NaN (an
+    undefined value) but never infinite.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of :func:`score_customers`.
+
+    Returns
+    -------
+    dict
+        Column name to the number of offending rows; empty when all values are fine.
+    """
+    bad: dict[str, int] = {}
+    buyers = (
+        scores["lifecycle_stage"].ne("prospect").to_numpy(dtype=bool)
+        if "lifecycle_stage" in scores
+        else np.ones(len(scores), dtype=bool)
+    )
+    required = {"clv", "expected_purchases", "expected_avg_value", "p_alive", "churn_probability"}
+    for col in scores.columns:
+        if not pd.api.types.is_numeric_dtype(scores[col].dtype) or pd.api.types.is_bool_dtype(
+            scores[col].dtype
+        ):
+            continue
+        values = scores[col].to_numpy(dtype=float, na_value=np.nan)
+        wrong = np.isinf(values)
+        if col in required:
+            wrong |= np.isnan(values) & buyers
+        if wrong.any():
+            bad[col] = int(wrong.sum())
+    return bad
+
+
 def score_customers(
     transactions: pd.DataFrame,
     as_of: dt.date | str,
@@ -313,6 +384,7 @@ def score_customers(
     feats = build_features(transactions, as_of_ts, events, feature_config or FeatureConfig())
     check_point_in_time(feats, as_of_ts)
     inputs = model_features(feats, models)
+    _check_model_inputs(inputs, models, feature_config or FeatureConfig())
     gaps = last_purchase_gap_days(transactions, as_of_ts).reindex(feats.index)
     clock["features"] = time.perf_counter() - t0
 

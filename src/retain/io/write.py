@@ -127,7 +127,9 @@ def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:
         _replace_with(path, lambda fh: df.to_parquet(fh, index=keep_index))
     elif suffix == ".csv":
         safe = neutralise_formulas(df)
-        _replace_with(path, lambda fh: fh.write(safe.to_csv(index=keep_index).encode("utf-8")))
+        # RFC 4180 line ends: a cell holding a carriage return or a newline is quoted
+        text = safe.to_csv(index=keep_index, lineterminator="\r\n")
+        _replace_with(path, lambda fh: fh.write(text.encode("utf-8")))
     else:
         raise ValueError(f"cannot tell the format of {path}: use .parquet, .pq or .csv")
     return path
@@ -341,6 +343,14 @@ def check_output_folder(path: str | Path, kind: str) -> None:
         retain's output of another kind. An absent or empty folder is fine.
     """
     path = Path(path)
+    for ancestor in path.parents:
+        if ancestor.exists() or ancestor.is_symlink():
+            if not ancestor.is_dir():
+                raise OutputError(
+                    f"{ancestor} is a file, not a folder; retain will not replace it: choose "
+                    "another output folder"
+                )
+            break
     if path.is_symlink():
         raise OutputError(
             f"{path} is a symbolic link; retain writes only into folders it made: choose "
@@ -397,7 +407,8 @@ def _remove_leftovers(parent: Path) -> list[Path]:
 
     Called with the parent's lock held. A ``.tmp-`` folder still locked by its writer is kept;
     one without a writer lock is kept while younger than a grace period (its writer may be
-    just starting).
+    just starting). An ``.old-`` folder (a previous output moved aside for a swap that was
+    killed) is put back when nothing took its place, and removed otherwise.
     """
     removed: list[Path] = []
     try:
@@ -416,6 +427,10 @@ def _remove_leftovers(parent: Path) -> list[Path]:
         if match["tag"] == "old":
             if read_marker(entry) is None:
                 continue  # not a folder retain swapped out: leave it alone
+            home = parent / match["name"]
+            if not home.exists() and not home.is_symlink():
+                os.replace(entry, home)  # killed mid-swap: the previous output goes back
+                continue
         else:
             lock = entry / _WRITING_LOCK
             if lock.exists():

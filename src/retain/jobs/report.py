@@ -1,35 +1,40 @@
 """The ``report`` step: one self-contained HTML report for analysts.
 
-It loads the champion models (or the given churn version), the scores of the output folder
-(or scores in memory when there are none for the as-of date), computes exact SHAP values for a
+It reads the scores that ``retain score`` wrote for the date (it never scores anew), loads the
+model versions their manifest names, computes exact SHAP values for a
 sample of customers and builds :func:`build_report`: model metrics against the baselines, churn
 evaluation charts, global SHAP bar and beeswarm plots, dependence plots, mean |SHAP| by
 lifecycle stage and value tier, example customers with waterfall plots and their reasons,
 stage x tier counts and CLV sums, the action plan with its expected value, and the CLV backtest
-charts. The page embeds every image (base64), opens offline, is written to the output folder
-(atomically) and logged to MLflow.
+charts. The page embeds every image (base64), opens offline, is written to its own folder
+beside the scores (atomically, see :func:`retain.io.owned_directory`) and logged to MLflow.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
+import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from retain.config import ConfigError, RunConfig, load_policy
+from retain.config import ConfigError, RunConfig
 from retain.explain import shap_contributions
 from retain.reporting.html import Report, png_to_data_uri
-from retain.scoring import ScoringModels, model_features, score_customers
+from retain.scoring import ScoringModels, model_features
 
 Progress = Callable[[str], None]
 REPORT_FILE = "report.html"
 SCORES_FILE = "scores.parquet"
+MANIFEST_FILE = "manifest.json"
 
 CHURN_METRICS = (
     "test_roc_auc",
@@ -317,25 +322,60 @@ def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[st
     return tables, images
 
 
+def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The scores and manifest retain wrote for a date; OutputError when absent or unreadable."""
+    from retain.io import MARKER_FILE, OutputError, read_marker
+
+    day = when.date().isoformat()
+    scores_path = scores_dir / SCORES_FILE
+    if not scores_path.is_file() or read_marker(scores_dir) is None:
+        raise OutputError(
+            f"no scores as of {day} in {scores_dir}; run `retain score --as-of {day}` first "
+            "(or give the date of existing scores with --as-of)"
+        )
+    try:
+        manifest = json.loads((scores_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        scores = pd.read_parquet(scores_path)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise OutputError(
+            f"cannot read the scores in {scores_dir} ({type(exc).__name__}: {exc}); they may be "
+            f"damaged: run `retain score --as-of {day}` again"
+        ) from exc
+    if manifest.get("as_of") != day or not len(scores) or MARKER_FILE in scores.columns:
+        raise OutputError(
+            f"the scores in {scores_dir} are not retain's scores as of {day}; run "
+            f"`retain score --as-of {day}` again"
+        )
+    return scores, manifest
+
+
 def report(
     cfg: RunConfig,
     *,
+    as_of: dt.date | str | None = None,
     output_dir: str | Path | None = None,
     model_version: str | None = None,
     sample_size: int = 2000,
     progress: Progress | None = None,
 ) -> ReportResult:
-    """Build the analyst report for the scoring date and write/log it.
+    """Build the analyst report on the scores of one date and write/log it.
+
+    The report explains the scores that ``retain score`` wrote for the date, with the model
+    versions recorded in their manifest; it never scores anew. It is written to its own folder,
+    ``<output root>/<config name>/report/as_of=YYYY-MM-DD/report.html``.
 
     Parameters
     ----------
     cfg : RunConfig
         Run config with a ``scoring`` section.
+    as_of : date or str, optional
+        The scoring date whose scores are reported; default ``scoring.as_of``.
     output_dir : str or Path, optional
-        Folder holding ``scores.parquet`` and receiving ``report.html``; default
+        Output root holding the scores and receiving the report; default
         ``scoring.output_dir``.
     model_version : str, optional
-        Churn model alias, version or run id; default ``scoring.model_alias``.
+        Churn model alias, version or run id; must be the version the scores were made with
+        (default: that version).
     sample_size : int
         Customers sampled for the SHAP plots.
     progress : callable, optional
@@ -345,24 +385,49 @@ def report(
     -------
     ReportResult
         The file, its number of images and the MLflow run id.
+
+    Raises
+    ------
+    retain.io.OutputError
+        No readable scores for the date, scores made with another churn model than
+        ``model_version``, or a report folder retain may not write.
     """
     from retain import tracking
     from retain.features.build import build_features
-    from retain.io import load_inputs, write_text_atomic
+    from retain.io import (
+        OutputError,
+        check_output_folder,
+        load_inputs,
+        output_folder,
+        owned_directory,
+        write_text_atomic,
+    )
 
     note = progress or (lambda _m: None)
     if cfg.scoring is None:
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
     sc = cfg.scoring
-    out_dir = Path(output_dir or sc.output_dir)
-    as_of = pd.Timestamp(sc.as_of)
-    policy = load_policy(cfg.policy_path)
+    when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
+    root = output_dir or sc.output_dir
+    scores_dir = output_folder(root, cfg.name, "scores", when.date())
+    report_dir = output_folder(root, cfg.name, "report", when.date())
+    check_output_folder(report_dir, "report")
+
+    note(f"reading the scores as of {when.date()}")
+    scores, manifest = _scores_on_disk(scores_dir, when)
+    used = manifest.get("models", {})
 
     note("loading models")
     tracking.configure(cfg.tracking)
-    churn = tracking.load_churn_model(model_version or sc.model_alias)
-    clv_model, clv_v = tracking.load_clv_model(sc.model_alias)
-    horizon = int((churn.version.tags or {}).get("horizon_days", 182))
+    churn = tracking.load_churn_model(model_version or used["churn"]["version"])
+    if str(churn.version.version) != str(used["churn"]["version"]):
+        raise OutputError(
+            f"the scores as of {when.date()} were made with churn version "
+            f"{used['churn']['version']}, not {churn.version.version}; report them without "
+            f"--model-version, or score again with --model-version {model_version}"
+        )
+    clv_model, clv_v = tracking.load_clv_model(used["clv"]["version"])
+    horizon = int(used["churn"].get("horizon_days") or (churn.version.tags or {})["horizon_days"])
     models = ScoringModels(
         clv=clv_model,
         booster=churn.booster,
@@ -373,33 +438,9 @@ def report(
         churn_version=str(churn.version.version),
     )
     note("loading inputs and features")
-    inputs = load_inputs(cfg, as_of)
-    feats = build_features(inputs.transactions, as_of, inputs.events, cfg.features)
+    inputs = load_inputs(cfg, when)
+    feats = build_features(inputs.transactions, when, inputs.events, cfg.features)
     model_inputs = model_features(feats, models)
-
-    scores_path = out_dir / SCORES_FILE
-    scores: pd.DataFrame | None = None
-    if scores_path.is_file():
-        scores = pd.read_parquet(scores_path)
-        same = (
-            len(scores)
-            and pd.Timestamp(scores["as_of"].iloc[0]) == as_of
-            and (scores["churn_model_version"] == models.churn_version).all()
-        )
-        if not same:
-            scores = None
-    if scores is None:
-        note("scoring in memory")
-        scores = score_customers(
-            inputs.transactions,
-            as_of,
-            models,
-            policy,
-            events=inputs.events,
-            customers=inputs.customers,
-            feature_config=cfg.features,
-            chunk_size=sc.chunk_size,
-        )
 
     note("reading model metrics and backtest tables")
     churn_metrics = tracking.version_metrics(churn.version)
@@ -417,17 +458,21 @@ def report(
         clv_metrics=clv_metrics,
         backtest=backtest,
         churn_images=images,
-        title=f"retain report: {cfg.name}",
+        title=f"retain report: {cfg.name}, as of {when.date()}",
         sample_size=sample_size,
         seed=cfg.seed,
     )
-    path = out_dir / REPORT_FILE
-    write_text_atomic(rep.render(), path)
+    info = {"as_of": when.date().isoformat(), "config_name": cfg.name}
+    with owned_directory(report_dir, "report", info) as tmp:
+        write_text_atomic(rep.render(), tmp / REPORT_FILE)
+    path = report_dir / REPORT_FILE
     seconds = time.perf_counter() - t0
 
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "report") as run:
-        tracking.log_params_flat({"path": str(path)}, prefix="report.")
+        tracking.log_params_flat(
+            {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
+        )
         tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
         _log_file(path)
         run_id = run.info.run_id

@@ -8,9 +8,11 @@ What it does, in order:
 3. :func:`retain.scoring.score_customers`: features, CLV, calibrated churn probability, exact
    SHAP reasons (in chunks of ``scoring.chunk_size``) and the policy (``configs/policy.yaml``).
 4. Write ``scores.parquet`` (and ``scores.csv`` on request), ``rejects.parquet`` and
-   ``manifest.json`` into the output folder. The folder is built beside the old one and swapped
-   in only when complete (:func:`retain.io.atomic_directory`), so a failed or killed run
-   leaves the previous output untouched.
+   ``manifest.json`` into the date's own folder, ``<output root>/<config name>/scores/
+   as_of=YYYY-MM-DD`` (:func:`retain.io.output_folder`). The folder is built beside the old
+   one and swapped in only when complete (:func:`retain.io.owned_directory`), so a failed or
+   killed run leaves the previous output untouched, other dates are never touched, and a
+   folder holding anything retain did not write is refused before any work is done.
 5. Log the manifest, the counts and the score distributions to MLflow.
 
 The manifest balances customers: every customer seen in the inputs (clean or rejected rows)
@@ -32,16 +34,19 @@ import pandas as pd
 from retain.config import ConfigError, RunConfig, load_policy
 from retain.contracts import CUSTOMER_ID
 from retain.io import (
+    DataError,
     Inputs,
-    atomic_directory,
     check_dates_against_data,
+    check_output_folder,
     load_inputs,
+    output_folder,
+    owned_directory,
     rejected_customers,
     write_json_atomic,
     write_rejects,
     write_table_atomic,
 )
-from retain.scoring import ScoringModels, count_by, score_customers
+from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
 
 Progress = Callable[[str], None]
 
@@ -49,6 +54,7 @@ SCORES_FILE = "scores.parquet"
 SCORES_CSV = "scores.csv"
 REJECTS_FILE = "rejects.parquet"
 MANIFEST_FILE = "manifest.json"
+SCORES_KIND = "scores"
 COUNT_COLUMNS = ("lifecycle_stage", "value_tier", "retention_action", "action_channel")
 
 
@@ -204,7 +210,8 @@ def write_outputs(
     manifest : dict
         The manifest (its ``files`` entry is filled in here).
     output_dir : str or Path
-        The output folder; an existing one is replaced only after the new one is complete.
+        The date's output folder (:func:`retain.io.output_folder`); an existing one is replaced
+        only after the new one is complete, and only if retain wrote it.
     csv : bool
         Also write ``scores.csv``.
 
@@ -216,7 +223,8 @@ def write_outputs(
     output_dir = Path(output_dir)
     names = [SCORES_FILE, *([SCORES_CSV] if csv else []), REJECTS_FILE, MANIFEST_FILE]
     manifest["files"] = names
-    with atomic_directory(output_dir) as tmp:
+    info = {"as_of": manifest.get("as_of"), "config_name": manifest.get("config_name")}
+    with owned_directory(output_dir, SCORES_KIND, info) as tmp:
         t0 = time.perf_counter()
         write_table_atomic(scores, tmp / SCORES_FILE)
         if csv:
@@ -257,7 +265,8 @@ def score(
     as_of : date or str, optional
         Scoring date; default ``scoring.as_of``.
     output_dir : str or Path, optional
-        Output folder; default ``scoring.output_dir``.
+        Output root; default ``scoring.output_dir``. The scores go to
+        ``<root>/<config name>/scores/as_of=YYYY-MM-DD``.
     model_version : str, optional
         Churn model alias, version or run id; default ``scoring.model_alias``.
     clv_version : str, optional
@@ -280,6 +289,9 @@ def score(
         When the inputs fail validation.
     retain.tracking.TrackingError
         When the store is unreachable or a model reference does not exist.
+    retain.io.OutputError
+        When the date's output folder holds anything retain did not write, or cannot be
+        written.
     """
     from retain import tracking
 
@@ -288,7 +300,8 @@ def score(
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
     sc = cfg.scoring
     when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
-    out_dir = Path(output_dir or sc.output_dir)
+    out_dir = output_folder(output_dir or sc.output_dir, cfg.name, SCORES_KIND, when.date())
+    check_output_folder(out_dir, SCORES_KIND)
     write_csv = sc.write_csv if csv is None else csv
     policy = load_policy(cfg.policy_path)
     timings: dict[str, float] = {}
@@ -317,7 +330,8 @@ def score(
     t0 = time.perf_counter()
     note(f"loading inputs as of {when.date()}")
     inputs = load_inputs(cfg, when)
-    check_dates_against_data(cfg, inputs.transactions, ("scoring",))
+    dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
+    check_dates_against_data(dated, inputs.transactions, ("scoring",))
     timings["load_inputs"] = time.perf_counter() - t0
 
     scores = score_customers(
@@ -332,6 +346,13 @@ def score(
         timings=timings,
         progress=note,
     )
+    bad = non_finite_columns(scores)
+    if bad:
+        listed = ", ".join(f"{col} ({n:,} rows)" for col, n in bad.items())
+        raise DataError(
+            f"scores hold infinite or missing values in {listed}; nothing was written. Check "
+            "the input amounts (data.max_amount) and the models' parameters"
+        )
     model_info = {
         "clv": _model_entry(clv_v, str(clv_ref)),
         "churn": {**_model_entry(churn.version, str(churn_ref)), "horizon_days": horizon},
@@ -352,6 +373,7 @@ def score(
                 "clv_version": models.clv_version,
                 "churn_version": models.churn_version,
                 "output_dir": str(out_dir),
+                "output_root": str(output_dir or sc.output_dir),
             },
             prefix="score.",
         )

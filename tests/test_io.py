@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retain.config import ConfigError, RunConfig, TableSource
+from retain.config import ConfigError, CsvOptions, RunConfig, TableSource
 from retain.contracts import EVENTS, REJECT_COLUMNS, TRANSACTIONS
 from retain.io import (
     DataError,
@@ -269,11 +269,20 @@ def test_timestamp_format_option():
     assert rejects["reason"].tolist() == ["timestamp_unparseable"]
 
 
-def test_out_of_range_years_are_unparseable_not_a_crash():
-    raw = tx([("a", "0001-01-01", "1"), ("a", "2020-01-01", "1")])
+def test_out_of_range_years_have_their_own_reason_not_a_crash():
+    raw = tx(
+        [
+            ("a", "0001-01-01", "1"),
+            ("a", "2020-01-01", "1"),
+            ("b", "2999-12-31", "1"),
+            ("c", "1677-09-21", "1"),  # the day pandas' range starts inside: refused whole
+            ("d", "1677-09-22", "1"),  # first whole day in range: kept
+        ]
+    )
     clean, rejects = validate_transactions(raw, AS_OF)
-    assert rejects["reason"].tolist() == ["timestamp_unparseable"]
-    assert len(clean) == 1
+    assert rejects["reason"].tolist() == ["timestamp_out_of_range"] * 3
+    assert rejects["row_number"].tolist() == [0, 2, 3]
+    assert clean["customer_id"].tolist() == ["a", "d"]
 
 
 # ----------------------------------------------------------------- whole-input errors
@@ -283,7 +292,9 @@ def test_all_rows_bad_is_one_error_with_the_counts():
     raw = tx([("a", f"not a date {i}", "1") for i in range(120)])
     with pytest.raises(
         DataError,
-        match=r"^transactions: all 120 rows were rejected \(timestamp: unparseable 120\)$",
+        match=r"^transactions: all 120 rows were rejected \(timestamp: unparseable 120, e\.g\. "
+        r"'not a date 0', 'not a date 1', 'not a date 2'\); set data\.transactions\."
+        r"timestamp_format",
     ):
         validate_transactions(raw, AS_OF)
 
@@ -292,8 +303,9 @@ def test_all_rows_bad_lists_every_reason():
     raw = tx([(None, "2020-01-01", "1"), ("a", "2021-01-01", "1"), ("a", "2020-01-01", "x")])
     with pytest.raises(
         DataError,
-        match=r"all 3 rows were rejected \(customer_id: missing 1, amount: not numeric 1, "
-        r"timestamp: after the as-of date 1\)",
+        match=r"all 3 rows were rejected \(customer_id: missing 1; amount: not numeric 1, "
+        r"e\.g\. 'x'; timestamp: after the as-of date 1\); check data\.transactions\.csv\."
+        r"decimal",
     ):
         validate_transactions(raw, AS_OF)
 
@@ -400,7 +412,9 @@ def test_events_all_unknown_types_is_an_error():
         {"customer_id": ["a", "b"], "timestamp": ["2020-01-01"] * 2, "event_type": ["x", "y"]}
     )
     with pytest.raises(
-        DataError, match=r"events: all 2 rows were rejected \(event_type: unknown 2\)"
+        DataError,
+        match=r"events: all 2 rows were rejected \(event_type: unknown 2, e\.g\. 'x', 'y'\); "
+        r"the known event types are session, ",
     ):
         validate_events(raw, AS_OF)
 
@@ -450,7 +464,7 @@ def test_csv_round_trip_with_column_mapping(tmp_path):
     )
     source = TableSource(
         path=path,
-        delimiter=";",
+        csv=CsvOptions(delimiter=";"),
         columns={"customer_id": "Cust", "timestamp": "When", "amount": "Total"},
     )
     raw = read_table(source, TRANSACTIONS)

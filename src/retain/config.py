@@ -20,6 +20,8 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from retain.contracts import MAX_AMOUNT, MAX_ID_LENGTH, NULL_VALUES
+
 TimeUnit = Literal["D", "W"]
 M = TypeVar("M", bound="BaseModel")
 
@@ -37,18 +39,60 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------- data
 
 
+class CsvOptions(StrictModel):
+    """The dialect of a CSV file, stated rather than guessed.
+
+    DuckDB's sniffer guesses the dialect from the first lines of a file, so a file whose first
+    quoted field comes late is refused or read with the quotes inside the values. retain never
+    sniffs: the defaults are RFC 4180 (``,`` between fields, ``"`` around fields, a doubled
+    ``"`` inside a quoted field, a header row, UTF-8 with or without a byte-order mark).
+    ``escape`` is the character before a quote inside a quoted field (``"`` for a doubled
+    quote, ``\\`` for ``\\"``); ``quote: ""`` turns quoting off (``escape`` is then unused).
+    ``decimal`` is the decimal separator of the numeric
+    columns (``amount``, ``quantity``, ``value``); use ``","`` for ``12,50``.
+    """
+
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    quote: str = Field('"', max_length=1)
+    escape: str = Field('"', max_length=1)
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
+    decimal: Literal[".", ","] = "."
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CsvOptions:
+        if any(c and c in "\r\n" for c in (self.delimiter, self.quote, self.escape)):
+            raise ValueError("delimiter, quote and escape may not be line breaks")
+        if self.quote and self.delimiter == self.quote:
+            raise ValueError(f"delimiter and quote must differ (both {self.delimiter!r})")
+        return self
+
+
 class TableSource(StrictModel):
     """Where one input table lives and how its columns map to the contract.
 
     ``columns`` maps contract names (``customer_id``, ``timestamp``, ...) to the names used
-    in the source file; contract names that are absent are taken as they are.
+    in the source file; contract names that are absent are taken as they are. ``csv`` states
+    the dialect of a CSV file (see :class:`CsvOptions`); it is refused for a Parquet file.
     """
 
     path: Path
     format: Literal["csv", "parquet"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     timestamp_format: str | None = None
-    delimiter: str | None = None
+    csv: CsvOptions = CsvOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "delimiter" in data:
+            raise ValueError("'delimiter' moved to 'csv: {delimiter: ...}'")
+        return data
+
+    @model_validator(mode="after")
+    def _csv_for_csv(self) -> TableSource:
+        if "csv" in self.model_fields_set and self.resolved_format != "csv":
+            raise ValueError(f"csv options given for a {self.resolved_format} file: {self.path}")
+        return self
 
     @property
     def resolved_format(self) -> str:
@@ -78,13 +122,22 @@ class SyntheticConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    """The input data: an embedded data set or files, plus how to treat returns."""
+    """The input data: an embedded data set or files, how to treat returns, and the limits
+    that make a value unusable (see :data:`retain.contracts.REJECT_REASONS`)."""
 
     source: Literal["cdnow_master", "cdnow_sample", "synthetic", "files"] = "cdnow_master"
     transactions: TableSource | None = None
     events: TableSource | None = None
     customers: TableSource | None = None
     returns: Literal["drop", "net"] = "drop"
+    null_values: tuple[str, ...] = Field(
+        NULL_VALUES,
+        description="Text read as missing in every text column (exact match after strip)",
+    )
+    max_amount: float = Field(
+        MAX_AMOUNT, gt=0, allow_inf_nan=False, description="Largest |amount| and |quantity|"
+    )
+    max_id_length: int = Field(MAX_ID_LENGTH, gt=0, description="Longest customer_id accepted")
     synthetic: SyntheticConfig | None = None
     observed_until: dt.date | None = Field(
         None,

@@ -54,6 +54,39 @@ EVENT_TYPES = (
 """Known engagement event types. ``support_ticket`` and ``survey`` carry a score in
 ``value`` (satisfaction 1-5 and NPS 0-10); the others leave ``value`` empty."""
 
+EVENT_VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "support_ticket": (1.0, 5.0),
+    "survey": (0.0, 10.0),
+}
+"""The documented range (inclusive) of ``value`` per event type: satisfaction 1-5 on a support
+ticket, NPS 0-10 on a survey. A value outside it is rejected as ``value_out_of_range``; event
+types not listed here have no range (their ``value`` is not used)."""
+
+NULL_VALUES: tuple[str, ...] = (
+    "NULL",
+    "null",
+    "None",
+    "nan",
+    "NaN",
+    "NA",
+    "N/A",
+    "#N/A",
+    "<NA>",
+    "\\N",
+)
+"""Text values read as missing in every text column of a contract (exact, case-sensitive match
+after stripping spaces): the spellings databases, pandas, R and Excel write for "no value".
+A blank value is always missing. The default of ``data.null_values``."""
+
+MAX_AMOUNT = 1e9
+"""Default of ``data.max_amount``: the largest absolute ``amount`` (and ``quantity``) of one row."""
+
+MAX_ID_LENGTH = 256
+"""Default of ``data.max_id_length``: the longest ``customer_id`` accepted, in characters."""
+
+NS_RANGE = ("1677-09-22", "2262-04-11")
+"""The days a timestamp may fall on (pandas' nanosecond range, whole days), first and last."""
+
 EVENTS = Contract(
     name="events",
     required={CUSTOMER_ID: "string", TIMESTAMP: "datetime64[ns]", "event_type": "string"},
@@ -71,17 +104,23 @@ REJECT_COLUMNS = ("table", "row_number", CUSTOMER_ID, "reason")
 
 REJECT_REASONS: dict[str, str] = {
     "customer_id_missing": "customer_id: missing",
+    "customer_id_invalid": "customer_id: control character or too long",
     "customer_id_duplicate": "customer_id: duplicate",
     "timestamp_missing": "timestamp: missing",
     "timestamp_unparseable": "timestamp: unparseable",
+    "timestamp_out_of_range": f"timestamp: outside {NS_RANGE[0]} to {NS_RANGE[1]}",
     "timestamp_after_as_of": "timestamp: after the as-of date",
     "amount_missing": "amount: missing",
     "amount_not_numeric": "amount: not numeric",
+    "amount_out_of_range": "amount: larger than data.max_amount",
     "quantity_not_numeric": "quantity: not numeric",
+    "quantity_out_of_range": "quantity: larger than data.max_amount",
     "event_type_missing": "event_type: missing",
     "event_type_unknown": "event_type: unknown",
     "value_not_numeric": "value: not numeric",
+    "value_out_of_range": "value: outside the range of its event type",
     "signup_date_unparseable": "signup_date: unparseable",
+    "signup_date_out_of_range": f"signup_date: outside {NS_RANGE[0]} to {NS_RANGE[1]}",
     "signup_date_after_as_of": "signup_date: after the as-of date",
     "duplicate": "row: exact duplicate of an earlier row",
     "return": "amount: negative (return, dropped)",
@@ -91,5 +130,6 @@ REJECT_REASONS: dict[str, str] = {
 }
 """Every value of the rejects table's ``reason`` column, with a short "column: problem" text
 used in messages and reports. Each rejected row carries the first reason that applies, in
-this order of checks (missing id, timestamp, amount/type, after the as-of date, duplicate,
-return)."""
+this order of checks (missing or invalid id, timestamp, amount/type and their ranges, after
+the as-of date, duplicate, return); :data:`retain.io.TABLE_REASONS` holds the exact order per
+table."""

@@ -3,7 +3,8 @@
 Reading
     :func:`read_table` reads one CSV or Parquet file through DuckDB and renames the source
     columns to the contract names given in the config. CSV columns are read as text, so a bad
-    value in one row becomes a quarantined row later instead of a crash now.
+    value in one row becomes a quarantined row later instead of a crash now. The CSV dialect
+    is stated (``csv:`` per table in the config, RFC 4180 by default), never sniffed.
 
 Validation at the boundary
     :func:`validate_transactions`, :func:`validate_events` and :func:`validate_customers` turn a
@@ -11,8 +12,10 @@ Validation at the boundary
     (``table, row_number, customer_id, reason``). Nothing is lost silently: every input row is
     either used or rejected with one reason (see :data:`retain.contracts.REJECT_REASONS`), and
     ``rows_in == rows_used + rows_rejected`` is checked every time. Problems with the input as a
-    whole (no file, no rows, a missing required column, every row bad, mixed time zones) raise
-    one :class:`DataError` naming the table, the column, the problem and the row counts.
+    whole (no file, no rows, a missing required column, a column of lists or bytes, a CSV row
+    with the wrong number of fields, every row bad, mixed time zones) raise one
+    :class:`DataError` naming the table, the column or line, the problem, the row counts and,
+    where a setting fixes it, the setting.
 
     Time zones: a timestamp column whose values all carry the same UTC offset is converted to
     UTC and the zone is dropped; all timestamps downstream are tz-naive. A column that mixes
@@ -30,7 +33,9 @@ Writing
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +45,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from retain.config import ConfigError, RunConfig, TableSource
+from retain.config import ConfigError, CsvOptions, RunConfig, TableSource
 from retain.contracts import (
     CUSTOMER_ID,
     CUSTOMERS,
     EVENT_TYPES,
+    EVENT_VALUE_RANGES,
     EVENTS,
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    NS_RANGE,
+    NULL_VALUES,
     REJECT_COLUMNS,
     REJECT_REASONS,
     TIMESTAMP,
@@ -73,11 +83,15 @@ DuplicatesPolicy = Literal["drop", "keep"]
 TABLE_REASONS: dict[str, tuple[str, ...]] = {
     TRANSACTIONS.name: (
         "customer_id_missing",
+        "customer_id_invalid",
         "timestamp_missing",
         "timestamp_unparseable",
+        "timestamp_out_of_range",
         "amount_missing",
         "amount_not_numeric",
+        "amount_out_of_range",
         "quantity_not_numeric",
+        "quantity_out_of_range",
         "timestamp_after_as_of",
         "duplicate",
         "return",
@@ -87,17 +101,22 @@ TABLE_REASONS: dict[str, tuple[str, ...]] = {
     ),
     EVENTS.name: (
         "customer_id_missing",
+        "customer_id_invalid",
         "timestamp_missing",
         "timestamp_unparseable",
+        "timestamp_out_of_range",
         "event_type_missing",
         "event_type_unknown",
         "value_not_numeric",
+        "value_out_of_range",
         "timestamp_after_as_of",
         "duplicate",
     ),
     CUSTOMERS.name: (
         "customer_id_missing",
+        "customer_id_invalid",
         "signup_date_unparseable",
+        "signup_date_out_of_range",
         "signup_date_after_as_of",
         "customer_id_duplicate",
     ),
@@ -129,7 +148,7 @@ __all__ = [
     "write_text_atomic",
 ]
 
-_NS_MIN = pd.Timestamp.min
+_NS_FIRST = pd.Timestamp(NS_RANGE[0])
 _NS_MAX = pd.Timestamp.max
 _RETURN_TOLERANCE = 1e-9
 
@@ -145,14 +164,129 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _open_relation(con: duckdb.DuckDBPyConnection, source: TableSource) -> Any:
-    path = str(source.path)
+_PYTHON_ENCODING = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
+"""Python codec per ``csv.encoding``; ``utf-8-sig`` drops a byte-order mark."""
+
+
+def _csv_dialect(options: CsvOptions) -> dict[str, Any]:
+    """Keyword arguments of :func:`csv.reader` for the configured dialect."""
+    if not options.quote:
+        return {"delimiter": options.delimiter, "quoting": csv.QUOTE_NONE}
+    doubled = options.escape in ("", options.quote)
+    return {
+        "delimiter": options.delimiter,
+        "quotechar": options.quote,
+        "doublequote": doubled,
+        "escapechar": None if doubled else options.escape,
+    }
+
+
+def _encoding_hint(table: str, options: CsvOptions) -> str:
+    other = "latin-1" if options.encoding != "latin-1" else "utf-8"
+    return (
+        f"the file is not {options.encoding}: set data.{table}.csv.encoding "
+        f"(utf-8, utf-16 or latin-1; e.g. {other}) or re-save the file as UTF-8"
+    )
+
+
+def _csv_header(path: Path, options: CsvOptions, table: str) -> list[str]:
+    """The column names of a CSV file's header row, read with the configured dialect.
+
+    Names are stripped; a byte-order mark is dropped; an empty name becomes ``column<i>``
+    (0-based position), as DuckDB names it.
+    """
+    try:
+        with path.open(encoding=_PYTHON_ENCODING[options.encoding], newline="") as handle:
+            header = next(csv.reader(handle, **_csv_dialect(options)), None)
+    except UnicodeError as exc:
+        raise DataError(
+            f"{table}: cannot read the header of {path}: {_encoding_hint(table, options)}"
+        ) from exc
+    except csv.Error as exc:
+        raise DataError(f"{table}: cannot read the header of {path}: {exc}") from exc
+    if not header or header == [""]:
+        raise DataError(f"{table}: file has no header row (0 rows): {path}")
+    names = [name.strip() or f"column{i}" for i, name in enumerate(header)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{table}: header of {path} repeats column name(s) {', '.join(map(repr, repeated))}; "
+            "every column needs its own name"
+        )
+    return names
+
+
+_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _csv_error(table: str, path: Path, options: CsvOptions, exc: duckdb.Error) -> DataError:
+    """One readable error for a CSV file DuckDB cannot parse with the configured dialect."""
+    text = str(exc)
+    line = _LINE.search(text)
+    where = f"{path}, line {int(line.group(1)):,}" if line else str(path)
+    if "unicode" in text.lower() or "encoding" in text.lower():
+        return DataError(f"{table}: cannot read {where}: {_encoding_hint(table, options)}")
+    detail = next(
+        (
+            ln.strip()
+            for ln in text.splitlines()
+            if ln.startswith(("Expected Number of Columns", "Value with unterminated quote"))
+        ),
+        text.splitlines()[0] if text else type(exc).__name__,
+    )
+    quote = repr(options.quote) if options.quote else "none"
+    return DataError(
+        f"{table}: cannot read {where}: {detail}. The file is read with delimiter "
+        f"{options.delimiter!r}, quote {quote}, escape {options.escape!r} and a header row: "
+        f"check data.{table}.csv (delimiter, quote, escape) against the file"
+    )
+
+
+def _open_relation(
+    con: duckdb.DuckDBPyConnection, source: TableSource, table: str
+) -> duckdb.DuckDBPyRelation:
+    path = Path(source.path)
     if source.resolved_format == "parquet":
-        return con.read_parquet(path)
-    kwargs: dict[str, Any] = {"header": True, "all_varchar": True}
-    if source.delimiter is not None:
-        kwargs["sep"] = source.delimiter
-    return con.read_csv(path, **kwargs)
+        return con.read_parquet(str(path))
+    options = source.csv
+    names = _csv_header(path, options, table)
+    return con.read_csv(
+        str(path),
+        header=True,
+        auto_detect=False,
+        columns=dict.fromkeys(names, "VARCHAR"),
+        sep=options.delimiter,
+        quotechar=options.quote,
+        escapechar=options.escape if options.quote else "",
+        encoding=options.encoding,
+        strict_mode=True,
+    )
+
+
+_NESTED_PREFIXES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT", "VARIANT")
+
+
+def _nested_type(type_name: str) -> bool:
+    """A DuckDB type that is not one plain value (a list, struct, map, union or bytes)."""
+    upper = type_name.upper()
+    return upper.endswith("]") or upper.startswith(_NESTED_PREFIXES)
+
+
+def _check_column_types(
+    source: TableSource, contract: Contract, available: list[str], types: list[str]
+) -> None:
+    """Refuse a contract column stored as a list, struct, map or bytes (one value expected)."""
+    by_name = dict(zip(available, types, strict=True))
+    for name in contract.columns:
+        src = source.columns.get(name, name)
+        type_name = by_name.get(src)
+        if type_name is not None and _nested_type(type_name):
+            shown = name if src == name else f"{name} (source column {src!r})"
+            raise DataError(
+                f"{contract.name}: column {shown} in {source.path} has type {type_name}, "
+                "not one value per row; store it as text or a number (e.g. take the list's "
+                "single element, or decode the bytes to UTF-8 text) before loading"
+            )
 
 
 def _projection(source: TableSource, contract: Contract, available: list[str]) -> list[str]:
@@ -192,10 +326,17 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
     unmapped source column whose name clashes with a contract name is kept as
     ``source.<name>``.
 
+    A CSV file is read with the dialect stated in ``source.csv`` (default: ``,`` between
+    fields, ``"`` quotes, doubled quotes inside them, a header row, UTF-8), never with a
+    dialect guessed from the first lines: a quoted comma, a doubled quote or a line break
+    inside quotes is read right wherever it first appears. Header names are stripped and a
+    UTF-8 byte-order mark is dropped.
+
     Parameters
     ----------
     source : TableSource
-        The file, its format, and ``columns`` mapping contract names to source names.
+        The file, its format, its CSV dialect, and ``columns`` mapping contract names to
+        source names.
     contract : Contract
         The contract the table is read for (its name is used in messages).
 
@@ -207,9 +348,11 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
     Raises
     ------
     DataError
-        The file is missing, cannot be parsed, has no rows, or lacks a required (or an
-        explicitly mapped) column; the message names the column, the table and the columns
-        that are present.
+        The file is missing, has no rows, lacks a required (or an explicitly mapped) column,
+        stores a contract column as a list, struct, map or bytes, or cannot be parsed: a CSV
+        row with the wrong number of fields or an unterminated quote, or text that is not in
+        the configured encoding. The message names the table, the file, the line (when DuckDB
+        reports it), the column, and what to change.
     ConfigError
         ``columns`` maps a name that is not a column of the contract.
     """
@@ -225,20 +368,29 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
         raise DataError(f"{table}: file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"{table}: file is empty (0 rows): {path}")
+    is_csv = source.resolved_format == "csv"
+
+    def failure(exc: duckdb.Error) -> DataError:
+        if is_csv:
+            return _csv_error(table, path, source.csv, exc)
+        return DataError(f"{table}: cannot read {path}: {exc}")
+
     con = duckdb.connect()
     try:
         with contextlib.suppress(duckdb.Error):
             con.execute("SET TimeZone = 'UTC'")
         try:
-            rel = _open_relation(con, source)
+            rel = _open_relation(con, source, table)
             available = list(rel.columns)
+            types = [str(t) for t in rel.types]
         except duckdb.Error as exc:
-            raise DataError(f"{table}: cannot read {path}: {exc}") from exc
+            raise failure(exc) from exc
         items = _projection(source, contract, available)
+        _check_column_types(source, contract, available, types)
         try:
             frame = rel.project(", ".join(items)).to_arrow_table().to_pandas()
         except duckdb.Error as exc:
-            raise DataError(f"{table}: cannot read {path}: {exc}") from exc
+            raise failure(exc) from exc
     finally:
         con.close()
     if len(frame) == 0:
@@ -262,24 +414,52 @@ def _as_string(values: pd.Series) -> pd.Series:
     return values.astype("string")
 
 
-def _clean_text(values: pd.Series) -> pd.Series:
-    """Stripped text, NA for missing or blank values."""
+def _clean_text(values: pd.Series, null_values: Sequence[str] = ()) -> pd.Series:
+    """Stripped text, NA for missing or blank values and for any of ``null_values``."""
     text = _as_string(values).str.strip()
-    return text.mask(text.eq("").fillna(False).astype(bool))
+    absent = text.eq("") | text.isin(list(null_values)) if null_values else text.eq("")
+    return text.mask(absent.fillna(False).astype(bool))
 
 
-def _parse_numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Floats from raw values: (values, missing, not_numeric); non-finite counts as bad."""
+def _parse_numbers(
+    values: pd.Series, null_values: Sequence[str] = (), decimal: str = "."
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Floats from raw values: (values, missing, not_numeric); non-finite counts as bad.
+
+    With ``decimal=","`` text such as ``12,50`` is read as 12.5 and text holding a ``.`` is
+    not numeric (it would be a thousands separator, and guessing it is the error this option
+    exists to avoid). Numeric columns (Parquet) are taken as they are.
+    """
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         out = values.to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(out)
+        bad = ~missing & ~np.isfinite(out)
     else:
-        text = _clean_text(values)
+        text = _clean_text(values, null_values)
         missing = text.isna().to_numpy(dtype=bool)
+        bad = np.zeros(len(text), dtype=bool)
+        if decimal != ".":
+            bad = text.str.contains(".", regex=False).fillna(False).to_numpy(dtype=bool)
+            text = text.str.replace(decimal, ".", regex=False)
         out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = ~missing & ~np.isfinite(out)
-    out = np.where(np.isfinite(out), out, np.nan)
+        bad = ~missing & (bad | ~np.isfinite(out))
+    out = np.where(bad | ~np.isfinite(out), np.nan, out)
     return out, missing, bad
+
+
+_CONTROL = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
+
+
+def _invalid_ids(cid: pd.Series, max_id_length: int) -> np.ndarray:
+    """Ids (already stripped) holding a control character or longer than ``max_id_length``."""
+    bad = cid.str.contains(_CONTROL, regex=True) | cid.str.len().gt(max_id_length)
+    return bad.fillna(False).to_numpy(dtype=bool)
+
+
+def _out_of_range(values: np.ndarray, limit: float) -> np.ndarray:
+    """Finite values whose absolute value exceeds ``limit`` (NaN is not out of range)."""
+    with np.errstate(invalid="ignore"):
+        return np.abs(values) > limit
 
 
 _TZ_PATTERN = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d*)?)?\s*(?P<tz>Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
@@ -313,12 +493,18 @@ def _mixed_zone_error(table: str, column: str, counts: pd.Series) -> DataError:
 
 
 def _parse_timestamps(
-    values: pd.Series, table: str, column: str, fmt: str | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Timestamps from raw values: (datetime64[ns] with NaT, missing, unparseable).
+    values: pd.Series,
+    table: str,
+    column: str,
+    fmt: str | None,
+    null_values: Sequence[str] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps from raw values: (datetime64[ns] with NaT, missing, unparseable, out_of_range).
 
     Naive values are kept; values that all carry one UTC offset are converted to UTC and the
-    zone is dropped. Mixed zones raise :class:`DataError`.
+    zone is dropped. Mixed zones raise :class:`DataError`. A value that parses but falls
+    outside :data:`retain.contracts.NS_RANGE` (a year 2999 placeholder, say) is out of range,
+    not unparseable; it becomes NaT in the returned values.
     """
     values = values.reset_index(drop=True)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
@@ -328,7 +514,7 @@ def _parse_timestamps(
         parsed = values
         missing = parsed.isna().to_numpy(dtype=bool)
     else:
-        text = _clean_text(values)
+        text = _clean_text(values, null_values)
         missing = text.isna().to_numpy(dtype=bool)
         try:
             parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
@@ -342,14 +528,30 @@ def _parse_timestamps(
             parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce", utc=True)
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    in_range = (parsed >= _NS_MIN) & (parsed <= _NS_MAX)
-    parsed = parsed.where(in_range.fillna(False).astype(bool))
+    found = parsed.notna().to_numpy(dtype=bool)
+    in_range = ((parsed >= _NS_FIRST) & (parsed <= _NS_MAX)).fillna(False).astype(bool)
+    parsed = parsed.where(in_range)
     out = parsed.to_numpy(dtype="datetime64[ns]")
-    unparseable = ~missing & np.isnat(out)
-    return out, missing, unparseable
+    out_of_range = found & ~in_range.to_numpy(dtype=bool)
+    unparseable = ~missing & ~found
+    return out, missing, unparseable, out_of_range
 
 
 # -------------------------------------------------------------------- quarantine
+
+
+_HINTS = {
+    "timestamp_unparseable": "set data.{table}.timestamp_format to the strftime format of the "
+    "file (e.g. '%m/%d/%Y %H:%M'); without it timestamps must be ISO 8601; a plain number is "
+    "an Excel serial date: export the column as text dates",
+    "signup_date_unparseable": "set data.{table}.timestamp_format to the strftime format of "
+    "the file (e.g. '%m/%d/%Y'); without it dates must be ISO 8601",
+    "amount_not_numeric": "check data.{table}.csv.decimal ('.' or ',') against the file",
+    "event_type_unknown": "the known event types are " + ", ".join(EVENT_TYPES),
+    "amount_out_of_range": "amounts larger than data.max_amount are refused; raise it if "
+    "they are real",
+}
+"""What to do when every row of a table is rejected, for the reasons a setting can fix."""
 
 
 class _Quarantine:
@@ -359,14 +561,21 @@ class _Quarantine:
         self.table = table
         self.reasons = TABLE_REASONS[table]
         self.code = np.zeros(n_rows, dtype=np.int16)
+        self.examples: dict[str, list[str]] = {}
 
     @property
     def ok(self) -> np.ndarray:
         return self.code == 0
 
-    def reject(self, mask: np.ndarray | pd.Series, reason: str) -> None:
+    def reject(
+        self, mask: np.ndarray | pd.Series, reason: str, values: pd.Series | None = None
+    ) -> None:
+        """Reject the ``mask`` rows not yet rejected; keep up to 3 of their raw ``values``."""
         m = np.asarray(mask, dtype=bool) & (self.code == 0)
         self.code[m] = self.reasons.index(reason) + 1
+        if values is not None and m.any():
+            shown = values.reset_index(drop=True)[m].astype("string").drop_duplicates()
+            self.examples[reason] = [repr(str(v)) for v in shown.head(3)]
 
     def rejects(self, raw_ids: pd.Series) -> pd.DataFrame:
         rows = np.flatnonzero(self.code)
@@ -388,12 +597,18 @@ class _Quarantine:
                 f"{counts['rows_used']} used, {counts['rows_rejected']} rejected"
             )
         if counts["rows_used"] == 0:
-            detail = ", ".join(
-                f"{REJECT_REASONS[r]} {counts['rejected_' + r]:,}"
-                for r in self.reasons
-                if counts["rejected_" + r]
+            found = [r for r in self.reasons if counts["rejected_" + r]]
+            parts = []
+            for r in found:
+                part = f"{REJECT_REASONS[r]} {counts['rejected_' + r]:,}"
+                if r in self.examples:
+                    part += f", e.g. {', '.join(self.examples[r])}"
+                parts.append(part)
+            hints = [_HINTS[r].format(table=self.table) for r in found if r in _HINTS]
+            advice = "".join(f"; {hint}" for hint in hints)
+            raise DataError(
+                f"{self.table}: all {rows_in:,} rows were rejected ({'; '.join(parts)}){advice}"
             )
-            raise DataError(f"{self.table}: all {rows_in:,} rows were rejected ({detail})")
 
 
 def empty_rejects() -> pd.DataFrame:
@@ -466,6 +681,26 @@ def _codes(values: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(codes, dtype=np.int64)
 
 
+def _stable_text(value: object) -> str:
+    """A text form equal for equal nested values: arrays as lists, mappings in key order."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"{k!r}: {_stable_text(v)}" for k, v in items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_stable_text(v) for v in value) + "]"
+    return repr(value)
+
+
+def _stable_codes(values: pd.Series) -> np.ndarray:
+    """Integer codes of any column; unhashable (nested) values are coded by their text form."""
+    try:
+        return _codes(values)
+    except TypeError:
+        return _codes(values.map(_stable_text, na_action="ignore"))
+
+
 def _duplicated(
     parsed: pd.DataFrame,
     raw: pd.DataFrame,
@@ -475,8 +710,10 @@ def _duplicated(
 ) -> np.ndarray:
     """Rows (among ``ok``) identical to an earlier ok row in every column.
 
-    Contract columns are compared after parsing; other columns of the input as they are.
-    Text columns are compared through integer codes (``codes`` holds the ones already made).
+    Contract columns are compared after parsing; other columns of the input as they are, and
+    a nested one (lists, structs, maps, as Parquet stores them) through a stable text form
+    (see :func:`_stable_text`). Text columns are compared through integer codes (``codes``
+    holds the ones already made).
     """
     key: dict[str, np.ndarray] = {}
     for col in parsed.columns:
@@ -491,7 +728,7 @@ def _duplicated(
             key[col] = _codes(values)
     for col in raw.columns:
         if col not in contract.columns:
-            key[f"extra:{col}"] = _codes(raw[col].reset_index(drop=True))
+            key[f"extra:{col}"] = _stable_codes(raw[col].reset_index(drop=True))
     frame = pd.DataFrame(key)
     if ok.all():
         return frame.duplicated(keep="first").to_numpy(dtype=bool)
@@ -509,6 +746,42 @@ def _kept(parsed: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
 
 def _end_ns(as_of: DateLike) -> np.datetime64:
     return np.datetime64(cutoff_end(as_of), "ns")
+
+
+def _check_ids(
+    q: _Quarantine, raw_ids: pd.Series, null_values: Sequence[str], max_id_length: int
+) -> pd.Series:
+    """Stripped ids; rejects missing (``customer_id_missing``) and invalid ones."""
+    cid = _clean_text(raw_ids, null_values)
+    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
+    q.reject(_invalid_ids(cid, max_id_length), "customer_id_invalid")
+    return cid
+
+
+def _check_timestamps(
+    q: _Quarantine,
+    values: pd.Series,
+    column: str,
+    fmt: str | None,
+    null_values: Sequence[str],
+) -> np.ndarray:
+    """Parsed timestamps; rejects missing, unparseable and out-of-range ones (with examples)."""
+    ts, missing, bad, far = _parse_timestamps(values, q.table, column, fmt, null_values)
+    q.reject(missing, f"{column}_missing")
+    q.reject(bad, f"{column}_unparseable", values)
+    q.reject(far, f"{column}_out_of_range", values)
+    return ts
+
+
+def _value_out_of_range(event_type: pd.Series, value: np.ndarray) -> np.ndarray:
+    """Event values outside the documented range of their type (missing values are not)."""
+    out = np.zeros(len(value), dtype=bool)
+    types = event_type.to_numpy(dtype=object, na_value=None)
+    for name, (low, high) in EVENT_VALUE_RANGES.items():
+        rows = types == name
+        with np.errstate(invalid="ignore"):
+            out |= rows & ((value < low) | (value > high))
+    return out
 
 
 # ------------------------------------------------------------------- transactions
@@ -562,14 +835,21 @@ def validate_transactions(
     *,
     timestamp_format: str | None = None,
     duplicates: DuplicatesPolicy = "drop",
+    null_values: Sequence[str] = NULL_VALUES,
+    max_amount: float = MAX_AMOUNT,
+    max_id_length: int = MAX_ID_LENGTH,
+    decimal: str = ".",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw transactions; quarantine the rows that cannot be used.
 
-    Checks, in order (a row gets the first reason that applies): missing or blank
-    ``customer_id``; missing or unparseable ``timestamp``; missing or non-numeric ``amount``;
-    non-numeric ``quantity``; timestamp after the as-of date (the as-of day is included);
-    exact duplicate of an earlier row (the first copy is kept; contract columns compared after
-    parsing, any other input column as is); returns (negative amounts):
+    Checks, in order (a row gets the first reason that applies): missing, blank or null-text
+    ``customer_id``; an id with a control character or longer than ``max_id_length``; missing,
+    unparseable or out-of-range ``timestamp`` (see :data:`retain.contracts.NS_RANGE`); missing,
+    non-numeric (``inf`` included) or out-of-range ``amount`` (``|amount| > max_amount``);
+    non-numeric or out-of-range ``quantity`` (the same limit); timestamp after the as-of date
+    (the as-of day is included); exact duplicate of an earlier row (the first copy is kept;
+    contract columns compared after parsing, any other input column as is); returns
+    (negative amounts):
 
     - ``returns="drop"``: each return is rejected as ``return``;
     - ``returns="net"``: returns are netted against the purchases of the same customer and
@@ -596,6 +876,15 @@ def validate_transactions(
         ``keep`` turns the duplicate check off, for sources whose identical rows are known to
         be separate purchases (CDNOW has no transaction id; its identical lines are counted as
         separate purchases in the published analyses of that data).
+    null_values : sequence of str
+        Text read as missing in every text column (exact match after stripping); a blank
+        value is always missing. ``data.null_values``.
+    max_amount : float
+        Largest absolute ``amount`` and ``quantity`` of a row (``data.max_amount``).
+    max_id_length : int
+        Longest ``customer_id`` in characters (``data.max_id_length``).
+    decimal : {".", ","}
+        Decimal separator of text numbers (``data.<table>.csv.decimal``).
 
     Returns
     -------
@@ -621,21 +910,20 @@ def validate_transactions(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _clean_text(raw[CUSTOMER_ID])
-    ts, ts_missing, ts_bad = _parse_timestamps(raw[TIMESTAMP], table, TIMESTAMP, timestamp_format)
-    amount, amount_missing, amount_bad = _parse_numbers(raw["amount"])
-    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
-    q.reject(ts_missing, "timestamp_missing")
-    q.reject(ts_bad, "timestamp_unparseable")
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
+    ts = _check_timestamps(q, raw[TIMESTAMP], TIMESTAMP, timestamp_format, null_values)
+    amount, amount_missing, amount_bad = _parse_numbers(raw["amount"], null_values, decimal)
     q.reject(amount_missing, "amount_missing")
-    q.reject(amount_bad, "amount_not_numeric")
+    q.reject(amount_bad, "amount_not_numeric", raw["amount"])
+    q.reject(_out_of_range(amount, max_amount), "amount_out_of_range", raw["amount"])
     columns: dict[str, Any] = {CUSTOMER_ID: cid, TIMESTAMP: ts, "amount": amount}
     if "quantity" in raw:
-        quantity, _, quantity_bad = _parse_numbers(raw["quantity"])
+        quantity, _, quantity_bad = _parse_numbers(raw["quantity"], null_values, decimal)
         q.reject(quantity_bad, "quantity_not_numeric")
+        q.reject(_out_of_range(quantity, max_amount), "quantity_out_of_range")
         columns["quantity"] = quantity
     if "order_id" in raw:
-        columns["order_id"] = _clean_text(raw["order_id"])
+        columns["order_id"] = _clean_text(raw["order_id"], null_values)
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
     codes = {col: _codes(parsed[col]) for col in (CUSTOMER_ID, "order_id") if col in parsed}
@@ -657,14 +945,23 @@ def validate_transactions(
 
 
 def validate_events(
-    raw: pd.DataFrame, as_of: DateLike, *, timestamp_format: str | None = None
+    raw: pd.DataFrame,
+    as_of: DateLike,
+    *,
+    timestamp_format: str | None = None,
+    null_values: Sequence[str] = NULL_VALUES,
+    max_id_length: int = MAX_ID_LENGTH,
+    decimal: str = ".",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw engagement events; quarantine the rows that cannot be used.
 
-    Checks, in order: missing or blank ``customer_id``; missing or unparseable ``timestamp``;
-    missing ``event_type`` or one outside :data:`retain.contracts.EVENT_TYPES` (compared after
-    stripping and lower-casing); non-numeric ``value``; timestamp after the as-of date (day
-    included); exact duplicate of an earlier row (the first copy is kept).
+    Checks, in order: missing, blank or null-text ``customer_id``; an id with a control
+    character or longer than ``max_id_length``; missing, unparseable or out-of-range
+    ``timestamp``; missing ``event_type`` or one outside :data:`retain.contracts.EVENT_TYPES`
+    (compared after stripping and lower-casing); non-numeric ``value``; a ``value`` outside the
+    range of its event type (:data:`retain.contracts.EVENT_VALUE_RANGES`: support_ticket 1-5,
+    survey 0-10; a missing value is kept); timestamp after the as-of date (day included);
+    exact duplicate of an earlier row (the first copy is kept).
 
     Parameters
     ----------
@@ -674,6 +971,12 @@ def validate_events(
         The as-of date; rows after this day are not used.
     timestamp_format : str, optional
         A ``strftime`` format for text timestamps; ISO 8601 when omitted.
+    null_values : sequence of str
+        Text read as missing in every text column (``data.null_values``).
+    max_id_length : int
+        Longest ``customer_id`` in characters (``data.max_id_length``).
+    decimal : {".", ","}
+        Decimal separator of text values (``data.events.csv.decimal``).
 
     Returns
     -------
@@ -694,20 +997,18 @@ def validate_events(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _clean_text(raw[CUSTOMER_ID])
-    ts, ts_missing, ts_bad = _parse_timestamps(raw[TIMESTAMP], table, TIMESTAMP, timestamp_format)
-    event_type = _clean_text(raw["event_type"]).str.lower()
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
+    ts = _check_timestamps(q, raw[TIMESTAMP], TIMESTAMP, timestamp_format, null_values)
+    event_type = _clean_text(raw["event_type"], null_values).str.lower()
     type_missing = event_type.isna().to_numpy(dtype=bool)
-    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
-    q.reject(ts_missing, "timestamp_missing")
-    q.reject(ts_bad, "timestamp_unparseable")
     q.reject(type_missing, "event_type_missing")
     known = event_type.isin(EVENT_TYPES).fillna(False).to_numpy(dtype=bool)
-    q.reject(~type_missing & ~known, "event_type_unknown")
+    q.reject(~type_missing & ~known, "event_type_unknown", raw["event_type"])
     columns: dict[str, Any] = {CUSTOMER_ID: cid, TIMESTAMP: ts, "event_type": event_type}
     if "value" in raw:
-        value, _, value_bad = _parse_numbers(raw["value"])
+        value, _, value_bad = _parse_numbers(raw["value"], null_values, decimal)
         q.reject(value_bad, "value_not_numeric")
+        q.reject(_value_out_of_range(event_type, value), "value_out_of_range", raw["value"])
         columns["value"] = value
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
@@ -723,13 +1024,19 @@ def validate_events(
 
 
 def validate_customers(
-    raw: pd.DataFrame, as_of: DateLike, *, timestamp_format: str | None = None
+    raw: pd.DataFrame,
+    as_of: DateLike,
+    *,
+    timestamp_format: str | None = None,
+    null_values: Sequence[str] = NULL_VALUES,
+    max_id_length: int = MAX_ID_LENGTH,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw customer attributes; quarantine the rows that cannot be used.
 
-    Checks, in order: missing or blank ``customer_id``; unparseable ``signup_date`` (a missing
-    one is kept as NaT); signup after the as-of date (that customer is not known yet);
-    a ``customer_id`` already seen in an earlier usable row (the first is kept).
+    Checks, in order: missing, blank or null-text ``customer_id``; an id with a control
+    character or longer than ``max_id_length``; unparseable or out-of-range ``signup_date``
+    (a missing one is kept as NaT); signup after the as-of date (that customer is not known
+    yet); a ``customer_id`` already seen in an earlier usable row (the first is kept).
 
     Parameters
     ----------
@@ -740,6 +1047,11 @@ def validate_customers(
         The as-of date.
     timestamp_format : str, optional
         A ``strftime`` format for text dates; ISO 8601 when omitted.
+    null_values : sequence of str
+        Text read as missing in ``customer_id``, ``signup_date`` and ``acquisition_channel``
+        (``data.null_values``).
+    max_id_length : int
+        Longest ``customer_id`` in characters (``data.max_id_length``).
 
     Returns
     -------
@@ -760,18 +1072,18 @@ def validate_customers(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _clean_text(raw[CUSTOMER_ID])
-    q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
     columns: dict[str, Any] = {CUSTOMER_ID: cid}
     if "signup_date" in raw:
-        signup, _, signup_bad = _parse_timestamps(
-            raw["signup_date"], table, "signup_date", timestamp_format
+        signup, _, signup_bad, signup_far = _parse_timestamps(
+            raw["signup_date"], table, "signup_date", timestamp_format, null_values
         )
-        q.reject(signup_bad, "signup_date_unparseable")
+        q.reject(signup_bad, "signup_date_unparseable", raw["signup_date"])
+        q.reject(signup_far, "signup_date_out_of_range", raw["signup_date"])
         q.reject(signup >= _end_ns(as_of), "signup_date_after_as_of")
         columns["signup_date"] = signup
     if "acquisition_channel" in raw:
-        columns["acquisition_channel"] = _clean_text(raw["acquisition_channel"])
+        columns["acquisition_channel"] = _clean_text(raw["acquisition_channel"], null_values)
     for col in raw.columns:
         if col not in columns:
             columns[col] = raw[col].to_numpy()
@@ -830,6 +1142,8 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     embedded CDNOW files (transactions only; their identical lines are kept as separate
     purchases, see :func:`validate_transactions`); ``synthetic`` runs the generator with the
     config's parameters; ``files`` reads the configured tables with :func:`read_table`.
+    ``data.null_values``, ``data.max_amount``, ``data.max_id_length`` and each table's
+    ``timestamp_format`` and ``csv.decimal`` are passed to the validation.
 
     Parameters
     ----------
@@ -852,6 +1166,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     as_of_ts = pd.Timestamp(as_of)
     raw: dict[str, pd.DataFrame | None] = {"events": None, "customers": None}
     formats: dict[str, str | None] = {"transactions": None, "events": None, "customers": None}
+    decimals = {"transactions": ".", "events": "."}
     duplicates: DuplicatesPolicy = "drop"
     truth = None
     if data.source in _CDNOW_KIND:
@@ -883,9 +1198,14 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
             if source is not None:
                 raw[name] = read_table(source, contracts[name])
                 formats[name] = source.timestamp_format
+                decimals[name] = source.csv.decimal
     else:  # pragma: no cover - the config's Literal forbids it
         raise ConfigError(f"unknown data source {data.source!r}")
 
+    limits: dict[str, Any] = {
+        "null_values": data.null_values,
+        "max_id_length": data.max_id_length,
+    }
     raw_tx = raw["transactions"]
     assert raw_tx is not None
     transactions, tx_rejects = validate_transactions(
@@ -894,6 +1214,9 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
         returns=data.returns,
         timestamp_format=formats["transactions"],
         duplicates=duplicates,
+        max_amount=data.max_amount,
+        decimal=decimals["transactions"],
+        **limits,
     )
     rejects = [tx_rejects]
     counts = {"transactions": row_counts("transactions", len(raw_tx), transactions, tx_rejects)}
@@ -901,14 +1224,18 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     raw_events = raw["events"]
     if raw_events is not None:
         events, ev_rejects = validate_events(
-            raw_events, as_of_ts, timestamp_format=formats["events"]
+            raw_events,
+            as_of_ts,
+            timestamp_format=formats["events"],
+            decimal=decimals["events"],
+            **limits,
         )
         rejects.append(ev_rejects)
         counts["events"] = row_counts("events", len(raw_events), events, ev_rejects)
     raw_customers = raw["customers"]
     if raw_customers is not None:
         customers, cu_rejects = validate_customers(
-            raw_customers, as_of_ts, timestamp_format=formats["customers"]
+            raw_customers, as_of_ts, timestamp_format=formats["customers"], **limits
         )
         rejects.append(cu_rejects)
         counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
@@ -1037,12 +1364,15 @@ def rejected_customers(inputs: Inputs, table: str | None = None) -> pd.Index:
     Returns
     -------
     Index
-        Sorted ``customer_id`` values (string; stripped as in the clean tables).
+        Sorted ``customer_id`` values (string; stripped as in the clean tables). Rows
+        rejected as ``customer_id_missing`` (a blank id or a null spelling such as ``NULL``)
+        name no customer and are left out.
     """
     rejects = inputs.rejects
     if table is not None:
         rejects = rejects[rejects["table"] == table]
-    ids = _clean_text(rejects[CUSTOMER_ID]).dropna().unique()
+    named = rejects["reason"] != "customer_id_missing"  # "NULL", "n/a", ... name no one
+    ids = _clean_text(rejects.loc[named, CUSTOMER_ID]).dropna().unique()
     clean_ids: list[pd.Index] = []
     tables = {
         "transactions": inputs.transactions,

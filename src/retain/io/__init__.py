@@ -195,17 +195,17 @@ def _csv_header(path: Path, options: CsvOptions, table: str) -> list[str]:
     Names are stripped; a byte-order mark is dropped; an empty name becomes ``column<i>``
     (0-based position), as DuckDB names it.
     """
+    codec = _PYTHON_ENCODING[options.encoding]
     try:
-        with path.open(encoding=_PYTHON_ENCODING[options.encoding], newline="") as handle:
+        # errors="replace": a bad byte further down is DuckDB's to report, with its line
+        with path.open(encoding=codec, errors="replace", newline="") as handle:
             header = next(csv.reader(handle, **_csv_dialect(options)), None)
-    except UnicodeError as exc:
-        raise DataError(
-            f"{table}: cannot read the header of {path}: {_encoding_hint(table, options)}"
-        ) from exc
     except csv.Error as exc:
         raise DataError(f"{table}: cannot read the header of {path}: {exc}") from exc
     if not header or header == [""]:
         raise DataError(f"{table}: file has no header row (0 rows): {path}")
+    if any("\ufffd" in name for name in header):
+        raise DataError(f"{table}: cannot read {path}, line 1: {_encoding_hint(table, options)}")
     names = [name.strip() or f"column{i}" for i, name in enumerate(header)]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -236,10 +236,15 @@ def _csv_error(table: str, path: Path, options: CsvOptions, exc: duckdb.Error) -
     )
     quote = repr(options.quote) if options.quote else "none"
     return DataError(
-        f"{table}: cannot read {where}: {detail}. The file is read with delimiter "
+        f"{table}: cannot read {where}: {detail.rstrip('.')}. The file is read with delimiter "
         f"{options.delimiter!r}, quote {quote}, escape {options.escape!r} and a header row: "
         f"check data.{table}.csv (delimiter, quote, escape) against the file"
     )
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _open_relation(
@@ -250,17 +255,20 @@ def _open_relation(
         return con.read_parquet(str(path))
     options = source.csv
     names = _csv_header(path, options, table)
-    return con.read_csv(
-        str(path),
-        header=True,
-        auto_detect=False,
-        columns=dict.fromkeys(names, "VARCHAR"),
-        sep=options.delimiter,
-        quotechar=options.quote,
-        escapechar=options.escape if options.quote else "",
-        encoding=options.encoding,
-        strict_mode=True,
-    )
+    columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in names)
+    # SQL rather than con.read_csv: the Python wrapper refuses every encoding but UTF-8
+    settings = {
+        "header": "true",
+        "auto_detect": "false",
+        "strict_mode": "true",
+        "columns": "{" + columns + "}",
+        "delim": _literal(options.delimiter),
+        "quote": _literal(options.quote),
+        "escape": _literal(options.escape if options.quote else ""),
+        "encoding": _literal(options.encoding),
+    }
+    args = ", ".join(f"{key} = {value}" for key, value in settings.items())
+    return con.sql(f"SELECT * FROM read_csv({_literal(str(path))}, {args})")
 
 
 _NESTED_PREFIXES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT", "VARIANT")

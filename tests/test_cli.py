@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from retain.cli import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, app
+from retain.cli import EXIT_CONFIG, EXIT_DATA, EXIT_MODEL, EXIT_OUTPUT, app
 
 COMMANDS = ("features", "train-clv", "train-churn", "promote", "score", "report", "rollback")
 runner = CliRunner()
@@ -107,3 +107,52 @@ def test_rollback_without_previous_champion_exits_4(tmp_path, mlflow_tmp):
     result = runner.invoke(app, ["rollback", "--config", str(_config(tmp_path)), "-m", "clv"])
     assert result.exit_code == EXIT_MODEL, result.output
     assert "previous_champion" in result.output
+
+
+@pytest.mark.parametrize("command", ["features", "score", "report"])
+@pytest.mark.parametrize("day", ["1998-13-45", "06/05/1998", "1998-6-5", "19980605", "tomorrow"])
+def test_dates_on_the_command_line_are_strict_iso(tmp_path, command, day):
+    result = runner.invoke(app, [command, "--config", str(_config(tmp_path)), "--as-of", day])
+    assert result.exit_code == EXIT_CONFIG, result.output
+    assert "YYYY-MM-DD" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_root_that_is_a_file_exits_6_before_any_work(tmp_path, mlflow_tmp):
+    target = tmp_path / "out"
+    target.write_bytes(b"the user's file")
+    for command in ("score", "features", "report"):
+        result = runner.invoke(app, [command, "--config", str(_config(tmp_path))])
+        assert result.exit_code == EXIT_OUTPUT, (command, result.output)
+        assert "is a file" in result.output
+        assert len(result.output.strip().splitlines()) == 1  # one line
+    assert target.read_bytes() == b"the user's file"
+
+
+def test_an_output_folder_of_user_files_is_refused_with_exit_6(tmp_path):
+    folder = tmp_path / "out" / "cli-test" / "features" / "as_of=1997-09-30"
+    folder.mkdir(parents=True)
+    (folder / "orders.csv").write_text("mine")
+    args = ["features", "--config", str(_config(tmp_path)), "--as-of", "1997-09-30"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_OUTPUT, result.output
+    assert "orders.csv" in result.output
+    assert (folder / "orders.csv").read_text() == "mine"
+
+
+def test_report_without_scores_for_the_date_exits_6_naming_the_fix(tmp_path, mlflow_tmp):
+    args = ["report", "--config", str(_config(tmp_path)), "--as-of", "1998-01-31"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == EXIT_OUTPUT, result.output
+    assert "retain score --as-of 1998-01-31" in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    (tmp_path / "out").write_text("file")
+    args = ["features", "--config", str(_config(tmp_path)), "--as-of", "1997-09-30"]
+    quiet = runner.invoke(app, args)
+    loud = runner.invoke(app, ["--debug", *args])
+    assert quiet.exit_code == loud.exit_code == EXIT_OUTPUT
+    assert "Traceback" not in quiet.output
+    assert "Traceback" in loud.output

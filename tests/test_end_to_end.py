@@ -29,6 +29,11 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     from retain.jobs.train_clv import train_clv
 
     out = tmp_path / "out"
+    out.mkdir()
+    # the output root may hold the user's own files: retain writes beside them, never over them
+    (out / "run.yaml").write_text("name: mine\n")
+    (out / "orders.csv").write_text("customer_id,timestamp,amount\n1,1997-01-01,10\n")
+    users = {p.name: p.read_bytes() for p in out.iterdir()}
     cfg = load_config(CONFIG, {"scoring.output_dir": str(out)})
     train_clv(cfg)
     train_churn(cfg)
@@ -36,8 +41,9 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert run_promotion(cfg, "churn").decision.accepted
 
     result = score(cfg, csv=True)
-    scores = pd.read_parquet(out / SCORES_FILE)
-    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert result.output_dir == out / cfg.name / "scores" / f"as_of={cfg.scoring.as_of}"
+    scores = pd.read_parquet(result.output_dir / SCORES_FILE)
+    manifest = json.loads((result.output_dir / MANIFEST_FILE).read_text())
     assert result.manifest["customers"] == manifest["customers"]
 
     # every customer exactly once; the manifest balances
@@ -49,7 +55,7 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert c["customers_scored"] == len(scores) == manifest["rows_out"]
     assert sum(manifest["counts"]["lifecycle_stage"].values()) == len(scores)
     assert "champion" in manifest["models"]["churn"]["aliases"]
-    assert (out / "scores.csv").is_file()
+    assert (result.output_dir / "scores.csv").is_file()
 
     # valid values
     assert scores["churn_probability"].between(0, 1).all()
@@ -63,7 +69,29 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert (scores["as_of"] == pd.Timestamp(cfg.scoring.as_of)).all()
 
     rep = report(cfg, sample_size=1000)
+    assert rep.path.parent == out / cfg.name / "report" / f"as_of={cfg.scoring.as_of}"
     html = rep.path.read_text(encoding="utf-8")
     images = re.findall(r'src="(data:image/png;base64,[^"]+)"', html)
     assert rep.n_images == len(images) >= 11
     assert "CLV backtest" in html and "No backtest tables" not in html
+
+    # another date gets its own folder; the first date's files stay byte-identical
+    first = {p.name: p.read_bytes() for p in result.output_dir.iterdir()}
+    earlier = score(cfg, as_of="1998-03-31")
+    assert earlier.output_dir != result.output_dir
+    assert (
+        pd.read_parquet(earlier.output_dir / SCORES_FILE)["as_of"] == pd.Timestamp("1998-03-31")
+    ).all()
+    assert {p.name: p.read_bytes() for p in result.output_dir.iterdir()} == first
+    assert rep.path.is_file()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == users
+
+    # a damaged scores file is reported as such, never re-scored in silence
+    from retain.io import OutputError
+
+    damaged = earlier.output_dir / SCORES_FILE
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(OutputError, match="damaged"):
+        report(cfg, as_of="1998-03-31", sample_size=200)
+    with pytest.raises(OutputError, match="no scores as of 1998-02-28"):
+        report(cfg, as_of="1998-02-28", sample_size=200)

@@ -144,7 +144,10 @@ def _progress(step: str) -> Iterator[Callable[[str], None]]:
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
+    # a bar only on a terminal: batch logs get the result line (or the error line) alone
+    with Progress(
+        *columns, console=console, transient=False, disable=not console.is_terminal
+    ) as bar:
         task = bar.add_task(f"{step}: starting", total=None)
 
         def note(message: str) -> None:

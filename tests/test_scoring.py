@@ -178,7 +178,7 @@ def test_reason_columns_are_strings(world) -> None:
 
 def test_failed_write_leaves_previous_output_intact(world, tmp_path, monkeypatch) -> None:
     import retain.jobs.score as job
-    from retain.io import empty_rejects
+    from retain.io import OutputError, empty_rejects
 
     tx, events, customers, models = world
     out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events)
@@ -197,11 +197,11 @@ def test_failed_write_leaves_previous_output_intact(world, tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(job, "write_json_atomic", boom)  # fails after the scores are written
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         job.write_outputs(out.head(5), empty_rejects(), {"rows_out": 5}, target, csv=True)
     after = {p.name: p.read_bytes() for p in target.iterdir()}
     assert after == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]  # no temp folder left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".retain.lock", "scores"]  # no temp
     assert len(pd.read_parquet(target / "scores.parquet")) == len(out)
 
 
@@ -256,3 +256,32 @@ def test_cli_score_and_report_exit_2_on_config_errors(tmp_path) -> None:
     (tmp_path / "p.yaml").write_text("actions: []\n")  # no action for any pair
     result = runner.invoke(app, ["score", "--config", str(bad)])
     assert result.exit_code == 2
+
+
+def test_a_model_needing_events_or_quantity_that_this_run_lacks_is_refused(world) -> None:
+    from retain.io import DataError
+
+    tx, events, customers, models = world
+    assert any(
+        n.startswith(("email_", "n_session", "days_since_session")) for n in models.feature_names
+    )
+    policy = load_policy(POLICY)
+    with pytest.raises(DataError, match=r"need the events table.*--model-version"):
+        score_customers(tx, AS_OF, models, policy, events=None)
+    if "mean_basket_size" in models.feature_names:
+        with pytest.raises(DataError, match="quantity column of the transactions"):
+            score_customers(tx.drop(columns="quantity"), AS_OF, models, policy, events=events)
+
+
+def test_non_finite_scores_are_found(world) -> None:
+    from retain.scoring import non_finite_columns
+
+    tx, events, customers, models = world
+    out = score_customers(tx, AS_OF, models, load_policy(POLICY), events=events)
+    assert non_finite_columns(out) == {}
+    broken = out.copy()
+    buyer = broken.index[broken["lifecycle_stage"] != "prospect"][:3]
+    broken.loc[buyer[0], "clv"] = np.inf
+    broken.loc[buyer[1:], "churn_probability"] = np.nan
+    broken.loc[buyer[2], "action_cost"] = -np.inf
+    assert non_finite_columns(broken) == {"clv": 1, "churn_probability": 2, "action_cost": 1}

@@ -246,6 +246,18 @@ def test_churn_round_trip(mlflow_tmp, booster: lgb.Booster) -> None:
     booster_again, cal, feats, info = tracking.load_churn_model(version.version)
     assert feats == features and cal == calibrator
 
+    # still servable: the pyfunc (model from code + LightGBM text + JSON) gives the same numbers
+    from retain.churn.calibration import apply_calibration
+
+    raw = booster.predict(x, raw_score=True)
+    out = mlflow.pyfunc.load_model("models:/churn@challenger").predict(x)
+    np.testing.assert_array_equal(out["raw_score"].to_numpy(), raw)
+    np.testing.assert_array_equal(
+        out["churn_probability"].to_numpy(), apply_calibration(calibrator, raw)
+    )
+    root = Path(mlflow.artifacts.download_artifacts("models:/churn@challenger"))
+    assert not list(root.rglob("*.pkl"))
+
 
 # ----------------------------------------------------------------------- promotion
 

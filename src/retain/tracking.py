@@ -659,6 +659,11 @@ def _pip_requirements(*packages: str) -> list[str]:
     return reqs
 
 
+def _check_user_tags(tags: Mapping[str, str] | None) -> None:
+    if DIGEST_TAG in (tags or {}):
+        raise ValueError(f"version tag {DIGEST_TAG!r} is reserved for the model's file digests")
+
+
 def _finish_registration(
     model_name: str,
     model_info: Any,
@@ -668,8 +673,6 @@ def _finish_registration(
     version = getattr(model_info, "registered_model_version", None)
     if version is None:
         raise TrackingError(f"model {model_name!r} was logged but not registered")
-    if DIGEST_TAG in (tags or {}):
-        raise ValueError(f"tag {DIGEST_TAG!r} is reserved for the model's file digests")
     mc = client()
     _record_digests(mc, model_name, str(version))
     for key, value in (metrics or {}).items():
@@ -705,7 +708,7 @@ def log_clv_model(
     model_name : str
         Registered model name.
     tags : mapping, optional
-        Extra version tags.
+        Extra version tags (``retain.sha256`` is reserved: a ValueError).
 
     Returns
     -------
@@ -714,6 +717,7 @@ def log_clv_model(
     """
     if mlflow.active_run() is None:
         raise TrackingError("log_clv_model needs an active MLflow run")
+    _check_user_tags(tags)
     columns = clv_input_columns(model.time_unit)
     missing = [c for c in columns if c not in example_summary.columns]
     if missing:
@@ -785,7 +789,7 @@ def log_churn_model(
     model_name : str
         Registered model name.
     tags : mapping, optional
-        Extra version tags.
+        Extra version tags (``retain.sha256`` is reserved: a ValueError).
 
     Returns
     -------
@@ -794,6 +798,7 @@ def log_churn_model(
     """
     if mlflow.active_run() is None:
         raise TrackingError("log_churn_model needs an active MLflow run")
+    _check_user_tags(tags)
     cal = calibrator.to_dict() if hasattr(calibrator, "to_dict") else dict(calibrator)
     from retain.churn.calibration import apply_calibration
 
@@ -884,13 +889,18 @@ class _ModelLayout:
         The "model from code" script (file name).
     artifacts : mapping
         Pyfunc artifact key -> path relative to the model directory.
+    train_command : str
+        The CLI command that registers a new version (named in refusals).
     """
 
     code_file: str
     artifacts: Mapping[str, str]
+    train_command: str
 
 
-_CLV_LAYOUT = _ModelLayout("clv_pyfunc.py", {"clv_model": f"artifacts/{CLV_ARTIFACT}"})
+_CLV_LAYOUT = _ModelLayout(
+    "clv_pyfunc.py", {"clv_model": f"artifacts/{CLV_ARTIFACT}"}, "retain train-clv"
+)
 _CHURN_LAYOUT = _ModelLayout(
     "churn_pyfunc.py",
     {
@@ -898,6 +908,7 @@ _CHURN_LAYOUT = _ModelLayout(
         "calibrator": f"artifacts/{CALIBRATOR_FILE}",
         "features": f"artifacts/{FEATURES_FILE}",
     },
+    "retain train-churn",
 )
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
 _PICKLE_PATH_KEYS = ("python_model", "pickled_model")
@@ -981,7 +992,7 @@ def _check_mlmodel(root: Path, layout: _ModelLayout, model_name: str, version: s
     "model from code" loader with retain's script and artifacts is a :class:`TrackingError`.
     """
     where = f"model {model_name} version {version}"
-    todo = "retrain it (retain train-...) or restore the files retain logged"
+    todo = f"retrain it ({layout.train_command}) or restore the files retain logged"
     mlmodel = root / "MLmodel"
     if not mlmodel.is_file():
         raise TrackingError(f"{where} is refused: it has no MLmodel file; {todo}")
@@ -1039,23 +1050,24 @@ def _check_mlmodel(root: Path, layout: _ModelLayout, model_name: str, version: s
         )
 
 
-def _check_digests(root: Path, version: ModelVersion) -> None:
+def _check_digests(root: Path, version: ModelVersion, layout: _ModelLayout) -> None:
     """Refuse unless the files under ``root`` match the version's ``retain.sha256`` exactly."""
     where = f"model {version.name} version {version.version}"
+    retrain = f"retrain it ({layout.train_command})"
     text = (version.tags or {}).get(DIGEST_TAG)
     if text is None:
         raise TrackingError(
             f"{where} is refused: it has no {DIGEST_TAG} tag (registered before integrity "
-            "checks); retrain it to register a verifiable version"
+            f"checks); {retrain} to register a verifiable version"
         )
     try:
         expected = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TrackingError(
-            f"{where} is refused: its {DIGEST_TAG} tag is not valid JSON; retrain it"
+            f"{where} is refused: its {DIGEST_TAG} tag is not valid JSON; {retrain}"
         ) from exc
     if not isinstance(expected, dict) or not expected:
-        raise TrackingError(f"{where} is refused: its {DIGEST_TAG} tag lists no files; retrain it")
+        raise TrackingError(f"{where} is refused: its {DIGEST_TAG} tag lists no files; {retrain}")
     actual = _file_digests(root)
     problems = [
         f"{p} changed" for p in sorted(expected) if p in actual and actual[p] != expected[p]
@@ -1068,7 +1080,7 @@ def _check_digests(root: Path, version: ModelVersion) -> None:
         )
         raise TrackingError(
             f"{where} is refused: its files differ from the {DIGEST_TAG} digests recorded at "
-            f"registration ({shown}); retrain the model or restore its original files in the "
+            f"registration ({shown}); {retrain} or restore its original files in the "
             "artifact store"
         )
 
@@ -1081,11 +1093,15 @@ def _fetch_verified(
     The MLmodel check (:func:`_check_mlmodel`) runs first, before any other file is read; then
     every file is compared with the ``retain.sha256`` tag (:func:`_check_digests`).
     """
-    version = resolve_version(model_name, ref)
+    number = str(resolve_version(model_name, ref).version)
     mc = client()
-    root = _download_version(mc, model_name, str(version.version), dst)
-    _check_mlmodel(root, layout, model_name, str(version.version))
-    _check_digests(root, version)
+    try:  # fresh tags, whichever way the version was found
+        version = mc.get_model_version(model_name, number)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot read {model_name} version {number}: {exc.message}") from exc
+    root = _download_version(mc, model_name, number, dst)
+    _check_mlmodel(root, layout, model_name, number)
+    _check_digests(root, version, layout)
     return root, version
 
 

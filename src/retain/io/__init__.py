@@ -36,7 +36,7 @@ import contextlib
 import csv
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -1140,6 +1140,17 @@ class Inputs:
     truth: pd.DataFrame | None = None
 
 
+@contextlib.contextmanager
+def _naming_file(path: Path | None) -> Iterator[None]:
+    """Add the file a table came from to a whole-input :class:`DataError` raised inside."""
+    try:
+        yield
+    except DataError as exc:
+        if path is None:
+            raise
+        raise DataError(f"{exc} (file: {path})") from exc
+
+
 _CDNOW_KIND = {"cdnow_master": "master", "cdnow_sample": "sample"}
 
 
@@ -1175,6 +1186,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     raw: dict[str, pd.DataFrame | None] = {"events": None, "customers": None}
     formats: dict[str, str | None] = {"transactions": None, "events": None, "customers": None}
     decimals = {"transactions": ".", "events": "."}
+    paths: dict[str, Path] = {}
     duplicates: DuplicatesPolicy = "drop"
     truth = None
     if data.source in _CDNOW_KIND:
@@ -1207,6 +1219,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
                 raw[name] = read_table(source, contracts[name])
                 formats[name] = source.timestamp_format
                 decimals[name] = source.csv.decimal
+                paths[name] = Path(source.path)
     else:  # pragma: no cover - the config's Literal forbids it
         raise ConfigError(f"unknown data source {data.source!r}")
 
@@ -1216,35 +1229,38 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     }
     raw_tx = raw["transactions"]
     assert raw_tx is not None
-    transactions, tx_rejects = validate_transactions(
-        raw_tx,
-        as_of_ts,
-        returns=data.returns,
-        timestamp_format=formats["transactions"],
-        duplicates=duplicates,
-        max_amount=data.max_amount,
-        decimal=decimals["transactions"],
-        **limits,
-    )
+    with _naming_file(paths.get("transactions")):
+        transactions, tx_rejects = validate_transactions(
+            raw_tx,
+            as_of_ts,
+            returns=data.returns,
+            timestamp_format=formats["transactions"],
+            duplicates=duplicates,
+            max_amount=data.max_amount,
+            decimal=decimals["transactions"],
+            **limits,
+        )
     rejects = [tx_rejects]
     counts = {"transactions": row_counts("transactions", len(raw_tx), transactions, tx_rejects)}
     events = customers = None
     raw_events = raw["events"]
     if raw_events is not None:
-        events, ev_rejects = validate_events(
-            raw_events,
-            as_of_ts,
-            timestamp_format=formats["events"],
-            decimal=decimals["events"],
-            **limits,
-        )
+        with _naming_file(paths.get("events")):
+            events, ev_rejects = validate_events(
+                raw_events,
+                as_of_ts,
+                timestamp_format=formats["events"],
+                decimal=decimals["events"],
+                **limits,
+            )
         rejects.append(ev_rejects)
         counts["events"] = row_counts("events", len(raw_events), events, ev_rejects)
     raw_customers = raw["customers"]
     if raw_customers is not None:
-        customers, cu_rejects = validate_customers(
-            raw_customers, as_of_ts, timestamp_format=formats["customers"], **limits
-        )
+        with _naming_file(paths.get("customers")):
+            customers, cu_rejects = validate_customers(
+                raw_customers, as_of_ts, timestamp_format=formats["customers"], **limits
+            )
         rejects.append(cu_rejects)
         counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
     return Inputs(

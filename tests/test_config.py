@@ -108,3 +108,63 @@ def test_cutoff_before_the_data_starts_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["train-churn", "--config", str(tmp_path / "run.yaml")])
     assert result.exit_code == EXIT_CONFIG
     assert "1996-10-31" in result.output
+
+
+def _files_data(transactions: dict) -> dict:
+    data = _base()
+    data["data"] = {"source": "files", "observed_until": "1998-06-30", "transactions": transactions}
+    return data
+
+
+def test_csv_options_default_to_rfc4180_and_are_read_per_table(tmp_path):
+    cfg = load_config(_write(tmp_path, _files_data({"path": "t.csv"})))
+    csv = cfg.data.transactions.csv
+    assert (csv.delimiter, csv.quote, csv.escape, csv.encoding, csv.decimal) == (
+        ",",
+        '"',
+        '"',
+        "utf-8",
+        ".",
+    )
+    options = {"delimiter": "\t", "quote": "'", "escape": "\\", "encoding": "latin-1"}
+    data = _files_data({"path": "t.csv", "csv": {**options, "decimal": ","}})
+    csv = load_config(_write(tmp_path, data)).data.transactions.csv
+    assert (csv.delimiter, csv.quote, csv.escape, csv.encoding, csv.decimal) == (
+        "\t",
+        "'",
+        "\\",
+        "latin-1",
+        ",",
+    )
+
+
+def test_data_limits_have_defaults_and_are_checked(tmp_path):
+    cfg = load_config(CONFIGS / "cdnow_sample.yaml")
+    assert cfg.data.max_amount == 1e9
+    assert cfg.data.max_id_length == 256
+    assert {"NULL", "None", "nan", "N/A", "\\N", "NaN", "null", "NA", "#N/A", "<NA>"} <= set(
+        cfg.data.null_values
+    )
+    for key, value in (("max_amount", 0), ("max_amount", float("inf")), ("max_id_length", 0)):
+        data = _base()
+        data["data"][key] = value
+        with pytest.raises(ConfigError, match=f"data.{key}: "):
+            load_config(_write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("transactions", "key"),
+    [
+        ({"path": "t.csv", "delimiter": ";"}, "transactions: .*csv"),  # moved into csv
+        ({"path": "t.csv", "csv": {"delimiter": ";;"}}, "transactions.csv.delimiter: "),
+        ({"path": "t.csv", "csv": {"delimiter": '"'}}, "transactions.csv: "),
+        ({"path": "t.csv", "csv": {"delimiter": "\n"}}, "transactions.csv: "),
+        ({"path": "t.csv", "csv": {"encoding": "cp1252"}}, "transactions.csv.encoding: "),
+        ({"path": "t.csv", "csv": {"decimal": ";"}}, "transactions.csv.decimal: "),
+        ({"path": "t.csv", "csv": {"sep": ";"}}, "transactions.csv.sep: unknown key"),
+        ({"path": "t.parquet", "csv": {"delimiter": ";"}}, "transactions: .*parquet"),
+    ],
+)
+def test_bad_csv_options_name_the_key(tmp_path, transactions, key):
+    with pytest.raises(ConfigError, match="data." + key):
+        load_config(_write(tmp_path, _files_data(transactions)))

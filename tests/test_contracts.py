@@ -10,7 +10,10 @@ from retain.contracts import (
     CUSTOMER_ID,
     CUSTOMERS,
     EVENT_TYPES,
+    EVENT_VALUE_RANGES,
     EVENTS,
+    NS_RANGE,
+    NULL_VALUES,
     REJECT_COLUMNS,
     REJECT_REASONS,
     TRANSACTIONS,
@@ -91,3 +94,29 @@ def test_every_source_loads_into_the_contracts(source):
     for table, counts in inputs.counts.items():
         assert counts["rows_in"] == counts["rows_used"] + counts["rows_rejected"], table
         assert counts["rows_rejected"] == (inputs.rejects["table"] == table).sum()
+
+
+def test_value_ranges_and_limits_are_data_about_known_things():
+    assert set(EVENT_VALUE_RANGES) <= set(EVENT_TYPES)
+    assert EVENT_VALUE_RANGES["support_ticket"] == (1.0, 5.0)
+    assert EVENT_VALUE_RANGES["survey"] == (0.0, 10.0)
+    for low, high in EVENT_VALUE_RANGES.values():
+        assert low < high
+    assert all(v == v.strip() and v for v in NULL_VALUES)
+    assert len(set(NULL_VALUES)) == len(NULL_VALUES)
+    first, last = (pd.Timestamp(day) for day in NS_RANGE)
+    assert pd.Timestamp.min < first and last + pd.Timedelta(hours=23) < pd.Timestamp.max
+
+
+def test_each_table_checks_ids_before_anything_else_and_ranges_after_parsing():
+    for table, reasons in TABLE_REASONS.items():
+        assert reasons[:2] == ("customer_id_missing", "customer_id_invalid"), table
+        for reason in reasons:
+            if reason.endswith("_out_of_range"):
+                column = reason.removesuffix("_out_of_range")
+                parse = (
+                    f"{column}_not_numeric"
+                    if column in ("amount", "quantity", "value")
+                    else (f"{column}_unparseable")
+                )
+                assert reasons.index(parse) < reasons.index(reason), (table, reason)

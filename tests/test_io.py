@@ -678,6 +678,34 @@ def test_load_inputs_files(tmp_path):
     assert rejected_customers(inputs, "transactions").tolist() == ["3"]
 
 
+def test_null_spelled_ids_name_no_rejected_customer():
+    raw = tx([("NULL", "2020-01-01", "1"), ("a", "2020-01-01", "1"), ("b", "2021-01-01", "1")])
+    clean, rejects = validate_transactions(raw, AS_OF)
+    inputs = Inputs(transactions=clean, events=None, customers=None, rejects=rejects, counts={})
+    assert rejects["reason"].tolist() == ["customer_id_missing", "timestamp_after_as_of"]
+    assert rejected_customers(inputs).tolist() == ["b"]
+
+
+def test_validation_limits_are_keywords_with_the_config_defaults():
+    raw = tx([("a", "2020-01-01", "2,5"), ("-", "2020-01-01", "1"), ("abc", "2020-01-01", "9")])
+    clean, rejects = validate_transactions(
+        raw, AS_OF, null_values=["-"], decimal=",", max_amount=5, max_id_length=2
+    )
+    assert clean["amount"].tolist() == [2.5]
+    assert rejects["reason"].tolist() == ["customer_id_missing", "customer_id_invalid"]
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "timestamp": ["2020-01-01"] * 3,
+            "event_type": ["survey", "survey", "n/a"],
+            "value": ["7,5", "11", None],
+        }
+    )
+    clean, rejects = validate_events(events, AS_OF, decimal=",", null_values=["n/a"])
+    assert clean["value"].tolist() == [7.5]
+    assert rejects["reason"].tolist() == ["value_out_of_range", "event_type_missing"]
+
+
 def test_load_inputs_synthetic_passes_the_config_and_validates(monkeypatch):
     calls = {}
     transactions = pd.DataFrame(

@@ -48,8 +48,9 @@ class CsvOptions(StrictModel):
     ``"`` inside a quoted field, a header row, UTF-8 with or without a byte-order mark).
     ``escape`` is the character before a quote inside a quoted field (``"`` for a doubled
     quote, ``\\`` for ``\\"``); ``quote: ""`` turns quoting off (``escape`` is then unused).
-    ``decimal`` is the decimal separator of the numeric
-    columns (``amount``, ``quantity``, ``value``); use ``","`` for ``12,50``.
+    ``decimal`` is the decimal separator of the numeric columns (``amount``, ``quantity``,
+    ``value``); use ``","`` for ``12,50``. ``encoding`` is one DuckDB reads without an
+    extension: ``utf-8``, ``utf-16`` or ``latin-1``.
     """
 
     delimiter: str = Field(",", min_length=1, max_length=1)

@@ -168,3 +168,28 @@ def test_data_limits_have_defaults_and_are_checked(tmp_path):
 def test_bad_csv_options_name_the_key(tmp_path, transactions, key):
     with pytest.raises(ConfigError, match="data." + key):
         load_config(_write(tmp_path, _files_data(transactions)))
+
+
+def test_an_other_quote_character_is_doubled_by_default_and_read_so(tmp_path):
+    from retain.config import TableSource
+    from retain.contracts import TRANSACTIONS
+    from retain.io import read_table
+
+    data = _files_data({"path": "t.csv", "csv": {"quote": "'"}})
+    assert load_config(_write(tmp_path, data)).data.transactions.csv.escape == "'"
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "customer_id,timestamp,amount\n'O\"Brien, x',2024-01-01,1\n'it''s',2024-01-02,2\n"
+    )
+    source = TableSource(path=path, csv={"quote": "'"})
+    ids = read_table(source, TRANSACTIONS)["customer_id"].tolist()
+    assert ids == ['O"Brien, x', "it's"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("scoring.as_of", "2999-01-31"), ("clv.calibration_end", "1600-01-01")],
+)
+def test_dates_outside_the_supported_days_are_refused_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=rf"{key.split('.')[1]}.*outside the supported days"):
+        load_config(CONFIGS / "cdnow_sample.yaml", {key: value})

@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from retain.config import ConfigError, RunConfig, load_config
+from retain.config import ConfigError, RunConfig, check_day_range, load_config
 
 app = typer.Typer(
     help="retain: churn and CLV models, batch scoring and retention actions.",
@@ -70,9 +70,13 @@ def _iso_day(value: str) -> str:
     try:
         if not _ISO_DAY.match(value):
             raise ValueError
-        dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not a date written YYYY-MM-DD") from None
+    try:
+        check_day_range(day)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     return value
 
 

@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from retain.contracts import MAX_AMOUNT, MAX_ID_LENGTH, NULL_VALUES
+from retain.contracts import MAX_AMOUNT, MAX_ID_LENGTH, NS_RANGE, NULL_VALUES
 
 TimeUnit = Literal["D", "W"]
 M = TypeVar("M", bound="BaseModel")
@@ -30,10 +37,48 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or invalid."""
 
 
+FIRST_DAY = dt.date.fromisoformat(NS_RANGE[0])
+LAST_DAY = dt.date.fromisoformat(NS_RANGE[1])
+
+
+def check_day_range(day: dt.date) -> dt.date:
+    """A day inside the range timestamps are kept in (:data:`retain.contracts.NS_RANGE`).
+
+    Parameters
+    ----------
+    day : date
+        A configured or command-line date.
+
+    Returns
+    -------
+    date
+        ``day`` itself.
+
+    Raises
+    ------
+    ValueError
+        When ``day`` lies outside the range.
+    """
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(
+            f"{day.isoformat()} is outside the supported days {NS_RANGE[0]} to {NS_RANGE[1]}"
+        )
+    return day
+
+
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors, values are immutable."""
+    """Base for config sections: unknown keys are errors, values are immutable, dates in range."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _days_in_range(cls, value: Any) -> Any:
+        days = value if isinstance(value, list | tuple) else [value]
+        for day in days:
+            if isinstance(day, dt.date):
+                check_day_range(day if not isinstance(day, dt.datetime) else day.date())
+        return value
 
 
 # --------------------------------------------------------------------------- data
@@ -46,8 +91,9 @@ class CsvOptions(StrictModel):
     quoted field comes late is refused or read with the quotes inside the values. retain never
     sniffs: the defaults are RFC 4180 (``,`` between fields, ``"`` around fields, a doubled
     ``"`` inside a quoted field, a header row, UTF-8 with or without a byte-order mark).
-    ``escape`` is the character before a quote inside a quoted field (``"`` for a doubled
-    quote, ``\\`` for ``\\"``); ``quote: ""`` turns quoting off (``escape`` is then unused).
+    ``escape`` is the character before a quote inside a quoted field; by default the quote
+    itself (a doubled quote, whatever ``quote`` is), ``\\`` for ``\\"``; ``quote: ""`` turns
+    quoting off (``escape`` is then unused).
     ``decimal`` is the decimal separator of the numeric columns (``amount``, ``quantity``,
     ``value``); use ``","`` for ``12,50``. ``encoding`` is one DuckDB reads without an
     extension: ``utf-8``, ``utf-16`` or ``latin-1``.
@@ -55,12 +101,16 @@ class CsvOptions(StrictModel):
 
     delimiter: str = Field(",", min_length=1, max_length=1)
     quote: str = Field('"', max_length=1)
-    escape: str = Field('"', max_length=1)
+    escape: str | None = Field(
+        None, max_length=1, description="Default: the quote character (a doubled quote)."
+    )
     encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
     decimal: Literal[".", ","] = "."
 
     @model_validator(mode="after")
     def _distinct(self) -> CsvOptions:
+        if self.escape is None:  # RFC 4180: a quote inside a quoted field is doubled
+            object.__setattr__(self, "escape", self.quote)
         if any(c and c in "\r\n" for c in (self.delimiter, self.quote, self.escape)):
             raise ValueError("delimiter, quote and escape may not be line breaks")
         if self.quote and self.delimiter == self.quote:

@@ -8,6 +8,7 @@ with one :class:`retain.tracking.TrackingError` line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -92,6 +93,27 @@ def _stored_dir(store, version: ModelVersion) -> Path:
     path = Path(url2pathname(parts.path))
     assert path.is_relative_to(store.artifact_root) and (path / "MLmodel").is_file()
     return path
+
+
+def _unpickles_with_mlflow(
+    version: ModelVersion, marker: Path, monkeypatch: pytest.MonkeyPatch
+) -> bool:
+    """Control: does MLflow's own loader, pickle allowed, run the payload in this store?
+
+    Proves the tampered version carries a live payload, so ``not marker.exists()`` after
+    retain's refusal means something. The switch is set through ``monkeypatch`` and restored.
+    """
+    import mlflow.pyfunc
+
+    assert not marker.exists()
+    monkeypatch.setenv(tracking.PICKLE_ENV, "true")
+    try:
+        # the payload unpickles to None, so the loader fails after running it
+        with contextlib.suppress(Exception):
+            mlflow.pyfunc.load_model(f"models:/{version.name}/{version.version}")
+    finally:
+        monkeypatch.delenv(tracking.PICKLE_ENV)
+    return marker.exists()
 
 
 def _message(exc: pytest.ExceptionInfo[tracking.TrackingError]) -> str:
@@ -247,7 +269,9 @@ def _pickle_flavour(kind: str) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["pyfunc-cloudpickle", "lightgbm-cloudpickle"])
-def test_pickle_flavour_is_refused_before_anything_runs(logged, kind, tmp_path: Path) -> None:
+def test_pickle_flavour_is_refused_before_anything_runs(
+    logged, kind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     version, stored, load = logged
     marker = tmp_path / "MARKER"
     payload = pickle.dumps(_Payload(marker))
@@ -269,6 +293,7 @@ def test_pickle_flavour_is_refused_before_anything_runs(logged, kind, tmp_path: 
     assert f"MLmodel flavour {flavour!r} is pickle-based" in text
     assert f"model {version.name} version {version.version}" in text
     assert not marker.exists()
+    assert _unpickles_with_mlflow(version, marker, monkeypatch)  # the same store, MLflow's loader
 
 
 def test_foreign_loader_and_stray_pickle_are_refused(logged) -> None:
@@ -288,7 +313,7 @@ def test_foreign_loader_and_stray_pickle_are_refused(logged) -> None:
 
 
 def test_score_on_tampered_champion_exits_4_with_one_message(
-    mlflow_tmp, booster, x, clv_fitted, tmp_path: Path
+    mlflow_tmp, booster, x, clv_fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clv_version = _log_clv(*clv_fitted)
     churn_version = _log_churn(booster, x)
@@ -322,3 +347,4 @@ def test_score_on_tampered_champion_exits_4_with_one_message(
     assert "model churn version 1 is refused" in lines[0] and "pickle-based" in lines[0]
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
+    assert _unpickles_with_mlflow(churn_version, marker, monkeypatch)

@@ -44,6 +44,7 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 import pandas as pd
+from duckdb.sqltypes import DuckDBPyType
 
 from retain.config import ConfigError, CsvOptions, RunConfig, TableSource
 from retain.contracts import (
@@ -217,15 +218,34 @@ def _csv_header(path: Path, options: CsvOptions, table: str) -> list[str]:
 
 
 _LINE = re.compile(r"CSV Error on Line: (\d+)")
+"""The line number in DuckDB's CSV error text; a message without it names the file alone."""
+
+
+def _undecodable(path: Path, options: CsvOptions) -> bool:
+    """Whether the file holds bytes that are not text in the configured encoding."""
+    try:
+        with path.open(encoding=_PYTHON_ENCODING[options.encoding], newline="") as handle:
+            while handle.read(1 << 20):
+                pass
+    except UnicodeError:
+        return True
+    return False
 
 
 def _csv_error(table: str, path: Path, options: CsvOptions, exc: duckdb.Error) -> DataError:
-    """One readable error for a CSV file DuckDB cannot parse with the configured dialect."""
+    """One readable error for a CSV file DuckDB cannot parse with the configured dialect.
+
+    The line comes from DuckDB's message when it states one (:data:`_LINE`). Whether the
+    encoding is at fault is read from DuckDB's message or, failing that, found by decoding
+    the file with Python, so the ``csv.encoding`` hint does not hang on DuckDB's wording.
+    """
     text = str(exc)
     line = _LINE.search(text)
     where = f"{path}, line {int(line.group(1)):,}" if line else str(path)
     if "unicode" in text.lower() or "encoding" in text.lower():
         return DataError(f"{table}: cannot read {where}: {_encoding_hint(table, options)}")
+    if _undecodable(path, options):  # DuckDB's line may concern another fault: name none
+        return DataError(f"{table}: cannot read {path}: {_encoding_hint(table, options)}")
     detail = next(
         (
             ln.strip()
@@ -271,24 +291,27 @@ def _open_relation(
     return con.sql(f"SELECT * FROM read_csv({_literal(str(path))}, {args})")
 
 
-_NESTED_PREFIXES = ("STRUCT", "MAP", "UNION", "BLOB", "BIT", "VARIANT")
+_NESTED_IDS = frozenset({"list", "array", "struct", "map", "union", "blob", "bit", "variant"})
+"""``DuckDBPyType.id`` of the types that hold no one plain value (nested values or bytes).
 
-
-def _nested_type(type_name: str) -> bool:
-    """A DuckDB type that is not one plain value (a list, struct, map, union or bytes)."""
-    upper = type_name.upper()
-    return upper.endswith("]") or upper.startswith(_NESTED_PREFIXES)
+The id is the type's kind without its parameters (``INTEGER[]`` and ``STRUCT(a INTEGER)[]``
+are both ``list``), so no type name is parsed.
+"""
 
 
 def _check_column_types(
-    source: TableSource, contract: Contract, available: list[str], types: list[str]
+    source: TableSource,
+    contract: Contract,
+    available: list[str],
+    types: Sequence[DuckDBPyType],
 ) -> None:
     """Refuse a contract column stored as a list, struct, map or bytes (one value expected)."""
     by_name = dict(zip(available, types, strict=True))
     for name in contract.columns:
         src = source.columns.get(name, name)
-        type_name = by_name.get(src)
-        if type_name is not None and _nested_type(type_name):
+        column_type = by_name.get(src)
+        if column_type is not None and column_type.id in _NESTED_IDS:
+            type_name = str(column_type)
             shown = name if src == name else f"{name} (source column {src!r})"
             raise DataError(
                 f"{contract.name}: column {shown} in {source.path} has type {type_name}, "
@@ -390,7 +413,7 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
         try:
             rel = _open_relation(con, source, table)
             available = list(rel.columns)
-            types = [str(t) for t in rel.types]
+            types = list(rel.types)
         except duckdb.Error as exc:
             raise failure(exc) from exc
         items = _projection(source, contract, available)

@@ -95,3 +95,6 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
         report(cfg, as_of="1998-03-31", sample_size=200)
     with pytest.raises(OutputError, match="no scores as of 1998-02-28"):
         report(cfg, as_of="1998-02-28", sample_size=200)
+    (result.output_dir / MANIFEST_FILE).write_text('{"as_of": "1998-06-30", "models": []}')
+    with pytest.raises(OutputError, match="score --as-of 1998-06-30"):
+        report(cfg, sample_size=200)

@@ -231,7 +231,7 @@ def run_writer(out: Path, text: str, when: str) -> subprocess.CompletedProcess[s
 
 
 @pytest.mark.parametrize("when", ["in_body", "mid_swap"])
-def test_kill_9_keeps_the_previous_output_and_the_next_run_cleans_up(tmp_path, when, monkeypatch):
+def test_kill_9_keeps_the_previous_output_and_the_next_run_cleans_up(tmp_path, when):
     out = tmp_path / "as_of=2024-01-31"
     write_scores(out, "old")
     proc = run_writer(out, "new", when)
@@ -240,8 +240,7 @@ def test_kill_9_keeps_the_previous_output_and_the_next_run_cleans_up(tmp_path, w
     assert leftovers, "the killed run left its temporary folder"
     if when == "in_body":
         assert (out / "scores.parquet").read_text() == "old"
-    # the next run (no grace period needed: the killed writer's lock is gone) cleans up
-    monkeypatch.setattr("retain.io.write._LEFTOVER_GRACE_SECONDS", 0.0)
+    # the next run removes it at once: the killed writer no longer holds its lock file
     write_scores(out, "next")
     assert (out / "scores.parquet").read_text() == "next"
     assert visible(tmp_path) == ["as_of=2024-01-31"]
@@ -268,10 +267,11 @@ def test_a_live_writers_folder_is_not_cleaned_away(tmp_path):
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
-        live = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+        live = [p for p in tmp_path.iterdir() if ".tmp-" in p.name and p.is_dir()]
         assert len(live) == 1
         write_scores(tmp_path / "as_of=2024-02-29", "other date")  # cleans leftovers
         assert live[0].is_dir(), "a live run's temporary folder was removed"
+        assert Path(f"{live[0]}.lock").is_file(), "a live run's lock file was removed"
     finally:
         proc.kill()
         proc.wait()
@@ -349,6 +349,13 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised_parquet_keeps_them(tm
     assert cells[6] == "C1"
     assert [float(r["clv"]) for r in rows] == df["clv"].tolist()  # numbers stay numbers
     assert pd.read_parquet(tmp_path / "s.parquet")["customer_id"].tolist() == ids
+
+
+def test_categorical_text_is_neutralised_too():
+    df = pd.DataFrame({"segment": pd.Categorical(["=1+1", "Loyal"]), "n": [1, 2]})
+    out = neutralise_formulas(df)
+    assert out["segment"].tolist() == ["'=1+1", "Loyal"]
+    assert df["segment"].tolist() == ["=1+1", "Loyal"]  # the caller's table is not changed
 
 
 def test_neutralising_leaves_a_safe_table_as_it_is():

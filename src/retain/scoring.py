@@ -259,8 +259,23 @@ def _churn_chunk(
     return prob, reasons
 
 
-def _check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: FeatureConfig) -> None:
-    """Refuse to score when the churn model needs columns this run's inputs cannot give."""
+def check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: FeatureConfig) -> None:
+    """Refuse a run whose inputs cannot give every column the churn model needs.
+
+    Parameters
+    ----------
+    inputs : DataFrame
+        The model inputs (:func:`model_features`).
+    models : ScoringModels
+        Gives the feature list and the churn version.
+    cfg : FeatureConfig
+        The feature windows of this run.
+
+    Raises
+    ------
+    retain.io.DataError
+        Naming the missing features and the table or column they come from.
+    """
     from retain.features.engagement import engagement_column_names
     from retain.io import DataError
 
@@ -294,10 +309,9 @@ def _check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: Featur
 def non_finite_columns(scores: pd.DataFrame) -> dict[str, int]:
     """Numeric score columns holding infinite values, or NaN where a value is required.
 
-    ``clv``, ``expected_purchases``, ``expected_avg_value`` and ``p_alive`` are required for
-    every customer with a purchase; ``churn_probability`` and ``expected_value_saved`` may be
-    empty only for prospects (no purchase yet). Every other numeric column may be NaN (an
-    undefined value) but never infinite.
+    ``clv``, ``expected_purchases``, ``expected_avg_value``, ``p_alive`` and
+    ``churn_probability`` are required for every customer with a purchase (prospects have
+    none). Every other numeric column may be NaN (an undefined value) but never infinite.
 
     Parameters
     ----------
@@ -384,7 +398,7 @@ def score_customers(
     feats = build_features(transactions, as_of_ts, events, feature_config or FeatureConfig())
     check_point_in_time(feats, as_of_ts)
     inputs = model_features(feats, models)
-    _check_model_inputs(inputs, models, feature_config or FeatureConfig())
+    check_model_inputs(inputs, models, feature_config or FeatureConfig())
     gaps = last_purchase_gap_days(transactions, as_of_ts).reindex(feats.index)
     clock["features"] = time.perf_counter() - t0
 

@@ -60,8 +60,7 @@ MARKER_FILE = ".retain-output.json"
 """The marker of a folder retain wrote: its kind and the files it holds."""
 
 _LOCK_FILE = ".retain.lock"
-_WRITING_LOCK = ".retain-writing.lock"
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<tag>tmp|old)-[0-9a-f]{12}$")
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<tag>tmp|old)-[0-9a-f]{12}(?P<lock>\.lock)?$")
 _LEFTOVER_GRACE_SECONDS = 60.0
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -241,9 +240,10 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """
 
     def fix(values: pd.Series | pd.Index) -> pd.Series | pd.Index | None:
-        if not (
-            pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)
-        ):
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            dtype = dtype.categories.dtype
+        if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             return None
         text = values.astype("string")
         risky = text.str.startswith(_FORMULA_START).fillna(False).astype(bool)
@@ -388,9 +388,18 @@ def check_output_folder(path: str | Path, kind: str) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """An exclusive ``flock`` on the file ``path`` (created if needed); yields whether held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def _locked(path: Path, blocking: bool = True, create: bool = True) -> Iterator[bool]:
+    """An exclusive ``flock`` on the file ``path``; yields whether it is held.
+
+    Without ``create`` a missing file counts as a free lock (nobody holds it).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        if create:
+            raise
+        yield True
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -405,9 +414,10 @@ def _locked(path: Path, blocking: bool = True) -> Iterator[bool]:
 def _remove_leftovers(parent: Path) -> list[Path]:
     """Remove what killed runs left beside their output folders; returns what was removed.
 
-    Called with the parent's lock held. A ``.tmp-`` folder still locked by its writer is kept;
-    one without a writer lock is kept while younger than a grace period (its writer may be
-    just starting). An ``.old-`` folder (a previous output moved aside for a swap that was
+    Called with the parent's lock held. A ``.tmp-`` folder whose writer still holds the lock
+    file beside it (``.<name>.tmp-<id>.lock``, taken before the folder is made and let go only
+    after the swap) is kept; one without a lock file is kept while younger than a grace period.
+    An ``.old-`` folder (a previous output moved aside for a swap that was
     killed) is put back when nothing took its place, and removed otherwise.
     """
     removed: list[Path] = []
@@ -418,6 +428,13 @@ def _remove_leftovers(parent: Path) -> list[Path]:
     for entry in entries:
         match = _LEFTOVER.match(entry.name)
         if match is None:
+            continue
+        if match["lock"]:
+            if match["tag"] == "tmp" and not entry.with_suffix("").exists():
+                with _locked(entry, blocking=False, create=False) as free:
+                    if free:  # its writer is gone and so is its folder
+                        entry.unlink(missing_ok=True)
+                        removed.append(entry)
             continue
         if entry.is_symlink() or not entry.is_dir():
             if entry.is_file() and match["tag"] == "tmp" and _older_than_grace(entry):
@@ -432,16 +449,25 @@ def _remove_leftovers(parent: Path) -> list[Path]:
                 os.replace(entry, home)  # killed mid-swap: the previous output goes back
                 continue
         else:
-            lock = entry / _WRITING_LOCK
+            lock = _writer_lock(entry)
             if lock.exists():
-                with _locked(lock, blocking=False) as free:
+                with _locked(lock, blocking=False, create=False) as free:
                     if not free:
                         continue  # a live run is writing it
-            elif not _older_than_grace(entry):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    lock.unlink(missing_ok=True)
+                    removed.append(entry)
+                continue
+            if not _older_than_grace(entry):
                 continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
+
+
+def _writer_lock(tmp: Path) -> Path:
+    """The lock file a writer holds beside its temporary folder for as long as it runs."""
+    return tmp.with_name(tmp.name + ".lock")
 
 
 def _older_than_grace(path: Path) -> bool:
@@ -507,40 +533,37 @@ def owned_directory(
     """
     path = Path(path)
     check_output_folder(path, kind)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(path.parent / _LOCK_FILE):
-            _remove_leftovers(path.parent)
-        tmp = _temp_sibling(path, "tmp")
-        tmp.mkdir()
-    except OSError as exc:
-        raise _storage_error(path, exc) from exc
-    try:
-        with _locked(tmp / _WRITING_LOCK):
-            try:
-                yield tmp
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            (tmp / _WRITING_LOCK).unlink()
-            files = sorted(p.name for p in tmp.iterdir())
+    with contextlib.ExitStack() as stack:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _locked(path.parent / _LOCK_FILE):
+                _remove_leftovers(path.parent)
+            tmp = _temp_sibling(path, "tmp")
+            lock = _writer_lock(tmp)
+            stack.enter_context(_locked(lock))  # held until the folder is swapped in
+            stack.callback(lock.unlink, missing_ok=True)
+            tmp.mkdir()
+        except OSError as exc:
+            raise _storage_error(path, exc) from exc
+        try:
+            yield tmp
             marker = {
                 "kind": kind,
-                "files": files,
+                "files": sorted(p.name for p in tmp.iterdir()),
                 "written_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 **dict(info or {}),
             }
             write_json_atomic(marker, tmp / MARKER_FILE)
-        with _locked(path.parent / _LOCK_FILE):
-            check_output_folder(path, kind)  # it may have changed while we worked
-            _swap_in(tmp, path)
-            _fsync_dir(path.parent)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise _storage_error(path, exc) from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            with _locked(path.parent / _LOCK_FILE):
+                check_output_folder(path, kind)  # it may have changed while we worked
+                _swap_in(tmp, path)
+                _fsync_dir(path.parent)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise _storage_error(path, exc) from exc
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def _swap_in(tmp: Path, path: Path) -> None:

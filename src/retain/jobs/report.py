@@ -29,7 +29,7 @@ import pyarrow as pa
 from retain.config import ConfigError, RunConfig
 from retain.explain import shap_contributions
 from retain.reporting.html import Report, png_to_data_uri
-from retain.scoring import ScoringModels, model_features
+from retain.scoring import ScoringModels, check_model_inputs, model_features
 
 Progress = Callable[[str], None]
 REPORT_FILE = "report.html"
@@ -324,7 +324,7 @@ def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[st
 
 def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The scores and manifest retain wrote for a date; OutputError when absent or unreadable."""
-    from retain.io import MARKER_FILE, OutputError, read_marker
+    from retain.io import OutputError, read_marker
 
     day = when.date().isoformat()
     scores_path = scores_dir / SCORES_FILE
@@ -334,19 +334,30 @@ def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame,
             "(or give the date of existing scores with --as-of)"
         )
     try:
-        manifest = json.loads((scores_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        manifest = json.loads(
+            (scores_dir / MANIFEST_FILE).read_text(encoding="utf-8"),
+            parse_constant=_refuse_constant,  # strict JSON: no NaN or Infinity
+        )
         scores = pd.read_parquet(scores_path)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise OutputError(
             f"cannot read the scores in {scores_dir} ({type(exc).__name__}: {exc}); they may be "
             f"damaged: run `retain score --as-of {day}` again"
         ) from exc
-    if manifest.get("as_of") != day or not len(scores) or MARKER_FILE in scores.columns:
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    versions_known = isinstance(models, dict) and all(
+        isinstance(models.get(m), dict) and models[m].get("version") for m in ("clv", "churn")
+    )
+    if not versions_known or manifest.get("as_of") != day or not len(scores):
         raise OutputError(
             f"the scores in {scores_dir} are not retain's scores as of {day}; run "
             f"`retain score --as-of {day}` again"
         )
     return scores, manifest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def report(
@@ -441,6 +452,7 @@ def report(
     inputs = load_inputs(cfg, when)
     feats = build_features(inputs.transactions, when, inputs.events, cfg.features)
     model_inputs = model_features(feats, models)
+    check_model_inputs(model_inputs, models, cfg.features)
 
     note("reading model metrics and backtest tables")
     churn_metrics = tracking.version_metrics(churn.version)

@@ -3,20 +3,32 @@
 Every case writes one file into ``tmp_path``, builds a ``files`` config through
 :func:`retain.config.load_config` and runs :func:`retain.io.load_inputs`. A case either expects
 counts (rows used, rows rejected per reason) or one :class:`retain.io.DataError` naming given
-columns or lines. Whatever it expects, the accounting holds: rows in = used + rejected, with
-rows in counted independently (Python's ``csv`` module or pyarrow), and every input customer is
-in the clean table or in the rejects. Assertions stay on reason codes, counts, column names and
-exit codes, never on wording a library might change.
+tables, columns, reason codes or settings. Whatever it expects, the accounting holds: rows in =
+used + rejected, with rows in counted independently (Python's ``csv`` module or pyarrow), and
+every input customer is in the clean table or in the rejects.
+
+Every whole-input error also runs through ``retain features`` against an output root that
+already holds an earlier, good features folder of the same config name and date: the command
+exits with the data code, prints one line naming the table and column, and leaves every byte
+under the root as it was.
+
+Assertions stay on reason codes, counts, column names and exit codes, never on wording a
+library might change: the line number of a CSV fault comes from DuckDB's message, so it is
+checked only when the message states one (against the line Python's ``csv`` module finds).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -28,7 +40,7 @@ from typer.testing import CliRunner
 from retain.cli import EXIT_DATA, app
 from retain.config import CsvOptions, TableSource, load_config
 from retain.contracts import CUSTOMER_ID, NULL_VALUES, TRANSACTIONS
-from retain.io import DataError, Inputs, load_inputs, read_table
+from retain.io import DataError, Inputs, _csv_error, load_inputs, read_table
 
 AS_OF = "2020-12-31"
 TX_HEADER = "customer_id,timestamp,amount"
@@ -48,6 +60,8 @@ class Case:
     data: dict[str, Any] = field(default_factory=dict)
     suffix: str = ".csv"
     check: Callable[[Inputs], None] | None = None
+    line: Literal["record", "encoding"] | None = None
+    """The fault is on one line: of the first misshapen record, or of the first bad byte."""
 
 
 def _rows(header: str, rows: list[str]) -> str:
@@ -127,12 +141,13 @@ CASES: dict[str, Case] = {
     "latin1_without_encoding_is_refused": Case(
         "transactions",
         _tx("A,2020-01-01,1", "José,2020-01-01,1").encode("latin-1"),
-        error=("transactions", "line 3", "csv.encoding"),
+        error=("transactions", "data.transactions.csv.encoding"),
+        line="encoding",
     ),
     "latin1_header_without_encoding_is_refused": Case(
         "transactions",
         (TX_HEADER + ",Straße\nA,2020-01-01,1,x\n").encode("latin-1"),
-        error=("transactions", "line 1", "csv.encoding"),
+        error=("transactions", "line 1", "data.transactions.csv.encoding"),  # read by retain
     ),
     "utf16_with_encoding": Case(
         "transactions",
@@ -184,17 +199,20 @@ CASES: dict[str, Case] = {
     "row_with_an_extra_field": Case(
         "transactions",
         _tx("A,2020-01-01,1", "B,2020-01-01,2,3", "C,2020-01-01,1"),
-        error=("transactions", "line 3", "csv"),
+        error=("transactions", "data.transactions.csv"),
+        line="record",
     ),
     "row_with_a_missing_field": Case(
         "transactions",
         _tx("A,2020-01-01,1", "B,2020-01-01"),
-        error=("transactions", "line 3", "csv"),
+        error=("transactions", "data.transactions.csv"),
+        line="record",
     ),
     "unterminated_quote": Case(
         "transactions",
         _tx("A,2020-01-01,1", '"B,2020-01-01,1', "C,2020-01-01,1"),
-        error=("transactions", "line 3", "csv"),
+        error=("transactions", "data.transactions.csv"),
+        line="record",
     ),
     "blank_lines": Case(
         "transactions",
@@ -465,7 +483,7 @@ CASES: dict[str, Case] = {
             amount=[1.0, 2.0],
         ),
         suffix=".parquet",
-        error=("transactions", "customer_id", "[]"),
+        error=("transactions", "customer_id"),
     ),
     "parquet_binary_id": Case(
         "transactions",
@@ -475,7 +493,7 @@ CASES: dict[str, Case] = {
             amount=[1.0, 2.0],
         ),
         suffix=".parquet",
-        error=("transactions", "customer_id", "BLOB"),
+        error=("transactions", "customer_id"),
     ),
     "parquet_struct_id": Case(
         "transactions",
@@ -485,7 +503,7 @@ CASES: dict[str, Case] = {
             amount=[1.0, 2.0],
         ),
         suffix=".parquet",
-        error=("transactions", "customer_id", "STRUCT"),
+        error=("transactions", "customer_id"),
     ),
     "parquet_list_amount_mapped_from_another_name": Case(
         "transactions",
@@ -546,6 +564,104 @@ CASES: dict[str, Case] = {
         rejected={"customer_id_missing": 2},
         check=_ids("transactions", ["007", "8"]),
     ),
+    "parquet_map_id": Case(
+        "transactions",
+        _parquet(
+            customer_id=pa.array(
+                [[("id", "C0")], [("id", "C1")]], pa.map_(pa.string(), pa.string())
+            ),
+            timestamp=_ts("2020-01-01", "2020-01-02"),
+            amount=[1.0, 2.0],
+        ),
+        suffix=".parquet",
+        error=("transactions", "customer_id"),
+    ),
+    "parquet_fixed_size_list_amount": Case(
+        "transactions",
+        _parquet(
+            customer_id=["C0", "C1"],
+            timestamp=_ts("2020-01-01", "2020-01-02"),
+            amount=pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float64(), 2)),
+        ),
+        suffix=".parquet",
+        error=("transactions", "amount"),
+    ),
+    "parquet_without_an_amount_column": Case(
+        "transactions",
+        _parquet(customer_id=["C0"], timestamp=_ts("2020-01-01"), price=[1.0]),
+        suffix=".parquet",
+        error=("transactions", "amount", "price"),
+    ),
+    "parquet_with_no_rows": Case(
+        "transactions",
+        _parquet(
+            customer_id=pa.array([], pa.string()),
+            timestamp=_ts(),
+            amount=pa.array([], pa.float64()),
+        ),
+        suffix=".parquet",
+        error=("transactions", "0 rows"),
+    ),
+    "text_file_named_parquet": Case(
+        "transactions", GOOD_TX, suffix=".parquet", error=("transactions",)
+    ),
+    "mapped_source_column_absent": Case(
+        "transactions",
+        GOOD_TX,
+        source={"columns": {"amount": "total"}},
+        error=("transactions", "amount", "total"),
+    ),
+    "every_row_rejected": Case(
+        "transactions",
+        _tx("NULL,2020-01-01,1", ",2020-01-02,2", "N/A,2020-01-03,3"),
+        error=("transactions", "customer_id", "3"),
+    ),
+    "timestamps_after_the_as_of_date": Case(
+        "transactions",
+        _tx("A,2020-12-31T23:59:59,1", "B,2021-01-01,1", "C,2021-06-01T00:00:00,1"),
+        used=1,
+        rejected={"timestamp_after_as_of": 2},
+    ),
+    "amounts_written_as_text": Case(
+        "transactions",
+        _tx("A,2020-01-01,ten", "B,2020-01-01,$5", "C,2020-01-01,5 EUR", "D,2020-01-01, 5 "),
+        used=1,
+        rejected={"amount_not_numeric": 3},
+        check=_values("transactions", "amount", [5.0]),
+    ),
+    "header_names_padded_with_spaces": Case(
+        "transactions",
+        " customer_id , timestamp ,amount \nA,2020-01-01,1\n",
+        used=1,
+    ),
+    "header_names_in_another_case": Case(
+        "transactions",
+        "Customer_ID,Timestamp,Amount\nA,2020-01-01,1\n",
+        error=("transactions", "customer_id", "timestamp", "amount"),
+    ),
+    "events_without_an_event_type_column": Case(
+        "events",
+        _rows("customer_id,timestamp,value", ["A,2020-01-01,1"]),
+        error=("events", "event_type"),
+    ),
+    "events_of_unknown_types_only": Case(
+        "events",
+        _rows("customer_id,timestamp,event_type", ["A,2020-01-01,click", "B,2020-01-01,visit"]),
+        error=("events", "event_type", "2"),
+    ),
+    "customers_without_a_customer_id_column": Case(
+        "customers",
+        _rows("id,signup_date", ["A,2019-01-01"]),
+        error=("customers", "customer_id"),
+    ),
+    "customers_signup_dates_in_mixed_zones": Case(
+        "customers",
+        _rows(
+            "customer_id,signup_date",
+            ["A,2019-01-01T10:00:00+01:00", "B,2019-01-01T10:00:00", "C,2019-07-01T10:00:00+02:00"],
+        ),
+        error=("customers", "signup_date"),
+    ),
 }
 
 
@@ -580,23 +696,63 @@ def _config(tmp_path: Path, case: Case, path: Path) -> Path:
 _CODEC = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
 
 
+def _python_reader(case: Case, handle) -> Any:
+    """Python's ``csv.reader`` with the case's dialect (quote doubled unless an escape is set)."""
+    options = CsvOptions(**case.source.get("csv", {}))
+    doubled = options.escape == options.quote
+    return csv.reader(
+        handle,
+        delimiter=options.delimiter,
+        quotechar=options.quote,
+        doublequote=doubled,
+        escapechar=None if doubled else options.escape,
+    )
+
+
+def _codec(case: Case) -> str:
+    return _CODEC[CsvOptions(**case.source.get("csv", {})).encoding]
+
+
 def _independent_ids(case: Case, path: Path) -> list[str | None]:
     """The customer id of every data row, read without DuckDB (Python csv or pyarrow)."""
     if isinstance(case.content, pa.Table):
         return [None if v is None else str(v) for v in pq.read_table(path)[CUSTOMER_ID].to_pylist()]
-    options = CsvOptions(**case.source.get("csv", {}))
-    doubled = options.escape == options.quote
-    with path.open(encoding=_CODEC[options.encoding], newline="") as handle:
-        reader = csv.reader(
-            handle,
-            delimiter=options.delimiter,
-            quotechar=options.quote,
-            doublequote=doubled,
-            escapechar=None if doubled else options.escape,
-        )
+    with path.open(encoding=_codec(case), newline="") as handle:
+        reader = _python_reader(case, handle)
         header = [name.strip() for name in next(reader)]
         position = header.index(case.source.get("columns", {}).get(CUSTOMER_ID, CUSTOMER_ID))
         return [row[position] for row in reader if row]
+
+
+def _expected_line(case: Case, path: Path) -> int:
+    """The 1-based line of the fault, found without DuckDB.
+
+    ``record``: where the first record with another number of fields than the header starts
+    (Python's ``csv`` module). ``encoding``: the first line whose bytes do not decode.
+    """
+    if case.line == "encoding":
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode(_codec(case))
+                except UnicodeDecodeError:
+                    return number
+        raise AssertionError(f"{path.name} decodes as {_codec(case)}")
+    with path.open(encoding=_codec(case), newline="") as handle:
+        reader = _python_reader(case, handle)
+        width = len(next(reader))
+        start = reader.line_num + 1
+        for row in reader:
+            if row and len(row) != width:
+                return start
+            start = reader.line_num + 1
+    raise AssertionError(f"every record of {path.name} has {width} fields")
+
+
+def _stated_line(message: str, path: Path) -> int | None:
+    """The line an error message states for ``path`` (``<path>, line <n>``), if any."""
+    found = re.search(re.escape(path.name) + r", line ([\d,]+)", message)
+    return int(found.group(1).replace(",", "")) if found else None
 
 
 def _assert_accounting(case: Case, path: Path, inputs: Inputs) -> None:
@@ -624,6 +780,9 @@ def test_bad_input_is_read_right_or_rejected_with_a_reason(name, tmp_path):
         message = str(err.value)
         for part in (path.name, *case.error):
             assert part in message, (part, message)
+        stated = _stated_line(message, path)
+        if case.line is not None and stated is not None:  # DuckDB's to state, Python's to find
+            assert stated == _expected_line(case, path), message
         return
     inputs = load_inputs(cfg, AS_OF)
     counts = inputs.counts[case.table]
@@ -637,8 +796,30 @@ def test_bad_input_is_read_right_or_rejected_with_a_reason(name, tmp_path):
         case.check(inputs)
 
 
+def _fingerprint(case: Case) -> str:
+    content = case.content
+    if isinstance(content, pa.Table):
+        content = f"{content.schema}|{content.to_pydict()}"
+    return repr((case.table, case.suffix, content, case.source, case.data))
+
+
 def test_the_corpus_is_large_enough():
-    assert len(CASES) >= 40
+    distinct = {_fingerprint(case) for case in CASES.values()}
+    assert len(distinct) == len(CASES) >= 60
+
+
+def test_csv_error_hints_do_not_hang_on_duckdb_wording(tmp_path):
+    """A DuckDB message stating no line and no encoding still gets the right hint."""
+    options = CsvOptions()
+    strange = duckdb.Error("a message DuckDB has not written before")
+    latin = _write(tmp_path / "latin.csv", _tx("José,2020-01-01,1").encode("latin-1"))
+    message = str(_csv_error("transactions", latin, options, strange))
+    assert latin.name in message and "data.transactions.csv.encoding" in message
+    assert _stated_line(message, latin) is None
+    plain = _write(tmp_path / "plain.csv", GOOD_TX)
+    message = str(_csv_error("transactions", plain, options, strange))
+    assert plain.name in message and "data.transactions.csv" in message
+    assert "csv.encoding" not in message and _stated_line(message, plain) is None
 
 
 # ------------------------------------------------------- the late-quote file, value by value
@@ -660,21 +841,56 @@ def test_late_quoted_fields_read_as_pythons_csv_module_reads_them(tmp_path):
 
 # ---------------------------------------------------------------------- through the CLI
 
-CLI_CASES = {
-    "mixed_time_zones": "timestamp",
-    "parquet_list_id": "customer_id",
-    "missing_header_column": "amount",
-    "row_with_an_extra_field": "line 3",
-    "excel_serial_dates": "timestamp_format",
-}
+ERROR_CASES = sorted(name for name, case in CASES.items() if case.error)
+FEATURES_FOLDER = f"corpus/features/as_of={AS_OF}"
 
 
-@pytest.mark.parametrize("name", sorted(CLI_CASES))
-def test_cli_features_exits_with_the_data_error_code(name, tmp_path):
+def _features(config: Path, root: Path) -> Any:
+    args = ["features", "--config", str(config), "--as-of", AS_OF, "--output", str(root)]
+    return CliRunner(env={"COLUMNS": "400"}).invoke(app, args)
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``root`` (hidden ones too); folders too."""
+    return {
+        p.relative_to(root).as_posix(): "folder"
+        if p.is_dir()
+        else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture(scope="module")
+def earlier_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An output root holding a good ``features`` run of config ``corpus`` as of AS_OF."""
+    base = tmp_path_factory.mktemp("earlier")
+    good = Case("transactions", GOOD_TX)
+    config = _config(base, good, _write(base / "transactions.csv", GOOD_TX))
+    root = base / "out"
+    result = _features(config, root)
+    assert result.exit_code == 0, result.output
+    files = _snapshot(root)
+    assert {f"{FEATURES_FOLDER}/features.parquet", f"{FEATURES_FOLDER}/rejects.parquet"} <= set(
+        files
+    )
+    assert any(Path(name).name.startswith(".") for name in files)  # the marker: hidden, seen
+    return root
+
+
+@pytest.mark.parametrize("name", ERROR_CASES)
+def test_cli_refuses_bad_input_and_leaves_the_earlier_output_alone(name, tmp_path, earlier_output):
     case = CASES[name]
     path = _write(tmp_path / f"{case.table}{case.suffix}", case.content)
-    config = _config(tmp_path, case, path)
-    args = ["features", "--config", str(config), "--as-of", AS_OF]
-    result = CliRunner().invoke(app, [*args, "--output", str(tmp_path / "out")])
+    config = _config(tmp_path, case, path)  # the same config name and date: the same folder
+    root = tmp_path / "out"
+    shutil.copytree(earlier_output, root)
+    before = _snapshot(root)
+
+    result = _features(config, root)
+
     assert result.exit_code == EXIT_DATA, result.output
-    assert CLI_CASES[name] in " ".join(result.output.split())
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    for part in (path.name, *case.error):
+        assert part in lines[0], (part, lines[0])
+    assert _snapshot(root) == before

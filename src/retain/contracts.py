@@ -1,7 +1,9 @@
-"""Column contracts: the names and types every table in retain is held to.
+"""Column contracts and the data errors: the names and types every table in retain is held to.
 
-Loaders map source columns onto these names (see :mod:`retain.io`); everything downstream
-speaks only these names. Per-customer tables are indexed by ``customer_id`` (string).
+Loaders map source columns onto these names (see :mod:`retain.io.read`); everything downstream
+speaks only these names. Per-customer tables are indexed by ``customer_id`` (string). Input that
+cannot be held to its contract as a whole raises :class:`DataError`; single bad rows are
+quarantined instead (:mod:`retain.validation`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from dataclasses import dataclass
 
 CUSTOMER_ID = "customer_id"
 TIMESTAMP = "timestamp"
+
+
+class DataError(ValueError):
+    """The input data as a whole cannot be used (missing, empty, malformed or all bad)."""
 
 
 @dataclass(frozen=True)
@@ -131,5 +137,5 @@ REJECT_REASONS: dict[str, str] = {
 """Every value of the rejects table's ``reason`` column, with a short "column: problem" text
 used in messages and reports. Each rejected row carries the first reason that applies, in
 this order of checks (missing or invalid id, timestamp, amount/type and their ranges, after
-the as-of date, duplicate, return); :data:`retain.io.TABLE_REASONS` holds the exact order per
-table."""
+the as-of date, duplicate, return); :data:`retain.validation.TABLE_REASONS` holds the exact
+order per table."""

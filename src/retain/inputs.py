@@ -1,0 +1,346 @@
+"""Loading a run's inputs: the configured source, validated, as of a date.
+
+:func:`load_inputs` dispatches on ``cfg.data.source`` (embedded CDNOW, the synthetic generator,
+or files read with :func:`retain.io.read.read_table`) and sends every source through the same
+validation (:mod:`retain.validation`). The dates a run depends on are checked against the data
+(:func:`check_dates_against_data`, :func:`observed_until`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retain.config import ConfigError, RunConfig
+from retain.contracts import CUSTOMER_ID, CUSTOMERS, EVENTS, TIMESTAMP, TRANSACTIONS, DataError
+from retain.datasets import CDNOW_OBSERVED_UNTIL, load_cdnow
+from retain.features.rfm import cutoff_end
+from retain.io.read import read_table
+from retain.validation import (
+    DateLike,
+    DuplicatesPolicy,
+    _clean_text,
+    row_counts,
+    validate_customers,
+    validate_events,
+    validate_transactions,
+)
+
+__all__ = [
+    "Inputs",
+    "check_dates_against_data",
+    "config_dates",
+    "load_inputs",
+    "observed_until",
+    "rejected_customers",
+]
+
+
+@dataclass
+class Inputs:
+    """The validated inputs of one run.
+
+    Attributes
+    ----------
+    transactions : DataFrame
+        Clean transactions (see :func:`validate_transactions`).
+    events : DataFrame or None
+        Clean engagement events, or None when the source has none.
+    customers : DataFrame or None
+        Clean customer attributes indexed by ``customer_id``, or None.
+    rejects : DataFrame
+        Every rejected row of every table (``table, row_number, customer_id, reason``).
+    counts : dict
+        Per table name, the :func:`row_counts` dict.
+    as_of : Timestamp or None
+        The as-of date the inputs were validated for.
+    truth : DataFrame or None
+        The generating parameters per customer, for synthetic data only.
+    """
+
+    transactions: pd.DataFrame
+    events: pd.DataFrame | None
+    customers: pd.DataFrame | None
+    rejects: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+    as_of: pd.Timestamp | None = None
+    truth: pd.DataFrame | None = None
+
+
+@contextlib.contextmanager
+def _naming_file(path: Path | None) -> Iterator[None]:
+    """Add the file a table came from to a whole-input :class:`DataError` raised inside."""
+    try:
+        yield
+    except DataError as exc:
+        if path is None:
+            raise
+        raise DataError(f"{exc} (file: {path})") from exc
+
+
+_CDNOW_KIND = {"cdnow_master": "master", "cdnow_sample": "sample"}
+
+
+def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
+    """Load and validate the inputs of a run as of a date.
+
+    Every source goes through the same validation. ``cdnow_master``/``cdnow_sample`` read the
+    embedded CDNOW files (transactions only; their identical lines are kept as separate
+    purchases, see :func:`validate_transactions`); ``synthetic`` runs the generator with the
+    config's parameters; ``files`` reads the configured tables with :func:`read_table`.
+    ``data.null_values``, ``data.max_amount``, ``data.max_id_length`` and each table's
+    ``timestamp_format`` and ``csv.decimal`` are passed to the validation.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration (``cfg.data`` is used).
+    as_of : date or str
+        The as-of date; later rows are rejected as ``timestamp_after_as_of``.
+
+    Returns
+    -------
+    Inputs
+        Clean tables, all rejects and the row counts per table.
+
+    Raises
+    ------
+    DataError
+        For a whole-input problem in any table.
+    """
+    data = cfg.data
+    as_of_ts = pd.Timestamp(as_of)
+    raw: dict[str, pd.DataFrame | None] = {"events": None, "customers": None}
+    formats: dict[str, str | None] = {"transactions": None, "events": None, "customers": None}
+    decimals = {"transactions": ".", "events": "."}
+    paths: dict[str, Path] = {}
+    duplicates: DuplicatesPolicy = "drop"
+    truth = None
+    if data.source in _CDNOW_KIND:
+        raw["transactions"] = load_cdnow(_CDNOW_KIND[data.source])  # type: ignore[arg-type]
+        duplicates = "keep"
+    elif data.source == "synthetic":
+        # imported here: a run on files or CDNOW never loads the generator, and tests put a
+        # stand-in for retain.synthetic into sys.modules
+        from retain.synthetic import generate_synthetic
+
+        syn = data.synthetic
+        assert syn is not None  # guaranteed by DataConfig validation
+        generated = generate_synthetic(
+            n_customers=syn.n_customers,
+            start=syn.start,
+            end=syn.end,
+            seed=syn.seed,
+            with_events=syn.with_events,
+        )
+        raw["transactions"] = generated.transactions
+        raw["events"] = getattr(generated, "events", None)
+        raw["customers"] = getattr(generated, "customers", None)
+        truth = getattr(generated, "truth", None)
+    elif data.source == "files":
+        sources = {"transactions": data.transactions, "events": data.events}
+        sources["customers"] = data.customers
+        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+        for name, source in sources.items():
+            if source is not None:
+                raw[name] = read_table(source, contracts[name])
+                formats[name] = source.timestamp_format
+                decimals[name] = source.csv.decimal
+                paths[name] = Path(source.path)
+    else:  # pragma: no cover - the config's Literal forbids it
+        raise ConfigError(f"unknown data source {data.source!r}")
+
+    limits: dict[str, Any] = {
+        "null_values": data.null_values,
+        "max_id_length": data.max_id_length,
+    }
+    raw_tx = raw["transactions"]
+    assert raw_tx is not None
+    with _naming_file(paths.get("transactions")):
+        transactions, tx_rejects = validate_transactions(
+            raw_tx,
+            as_of_ts,
+            returns=data.returns,
+            timestamp_format=formats["transactions"],
+            duplicates=duplicates,
+            max_amount=data.max_amount,
+            decimal=decimals["transactions"],
+            **limits,
+        )
+    rejects = [tx_rejects]
+    counts = {"transactions": row_counts("transactions", len(raw_tx), transactions, tx_rejects)}
+    events = customers = None
+    raw_events = raw["events"]
+    if raw_events is not None:
+        with _naming_file(paths.get("events")):
+            events, ev_rejects = validate_events(
+                raw_events,
+                as_of_ts,
+                timestamp_format=formats["events"],
+                decimal=decimals["events"],
+                **limits,
+            )
+        rejects.append(ev_rejects)
+        counts["events"] = row_counts("events", len(raw_events), events, ev_rejects)
+    raw_customers = raw["customers"]
+    if raw_customers is not None:
+        with _naming_file(paths.get("customers")):
+            customers, cu_rejects = validate_customers(
+                raw_customers, as_of_ts, timestamp_format=formats["customers"], **limits
+            )
+        rejects.append(cu_rejects)
+        counts["customers"] = row_counts("customers", len(raw_customers), customers, cu_rejects)
+    return Inputs(
+        transactions=transactions,
+        events=events,
+        customers=customers,
+        rejects=pd.concat(rejects, ignore_index=True),
+        counts=counts,
+        as_of=as_of_ts,
+        truth=truth,
+    )
+
+
+def config_dates(cfg: RunConfig, sections: Sequence[str]) -> dict[str, pd.Timestamp]:
+    """The dates of the given config sections that must fall inside the data, by dotted key."""
+    dates: dict[str, Any] = {}
+    if "clv" in sections:
+        dates["clv.calibration_end"] = cfg.clv.calibration_end
+        dates["clv.holdout_end"] = cfg.clv.holdout_end
+    if "churn" in sections and cfg.churn is not None:
+        for i, cutoff in enumerate(cfg.churn.train_cutoffs):
+            dates[f"churn.train_cutoffs[{i}]"] = cutoff
+        dates["churn.validation_cutoff"] = cfg.churn.validation_cutoff
+        dates["churn.test_cutoff"] = cfg.churn.test_cutoff
+    if "scoring" in sections and cfg.scoring is not None:
+        dates["scoring.as_of"] = cfg.scoring.as_of
+    return {key: pd.Timestamp(value) for key, value in dates.items()}
+
+
+def check_dates_against_data(
+    cfg: RunConfig, transactions: pd.DataFrame, sections: Sequence[str]
+) -> None:
+    """Refuse a config whose cutoffs lie before the first transaction of the data.
+
+    A cutoff before the data starts would give empty snapshots or an empty calibration period;
+    the error names the key, the file and both dates.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config.
+    transactions : DataFrame
+        Validated transactions.
+    sections : sequence of str
+        The sections a step uses: ``clv``, ``churn`` and/or ``scoring``.
+
+    Raises
+    ------
+    ConfigError
+        When a configured date is before the first transaction day.
+    """
+    if transactions.empty:
+        return
+    first = transactions[TIMESTAMP].min().normalize()
+    early = {k: v for k, v in config_dates(cfg, sections).items() if v < first}
+    if early:
+        where = cfg.source_path or "config"
+        listed = ", ".join(f"{k} = {v.date()}" for k, v in early.items())
+        raise ConfigError(
+            f"{where}: {listed}: before the data starts ({first.date()}); "
+            "every cutoff must fall inside the data"
+        )
+
+
+def observed_until(cfg: RunConfig, inputs: Inputs | None = None) -> pd.Timestamp:
+    """The last day the data covers; churn label windows may not run past it.
+
+    CDNOW knows its own (:data:`retain.datasets.CDNOW_OBSERVED_UNTIL`), synthetic data ends at
+    ``synthetic.end``, files need ``data.observed_until``. For the embedded sources an explicit
+    ``data.observed_until`` may only shorten the period.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+    inputs : Inputs, optional
+        When given, checked for consistency: clean transactions may not run past the result.
+
+    Returns
+    -------
+    Timestamp
+        The last covered day (midnight).
+
+    Raises
+    ------
+    DataError
+        ``inputs`` hold transactions dated after the returned day.
+    """
+    data = cfg.data
+    if data.source in _CDNOW_KIND:
+        until = pd.Timestamp(CDNOW_OBSERVED_UNTIL)
+    elif data.source == "synthetic":
+        assert data.synthetic is not None
+        until = pd.Timestamp(data.synthetic.end)
+    else:
+        assert data.observed_until is not None  # guaranteed by DataConfig validation
+        until = pd.Timestamp(data.observed_until)
+    if data.observed_until is not None:
+        until = min(until, pd.Timestamp(data.observed_until))
+    until = until.normalize()
+    if inputs is not None and len(inputs.transactions):
+        last = inputs.transactions[TIMESTAMP].max()
+        if last >= cutoff_end(until):
+            raise DataError(
+                f"transactions: data runs to {last.date()}, after observed_until "
+                f"{until.date()}; set data.observed_until to the last day the data covers"
+            )
+    return until
+
+
+def rejected_customers(inputs: Inputs, table: str | None = None) -> pd.Index:
+    """Customers whose every row was rejected.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        Loaded inputs.
+    table : str, optional
+        Restrict to one table (e.g. ``"transactions"``: customers without a single usable
+        transaction, who may still have events). By default a customer counts only when no
+        clean table holds them.
+
+    Returns
+    -------
+    Index
+        Sorted ``customer_id`` values (string; stripped as in the clean tables). Rows
+        rejected as ``customer_id_missing`` (a blank id or a null spelling such as ``NULL``)
+        name no customer and are left out.
+    """
+    rejects = inputs.rejects
+    if table is not None:
+        rejects = rejects[rejects["table"] == table]
+    named = rejects["reason"] != "customer_id_missing"  # "NULL", "n/a", ... name no one
+    ids = _clean_text(rejects.loc[named, CUSTOMER_ID]).dropna().unique()
+    clean_ids: list[pd.Index] = []
+    tables = {
+        "transactions": inputs.transactions,
+        "events": inputs.events,
+        "customers": inputs.customers,
+    }
+    for name, frame in tables.items():
+        if frame is None or (table is not None and name != table):
+            continue
+        if CUSTOMER_ID in frame.columns:
+            clean_ids.append(pd.Index(frame[CUSTOMER_ID].dropna().unique()))
+        else:
+            clean_ids.append(pd.Index(frame.index.unique()))
+    result = pd.Index(ids, dtype="string", name=CUSTOMER_ID)
+    for seen in clean_ids:
+        result = result[~result.isin(seen)]
+    return result.sort_values()

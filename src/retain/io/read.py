@@ -1,0 +1,296 @@
+"""Reading one table: a CSV or Parquet file through DuckDB, renamed to its contract.
+
+:func:`read_table` reads one file and renames the source columns to the contract names given in
+the config. CSV columns are read as text, so a bad value in one row becomes a quarantined row
+later (:mod:`retain.validation`) instead of a crash now. The CSV dialect is stated (``csv:`` per
+table in the config, RFC 4180 by default), never sniffed. A file that cannot be read as a whole
+(missing, empty, a missing required column, a column of lists or bytes, a CSV row with the wrong
+number of fields, text in another encoding) raises one :class:`retain.contracts.DataError`
+naming the table, the file, the line or column and the setting that fixes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from duckdb.sqltypes import DuckDBPyType
+
+from retain.config import ConfigError, CsvOptions, TableSource
+from retain.contracts import Contract, DataError
+
+__all__ = ["read_table"]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_PYTHON_ENCODING = {"utf-8": "utf-8-sig", "utf-16": "utf-16", "latin-1": "latin-1"}
+"""Python codec per ``csv.encoding``; ``utf-8-sig`` drops a byte-order mark."""
+
+
+def _csv_dialect(options: CsvOptions) -> dict[str, Any]:
+    """Keyword arguments of :func:`csv.reader` for the configured dialect."""
+    if not options.quote:
+        return {"delimiter": options.delimiter, "quoting": csv.QUOTE_NONE}
+    doubled = options.escape in ("", options.quote)
+    return {
+        "delimiter": options.delimiter,
+        "quotechar": options.quote,
+        "doublequote": doubled,
+        "escapechar": None if doubled else options.escape,
+    }
+
+
+def _encoding_hint(table: str, options: CsvOptions) -> str:
+    other = "latin-1" if options.encoding != "latin-1" else "utf-8"
+    return (
+        f"the file is not {options.encoding}: set data.{table}.csv.encoding "
+        f"(utf-8, utf-16 or latin-1; e.g. {other}) or re-save the file as UTF-8"
+    )
+
+
+def _csv_header(path: Path, options: CsvOptions, table: str) -> list[str]:
+    """The column names of a CSV file's header row, read with the configured dialect.
+
+    Names are stripped; a byte-order mark is dropped; an empty name becomes ``column<i>``
+    (0-based position), as DuckDB names it.
+    """
+    codec = _PYTHON_ENCODING[options.encoding]
+    try:
+        # errors="replace": a bad byte further down is DuckDB's to report, with its line
+        with path.open(encoding=codec, errors="replace", newline="") as handle:
+            header = next(csv.reader(handle, **_csv_dialect(options)), None)
+    except csv.Error as exc:
+        raise DataError(f"{table}: cannot read the header of {path}: {exc}") from exc
+    if not header or header == [""]:
+        raise DataError(f"{table}: file has no header row (0 rows): {path}")
+    if any("\ufffd" in name for name in header):
+        raise DataError(f"{table}: cannot read {path}, line 1: {_encoding_hint(table, options)}")
+    names = [name.strip() or f"column{i}" for i, name in enumerate(header)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{table}: header of {path} repeats column name(s) {', '.join(map(repr, repeated))}; "
+            "every column needs its own name"
+        )
+    return names
+
+
+_LINE = re.compile(r"CSV Error on Line: (\d+)")
+"""The line number in DuckDB's CSV error text; a message without it names the file alone."""
+
+
+def _undecodable(path: Path, options: CsvOptions) -> bool:
+    """Whether the file holds bytes that are not text in the configured encoding."""
+    try:
+        with path.open(encoding=_PYTHON_ENCODING[options.encoding], newline="") as handle:
+            while handle.read(1 << 20):
+                pass
+    except UnicodeError:
+        return True
+    return False
+
+
+def _csv_error(table: str, path: Path, options: CsvOptions, exc: duckdb.Error) -> DataError:
+    """One readable error for a CSV file DuckDB cannot parse with the configured dialect.
+
+    The line comes from DuckDB's message when it states one (:data:`_LINE`). Whether the
+    encoding is at fault is read from DuckDB's message or, failing that, found by decoding
+    the file with Python, so the ``csv.encoding`` hint does not hang on DuckDB's wording.
+    """
+    text = str(exc)
+    line = _LINE.search(text)
+    where = f"{path}, line {int(line.group(1)):,}" if line else str(path)
+    if "unicode" in text.lower() or "encoding" in text.lower():
+        return DataError(f"{table}: cannot read {where}: {_encoding_hint(table, options)}")
+    if _undecodable(path, options):  # DuckDB's line may concern another fault: name none
+        return DataError(f"{table}: cannot read {path}: {_encoding_hint(table, options)}")
+    detail = next(
+        (
+            ln.strip()
+            for ln in text.splitlines()
+            if ln.startswith(("Expected Number of Columns", "Value with unterminated quote"))
+        ),
+        text.splitlines()[0] if text else type(exc).__name__,
+    )
+    quote = repr(options.quote) if options.quote else "none"
+    return DataError(
+        f"{table}: cannot read {where}: {detail.rstrip('.')}. The file is read with delimiter "
+        f"{options.delimiter!r}, quote {quote}, escape {options.escape!r} and a header row: "
+        f"check data.{table}.csv (delimiter, quote, escape) against the file"
+    )
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _open_relation(
+    con: duckdb.DuckDBPyConnection, source: TableSource, table: str
+) -> duckdb.DuckDBPyRelation:
+    path = Path(source.path)
+    if source.resolved_format == "parquet":
+        return con.read_parquet(str(path))
+    options = source.csv
+    names = _csv_header(path, options, table)
+    columns = ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in names)
+    # SQL rather than con.read_csv: the Python wrapper refuses every encoding but UTF-8
+    settings = {
+        "header": "true",
+        "auto_detect": "false",
+        "strict_mode": "true",
+        "columns": "{" + columns + "}",
+        "delim": _literal(options.delimiter),
+        "quote": _literal(options.quote),
+        "escape": _literal(options.escape if options.quote else ""),
+        "encoding": _literal(options.encoding),
+    }
+    args = ", ".join(f"{key} = {value}" for key, value in settings.items())
+    return con.sql(f"SELECT * FROM read_csv({_literal(str(path))}, {args})")
+
+
+_NESTED_IDS = frozenset({"list", "array", "struct", "map", "union", "blob", "bit", "variant"})
+"""``DuckDBPyType.id`` of the types that hold no one plain value (nested values or bytes).
+
+The id is the type's kind without its parameters (``INTEGER[]`` and ``STRUCT(a INTEGER)[]``
+are both ``list``), so no type name is parsed.
+"""
+
+
+def _check_column_types(
+    source: TableSource,
+    contract: Contract,
+    available: list[str],
+    types: Sequence[DuckDBPyType],
+) -> None:
+    """Refuse a contract column stored as a list, struct, map or bytes (one value expected)."""
+    by_name = dict(zip(available, types, strict=True))
+    for name in contract.columns:
+        src = source.columns.get(name, name)
+        column_type = by_name.get(src)
+        if column_type is not None and column_type.id in _NESTED_IDS:
+            type_name = str(column_type)
+            shown = name if src == name else f"{name} (source column {src!r})"
+            raise DataError(
+                f"{contract.name}: column {shown} in {source.path} has type {type_name}, "
+                "not one value per row; store it as text or a number (e.g. take the list's "
+                "single element, or decode the bytes to UTF-8 text) before loading"
+            )
+
+
+def _projection(source: TableSource, contract: Contract, available: list[str]) -> list[str]:
+    """SELECT items renaming source columns to contract names, keeping every other column."""
+    table = contract.name
+    missing = []
+    used_sources: set[str] = set()
+    items = []
+    for name in contract.columns:
+        src = source.columns.get(name, name)
+        if src in available:
+            items.append(f"{_quote(src)} AS {_quote(name)}")
+            used_sources.add(src)
+        elif name in contract.required or name in source.columns:
+            missing.append(name if src == name else f"{name} (source column {src!r})")
+    if missing:
+        kind = "required column" if len(missing) == 1 else "required columns"
+        raise DataError(
+            f"{table}: {kind} {', '.join(missing)} missing from {source.path}; "
+            f"columns present: {', '.join(available)}"
+        )
+    produced = set(contract.columns)
+    for col in available:
+        if col in used_sources:
+            continue
+        alias = f"source.{col}" if col in produced else col
+        items.append(f"{_quote(col)} AS {_quote(alias)}")
+    return items
+
+
+def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
+    """Read one CSV or Parquet file through DuckDB, with source columns renamed to the contract.
+
+    Values are kept as raw as possible: every CSV column is read as text (validation parses
+    and quarantines bad values); Parquet columns keep their stored types. Columns outside the
+    contract are kept under their source names (they count when judging exact duplicates); an
+    unmapped source column whose name clashes with a contract name is kept as
+    ``source.<name>``.
+
+    A CSV file is read with the dialect stated in ``source.csv`` (default: ``,`` between
+    fields, ``"`` quotes, doubled quotes inside them, a header row, UTF-8), never with a
+    dialect guessed from the first lines: a quoted comma, a doubled quote or a line break
+    inside quotes is read right wherever it first appears. Header names are stripped and a
+    UTF-8 byte-order mark is dropped.
+
+    Parameters
+    ----------
+    source : TableSource
+        The file, its format, its CSV dialect, and ``columns`` mapping contract names to
+        source names.
+    contract : Contract
+        The contract the table is read for (its name is used in messages).
+
+    Returns
+    -------
+    DataFrame
+        The raw rows in file order, with a fresh RangeIndex.
+
+    Raises
+    ------
+    DataError
+        The file is missing, has no rows, lacks a required (or an explicitly mapped) column,
+        stores a contract column as a list, struct, map or bytes, or cannot be parsed: a CSV
+        row with the wrong number of fields or an unterminated quote, or text that is not in
+        the configured encoding. The message names the table, the file, the line (when DuckDB
+        reports it), the column, and what to change.
+    ConfigError
+        ``columns`` maps a name that is not a column of the contract.
+    """
+    table = contract.name
+    unknown = sorted(set(source.columns) - set(contract.columns))
+    if unknown:
+        raise ConfigError(
+            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
+            f"{table} contract ({', '.join(contract.columns)})"
+        )
+    path = Path(source.path)
+    if not path.is_file():
+        raise DataError(f"{table}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    is_csv = source.resolved_format == "csv"
+
+    def failure(exc: duckdb.Error) -> DataError:
+        if is_csv:
+            return _csv_error(table, path, source.csv, exc)
+        return DataError(f"{table}: cannot read {path}: {exc}")
+
+    con = duckdb.connect()
+    try:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET TimeZone = 'UTC'")
+        try:
+            rel = _open_relation(con, source, table)
+            available = list(rel.columns)
+            types = list(rel.types)
+        except duckdb.Error as exc:
+            raise failure(exc) from exc
+        items = _projection(source, contract, available)
+        _check_column_types(source, contract, available, types)
+        try:
+            frame = rel.project(", ".join(items)).to_arrow_table().to_pandas()
+        except duckdb.Error as exc:
+            raise failure(exc) from exc
+    finally:
+        con.close()
+    if len(frame) == 0:
+        raise DataError(f"{table}: file has no data rows (0 rows): {path}")
+    return frame.reset_index(drop=True)

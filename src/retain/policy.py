@@ -13,12 +13,16 @@ The input table is indexed by ``customer_id`` and carries, per customer:
 - optionally ``last_gap_days``: the gap between the last two purchase occasions, used to
   recognise reactivated customers (without it no customer is ``reactivated``).
 
-Stage rules are applied in a fixed order and the first that matches decides (see the comment at
-the top of ``configs/policy.yaml``): prospect, new, lost, dormant, reactivated, at_risk, loyal,
-growing, active. Every customer gets a ``stage_reason`` naming the rule and its deciding values.
+Stage rules are a table (``_STAGE_RULES``) of small predicates applied in a fixed order, and the
+first that matches decides (see the comment at the top of ``configs/policy.yaml``): prospect,
+new, lost, dormant, reactivated, at_risk, loyal, growing, active. Every customer gets a
+``stage_reason`` naming the rule and its deciding values.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -94,8 +98,215 @@ def _fmt(values: np.ndarray, spec: str) -> list[str]:
     return [format(v, spec) for v in values.tolist()]
 
 
+@dataclass(frozen=True)
+class _StageFacts:
+    """What the stage rules read, per customer: the scores and the values derived from them.
+
+    ``since_last`` is the time since the last purchase occasion, ``usual_gap`` the mean gap
+    between occasions (``default_gap_days`` without a repeat purchase), ``hist_value`` the
+    historical spend rate over ``value_horizon_days`` and ``dormant_limit`` the inactivity
+    beyond which a customer is dormant.
+    """
+
+    frequency: np.ndarray
+    tenure: np.ndarray
+    p_alive: np.ndarray
+    clv: np.ndarray
+    churn: np.ndarray
+    last_gap: np.ndarray
+    since_last: np.ndarray
+    usual_gap: np.ndarray
+    hist_value: np.ndarray
+    dormant_limit: np.ndarray
+
+
+def _stage_facts(scores: pd.DataFrame, r: StageRules) -> _StageFacts:
+    freq = _num(scores, "frequency")
+    recency = _num(scores, "recency_days")
+    tenure = _num(scores, "tenure_days")
+    monetary = _num(scores, "monetary_value")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        usual_gap = np.where(
+            freq >= 1, recency / np.where(freq >= 1, freq, 1.0), r.default_gap_days
+        )
+        hist_value = monetary * freq / tenure * r.value_horizon_days
+    return _StageFacts(
+        frequency=freq,
+        tenure=tenure,
+        p_alive=_num(scores, "p_alive"),
+        clv=_num(scores, "clv"),
+        churn=_num(scores, "churn_probability"),
+        last_gap=_num(scores, "last_gap_days"),
+        since_last=tenure - recency,
+        usual_gap=usual_gap,
+        hist_value=np.where(tenure > 0, hist_value, 0.0),
+        dormant_limit=np.maximum(r.dormant_gap_multiple * usual_gap, r.dormant_min_inactive_days),
+    )
+
+
+# Each stage has a predicate (which customers it takes) and a reason (the text for the rows it
+# took, ``rows`` being their positions). The rules run in the order of ``_STAGE_RULES``.
+
+
+def _is_prospect(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return np.isnan(f.tenure)
+
+
+def _why_prospect(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return ["prospect: known customer without a purchase by the as-of date"] * len(rows)
+
+
+def _is_new(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return f.tenure <= r.new_customer_days
+
+
+def _why_new(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"new: first purchase {t} days ago (<= {r.new_customer_days})"
+        for t in _fmt(f.tenure[rows], ".0f")
+    ]
+
+
+def _is_lost(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return (f.p_alive < r.lost_p_alive) | (f.since_last > r.lost_inactive_days)
+
+
+def _why_lost(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    texts = []
+    for pa, idle in zip(f.p_alive[rows].tolist(), f.since_last[rows].tolist(), strict=True):
+        if pa < r.lost_p_alive:
+            texts.append(f"lost: P(alive) {pa:.3g} < {r.lost_p_alive:g}")
+        else:
+            texts.append(f"lost: no purchase for {idle:.0f} days (> {r.lost_inactive_days})")
+    return texts
+
+
+def _is_dormant(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return (f.p_alive < r.dormant_p_alive) | (f.since_last > f.dormant_limit)
+
+
+def _why_dormant(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    texts = []
+    for pa, idle, gap, limit in zip(
+        f.p_alive[rows].tolist(),
+        f.since_last[rows].tolist(),
+        f.usual_gap[rows].tolist(),
+        f.dormant_limit[rows].tolist(),
+        strict=True,
+    ):
+        if pa < r.dormant_p_alive:
+            texts.append(f"dormant: P(alive) {pa:.3g} < {r.dormant_p_alive:g}")
+        else:
+            texts.append(
+                f"dormant: no purchase for {idle:.0f} days (> {limit:.0f} = max("
+                f"{r.dormant_gap_multiple:g} x usual gap {gap:.0f} days, "
+                f"{r.dormant_min_inactive_days}))"
+            )
+    return texts
+
+
+def _is_reactivated(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return (f.last_gap >= r.reactivated_min_gap_days) & (f.since_last <= r.reactivated_window_days)
+
+
+def _why_reactivated(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"reactivated: bought {idle:.0f} days ago (<= {r.reactivated_window_days}) after a "
+        f"{gap:.0f}-day gap (>= {r.reactivated_min_gap_days})"
+        for idle, gap in zip(f.since_last[rows].tolist(), f.last_gap[rows].tolist(), strict=True)
+    ]
+
+
+def _is_at_risk(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return f.churn >= r.at_risk_churn_probability
+
+
+def _why_at_risk(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"at_risk: churn probability {p} >= {r.at_risk_churn_probability:g}"
+        for p in _fmt(f.churn[rows], ".3g")
+    ]
+
+
+def _is_loyal(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return (
+        (f.tenure >= r.loyal_min_tenure_days)
+        & (f.frequency >= r.loyal_min_frequency)
+        & (f.churn < r.loyal_max_churn_probability)
+    )
+
+
+def _why_loyal(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"loyal: tenure {t:.0f} days (>= {r.loyal_min_tenure_days}), {n:.0f} repeat "
+        f"purchases (>= {r.loyal_min_frequency}), churn probability {p:.3g} "
+        f"(< {r.loyal_max_churn_probability:g})"
+        for t, n, p in zip(
+            f.tenure[rows].tolist(),
+            f.frequency[rows].tolist(),
+            f.churn[rows].tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _is_growing(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return (f.frequency >= 1) & (f.clv >= r.growing_value_ratio * f.hist_value)
+
+
+def _why_growing(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"growing: predicted value {c:.2f} >= {r.growing_value_ratio:g} x historical value "
+        f"{h:.2f} over {r.value_horizon_days} days"
+        for c, h in zip(f.clv[rows].tolist(), f.hist_value[rows].tolist(), strict=True)
+    ]
+
+
+def _is_active(f: _StageFacts, r: StageRules) -> np.ndarray:
+    return np.ones(len(f.tenure), dtype=bool)
+
+
+def _why_active(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
+    return [
+        f"active: buying, churn probability {p} < {r.at_risk_churn_probability:g}, "
+        f"predicted value {c:.2f} < {r.growing_value_ratio:g} x historical value {h:.2f}"
+        for p, c, h in zip(
+            _fmt(f.churn[rows], ".3g"),
+            f.clv[rows].tolist(),
+            f.hist_value[rows].tolist(),
+            strict=True,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class _StageRule:
+    """One lifecycle stage: which customers it takes, and the reason text it gives them."""
+
+    stage: str
+    applies: Callable[[_StageFacts, StageRules], np.ndarray]
+    reason: Callable[[_StageFacts, StageRules, np.ndarray], list[str]]
+
+
+_STAGE_RULES: tuple[_StageRule, ...] = (
+    _StageRule("prospect", _is_prospect, _why_prospect),
+    _StageRule("new", _is_new, _why_new),
+    _StageRule("lost", _is_lost, _why_lost),
+    _StageRule("dormant", _is_dormant, _why_dormant),
+    _StageRule("reactivated", _is_reactivated, _why_reactivated),
+    _StageRule("at_risk", _is_at_risk, _why_at_risk),
+    _StageRule("loyal", _is_loyal, _why_loyal),
+    _StageRule("growing", _is_growing, _why_growing),
+    _StageRule("active", _is_active, _why_active),
+)
+"""The stage rules in the order they are tried: the first that applies decides; ``active``
+takes everyone left."""
+
+
 def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
     """Lifecycle stage of every customer, with the rule and values that decided it.
+
+    The rules of :data:`_STAGE_RULES` are tried in order and the first that applies decides.
 
     Parameters
     ----------
@@ -115,149 +326,17 @@ def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
     missing = [c for c in (*REQUIRED, "churn_probability") if c not in scores]
     if missing:
         raise ValueError(f"assign_stages: missing columns {missing}")
-    freq = _num(scores, "frequency")
-    recency = _num(scores, "recency_days")
-    tenure = _num(scores, "tenure_days")
-    monetary = _num(scores, "monetary_value")
-    p_alive = _num(scores, "p_alive")
-    clv = _num(scores, "clv")
-    churn = _num(scores, "churn_probability")
-    last_gap = _num(scores, "last_gap_days")
-    r = rules
-
-    since_last = tenure - recency
-    with np.errstate(divide="ignore", invalid="ignore"):
-        usual_gap = np.where(
-            freq >= 1, recency / np.where(freq >= 1, freq, 1.0), r.default_gap_days
-        )
-        hist_value = monetary * freq / tenure * r.value_horizon_days
-    hist_value = np.where(tenure > 0, hist_value, 0.0)
-    dormant_limit = np.maximum(r.dormant_gap_multiple * usual_gap, r.dormant_min_inactive_days)
-
-    prospect = np.isnan(tenure)
-    new = tenure <= r.new_customer_days
-    lost_alive = p_alive < r.lost_p_alive
-    lost_idle = since_last > r.lost_inactive_days
-    dormant_alive = p_alive < r.dormant_p_alive
-    dormant_gap = since_last > dormant_limit
-    reactivated = (last_gap >= r.reactivated_min_gap_days) & (
-        since_last <= r.reactivated_window_days
+    facts = _stage_facts(scores, rules)
+    code = np.select(
+        [rule.applies(facts, rules) for rule in _STAGE_RULES],
+        list(range(len(_STAGE_RULES))),
+        default=len(_STAGE_RULES) - 1,
     )
-    at_risk = churn >= r.at_risk_churn_probability
-    loyal = (
-        (tenure >= r.loyal_min_tenure_days)
-        & (freq >= r.loyal_min_frequency)
-        & (churn < r.loyal_max_churn_probability)
-    )
-    growing = (freq >= 1) & (clv >= r.growing_value_ratio * hist_value)
-
-    conditions = [
-        prospect,
-        new,
-        lost_alive | lost_idle,
-        dormant_alive | dormant_gap,
-        reactivated,
-        at_risk,
-        loyal,
-        growing,
-    ]
-    names = ["prospect", "new", "lost", "dormant", "reactivated", "at_risk", "loyal", "growing"]
-    code = np.select(conditions, list(range(len(names))), default=len(names))
-    order = [*names, "active"]
-    stage = np.asarray(order, dtype=object)[code]
-
+    stage = np.asarray([rule.stage for rule in _STAGE_RULES], dtype=object)[code]
     reason = np.empty(len(scores), dtype=object)
-
-    def put(mask: np.ndarray, texts: list[str]) -> None:
-        reason[np.flatnonzero(mask)] = texts
-
-    m = code == 0
-    put(m, ["prospect: known customer without a purchase by the as-of date"] * int(m.sum()))
-    m = code == 1
-    put(
-        m,
-        [
-            f"new: first purchase {t} days ago (<= {r.new_customer_days})"
-            for t in _fmt(tenure[m], ".0f")
-        ],
-    )
-    m = code == 2
-    lost_by_alive = lost_alive[m]
-    texts = []
-    for by_alive, pa, idle in zip(
-        lost_by_alive.tolist(), p_alive[m].tolist(), since_last[m].tolist(), strict=True
-    ):
-        if by_alive:
-            texts.append(f"lost: P(alive) {pa:.3g} < {r.lost_p_alive:g}")
-        else:
-            texts.append(f"lost: no purchase for {idle:.0f} days (> {r.lost_inactive_days})")
-    put(m, texts)
-    m = code == 3
-    texts = []
-    for by_alive, pa, idle, gap, limit in zip(
-        dormant_alive[m].tolist(),
-        p_alive[m].tolist(),
-        since_last[m].tolist(),
-        usual_gap[m].tolist(),
-        dormant_limit[m].tolist(),
-        strict=True,
-    ):
-        if by_alive:
-            texts.append(f"dormant: P(alive) {pa:.3g} < {r.dormant_p_alive:g}")
-        else:
-            texts.append(
-                f"dormant: no purchase for {idle:.0f} days (> {limit:.0f} = max("
-                f"{r.dormant_gap_multiple:g} x usual gap {gap:.0f} days, "
-                f"{r.dormant_min_inactive_days}))"
-            )
-    put(m, texts)
-    m = code == 4
-    put(
-        m,
-        [
-            f"reactivated: bought {idle:.0f} days ago (<= {r.reactivated_window_days}) after a "
-            f"{gap:.0f}-day gap (>= {r.reactivated_min_gap_days})"
-            for idle, gap in zip(since_last[m].tolist(), last_gap[m].tolist(), strict=True)
-        ],
-    )
-    m = code == 5
-    put(
-        m,
-        [
-            f"at_risk: churn probability {p} >= {r.at_risk_churn_probability:g}"
-            for p in _fmt(churn[m], ".3g")
-        ],
-    )
-    m = code == 6
-    put(
-        m,
-        [
-            f"loyal: tenure {t:.0f} days (>= {r.loyal_min_tenure_days}), {f:.0f} repeat "
-            f"purchases (>= {r.loyal_min_frequency}), churn probability {p:.3g} "
-            f"(< {r.loyal_max_churn_probability:g})"
-            for t, f, p in zip(tenure[m].tolist(), freq[m].tolist(), churn[m].tolist(), strict=True)
-        ],
-    )
-    m = code == 7
-    put(
-        m,
-        [
-            f"growing: predicted value {c:.2f} >= {r.growing_value_ratio:g} x historical value "
-            f"{h:.2f} over {r.value_horizon_days} days"
-            for c, h in zip(clv[m].tolist(), hist_value[m].tolist(), strict=True)
-        ],
-    )
-    m = code == 8
-    put(
-        m,
-        [
-            f"active: buying, churn probability {p} < {r.at_risk_churn_probability:g}, "
-            f"predicted value {c:.2f} < {r.growing_value_ratio:g} x historical value {h:.2f}"
-            for p, c, h in zip(
-                _fmt(churn[m], ".3g"), clv[m].tolist(), hist_value[m].tolist(), strict=True
-            )
-        ],
-    )
+    for i, rule in enumerate(_STAGE_RULES):
+        rows = np.flatnonzero(code == i)
+        reason[rows] = rule.reason(facts, rules, rows)
     out = pd.DataFrame(
         {
             "lifecycle_stage": pd.array(stage, dtype="string"),

@@ -259,6 +259,159 @@ def _segment_sums(values: np.ndarray, order: np.ndarray, segment: np.ndarray) ->
     return np.bincount(segment, weights=np.take(values, order))
 
 
+def _no_occasions(has_qty: bool, occasion_quantity: bool) -> OccasionArrays:
+    """The occasions of a table with no row up to the cutoff."""
+    empty_i = np.array([], dtype=np.int64)
+    return OccasionArrays(
+        customers=pd.Index([], dtype="string", name=CUSTOMER_ID),
+        code=empty_i,
+        day=empty_i,
+        amount=np.array([], dtype=float),
+        quantity=np.array([], dtype=float) if has_qty and occasion_quantity else None,
+        starts=empty_i,
+        counts=empty_i,
+        max_timestamp=None,
+        quantity_total=np.array([], dtype=float) if has_qty else None,
+    )
+
+
+@dataclass(frozen=True)
+class _CustomerIds:
+    """How the customer part of the sort keys turns back into ids.
+
+    Either the keys are packed fixed-width id bytes (``lo`` and ``radix`` unpack them) or dense
+    codes into ``customers``; both follow the string order of the ids.
+    """
+
+    customers: pd.Index | None
+    lo: np.ndarray | None = None
+    radix: np.ndarray | None = None
+
+    def of(self, keys: np.ndarray) -> pd.Index:
+        """The ids of the distinct customer keys ``keys`` (sorted)."""
+        if self.customers is not None:
+            if len(keys) != len(self.customers):  # pragma: no cover - codes from used rows only
+                raise AssertionError("customer codes out of step with occasions")
+            return self.customers
+        assert self.lo is not None and self.radix is not None
+        return _keys_to_ids(_unpack_keys(keys, self.lo, self.radix))
+
+
+def _customer_keys(
+    ids: pd.Series, span: int, row_bits: int
+) -> tuple[np.ndarray, int, _CustomerIds]:
+    """Customer key of each row, the number of distinct keys, and how to read them back.
+
+    Packed fixed-width ids when (id, day, row) fits in 63 bits, else dense codes from hashing.
+    """
+    rows = _fixed_width_bytes(ids)
+    if rows is not None:
+        key, lo, radix, n_keys = _pack_keys(rows)
+        del rows
+        if (n_keys * span - 1).bit_length() + row_bits <= 63:
+            return key, n_keys, _CustomerIds(None, lo, radix)
+        del key, lo, radix
+    key, customers = encode_customers(ids)
+    return key, len(customers), _CustomerIds(customers)
+
+
+def _sort_rows(
+    key: np.ndarray, n_keys: int, span: int, row_bits: int
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The (customer, day) keys sorted, same-day rows in input order.
+
+    Returns the sorted keys, the row order and ``row_bits`` 0 when the keys had to be argsorted;
+    else the keys sorted in place with the row number packed under each, None and ``row_bits``.
+    """
+    n_rows = len(key)
+    if (n_keys * span - 1).bit_length() + row_bits > 63:  # pragma: no cover - > 2**63 keys
+        order_all = np.argsort(key, kind="stable")
+        return key[order_all], order_all, 0
+    # Pack the row number under the key and sort in place: a fast SIMD sort that keeps the
+    # rows of one (customer, day) in input order.
+    key <<= row_bits
+    for i in range(0, n_rows, _CHUNK):
+        key[i : i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n_rows), dtype=np.int64)
+    key.sort()
+    return key, None, row_bits
+
+
+def _occasion_starts(key: np.ndarray, row_bits: int) -> np.ndarray:
+    """Whether each sorted row starts a new (customer, day) occasion, in chunks."""
+    n_rows = len(key)
+    new_occ = np.empty(n_rows, dtype=bool)
+    new_occ[0] = True
+    for i in range(1, n_rows, _CHUNK):
+        j = min(i + _CHUNK, n_rows)
+        np.not_equal(key[i:j] >> row_bits, key[i - 1 : j - 1] >> row_bits, out=new_occ[i:j])
+    return new_occ
+
+
+def _sum_occasions(
+    key: np.ndarray,
+    row_bits: int,
+    order_all: np.ndarray | None,
+    amount_in: np.ndarray,
+    qty_in: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Key, amount and quantity of each occasion from the sorted row keys.
+
+    Chunks are cut at occasion boundaries; the amounts of each occasion are gathered and summed
+    in input order (np.bincount adds in order from 0, so the sums do not depend on the
+    chunking), without an n-row order array.
+    """
+    n_rows = len(key)
+    row_mask = (1 << row_bits) - 1
+    new_occ = _occasion_starts(key, row_bits)
+    n_occ = int(np.count_nonzero(new_occ))
+    occ_key = np.empty(n_occ, dtype=np.int64)
+    amount = np.empty(n_occ, dtype=float)
+    quantity = np.empty(n_occ, dtype=float) if qty_in is not None else None
+    i = a = 0
+    while i < n_rows:
+        j = min(i + _CHUNK, n_rows)
+        if j < n_rows:  # move the cut to the next occasion start
+            k = j + int(np.argmax(new_occ[j:]))
+            j = k if new_occ[k] else n_rows
+        flags = new_occ[i:j]
+        segment = np.cumsum(flags, dtype=np.int64)
+        segment -= 1
+        m = int(segment[-1]) + 1
+        block = key[i:j]
+        order = block & row_mask if order_all is None else order_all[i:j]
+        amount[a : a + m] = np.bincount(segment, weights=np.take(amount_in, order), minlength=m)
+        if quantity is not None:
+            quantity[a : a + m] = np.bincount(segment, weights=np.take(qty_in, order), minlength=m)
+        occ_key[a : a + m] = block[flags] >> row_bits
+        a += m
+        i = j
+    return occ_key, amount, quantity
+
+
+def _split_customers(
+    occ_key: np.ndarray, span: int, dmin: int, ids: _CustomerIds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pd.Index]:
+    """Day, customer code, customer starts and counts, and customer ids of the occasions.
+
+    ``occ_key`` is consumed (divided in place into the customer part).
+    """
+    n_occ = len(occ_key)
+    day = occ_key % span
+    day += dmin
+    group = occ_key  # packed id or dense code, non-decreasing
+    group //= span
+    new_customer = np.empty(n_occ, dtype=bool)
+    new_customer[0] = True
+    np.not_equal(group[1:], group[:-1], out=new_customer[1:])
+    starts = np.flatnonzero(new_customer)
+    counts = np.diff(np.r_[starts, n_occ])
+    customers = ids.of(group[starts])
+    del group
+    code = np.cumsum(new_customer, dtype=np.int64)
+    code -= 1
+    return day, code, starts, counts, customers
+
+
 def occasion_arrays(
     transactions: pd.DataFrame, cutoff: dt.date | str, occasion_quantity: bool = False
 ) -> OccasionArrays:
@@ -284,25 +437,15 @@ def occasion_arrays(
     One sort does the work: each row gets the key ``customer code * span + day``; when the key
     and the row number fit in 63 bits together they are packed into one int64 and sorted in
     place (a fast SIMD sort that also keeps same-day rows in input order), otherwise the keys
-    are argsorted (stable). Same-day amounts are then summed in input order.
+    are argsorted (stable). Same-day amounts are then summed in input order. The steps free
+    their large temporaries as they go (memory is bounded by a few n-row arrays).
     """
     ns = transactions[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
     end_ns = np.datetime64(cutoff_end(cutoff), "ns").astype(np.int64)
     mask = ns < end_ns
     has_qty = "quantity" in transactions
     if not mask.any():
-        empty_i = np.array([], dtype=np.int64)
-        return OccasionArrays(
-            customers=pd.Index([], dtype="string", name=CUSTOMER_ID),
-            code=empty_i,
-            day=empty_i,
-            amount=np.array([], dtype=float),
-            quantity=np.array([], dtype=float) if has_qty and occasion_quantity else None,
-            starts=empty_i,
-            counts=empty_i,
-            max_timestamp=None,
-            quantity_total=np.array([], dtype=float) if has_qty else None,
-        )
+        return _no_occasions(has_qty, occasion_quantity)
     all_rows = bool(mask.all())
     ns_used = ns if all_rows else ns[mask]
     if ns_used.min() == np.iinfo(np.int64).min:
@@ -312,21 +455,8 @@ def occasion_arrays(
     span = int(ns_used.max() // _NS_PER_DAY) - dmin + 1
     ids = transactions[CUSTOMER_ID]
     ids = ids if all_rows else ids[mask]
-    n_rows = len(ids)
-    row_bits = max(1, (n_rows - 1).bit_length())
-    # Customer key: packed fixed-width ids when (id, day, row) fits in 63 bits, else dense codes
-    # from hashing. Both follow the string order of the ids.
-    rows = _fixed_width_bytes(ids)
-    key = None
-    if rows is not None:
-        key, lo, radix, n_keys = _pack_keys(rows)
-        del rows
-        if (n_keys * span - 1).bit_length() + row_bits > 63:
-            key = None
-    customers = None
-    if key is None:
-        key, customers = encode_customers(ids)
-        n_keys = len(customers)
+    row_bits = max(1, (len(ids) - 1).bit_length())
+    key, n_keys, customer_ids = _customer_keys(ids, span, row_bits)
     del ids
     key *= span
     days = np.floor_divide(ns_used, _NS_PER_DAY)
@@ -340,67 +470,11 @@ def occasion_arrays(
     if has_qty:
         qty_in = transactions["quantity"].to_numpy(float, na_value=0.0)
         qty_in = qty_in if all_rows else qty_in[mask]
-    order_all = None
-    if (n_keys * span - 1).bit_length() + row_bits > 63:  # pragma: no cover - > 2**63 keys
-        order_all = np.argsort(key, kind="stable")
-        key = key[order_all]
-        row_bits = 0
-    else:
-        # Pack the row number under the key and sort in place: a fast SIMD sort that keeps the
-        # rows of one (customer, day) in input order.
-        key <<= row_bits
-        for i in range(0, n_rows, _CHUNK):
-            key[i : i + _CHUNK] |= np.arange(i, min(i + _CHUNK, n_rows), dtype=np.int64)
-        key.sort()
-    row_mask = (1 << row_bits) - 1
-    # Occasion boundaries, then chunks cut at boundaries: gather and sum the amounts of each
-    # occasion in input order (np.bincount adds in order from 0, so the sums do not depend on
-    # the chunking), without an n-row order array.
-    new_occ = np.empty(n_rows, dtype=bool)
-    new_occ[0] = True
-    for i in range(1, n_rows, _CHUNK):
-        j = min(i + _CHUNK, n_rows)
-        np.not_equal(key[i:j] >> row_bits, key[i - 1 : j - 1] >> row_bits, out=new_occ[i:j])
-    n_occ = int(np.count_nonzero(new_occ))
-    occ_key = np.empty(n_occ, dtype=np.int64)
-    amount = np.empty(n_occ, dtype=float)
-    quantity = np.empty(n_occ, dtype=float) if qty_in is not None else None
-    i = a = 0
-    while i < n_rows:
-        j = min(i + _CHUNK, n_rows)
-        if j < n_rows:  # move the cut to the next occasion start
-            k = j + int(np.argmax(new_occ[j:]))
-            j = k if new_occ[k] else n_rows
-        flags = new_occ[i:j]
-        segment = np.cumsum(flags, dtype=np.int64)
-        segment -= 1
-        m = int(segment[-1]) + 1
-        block = key[i:j]
-        order = block & row_mask if order_all is None else order_all[i:j]
-        amount[a : a + m] = np.bincount(segment, weights=np.take(amount_in, order), minlength=m)
-        if quantity is not None:
-            quantity[a : a + m] = np.bincount(segment, weights=np.take(qty_in, order), minlength=m)
-        occ_key[a : a + m] = block[flags] >> row_bits
-        a += m
-        i = j
-    del key, new_occ, amount_in, qty_in, order_all
-    day = occ_key % span
-    day += dmin
-    group = occ_key  # packed id or dense code, non-decreasing
-    group //= span
-    new_customer = np.empty(n_occ, dtype=bool)
-    new_customer[0] = True
-    np.not_equal(group[1:], group[:-1], out=new_customer[1:])
-    starts = np.flatnonzero(new_customer)
-    counts = np.diff(np.r_[starts, n_occ])
-    if customers is None:
-        customers = _keys_to_ids(_unpack_keys(group[starts], lo, radix))
-    elif len(starts) != len(customers):  # pragma: no cover - codes come from used rows only
-        raise AssertionError("customer codes out of step with occasions")
-    del group, occ_key
-    code = np.cumsum(new_customer, dtype=np.int64)
-    code -= 1
-    del new_customer
+    key, order_all, row_bits = _sort_rows(key, n_keys, span, row_bits)
+    occ_key, amount, quantity = _sum_occasions(key, row_bits, order_all, amount_in, qty_in)
+    del key, amount_in, qty_in, order_all
+    day, code, starts, counts, customers = _split_customers(occ_key, span, dmin, customer_ids)
+    del occ_key
     quantity_total = None
     if quantity is not None:
         quantity_total = np.bincount(code, weights=quantity, minlength=len(starts))

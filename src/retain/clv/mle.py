@@ -234,30 +234,10 @@ def fit_mle(
         )
 
 
-def _fit_mle(
-    label: str,
-    loglik: LogLik,
-    weights: np.ndarray,
-    x0: np.ndarray,
-    *,
-    penalizer: float = 0.0,
-    analytic: bool = True,
-    bounds: tuple[float, float] = PARAM_BOUNDS,
-    param_names: tuple[str, ...] = (),
-    standard_errors: bool = True,
-    newton_start: bool = False,
-) -> MleResult:
-    """Body of :func:`fit_mle` (run with one BLAS thread)."""
-    objective = _penalised_objective(loglik, weights, penalizer, analytic)
-    hint = (
-        f"Try a positive penalizer (e.g. ClvModel(penalizer=0.001)), check the data, "
-        f"or choose another model than {label}."
-    )
-    theta0 = np.log(np.asarray(x0, dtype=float))
-    f0, _ = objective(theta0)
-    if not np.isfinite(f0):
-        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
-    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+def _hessian_of(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], analytic: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Hessian of the objective in log-parameters: from its gradient, or from its values."""
     if analytic:
 
         def hessian(theta: np.ndarray) -> np.ndarray:
@@ -267,6 +247,34 @@ def _fit_mle(
         def hessian(theta: np.ndarray) -> np.ndarray:
             return _hessian_from_values(objective.value, theta)  # type: ignore[attr-defined]
 
+    return hessian
+
+
+@dataclass
+class _Optimum:
+    """Where the optimiser stopped (log-parameters), and how it got there."""
+
+    theta: np.ndarray
+    f: float
+    g: np.ndarray
+    success: bool
+    message: str
+    n_iter: int
+    n_eval: int
+    hess: np.ndarray | None
+    """The Hessian at ``theta`` when the last Newton step computed it, else None."""
+
+
+def _minimise(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    hessian: Callable[[np.ndarray], np.ndarray],
+    theta0: np.ndarray,
+    f0: float,
+    lo: float,
+    hi: float,
+    newton_start: bool,
+) -> _Optimum:
+    """Newton steps from a warm start (optional), else L-BFGS-B polished by Newton steps."""
     theta, f, g = theta0, f0, None
     success, message, n_iter, n_eval = False, "", 0, 0
     final_hess = None
@@ -292,8 +300,21 @@ def _fit_mle(
             # L-BFGS can stall on ill-conditioned surfaces; polish with damped Newton steps
             theta, f, g, steps, final_hess = _newton_polish(objective, hessian, theta, f, g, lo, hi)
             n_iter += steps
-    names = param_names or tuple(f"p{i}" for i in range(theta.size))
-    if not np.isfinite(f):
+    assert g is not None  # set by the Newton start or by L-BFGS-B
+    return _Optimum(theta, f, g, success, message, n_iter, n_eval, final_hess)
+
+
+def _check_optimum(
+    label: str,
+    opt: _Optimum,
+    names: tuple[str, ...],
+    bounds: tuple[float, float],
+    hint: str,
+) -> None:
+    """Refuse a non-finite likelihood, an estimate on a bound, or a fit that did not converge."""
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    theta = opt.theta
+    if not np.isfinite(opt.f):
         raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint}")
     on_bound = [n for n, t in zip(names, theta, strict=True) if t <= lo + 1e-6 or t >= hi - 1e-6]
     if on_bound:
@@ -302,30 +323,64 @@ def _fit_mle(
             f"{label}: parameter(s) {', '.join(on_bound)} reached the bound {bounds} "
             f"({values}); the maximum-likelihood estimate is degenerate. {hint}"
         )
-    gnorm = float(np.max(np.abs(g)))
-    if (not success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
+    gnorm = float(np.max(np.abs(opt.g)))
+    if (not opt.success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
         raise ClvFitError(
-            f"{label}: the optimiser did not converge ({message}; max |gradient| "
-            f"{gnorm:.2e} after {n_iter} iterations). {hint}"
+            f"{label}: the optimiser did not converge ({opt.message}; max |gradient| "
+            f"{gnorm:.2e} after {opt.n_iter} iterations). {hint}"
         )
-    params = np.exp(theta)
+
+
+def _standard_errors(params: np.ndarray, information: np.ndarray) -> np.ndarray:
+    """Delta-method standard errors from the observed information in log-parameters."""
+    try:
+        var_log = np.diag(np.linalg.inv(information))
+    except np.linalg.LinAlgError:
+        return np.full_like(params, np.nan)
+    return params * np.sqrt(np.where(var_log > 0, var_log, np.nan))
+
+
+def _fit_mle(
+    label: str,
+    loglik: LogLik,
+    weights: np.ndarray,
+    x0: np.ndarray,
+    *,
+    penalizer: float = 0.0,
+    analytic: bool = True,
+    bounds: tuple[float, float] = PARAM_BOUNDS,
+    param_names: tuple[str, ...] = (),
+    standard_errors: bool = True,
+    newton_start: bool = False,
+) -> MleResult:
+    """Body of :func:`fit_mle` (run with one BLAS thread)."""
+    objective = _penalised_objective(loglik, weights, penalizer, analytic)
+    hint = (
+        f"Try a positive penalizer (e.g. ClvModel(penalizer=0.001)), check the data, "
+        f"or choose another model than {label}."
+    )
+    theta0 = np.log(np.asarray(x0, dtype=float))
+    f0, _ = objective(theta0)
+    if not np.isfinite(f0):
+        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
+    lo, hi = np.log(bounds[0]), np.log(bounds[1])
+    hessian = _hessian_of(objective, analytic)
+    opt = _minimise(objective, hessian, theta0, f0, lo, hi, newton_start)
+    names = param_names or tuple(f"p{i}" for i in range(opt.theta.size))
+    _check_optimum(label, opt, names, bounds, hint)
+    params = np.exp(opt.theta)
     total = float(weights.sum())
     with np.errstate(all="ignore"):
         ll, _ = loglik(params, False)
-    log_likelihood = float(weights @ ll)
     se = np.full_like(params, np.nan)
     if standard_errors:
         # observed information of the total log-likelihood in log-parameters, delta method back
-        info = (hessian(theta) if final_hess is None else final_hess) * total
-        try:
-            var_log = np.diag(np.linalg.inv(info))
-            se = params * np.sqrt(np.where(var_log > 0, var_log, np.nan))
-        except np.linalg.LinAlgError:
-            pass
+        info = (hessian(opt.theta) if opt.hess is None else opt.hess) * total
+        se = _standard_errors(params, info)
     return MleResult(
         params=params,
-        log_likelihood=log_likelihood,
+        log_likelihood=float(weights @ ll),
         standard_errors=se,
-        n_iterations=n_iter,
-        n_evaluations=n_eval,
+        n_iterations=opt.n_iter,
+        n_evaluations=opt.n_eval,
     )

@@ -157,16 +157,20 @@ def prepare(customers: int, seed: int, train_customers: int, cache_dir: Path) ->
 def _models(models_dir: Path, shape: str):
     import lightgbm as lgb
 
+    from retain.churn import ChurnModel
     from retain.clv import ClvModel
     from retain.scoring import ScoringModels
 
     info = json.loads((models_dir / "info.json").read_text())
+    churn = ChurnModel(
+        booster=lgb.Booster(model_file=str(models_dir / f"churn-{shape}.txt")),
+        feature_names=info["features"],
+        calibrator=json.loads((models_dir / f"calibrator-{shape}.json").read_text()),
+        horizon_days=HORIZON,
+    )
     return ScoringModels(
         clv=ClvModel.from_dict(json.loads((models_dir / "clv.json").read_text())),
-        booster=lgb.Booster(model_file=str(models_dir / f"churn-{shape}.txt")),
-        calibrator=json.loads((models_dir / f"calibrator-{shape}.json").read_text()),
-        feature_names=info["features"],
-        horizon_days=HORIZON,
+        churn=churn,
         clv_version="bench",
         churn_version=f"bench-{shape}",
     )

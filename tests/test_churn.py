@@ -11,8 +11,10 @@ difference on the same customers has a smaller error still.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -397,7 +399,7 @@ def test_synthetic_model_uses_engagement_and_approaches_the_oracle():
 @pytest.mark.slow
 def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_path, monkeypatch):
     from retain.jobs.train_churn import train_churn
-    from retain.tracking import load_churn_model
+    from retain.tracking import load_churn_model, registered_name
 
     db = tmp_path / "mlruns.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
@@ -414,11 +416,10 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
     result = train_churn(cfg, progress=messages.append)
     assert messages and result.model_version == "1"
     assert result.metrics["test_rows"] == 2357
-    loaded = load_churn_model("challenger")
-    assert loaded.version.run_id == result.run_id
+    loaded, version = load_churn_model("challenger", registered_name(cfg, "churn"))
+    assert version.run_id == result.run_id
     assert loaded.feature_names == result.feature_names
-    assert loaded.catalogue["recency_days"]["unit"]
-    assert loaded.catalogue["p_alive"]["meaning"]
+    assert loaded.training["config_name"] == cfg.name
     # score the test cutoff again from the registry: features -> booster -> calibrator
     from retain.datasets import load_cdnow
     from retain.features.labels import churn_labels
@@ -438,6 +439,16 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
     for key in ("test_roc_auc", "test_pr_auc", "test_brier", "test_log_loss", "test_ece"):
         assert key in run.data.metrics
     assert "baseline_bgnbd_p_no_purchase_roc_auc" in run.data.metrics
+    catalogue = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=result.run_id,
+                artifact_path="churn_model/catalogue.json",
+                tracking_uri=f"sqlite:///{db}",
+            )
+        ).read_text()
+    )
+    assert catalogue["recency_days"]["unit"] and catalogue["p_alive"]["meaning"]
     assert run.data.params["split.validation_test_overlap_days"] == "92"
     # the optuna search ran on the validation cutoff and its best trial was used and logged
     assert run.data.metrics["optuna_trials"] == 2

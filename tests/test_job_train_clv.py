@@ -74,11 +74,11 @@ def test_train_clv_logs_backtest_and_registers_challenger(mlflow_tmp, cdnow_samp
     assert table["selected"].sum() == 1
 
     # registered as clv@challenger; the production model is refitted on data to holdout_end
-    version = tracking.resolve_version("clv", "challenger")
+    version = tracking.resolve_version("clv-job-test-clv", "challenger")
     assert str(version.version) == result.model_version
     assert version.run_id == result.run_id
     assert float(version.tags["metric.holdout_mae"]) == pytest.approx(m["holdout_mae"])
-    loaded, _ = tracking.load_clv_model("challenger")
+    loaded, _ = tracking.load_clv_model("challenger", "clv-job-test-clv")
     assert loaded.purchase_model == result.purchase_model
     assert loaded.n_customers_ == 2357
     full = rfm_summary(cdnow_sample, "1998-06-30", "W")
@@ -93,7 +93,7 @@ def test_train_clv_logs_backtest_and_registers_challenger(mlflow_tmp, cdnow_samp
     assert pred["clv"].notna().all() and (pred["p_alive"].between(0, 1)).all()
 
     # the gate accepts the first challenger (it beats its baseline)
-    decision = tracking.promote("clv", cfg.promotion)
+    decision = tracking.promote("clv-job-test-clv", cfg.promotion)
     assert decision.accepted, decision.reason
 
 

@@ -28,6 +28,7 @@ from mlflow.entities.model_registry import ModelVersion
 from typer.testing import CliRunner
 
 from retain import tracking
+from retain.churn import ChurnModel
 from retain.cli import EXIT_MODEL, app
 from retain.clv import ClvModel
 from retain.config import TrackingConfig
@@ -73,16 +74,17 @@ def x() -> pd.DataFrame:
     return pd.DataFrame(np.random.default_rng(1).normal(size=(50, 3)), columns=FEATURES)
 
 
-def _log_churn(booster: lgb.Booster, x: pd.DataFrame) -> ModelVersion:
+def _log_churn(booster: lgb.Booster, x: pd.DataFrame, name: str = "churn") -> ModelVersion:
     settings = tracking.configure(TrackingConfig(experiment_name="safety"))
+    model = ChurnModel(booster, FEATURES, CALIBRATOR, horizon_days=90)
     with tracking.start_run(settings, "churn"):
-        return tracking.log_churn_model(booster, CALIBRATOR, FEATURES, {}, x)
+        return tracking.log_churn_model(model, x, model_name=name)
 
 
-def _log_clv(model: ClvModel, summary: pd.DataFrame) -> ModelVersion:
+def _log_clv(model: ClvModel, summary: pd.DataFrame, name: str = "clv") -> ModelVersion:
     settings = tracking.configure(TrackingConfig(experiment_name="safety"))
     with tracking.start_run(settings, "clv"):
-        return tracking.log_clv_model(model, summary.head(5))
+        return tracking.log_clv_model(model, summary.head(5), model_name=name)
 
 
 def _stored_dir(store, version: ModelVersion) -> Path:
@@ -132,19 +134,18 @@ def test_churn_round_trip_is_exact_and_digests_cover_every_file(mlflow_tmp, boos
     assert {
         "MLmodel",
         "churn_pyfunc.py",
-        "artifacts/churn_booster.txt",
-        "artifacts/calibrator.json",
-        "artifacts/features.json",
+        "artifacts/churn_model.json",
     } <= set(files)
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".lgb"))]
-    assert (stored / "artifacts/churn_booster.txt").read_text() == booster.model_to_string()
+    saved = json.loads((stored / "artifacts/churn_model.json").read_text())
+    assert saved["booster"] == booster.model_to_string()  # LightGBM's own text format
     digests = json.loads(version.tags[tracking.DIGEST_TAG])
     assert sorted(digests) == files
     for name, digest in digests.items():
         assert hashlib.sha256((stored / name).read_bytes()).hexdigest() == digest
     assert len(version.tags[tracking.DIGEST_TAG]) < 5000
 
-    loaded = tracking.load_churn_model("challenger")
+    loaded, _ = tracking.load_churn_model("challenger")
     np.testing.assert_array_equal(loaded.booster.predict(x), booster.predict(x))
     np.testing.assert_array_equal(
         loaded.booster.predict(x, raw_score=True), booster.predict(x, raw_score=True)
@@ -154,7 +155,7 @@ def test_churn_round_trip_is_exact_and_digests_cover_every_file(mlflow_tmp, boos
         settings = tracking.configure(TrackingConfig(experiment_name="safety"))
         with tracking.start_run(settings, "churn"):
             tracking.log_churn_model(
-                booster, CALIBRATOR, FEATURES, {}, x, tags={tracking.DIGEST_TAG: "{}"}
+                ChurnModel(booster, FEATURES, CALIBRATOR, 90), x, tags={tracking.DIGEST_TAG: "{}"}
             )
 
 
@@ -204,8 +205,10 @@ def logged(request, mlflow_tmp, booster, x, clv_fitted) -> tuple[ModelVersion, P
 def test_changed_artifact_is_refused_naming_the_file(logged, tmp_path: Path) -> None:
     version, stored, load = logged
     if version.name == "churn":
-        name = "artifacts/churn_booster.txt"
-        (stored / name).write_text(_train(seed=7, rounds=8).model_to_string())  # valid model
+        name = "artifacts/churn_model.json"
+        data = json.loads((stored / name).read_text())
+        data["booster"] = _train(seed=7, rounds=8).model_to_string()  # still a valid model
+        (stored / name).write_text(json.dumps(data))
     else:
         name = "artifacts/clv_model.json"
         data = json.loads((stored / name).read_text())
@@ -315,11 +318,11 @@ def test_foreign_loader_and_stray_pickle_are_refused(logged) -> None:
 def test_score_on_tampered_champion_exits_4_with_one_message(
     mlflow_tmp, booster, x, clv_fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clv_version = _log_clv(*clv_fitted)
-    churn_version = _log_churn(booster, x)
+    clv_version = _log_clv(*clv_fitted, name="safety-clv")  # the names the config scores with
+    churn_version = _log_churn(booster, x, name="safety-churn")
     mc = tracking.client()
-    mc.set_registered_model_alias("clv", "champion", clv_version.version)
-    mc.set_registered_model_alias("churn", "champion", churn_version.version)
+    mc.set_registered_model_alias("safety-clv", "champion", clv_version.version)
+    mc.set_registered_model_alias("safety-churn", "champion", churn_version.version)
     stored = _stored_dir(mlflow_tmp, churn_version)
     marker = tmp_path / "MARKER"
     (stored / "python_model.pkl").write_bytes(pickle.dumps(_Payload(marker)))
@@ -344,7 +347,7 @@ def test_score_on_tampered_champion_exits_4_with_one_message(
     assert result.exit_code == EXIT_MODEL, result.output
     lines = [line for line in result.output.splitlines() if "error" in line]
     assert len(lines) == 1, result.output
-    assert "model churn version 1 is refused" in lines[0] and "pickle-based" in lines[0]
+    assert "model safety-churn version 1 is refused" in lines[0] and "pickle-based" in lines[0]
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
     assert _unpickles_with_mlflow(churn_version, marker, monkeypatch)

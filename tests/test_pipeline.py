@@ -59,7 +59,8 @@ def test_mlflow_run_main_chains_every_step(tmp_path, mlflow_tmp):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 6
     assert all(r.info.status == "FINISHED" for r in runs)
-    for name in ("clv", "churn"):
+    for kind in ("clv", "churn"):
+        name = f"{cfg['name']}-{kind}"  # registered names belong to the config's data set
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
     day = f"as_of={cfg['scoring']['as_of']}"

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retain.churn import ChurnModel
 from retain.churn.calibration import fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
@@ -36,13 +37,14 @@ def scored():
     cut = pd.Timestamp("2023-03-31")
     feats = build_features(tx, cut, events)
     names = [c for c in select_feature_columns(feats.reset_index())[0] if c != "customer_id"]
-    models = ScoringModels(None, None, {}, names, horizon_days=90, clv_version="1")
+    churn = ChurnModel(None, names, {}, horizon_days=90)  # the booster comes below
+    models = ScoringModels(None, churn, clv_version="1")
     inputs = model_features(feats, models)
     y = churn_labels(tx, cut, 90, AS_OF).reindex(inputs.index).astype(int).to_numpy()
     X = feature_matrix(inputs, names)
     params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
-    models.booster = lgb.train(params, lgb.Dataset(X, y), 30)
-    models.calibrator = fit_calibration(models.booster.predict(X, raw_score=True), y, "sigmoid")
+    churn.booster = lgb.train(params, lgb.Dataset(X, y), 30)
+    churn.calibrator = fit_calibration(churn.booster.predict(X, raw_score=True), y, "sigmoid")
     summary = pd.DataFrame(
         {
             "frequency": feats["frequency"],

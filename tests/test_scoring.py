@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retain.churn import ChurnModel
 from retain.churn.calibration import apply_calibration, fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
@@ -37,19 +38,19 @@ def world():
     data = generate_synthetic(800, "2022-01-01", "2023-12-31", seed=11, with_events=True)
     tx, events = data.transactions, data.events
     train_cut = pd.Timestamp("2023-03-31")
-    models = ScoringModels(clv=None, booster=None, calibrator={}, feature_names=[], horizon_days=90)
     feats = build_features(tx, train_cut, events)
     names, _ = select_feature_columns(feats.reset_index())
     names = [c for c in names if c != "customer_id"]
-    models.feature_names = names
+    churn = ChurnModel(None, names, {}, horizon_days=90)  # the booster comes below
+    models = ScoringModels(clv=None, churn=churn)
     inputs = model_features(feats, models)
     y = churn_labels(tx, train_cut, 90, AS_OF).reindex(inputs.index).astype(int)
     X = feature_matrix(inputs, names)
     params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
     booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 40)
     raw = booster.predict(X, raw_score=True)
-    models.booster = booster
-    models.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
+    churn.booster = booster
+    churn.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
     summary = pd.DataFrame(
         {
             "frequency": feats["frequency"],

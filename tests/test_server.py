@@ -95,20 +95,20 @@ def test_train_clv_and_promote_over_http(mlflow_server, clv_over_http, cdnow_sam
     }
     assert any(mlflow_server.artifact_root.rglob("clv_model.json"))
 
-    versions = client.search_model_versions("name='clv'")
+    versions = client.search_model_versions("name='server-test-clv'")
     assert [str(v.version) for v in versions] == [result.model_version]
     assert versions[0].run_id == result.run_id
     assert promoted.decision.accepted, promoted.decision.reason
-    model = client.get_registered_model("clv")
+    model = client.get_registered_model("server-test-clv")
     assert model.aliases == {"challenger": result.model_version, "champion": result.model_version}
     assert client.get_run(promoted.run_id).data.tags["promotion.accepted"] == "true"
 
     # the champion loads back over HTTP and predicts
-    loaded, version = tracking.load_clv_model("champion")
+    loaded, version = tracking.load_clv_model("champion", "server-test-clv")
     assert str(version.version) == result.model_version
     summary = rfm_summary(cdnow_sample, "1998-06-30", "W")
     assert loaded.predict(summary)["clv"].notna().all()
-    pyfunc = mlflow.pyfunc.load_model("models:/clv@champion")
+    pyfunc = mlflow.pyfunc.load_model("models:/server-test-clv@champion")
     columns = tracking.clv_input_columns("W")
     assert len(pyfunc.predict(summary[columns].head(10).reset_index(drop=True))) == 10
 
@@ -127,7 +127,7 @@ def test_train_churn_promote_and_score_over_http(
     scored = score(cfg)
 
     client = MlflowClient(tracking_uri=mlflow_server.tracking_uri)
-    model = client.get_registered_model("churn")
+    model = client.get_registered_model("server-test-churn")
     assert model.aliases == {"challenger": churn.model_version, "champion": churn.model_version}
     assert client.get_run(churn.run_id).data.metrics["test_roc_auc"] > 0.5
     score_run = client.get_run(scored.run_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -24,10 +23,10 @@ import matplotlib.pyplot as plt
 import mlflow
 
 from retain import tracking
+from retain.churn import ChurnModel
 from retain.cli import EXIT_PROMOTION, app
 from retain.clv import ClvModel
 from retain.config import PromotionConfig, RunConfig, TrackingConfig
-from retain.features.catalogue import FEATURE_CATALOGUE
 from retain.features.rfm import rfm_summary
 
 CONFIG = {
@@ -222,29 +221,37 @@ def test_clv_round_trip_gives_identical_predictions(mlflow_tmp, clv_fitted) -> N
         tracking.load_clv_model("champion")
 
 
+def _churn(booster: lgb.Booster, calibrator: dict | None = None) -> ChurnModel:
+    return ChurnModel(
+        booster,
+        ["recency_days", "frequency", "f3"],
+        calibrator or {"method": "sigmoid", "a": 1.0, "b": 0.0},
+        horizon_days=90,
+        clv_feature_model="pareto_nbd",
+        feature_settings={"windows_days": [30, 90], "trend_window_days": 60},
+        training={"config_name": "tracking-test", "config_hash": "abc", "dataset": "x"},
+    )
+
+
 def test_churn_round_trip(mlflow_tmp, booster: lgb.Booster) -> None:
     features = ["recency_days", "frequency", "f3"]
     x = pd.DataFrame(np.random.default_rng(1).normal(size=(50, 3)), columns=features)
     calibrator = {"method": "isotonic", "x_thresholds": [0.0, 0.5, 1.0], "y_thresholds": [0, 1, 1]}
-    catalogue = {
-        "recency_days": {"meaning": "days since last purchase", "unit": "days"},
-        "frequency": FEATURE_CATALOGUE["frequency"],  # a FeatureInfo dataclass
-    }
+    model = _churn(booster, calibrator)
     settings = tracking.configure(_cfg().tracking)
     with tracking.start_run(settings, "churn"):
-        version = tracking.log_churn_model(booster, calibrator, features, catalogue, x)
-    loaded = tracking.load_churn_model("challenger")
+        version = tracking.log_churn_model(model, x)
+    loaded, info = tracking.load_churn_model("challenger")
+    assert str(info.version) == str(version.version)
+    # one saved form: everything scoring needs comes back exactly
+    assert loaded.to_dict() == model.to_dict()
+    assert (loaded.horizon_days, loaded.clv_feature_model) == (90, "pareto_nbd")
+    assert loaded.feature_settings == {"windows_days": [30, 90], "trend_window_days": 60}
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
     np.testing.assert_array_equal(loaded.booster.predict(x), booster.predict(x))
-    assert loaded.calibrator == calibrator
-    assert loaded.feature_names == features
-    assert loaded.catalogue["recency_days"]["unit"] == "days"
-    assert loaded.catalogue["f3"] is None
-    assert loaded.catalogue["frequency"] == json.loads(
-        json.dumps(dataclasses.asdict(FEATURE_CATALOGUE["frequency"]), default=str)
-    )
-    assert str(loaded.version.version) == str(version.version)
-    booster_again, cal, feats, info = tracking.load_churn_model(version.version)
-    assert feats == features and cal == calibrator
+    root = Path(mlflow.artifacts.download_artifacts("models:/churn@challenger"))
+    saved = json.loads(next(root.rglob("churn_model.json")).read_text())
+    assert saved["booster"].startswith("tree")  # LightGBM's own text format
 
     # still servable: the pyfunc (model from code + LightGBM text + JSON) gives the same numbers
     from retain.churn.calibration import apply_calibration
@@ -278,9 +285,7 @@ def test_churn_promotion_accept_and_refuse(mlflow_tmp, booster: lgb.Booster) -> 
             # metrics on the source run (not as tags): the gate reads them from there
             tracking.log_metrics({"test_roc_auc": auc, "baseline_recency_days_roc_auc": baseline})
             tracking.log_metrics({"baseline_bgnbd_roc_auc": baseline - 0.02})
-            version = tracking.log_churn_model(
-                booster, {"method": "sigmoid", "a": 1.0, "b": 0.0}, features, {}, x
-            )
+            version = tracking.log_churn_model(_churn(booster), x)
         return str(version.version)
 
     v1 = new_version(0.70, 0.75)
@@ -321,25 +326,30 @@ def test_clv_promotion_accept_and_refuse(mlflow_tmp, clv_fitted, tmp_path: Path)
     cfg_path.write_text(yaml.safe_dump(CONFIG))
     settings = tracking.configure(_cfg().tracking)
 
+    name = tracking.registered_name(_cfg(), "clv")  # what the CLI promotes
+    assert name == "tracking-test-clv"
+
     def new_version(mae: float, baseline: float | None = None) -> str:
         metrics = {"holdout_mae": mae}
         if baseline is not None:
             metrics["baseline_naive_rate_holdout_mae"] = baseline
         with tracking.start_run(settings, "clv"):
-            version = tracking.log_clv_model(model, summary.head(5), metrics=metrics)
+            version = tracking.log_clv_model(
+                model, summary.head(5), metrics=metrics, model_name=name
+            )
         return str(version.version)
 
     runner = CliRunner()
     v1 = new_version(1.0, baseline=1.2)
     result = runner.invoke(app, ["promote", "--config", str(cfg_path), "--model", "clv"])
     assert result.exit_code == 0, result.output
-    assert _aliases("clv")["champion"] == v1
+    assert _aliases(name)["champion"] == v1
 
     v2 = new_version(1.02)  # 2 % worse, tolerance 0
     result = runner.invoke(app, ["promote", "--config", str(cfg_path), "--model", "clv"])
     assert result.exit_code == EXIT_PROMOTION
     assert "worse than champion 1.0000" in result.output
-    assert _aliases("clv")["champion"] == v1
+    assert _aliases(name)["champion"] == v1
     # the refusal is recorded as a run of the experiment
     runs = mlflow.search_runs(
         experiment_names=["retain-test"], filter_string="tags.step = 'promote'"
@@ -347,17 +357,17 @@ def test_clv_promotion_accept_and_refuse(mlflow_tmp, clv_fitted, tmp_path: Path)
     assert sorted(runs["tags.promotion.accepted"]) == ["false", "true"]
 
     relaxed = PromotionConfig(clv_tolerance=0.05)
-    decision = tracking.promote("clv", relaxed)
+    decision = tracking.promote(name, relaxed)
     assert decision.accepted and decision.champion_version == v1
-    assert _aliases("clv")["champion"] == v2
+    assert _aliases(name)["champion"] == v2
 
     new_version(0.9, baseline=0.8)  # better than the champion but worse than its baseline
-    refused = tracking.promote("clv", relaxed)
+    refused = tracking.promote(name, relaxed)
     assert not refused.accepted
     assert "worse (higher) than the best baseline baseline_naive_rate_holdout_mae" in refused.reason
-    assert _aliases("clv")["champion"] == v2
+    assert _aliases(name)["champion"] == v2
 
-    rmse = tracking.promote("clv", PromotionConfig(clv_metric="rmse"))
+    rmse = tracking.promote(name, PromotionConfig(clv_metric="rmse"))
     assert not rmse.accepted and rmse.reason == "challenger has no holdout_rmse metric"
 
 

@@ -305,6 +305,11 @@ def score(
         help="CLV model alias, version number or run id. Default: scoring.model_alias.",
     ),
     csv: bool = typer.Option(False, "--csv", help="Also write scores.csv."),
+    allow_other_dataset: bool = typer.Option(
+        False,
+        "--allow-other-dataset",
+        help="Score with models trained on another data set than the config's.",
+    ),
 ) -> None:
     """Score every customer (stage, tier, action, reasons) and write scores + manifest."""
     from retain.jobs.score import score as run_score
@@ -318,6 +323,7 @@ def score(
             model_version=model_version or None,
             clv_version=clv_version or None,
             csv=csv or None,
+            allow_other_dataset=allow_other_dataset,
             progress=note,
         )
     m = result.manifest
@@ -352,6 +358,11 @@ def report(
         help="Churn model alias, version or run id; must be the one the scores were made with. "
         "Default: that one.",
     ),
+    allow_other_dataset: bool = typer.Option(
+        False,
+        "--allow-other-dataset",
+        help="Accept models trained on another data set than the config's.",
+    ),
 ) -> None:
     """Write the self-contained analyst HTML report on the scores of one date."""
     from retain.jobs.report import report as run_report
@@ -363,6 +374,7 @@ def report(
             as_of=as_of or None,
             output_dir=_path_or_none(output),
             model_version=model_version or None,
+            allow_other_dataset=allow_other_dataset,
             progress=note,
         )
     console.print(f"wrote {result.path} ({result.n_images} images); run {result.run_id}")
@@ -374,7 +386,7 @@ def rollback(
     model: str = typer.Option(..., "--model", "-m", help="Registered model: churn or clv."),
 ) -> None:
     """Point `champion` back at `previous_champion` (a second call undoes the first)."""
-    from retain.tracking import configure
+    from retain.tracking import configure, registered_name
     from retain.tracking import rollback as run_rollback
 
     if model not in ("churn", "clv"):
@@ -382,7 +394,7 @@ def rollback(
     cfg = _load_config_or_exit(config)
     with _exit_codes():
         configure(cfg.tracking)
-        version = run_rollback(model)
+        version = run_rollback(registered_name(cfg, model))
     console.print(f"{model}: champion is version {version} again")
 
 

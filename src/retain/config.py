@@ -206,6 +206,35 @@ class DataConfig(StrictModel):
             raise ValueError("source 'synthetic' needs a 'synthetic' section")
         return self
 
+    def dataset_id(self) -> str:
+        """What data set the models of this config learn from, as a short readable label.
+
+        The embedded sources name themselves (``cdnow_master``); synthetic data adds its
+        generator settings; files add the configured paths (as written, not their content, so
+        that new data arriving in the same files keeps the same data set).
+
+        Returns
+        -------
+        str
+            E.g. ``cdnow_master``, ``synthetic:<hash>`` or ``files:<hash>``.
+        """
+        if self.source in ("cdnow_master", "cdnow_sample"):
+            return self.source
+        if self.source == "synthetic":
+            payload: Any = self.synthetic.model_dump(mode="json") if self.synthetic else {}
+        else:
+            payload = {
+                name: str(table.path)
+                for name, table in (
+                    ("transactions", self.transactions),
+                    ("events", self.events),
+                    ("customers", self.customers),
+                )
+                if table is not None
+            }
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.source}:{digest}"
+
 
 # ----------------------------------------------------------------------- features
 
@@ -412,6 +441,12 @@ class TrackingConfig(StrictModel):
     registry_uri: str | None = None
     experiment_name: str = "retain"
     request_timeout_seconds: float = Field(10.0, gt=0)
+    model_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Prefix of the registered model names (<prefix>-clv, <prefix>-churn); "
+        "default: the config's name",
+    )
 
 
 class PromotionConfig(StrictModel):
@@ -428,7 +463,10 @@ class PromotionConfig(StrictModel):
 class RunConfig(StrictModel):
     """One run of retain: data, features, models, scoring and tracking."""
 
-    name: str
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Names the MLflow runs, the registered models and the output folders",
+    )
     seed: int = 42
     data: DataConfig = DataConfig()
     features: FeatureConfig = FeatureConfig()

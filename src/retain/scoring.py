@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retain.churn.train import ChurnModel
 from retain.config import FeatureConfig, PolicyConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
@@ -88,35 +89,58 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class ScoringModels:
-    """The models a scoring run applies.
+    """The models a scoring run applies: a CLV model and a churn model, with their versions.
+
+    The churn model carries everything needed to rebuild its inputs exactly as in training
+    (feature list, horizon, the BTYD model behind its purchase-model features, the feature
+    windows); the properties below read them from it, so scoring cannot drift from training.
 
     Attributes
     ----------
     clv : retain.clv.ClvModel
-        Fitted CLV model (purchase + spend), e.g. from :func:`retain.tracking.load_clv_model`.
-    booster : lightgbm.Booster
-        The churn booster (uncalibrated log-odds).
-    calibrator : dict
-        Plain-data calibrator for :func:`retain.churn.calibration.apply_calibration`.
-    feature_names : list of str
-        Churn model input columns in model order.
-    horizon_days : int
-        Churn horizon H the model was trained for (used by its purchase-model features).
-    purchase_model : str
-        BTYD model behind the churn model's purchase-model features.
+        Fitted CLV model (purchase + spend).
+    churn : retain.churn.ChurnModel
+        The calibrated churn model.
     clv_version, churn_version : str
         Registry versions, copied into every row.
     """
 
     clv: Any
-    booster: Any
-    calibrator: dict[str, Any]
-    feature_names: list[str]
-    horizon_days: int
-    purchase_model: str = "bgnbd"
+    churn: ChurnModel
     clv_version: str = ""
     churn_version: str = ""
     shap_tables: TreeShapTables | None = field(default=None, repr=False)
+
+    @property
+    def booster(self) -> Any:
+        """The churn booster (uncalibrated log-odds)."""
+        return self.churn.booster
+
+    @property
+    def calibrator(self) -> dict[str, Any]:
+        """Plain-data calibrator for :func:`retain.churn.calibration.apply_calibration`."""
+        return self.churn.calibrator
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Churn model input columns in model order."""
+        return self.churn.feature_names
+
+    @property
+    def horizon_days(self) -> int:
+        """Churn horizon H the model was trained for."""
+        return self.churn.horizon_days
+
+    @property
+    def purchase_model(self) -> str:
+        """BTYD model behind the churn model's purchase-model features."""
+        return self.churn.clv_feature_model
+
+    @property
+    def feature_config(self) -> FeatureConfig | None:
+        """The feature windows the churn model was trained with (None: not recorded)."""
+        settings = self.churn.feature_settings
+        return FeatureConfig(**settings) if settings else None
 
     def tables(self) -> TreeShapTables | None:
         """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
@@ -253,7 +277,9 @@ def _churn_chunk(
         tables=tables,
         n_threads=n_threads,
     )
-    raw = contrib.sum(axis=1)  # SHAP values add up to the raw score exactly
+    # the model's own prediction path (as in training and in the pyfunc), not the SHAP sum,
+    # which equals it only up to rounding
+    raw = models.booster.predict(X, raw_score=True)
     prob = np.asarray(apply_calibration(models.calibrator, raw), dtype=float)
     reasons = reason_texts(contrib, inputs, models.feature_names)
     return prob, reasons
@@ -373,7 +399,8 @@ def score_customers(
     events, customers : DataFrame, optional
         Validated events and customer attributes (engagement features, prospects).
     feature_config : FeatureConfig, optional
-        Feature windows; must be the training configuration.
+        Feature windows, used only when the churn model does not record its own (the
+        model's training windows always win, so scoring builds the features it was trained on).
     chunk_size : int
         Customers per churn/explanation chunk.
     n_threads : int, optional
@@ -395,10 +422,11 @@ def score_customers(
 
     t0 = time.perf_counter()
     note("building features")
-    feats = build_features(transactions, as_of_ts, events, feature_config or FeatureConfig())
+    settings = models.feature_config or feature_config or FeatureConfig()
+    feats = build_features(transactions, as_of_ts, events, settings)
     check_point_in_time(feats, as_of_ts)
     inputs = model_features(feats, models)
-    check_model_inputs(inputs, models, feature_config or FeatureConfig())
+    check_model_inputs(inputs, models, settings)
     gaps = last_purchase_gap_days(transactions, as_of_ts).reindex(feats.index)
     clock["features"] = time.perf_counter() - t0
 

@@ -34,7 +34,6 @@ use it too). It does five things:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -70,9 +69,7 @@ CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 
 CLV_ARTIFACT = "clv_model.json"
-BOOSTER_FILE = "churn_booster.txt"
-CALIBRATOR_FILE = "calibrator.json"
-FEATURES_FILE = "features.json"
+CHURN_ARTIFACT = "churn_model.json"
 METRIC_TAG_PREFIX = "metric."
 DIGEST_TAG = "retain.sha256"
 """Model version tag: JSON ``{relative path: SHA-256 hex digest}`` of every model file."""
@@ -107,6 +104,85 @@ _DIGEST_TAG_MAX = 5000  # MLflow 2 registries cap tag values at 5000 characters
 
 class TrackingError(RuntimeError):
     """The tracking server or the model registry cannot serve a request."""
+
+
+# ---------------------------------------------------------------------- model names
+
+MODEL_KINDS = (CLV_MODEL_NAME, CHURN_MODEL_NAME)
+DATASET_TAG = "retain.dataset"
+"""Model version tag: the data set the version learnt from (:meth:`DataConfig.dataset_id`)."""
+CONFIG_NAME_TAG = "retain.config_name"
+CONFIG_HASH_TAG = "retain.config_hash"
+
+
+def registered_name(cfg: RunConfig, kind: str) -> str:
+    """The registered model name of one kind of model for a config: ``<prefix>-<kind>``.
+
+    The prefix is ``tracking.model_name`` or else the config's ``name``, so two data sets
+    (brands, regions, the demo and a user's data) never share a registered model.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config.
+    kind : {"clv", "churn"}
+        The kind of model.
+
+    Returns
+    -------
+    str
+        E.g. ``cdnow-churn``.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {MODEL_KINDS}, got {kind!r}")
+    return f"{cfg.tracking.model_name or cfg.name}-{kind}"
+
+
+def model_kind(model_name: str) -> str | None:
+    """``clv`` or ``churn`` for a registered name made by :func:`registered_name` (or bare)."""
+    for kind in MODEL_KINDS:
+        if model_name == kind or model_name.endswith(f"-{kind}"):
+            return kind
+    return None
+
+
+def provenance_tags(cfg: RunConfig) -> dict[str, str]:
+    """Version tags naming the config and the data set a model was trained on."""
+    return {
+        DATASET_TAG: cfg.data.dataset_id(),
+        CONFIG_NAME_TAG: cfg.name,
+        CONFIG_HASH_TAG: cfg.config_hash(),
+    }
+
+
+def check_dataset(version: ModelVersion, cfg: RunConfig, allow_other: bool = False) -> None:
+    """Refuse a model version trained on another data set than the config's.
+
+    Parameters
+    ----------
+    version : ModelVersion
+        The version about to be used.
+    cfg : RunConfig
+        The run config (its ``data`` section names the data set).
+    allow_other : bool
+        Skip the check (``--allow-other-dataset``).
+
+    Raises
+    ------
+    TrackingError
+        The version records another data set, or none.
+    """
+    if allow_other:
+        return
+    theirs = (version.tags or {}).get(DATASET_TAG)
+    ours = cfg.data.dataset_id()
+    if theirs != ours:
+        trained = f"data set {theirs!r}" if theirs else "an unrecorded data set"
+        raise TrackingError(
+            f"model {version.name} version {version.version} was trained on {trained}, this "
+            f"config reads {ours!r}; train a model for this data set, or pass "
+            "--allow-other-dataset to score with it anyway"
+        )
 
 
 # ------------------------------------------------------------------------ configure
@@ -577,7 +653,7 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of the churn model, restored from LightGBM text and JSON artifacts.
+    """Pyfunc wrapper of :class:`retain.churn.ChurnModel`, restored from its JSON saved form.
 
     Input: one row per customer with the model's feature columns. Output: ``raw_score`` (the
     booster's log-odds) and ``churn_probability`` (calibrated), one row per input row in the
@@ -585,24 +661,18 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        import lightgbm as lgb
+        from retain.churn import ChurnModel
 
-        with open(context.artifacts["booster"]) as fh:
-            self.booster = lgb.Booster(model_str=fh.read())
-        with open(context.artifacts["calibrator"]) as fh:
-            self.calibrator = json.load(fh)
-        with open(context.artifacts["features"]) as fh:
-            self.feature_names = list(json.load(fh)["feature_names"])
+        with open(context.artifacts["churn_model"]) as fh:
+            self.model = ChurnModel.from_dict(json.load(fh))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        from retain.churn.calibration import apply_calibration
-
-        frame = pd.DataFrame(model_input)[self.feature_names]
-        raw = self.booster.predict(frame, raw_score=True)
+        frame = pd.DataFrame(model_input)
+        raw = self.model.predict_raw(frame)
         return pd.DataFrame(
-            {"raw_score": raw, "churn_probability": apply_calibration(self.calibrator, raw)}
+            {"raw_score": raw, "churn_probability": self.model.predict_proba(frame)}
         )
 
 
@@ -613,32 +683,11 @@ class LoadedClvModel(NamedTuple):
     version: ModelVersion
 
 
-@dataclass(frozen=True)
-class LoadedChurnModel:
-    """A churn model from the registry; unpacks as ``booster, calibrator, features, version``.
+class LoadedChurnModel(NamedTuple):
+    """A churn model loaded from the registry and its model version."""
 
-    Attributes
-    ----------
-    booster : lightgbm.Booster
-        The model (raw, uncalibrated probabilities).
-    calibrator : dict
-        The calibrator as plain JSON data.
-    feature_names : list of str
-        Input columns in model order.
-    version : ModelVersion
-        The registry entry.
-    catalogue : dict
-        Feature catalogue entries (meaning, unit, ...) keyed by feature name (not unpacked).
-    """
-
-    booster: Any
-    calibrator: dict[str, Any]
-    feature_names: list[str]
+    model: Any
     version: ModelVersion
-    catalogue: dict[str, Any] = field(default_factory=dict)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter((self.booster, self.calibrator, self.feature_names, self.version))
 
 
 def clv_input_columns(time_unit: str) -> list[str]:
@@ -744,43 +793,26 @@ def log_clv_model(
     return _finish_registration(model_name, info, metrics, tags)
 
 
-def _plain(entry: Any) -> Any:
-    """A catalogue entry as JSON data (dataclasses such as ``FeatureInfo`` become dicts)."""
-    if dataclasses.is_dataclass(entry) and not isinstance(entry, type):
-        return dataclasses.asdict(entry)
-    return entry
-
-
 def log_churn_model(
-    booster: Any,
-    calibrator: Mapping[str, Any] | Any,
-    feature_names: list[str],
-    catalogue: Mapping[str, Any],
+    model: Any,
     input_example: pd.DataFrame,
     metrics: Mapping[str, float] | None = None,
     model_name: str = CHURN_MODEL_NAME,
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
-    """Log a LightGBM churn model as a plain-file pyfunc, register it, alias it ``challenger``.
+    """Log a churn model as a plain-file pyfunc, register it and alias it ``challenger``.
 
-    The model directory holds the booster in LightGBM's own text format
-    (``artifacts/churn_booster.txt``), the calibrator (plain JSON: isotonic thresholds or
-    sigmoid ``a``/``b``, ``artifacts/calibrator.json``), the feature list with catalogue
-    entries (``artifacts/features.json``) and the "model from code" script of
-    :class:`ChurnPyfunc`; nothing is pickled. The two JSON files are also run artifacts under
-    ``<model_name>/``. The version gets the digest tag ``retain.sha256``. Must be called inside
-    an active run.
+    The model directory holds the model's one saved form, ``artifacts/churn_model.json``
+    (:meth:`retain.churn.ChurnModel.to_dict`: the booster in LightGBM's text format, the
+    calibrator, the feature list, horizon, CLV feature model, feature settings and
+    provenance), and the "model from code" script of :class:`ChurnPyfunc`; nothing is
+    pickled. The version gets the digest tag ``retain.sha256``. Must be called inside an
+    active run.
 
     Parameters
     ----------
-    booster : lightgbm.Booster
-        The trained booster.
-    calibrator : mapping or object with ``to_dict()``
-        The probability calibrator as plain data.
-    feature_names : list of str
-        Model input columns, in order.
-    catalogue : mapping
-        Feature name -> catalogue entry (meaning, unit, ...) as plain data.
+    model : retain.churn.ChurnModel
+        The trained, calibrated model.
     input_example : DataFrame
         A few rows of model input (the signature is inferred from it).
     metrics : mapping, optional
@@ -799,41 +831,25 @@ def log_churn_model(
     if mlflow.active_run() is None:
         raise TrackingError("log_churn_model needs an active MLflow run")
     _check_user_tags(tags)
-    cal = calibrator.to_dict() if hasattr(calibrator, "to_dict") else dict(calibrator)
-    from retain.churn.calibration import apply_calibration
-
-    example = input_example[list(feature_names)].head(5).reset_index(drop=True)
-    raw = booster.predict(example, raw_score=True)
-    output = pd.DataFrame({"raw_score": raw, "churn_probability": apply_calibration(cal, raw)})
+    example = input_example[list(model.feature_names)].head(5).reset_index(drop=True)
+    output = pd.DataFrame(
+        {"raw_score": model.predict_raw(example), "churn_probability": model.predict_proba(example)}
+    )
     signature = infer_signature(example, output)
-    features_doc = {
-        "feature_names": list(feature_names),
-        "catalogue": {name: _plain(catalogue.get(name)) for name in feature_names},
-    }
     with tempfile.TemporaryDirectory() as tmp:
-        booster_path = Path(tmp) / BOOSTER_FILE
-        booster_path.write_text(booster.model_to_string())
-        cal_path = Path(tmp) / CALIBRATOR_FILE
-        cal_path.write_text(json.dumps(cal, indent=1, default=float))
-        feat_path = Path(tmp) / FEATURES_FILE
-        feat_path.write_text(json.dumps(features_doc, indent=1, default=str))
+        model_path = Path(tmp) / CHURN_ARTIFACT
+        model_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
         code_path = Path(tmp) / _CHURN_LAYOUT.code_file
         code_path.write_text(_CHURN_PYFUNC_CODE)
         info = mlflow.pyfunc.log_model(
             name=model_name,
             python_model=str(code_path),
-            artifacts={
-                "booster": str(booster_path),
-                "calibrator": str(cal_path),
-                "features": str(feat_path),
-            },
+            artifacts={"churn_model": str(model_path)},
             signature=signature,
             input_example=example,
             registered_model_name=model_name,
             pip_requirements=_pip_requirements("lightgbm"),
         )
-        mlflow.log_artifact(str(cal_path), artifact_path=model_name)
-        mlflow.log_artifact(str(feat_path), artifact_path=model_name)
     return _finish_registration(model_name, info, metrics, tags)
 
 
@@ -902,13 +918,7 @@ _CLV_LAYOUT = _ModelLayout(
     "clv_pyfunc.py", {"clv_model": f"artifacts/{CLV_ARTIFACT}"}, "retain train-clv"
 )
 _CHURN_LAYOUT = _ModelLayout(
-    "churn_pyfunc.py",
-    {
-        "booster": f"artifacts/{BOOSTER_FILE}",
-        "calibrator": f"artifacts/{CALIBRATOR_FILE}",
-        "features": f"artifacts/{FEATURES_FILE}",
-    },
-    "retain train-churn",
+    "churn_pyfunc.py", {"churn_model": f"artifacts/{CHURN_ARTIFACT}"}, "retain train-churn"
 )
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
 _PICKLE_PATH_KEYS = ("python_model", "pickled_model")
@@ -1141,11 +1151,11 @@ def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) 
 def load_churn_model(
     ref: str | int = CHAMPION, model_name: str = CHURN_MODEL_NAME
 ) -> LoadedChurnModel:
-    """Load a registered churn model: booster, calibrator JSON and feature list.
+    """Load a registered churn model from its one saved form (no flavour loader, no pickle).
 
-    The version is downloaded and verified as in :func:`load_clv_model`; then the booster is
-    read from LightGBM's text format with ``lightgbm.Booster(model_str=...)`` and the
-    calibrator and feature list with :mod:`json`. No MLflow flavour loader runs.
+    The version is downloaded and verified as in :func:`load_clv_model`; then
+    ``artifacts/churn_model.json`` is read with :mod:`json` and rebuilt with
+    :meth:`retain.churn.ChurnModel.from_dict` (the booster from LightGBM's text format).
 
     Parameters
     ----------
@@ -1157,29 +1167,93 @@ def load_churn_model(
     Returns
     -------
     LoadedChurnModel
-        ``(booster, calibrator, feature_names, version, catalogue)``.
+        ``(model, version)``; ``model`` is a :class:`retain.churn.ChurnModel`.
 
     Raises
     ------
     TrackingError
         When the version does not exist, cannot be downloaded, is pickle-based or not written
-        by retain, has no digest tag, or a file was changed, added or removed.
+        by retain, has no digest tag, a file was changed, added or removed, or the saved form
+        is not a churn model this version of retain reads.
     """
-    import lightgbm as lgb
+    from retain.churn import ChurnModel
 
-    files = _CHURN_LAYOUT.artifacts
     with tempfile.TemporaryDirectory() as tmp:
         root, version = _fetch_verified(model_name, ref, _CHURN_LAYOUT, tmp)
-        booster = lgb.Booster(model_str=(root / files["booster"]).read_text())
-        calibrator = json.loads((root / files["calibrator"]).read_text())
-        features_doc = json.loads((root / files["features"]).read_text())
-    return LoadedChurnModel(
-        booster,
-        calibrator,
-        list(features_doc["feature_names"]),
-        version,
-        dict(features_doc.get("catalogue") or {}),
+        data = json.loads((root / _CHURN_LAYOUT.artifacts["churn_model"]).read_text())
+    try:
+        model = ChurnModel.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrackingError(
+            f"model {model_name} version {version.version} cannot be read ({exc}); retrain it "
+            f"({_CHURN_LAYOUT.train_command})"
+        ) from exc
+    return LoadedChurnModel(model, version)
+
+
+@dataclass(frozen=True)
+class LoadedScoringModels:
+    """The models of a scoring run and their registry entries.
+
+    Attributes
+    ----------
+    models : retain.scoring.ScoringModels
+        The CLV and churn models with their versions.
+    clv_version, churn_version : ModelVersion
+        The registry entries used.
+    """
+
+    models: Any
+    clv_version: ModelVersion
+    churn_version: ModelVersion
+
+
+def load_scoring_models(
+    cfg: RunConfig,
+    clv_ref: str | int = CHAMPION,
+    churn_ref: str | int = CHAMPION,
+    *,
+    allow_other_dataset: bool = False,
+) -> LoadedScoringModels:
+    """Load the CLV and churn models a scoring run (or a report on one) applies.
+
+    The one loader of score, report and every engine: the registered names come from the
+    config (:func:`registered_name`), both versions are verified (:func:`load_clv_model`,
+    :func:`load_churn_model`) and must have been trained on the config's data set
+    (:func:`check_dataset`). Everything the churn model needs to rebuild its inputs (horizon,
+    CLV feature model, feature windows) travels inside it.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config.
+    clv_ref, churn_ref : str or int
+        Alias, version number or run id of each model.
+    allow_other_dataset : bool
+        Accept versions trained on another data set.
+
+    Returns
+    -------
+    LoadedScoringModels
+
+    Raises
+    ------
+    TrackingError
+        A version is missing, fails its integrity check, or was trained on another data set.
+    """
+    from retain.scoring import ScoringModels  # the scoring stack (numba) only when scoring
+
+    clv = load_clv_model(clv_ref, registered_name(cfg, CLV_MODEL_NAME))
+    check_dataset(clv.version, cfg, allow_other_dataset)
+    churn = load_churn_model(churn_ref, registered_name(cfg, CHURN_MODEL_NAME))
+    check_dataset(churn.version, cfg, allow_other_dataset)
+    models = ScoringModels(
+        clv=clv.model,
+        churn=churn.model,
+        clv_version=str(clv.version.version),
+        churn_version=str(churn.version.version),
     )
+    return LoadedScoringModels(models, clv.version, churn.version)
 
 
 # ------------------------------------------------------------------------ promotion
@@ -1366,7 +1440,7 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
     Parameters
     ----------
     model_name : str
-        ``"churn"`` or ``"clv"`` (a name starting with either picks its rule).
+        A registered churn or CLV model name (see :func:`model_kind`).
     cfg : PromotionConfig
         Tolerances and the CLV metric.
 
@@ -1380,9 +1454,10 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
     TrackingError
         When the model has no ``challenger`` or the model name has no rule.
     """
-    if model_name.startswith(CHURN_MODEL_NAME):
+    kind = model_kind(model_name)
+    if kind == CHURN_MODEL_NAME:
         gate = _gate_churn
-    elif model_name.startswith(CLV_MODEL_NAME):
+    elif kind == CLV_MODEL_NAME:
         gate = _gate_clv
     else:
         raise TrackingError(f"no promotion rule for model {model_name!r} (churn or clv)")

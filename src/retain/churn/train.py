@@ -94,12 +94,20 @@ def lightgbm_params(
     return params
 
 
+CHURN_MODEL_TYPE = "retain.churn"
+CHURN_FORMAT_VERSION = 1
+
+
 @dataclass
 class ChurnModel:
-    """A trained churn model: booster, feature list and calibrator.
+    """A trained churn model and everything scoring needs to rebuild its inputs.
 
-    Scoring recipe (no pickle): ``X = feature_matrix(features, model.feature_names)``;
-    ``raw = booster.predict(X, raw_score=True)``; ``p = apply_calibration(calibrator, raw)``.
+    Scoring recipe (no pickle): the features are built with ``feature_settings``, the
+    purchase-model features with ``clv_feature_model`` over ``horizon_days``; then
+    ``X = feature_matrix(features, model.feature_names)``, ``raw = booster.predict(X,
+    raw_score=True)`` and ``p = apply_calibration(calibrator, raw)``. The one saved form is
+    :meth:`to_dict` (plain JSON with the booster in LightGBM's text format); :meth:`from_dict`
+    is its one loader.
 
     Attributes
     ----------
@@ -115,6 +123,12 @@ class ChurnModel:
         LightGBM parameters used.
     best_iteration : int
         Number of boosting rounds kept.
+    clv_feature_model : str
+        BTYD model fitted at each cutoff for the ``p_alive``/expected-purchases features.
+    feature_settings : dict
+        The feature windows of training (``FeatureConfig`` fields as plain data).
+    training : dict
+        Provenance: the training config's ``config_name``, ``config_hash`` and ``dataset``.
     """
 
     booster: lgb.Booster
@@ -123,6 +137,9 @@ class ChurnModel:
     horizon_days: int
     params: dict[str, Any] = field(default_factory=dict)
     best_iteration: int = 0
+    clv_feature_model: str = "bgnbd"
+    feature_settings: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, str] = field(default_factory=dict)
 
     def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
         """Raw scores (log-odds margins) of the booster."""
@@ -133,14 +150,76 @@ class ChurnModel:
         return apply_calibration(self.calibrator, self.predict_raw(features))
 
     def metadata(self) -> dict[str, Any]:
-        """Everything but the booster, as plain data (stored as JSON beside the model)."""
+        """Everything but the booster, as plain data (logged beside the model for reading)."""
+        return {k: v for k, v in self.to_dict().items() if k != "booster"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The model as plain JSON data: the booster as LightGBM text, the rest as values.
+
+        Returns
+        -------
+        dict
+            ``model_type``, ``format_version``, ``booster``, ``feature_names``,
+            ``calibrator``, ``horizon_days``, ``clv_feature_model``, ``feature_settings``,
+            ``best_iteration``, ``params`` and ``training``.
+        """
         return {
+            "model_type": CHURN_MODEL_TYPE,
+            "format_version": CHURN_FORMAT_VERSION,
+            "booster": self.booster.model_to_string(),
             "feature_names": list(self.feature_names),
             "calibrator": self.calibrator,
-            "horizon_days": self.horizon_days,
-            "best_iteration": self.best_iteration,
+            "horizon_days": int(self.horizon_days),
+            "clv_feature_model": self.clv_feature_model,
+            "feature_settings": dict(self.feature_settings),
+            "best_iteration": int(self.best_iteration),
             "params": {k: _plain(v) for k, v in self.params.items()},
+            "training": dict(self.training),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ChurnModel:
+        """Rebuild a model from :meth:`to_dict` output (no pickle).
+
+        Parameters
+        ----------
+        data : mapping
+            The saved form.
+
+        Returns
+        -------
+        ChurnModel
+
+        Raises
+        ------
+        ValueError
+            When the data is not a churn model of a known format version, or the booster's
+            number of features differs from the feature list.
+        """
+        if data.get("model_type") != CHURN_MODEL_TYPE:
+            raise ValueError(f"not a retain churn model (model_type {data.get('model_type')!r})")
+        if data.get("format_version") != CHURN_FORMAT_VERSION:
+            raise ValueError(
+                f"churn model format {data.get('format_version')!r} is not "
+                f"{CHURN_FORMAT_VERSION}; retrain the model with this version of retain"
+            )
+        booster = lgb.Booster(model_str=str(data["booster"]))
+        names = [str(n) for n in data["feature_names"]]
+        if booster.num_feature() != len(names):
+            raise ValueError(
+                f"the booster reads {booster.num_feature()} features, the list names {len(names)}"
+            )
+        return cls(
+            booster=booster,
+            feature_names=names,
+            calibrator=dict(data["calibrator"]),
+            horizon_days=int(data["horizon_days"]),
+            params=dict(data.get("params") or {}),
+            best_iteration=int(data.get("best_iteration") or 0),
+            clv_feature_model=str(data["clv_feature_model"]),
+            feature_settings=dict(data.get("feature_settings") or {}),
+            training={str(k): str(v) for k, v in (data.get("training") or {}).items()},
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -363,6 +442,7 @@ def fit_and_evaluate(
         seed=seed,
     )
     model = result.model
+    model.clv_feature_model = churn.clv_feature_model
     y = dataset.test[LABEL].to_numpy(dtype=int)
     raw = model.predict_raw(dataset.test)
     prob = apply_calibration(model.calibrator, raw)

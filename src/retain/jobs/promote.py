@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import mlflow
 
 from retain.config import RunConfig
-from retain.tracking import PromotionDecision, log_dict, log_metrics, promote, tracked_run
+from retain.tracking import (
+    PromotionDecision,
+    log_dict,
+    log_metrics,
+    promote,
+    registered_name,
+    tracked_run,
+)
 
 
 @dataclass(frozen=True)
@@ -25,15 +32,16 @@ class PromoteResult:
     run_id: str
 
 
-def run_promotion(cfg: RunConfig, model_name: str) -> PromoteResult:
-    """Apply the promotion gate to ``model_name`` and log the decision as a run.
+def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
+    """Apply the promotion gate to the config's model of one kind and log the decision.
 
     Parameters
     ----------
     cfg : RunConfig
         Run config; ``tracking`` selects the store, ``promotion`` holds the tolerances.
-    model_name : str
-        ``"churn"`` or ``"clv"``.
+    kind : {"churn", "clv"}
+        The kind of model; the registered name comes from the config
+        (:func:`retain.tracking.registered_name`).
 
     Returns
     -------
@@ -45,6 +53,7 @@ def run_promotion(cfg: RunConfig, model_name: str) -> PromoteResult:
     retain.tracking.TrackingError
         When the store is unreachable or the model has no challenger.
     """
+    model_name = registered_name(cfg, kind)
     with tracked_run(
         cfg, "promote", run_name=f"promote-{model_name}", tags={"model_name": model_name}
     ) as run:

@@ -366,6 +366,7 @@ def report(
     as_of: dt.date | str | None = None,
     output_dir: str | Path | None = None,
     model_version: str | None = None,
+    allow_other_dataset: bool = False,
     sample_size: int = 2000,
     progress: Progress | None = None,
 ) -> ReportResult:
@@ -387,6 +388,8 @@ def report(
     model_version : str, optional
         Churn model alias, version or run id; must be the version the scores were made with
         (default: that version).
+    allow_other_dataset : bool
+        Accept models trained on another data set than the config's.
     sample_size : int
         Customers sampled for the SHAP plots.
     progress : callable, optional
@@ -430,35 +433,32 @@ def report(
 
     note("loading models")
     tracking.configure(cfg.tracking)
-    churn = tracking.load_churn_model(model_version or used["churn"]["version"])
-    if str(churn.version.version) != str(used["churn"]["version"]):
+    loaded = tracking.load_scoring_models(
+        cfg,
+        used["clv"]["version"],
+        model_version or used["churn"]["version"],
+        allow_other_dataset=allow_other_dataset,
+    )
+    if str(loaded.churn_version.version) != str(used["churn"]["version"]):
         raise OutputError(
             f"the scores as of {when.date()} were made with churn version "
-            f"{used['churn']['version']}, not {churn.version.version}; report them without "
-            f"--model-version, or score again with --model-version {model_version}"
+            f"{used['churn']['version']}, not {loaded.churn_version.version}; report them "
+            f"without --model-version, or score again with --model-version {model_version}"
         )
-    clv_model, clv_v = tracking.load_clv_model(used["clv"]["version"])
-    horizon = int(used["churn"].get("horizon_days") or (churn.version.tags or {})["horizon_days"])
-    models = ScoringModels(
-        clv=clv_model,
-        booster=churn.booster,
-        calibrator=churn.calibrator,
-        feature_names=churn.feature_names,
-        horizon_days=horizon,
-        clv_version=str(clv_v.version),
-        churn_version=str(churn.version.version),
-    )
+    models = loaded.models
+    clv_v, churn_v = loaded.clv_version, loaded.churn_version
     note("loading inputs and features")
     inputs = load_inputs(cfg, when)
-    feats = build_features(inputs.transactions, when, inputs.events, cfg.features)
+    settings = models.feature_config or cfg.features
+    feats = build_features(inputs.transactions, when, inputs.events, settings)
     model_inputs = model_features(feats, models)
-    check_model_inputs(model_inputs, models, cfg.features)
+    check_model_inputs(model_inputs, models, settings)
 
     note("reading model metrics and backtest tables")
-    churn_metrics = tracking.version_metrics(churn.version)
+    churn_metrics = tracking.version_metrics(churn_v)
     clv_metrics = tracking.version_metrics(clv_v)
     backtest, _ = _run_artifacts(clv_v.run_id)
-    _, images = _run_artifacts(churn.version.run_id)
+    _, images = _run_artifacts(churn_v.run_id)
 
     note("building the report")
     t0 = time.perf_counter()

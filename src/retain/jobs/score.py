@@ -46,7 +46,7 @@ from retain.io import (
     write_rejects,
     write_table_atomic,
 )
-from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
+from retain.scoring import count_by, non_finite_columns, score_customers
 
 Progress = Callable[[str], None]
 
@@ -254,6 +254,7 @@ def score(
     model_version: str | None = None,
     clv_version: str | None = None,
     csv: bool | None = None,
+    allow_other_dataset: bool = False,
     progress: Progress | None = None,
 ) -> ScoreResult:
     """Score every customer as of a date with the registered models; write and log the result.
@@ -273,6 +274,8 @@ def score(
         CLV model alias, version or run id; default ``scoring.model_alias``.
     csv : bool, optional
         Also write CSV; default ``scoring.write_csv``.
+    allow_other_dataset : bool
+        Score with models trained on another data set than the config's.
     progress : callable, optional
         Called with a short message before each stage.
 
@@ -311,20 +314,10 @@ def score(
     tracking.configure(cfg.tracking)
     churn_ref = model_version or sc.model_alias
     clv_ref = clv_version or sc.model_alias
-    clv_model, clv_v = tracking.load_clv_model(clv_ref)
-    churn = tracking.load_churn_model(churn_ref)
-    horizon = int(
-        (churn.version.tags or {}).get("horizon_days", cfg.churn.horizon_days if cfg.churn else 182)
+    loaded = tracking.load_scoring_models(
+        cfg, clv_ref, churn_ref, allow_other_dataset=allow_other_dataset
     )
-    models = ScoringModels(
-        clv=clv_model,
-        booster=churn.booster,
-        calibrator=churn.calibrator,
-        feature_names=churn.feature_names,
-        horizon_days=horizon,
-        clv_version=str(clv_v.version),
-        churn_version=str(churn.version.version),
-    )
+    models = loaded.models
     timings["load_models"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -354,8 +347,12 @@ def score(
             "the input amounts (data.max_amount) and the models' parameters"
         )
     model_info = {
-        "clv": _model_entry(clv_v, str(clv_ref)),
-        "churn": {**_model_entry(churn.version, str(churn_ref)), "horizon_days": horizon},
+        "clv": _model_entry(loaded.clv_version, str(clv_ref)),
+        "churn": {
+            **_model_entry(loaded.churn_version, str(churn_ref)),
+            "horizon_days": models.horizon_days,
+            "clv_feature_model": models.purchase_model,
+        },
     }
     t0 = time.perf_counter()
     note(f"writing {len(scores):,} rows to {out_dir}")

@@ -48,6 +48,8 @@ from retain.tracking import (
     log_metrics,
     log_params_flat,
     log_table,
+    provenance_tags,
+    registered_name,
     tracked_run,
 )
 
@@ -205,8 +207,16 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
             log_table(search.trials, "tables/optuna_trials.csv", index=False)
         _log_plots(fit)
         log_table(_importance(fit), "tables/feature_importance.csv", index=False)
-        catalogue = feature_catalogue(fit.model.feature_names)
-        log_dict(fit.model.metadata(), "churn_model/metadata.json")
+        model = fit.model
+        model.feature_settings = cfg.features.model_dump(mode="json")
+        model.training = {
+            "config_name": cfg.name,
+            "config_hash": cfg.config_hash(),
+            "dataset": cfg.data.dataset_id(),
+        }
+        catalogue = feature_catalogue(model.feature_names)
+        log_dict(model.metadata(), "churn_model/metadata.json")
+        log_dict(catalogue, "churn_model/catalogue.json")
         log_dict(
             {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()},
             "churn_model/dataset.json",
@@ -218,16 +228,15 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         }
         example = fit.dataset.test[fit.model.feature_names].head(5).astype("float64")
         version = log_churn_model(
-            fit.model.booster,
-            fit.model.calibrator,
-            fit.model.feature_names,
-            catalogue,
+            model,
             example,
             metrics=gate,
+            model_name=registered_name(cfg, "churn"),
             tags={
-                "horizon_days": str(fit.model.horizon_days),
+                "horizon_days": str(model.horizon_days),
                 "test_cutoff": fit.dataset.split.test_cutoff.date().isoformat(),
-                "clv_feature_model": churn.clv_feature_model,
+                "clv_feature_model": model.clv_feature_model,
+                **provenance_tags(cfg),
             },
         )
         tracking_uri = mlflow.get_tracking_uri()

@@ -42,6 +42,8 @@ from retain.tracking import (
     log_figure,
     log_metrics,
     log_table,
+    provenance_tags,
+    registered_name,
     tracked_run,
 )
 
@@ -215,7 +217,12 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
             model,
             final_summary.head(20),
             metrics=promotion_metrics,
-            tags={"purchase_model": auto.selected, "fit_cutoff": str(holdout_end.date())},
+            model_name=registered_name(cfg, "clv"),
+            tags={
+                "purchase_model": auto.selected,
+                "fit_cutoff": str(holdout_end.date()),
+                **provenance_tags(cfg),
+            },
         )
     return TrainClvResult(
         run_id=run.info.run_id,

@@ -1,0 +1,85 @@
+"""Train/serve skew: scoring a cutoff with the registered models gives the training predictions.
+
+The churn model carries everything that shapes its inputs (feature list, horizon, the BTYD model
+behind ``p_alive`` and the expected-purchase features, the feature windows); scoring reads them
+from the model, never from defaults or tags. Checked for every purchase model, on CDNOW.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn.dataset import ChurnFeatures
+from retain.config import load_config, load_policy
+from retain.datasets import load_cdnow
+from retain.io import load_inputs
+from retain.jobs.train_churn import train_churn
+from retain.jobs.train_clv import train_clv
+from retain.scoring import ScoringModels, score_customers
+from retain.tracking import TrackingError, load_scoring_models
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cdnow.yaml"
+FAST = {
+    "data.source": "cdnow_sample",
+    "clv.purchase_model": "bgnbd",
+    "churn.lightgbm": {"num_leaves": 7, "min_data_in_leaf": 100, "num_threads": 1},
+    "churn.baseline_models": ["bgnbd"],
+    "churn.leakage_check_customers": 0,
+    # windows other than the defaults: scoring must take them from the model
+    "features.windows_days": [60, 120],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("purchase_model", ["bgnbd", "pareto_nbd", "mbgnbd"])
+def test_scoring_the_test_cutoff_reproduces_the_training_predictions(mlflow_tmp, purchase_model):
+    cfg = load_config(CONFIG, {**FAST, "churn.clv_feature_model": purchase_model})
+    train_clv(cfg)
+    train_churn(cfg)
+    loaded = load_scoring_models(cfg, "challenger", "challenger")
+    models = loaded.models
+    assert models.purchase_model == purchase_model
+    assert list(models.feature_config.windows_days) == [60, 120]
+    cutoff = pd.Timestamp(cfg.churn.test_cutoff)
+
+    # the training path's own feature function at the test cutoff
+    tx = load_cdnow("sample")
+    feats = ChurnFeatures(cfg.churn.horizon_days, cfg.features, purchase_model)(tx, cutoff, None)
+    expected = models.churn.predict_proba(feats)
+
+    # scoring, with a config whose feature windows are the defaults: the model's windows win
+    plain = load_config(CONFIG, {"data.source": "cdnow_sample"})
+    inputs = load_inputs(plain, cutoff)
+    policy = load_policy(plain.policy_path)
+    scores = score_customers(
+        inputs.transactions, cutoff, models, policy, feature_config=plain.features
+    )
+    got = scores.set_index("customer_id")["churn_probability"].reindex(feats.index)
+    np.testing.assert_array_equal(got.to_numpy(), expected)
+
+    if purchase_model != "bgnbd":  # the old bug: scored with BG/NBD features whatever trained
+        churn = models.churn
+        skewed = ScoringModels(
+            models.clv, type(churn)(**{**vars(churn), "clv_feature_model": "bgnbd"})
+        )
+        wrong = score_customers(inputs.transactions, cutoff, skewed, policy)
+        assert not np.array_equal(wrong["churn_probability"].to_numpy(), got.to_numpy())
+
+
+def test_models_of_another_data_set_are_refused_unless_asked(mlflow_tmp):
+    cfg = load_config(CONFIG, {**FAST, "churn": None, "name": "shop-a"})
+    train_clv(cfg)
+    # another config sharing the registered names (tracking.model_name) but not the data
+    other = load_config(
+        CONFIG,
+        {"data.source": "cdnow_master", "name": "shop-b", "tracking.model_name": "shop-a"},
+    )
+    with pytest.raises(TrackingError, match="trained on data set 'cdnow_sample'.*cdnow_master"):
+        load_scoring_models(other, "challenger", "challenger")
+    # asked to: the CLV model is accepted (the churn model is the next thing missing)
+    with pytest.raises(TrackingError, match="shop-a-churn"):
+        load_scoring_models(other, "challenger", "challenger", allow_other_dataset=True)

@@ -464,6 +464,114 @@ def _tree_cells(
     return feats, thresholds, flags, cells
 
 
+_FLOAT_FIELDS = frozenset({"node_threshold", "leaf_value", "slot_ratio", "cell_thr"})
+_BOOL_FIELDS = frozenset({"node_default_left", "path_left"})
+_TABLE_FIELDS = frozenset({"table", "cell_table"})
+
+
+class _TableBuilder:
+    """The flat arrays of :class:`TreeShapTables` as lists, grown one dumped tree at a time.
+
+    ``expected`` sums each leaf's value times the product of its cover ratios (the tree's
+    expected value); ``table_size`` and ``cell_size`` are the lengths of the leaf and cell
+    tables that :func:`_fill_tables` and :func:`_fill_cells` fill afterwards.
+    """
+
+    def __init__(self, cells: bool) -> None:
+        self.cells = cells
+        self.col: dict[str, list] = {
+            name: [] for name in (*_LEAF_FIELDS, *_CELL_FIELDS) if name not in _TABLE_FIELDS
+        }
+        self.expected = 0.0
+        self.table_size = 0
+        self.cell_size = 0
+
+    def add_tree(
+        self,
+        nodes: list[tuple[int, float, bool, int]],
+        leaves: list[tuple[float, list[tuple[int, bool, int, float]]]],
+    ) -> None:
+        """Append one tree (as :func:`_flatten_tree` returns it): nodes, leaves and cells."""
+        c = self.col
+        c["node_offset"].append(len(c["node_feature"]))
+        c["node_count"].append(len(nodes))
+        for feat, thr, defl, miss in nodes:
+            c["node_feature"].append(feat)
+            c["node_threshold"].append(thr)
+            c["node_default_left"].append(defl)
+            c["node_missing"].append(miss)
+        c["leaf_offset"].append(len(c["leaf_value"]))
+        c["leaf_count"].append(len(leaves))
+        for value, path in leaves:
+            self._add_leaf(value, path)
+        self._add_cells(nodes)
+
+    def _add_leaf(self, value: float, path: list[tuple[int, bool, int, float]]) -> None:
+        """One leaf: its path, its distinct features (slots) with their cover ratios."""
+        c = self.col
+        slots: dict[int, int] = {}
+        ratios: list[float] = []
+        for _, _, feat, ratio in path:
+            if feat not in slots:
+                slots[feat] = len(slots)
+                ratios.append(1.0)
+            ratios[slots[feat]] *= ratio
+        d = len(slots)
+        self.expected += value * math.prod(ratios)
+        c["leaf_value"].append(value)
+        c["leaf_dim"].append(d)
+        c["leaf_path_offset"].append(len(c["path_node"]))
+        c["leaf_path_len"].append(len(path))
+        for idx, left, feat, _ in path:
+            c["path_node"].append(idx)
+            c["path_left"].append(left)
+            c["path_slot"].append(slots[feat])
+        c["leaf_feat_offset"].append(len(c["slot_feature"]))
+        c["slot_feature"].extend(slots)
+        c["slot_ratio"].extend(ratios)
+        if d <= _MAX_TABLE_FEATURES:
+            c["leaf_table_offset"].append(self.table_size)
+            self.table_size += (1 << d) * d
+        else:
+            c["leaf_table_offset"].append(-1)
+
+    def _add_cells(self, nodes: list[tuple[int, float, bool, int]]) -> None:
+        """The tree's cell grid when it is small enough to cache (else offset -1)."""
+        c = self.col
+        spec = _tree_cells(nodes) if self.cells and nodes else None
+        c["cell_feat_offset"].append(len(c["cell_feature"]))
+        if spec is None or self.cell_size + spec[3] * len(spec[0]) > _MAX_CELL_VALUES:
+            c["cell_offset"].append(-1)
+            c["cell_nfeat"].append(0)
+            return
+        feats, thresholds, flags, n_cells = spec
+        c["cell_offset"].append(self.cell_size)
+        self.cell_size += n_cells * len(feats)
+        c["cell_nfeat"].append(len(feats))
+        for feat, thr, z in zip(feats, thresholds, flags, strict=True):
+            c["cell_feature"].append(feat)
+            c["cell_thr_offset"].append(len(c["cell_thr"]))
+            c["cell_nthr"].append(len(thr))
+            c["cell_flags"].append(z)
+            c["cell_thr"].extend(thr)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The lists as typed arrays, and the (zeroed) leaf and cell tables."""
+        out: dict[str, np.ndarray] = {}
+        for name, values in self.col.items():
+            dtype = (
+                np.float64
+                if name in _FLOAT_FIELDS
+                else np.bool_
+                if name in _BOOL_FIELDS
+                else np.int64
+            )
+            out[name] = np.asarray(values, dtype=dtype)
+        out["table"] = np.zeros(self.table_size, dtype=np.float64)
+        out["cell_table"] = np.zeros(self.cell_size, dtype=np.float64)
+        return out
+
+
 def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTables:
     """Flatten a LightGBM booster and build the per-leaf and per-cell SHAP tables.
 
@@ -491,99 +599,10 @@ def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTa
     if dump.get("num_class", 1) != 1 or dump.get("num_tree_per_iteration", 1) != 1:
         raise _Unsupported("multi-class model")
     n_features = int(dump["max_feature_idx"]) + 1
-    node_offset, node_count, leaf_offset, leaf_count = [], [], [], []
-    n_feat, n_thr, n_defl, n_miss = [], [], [], []
-    l_value, l_dim, l_poff, l_plen, l_foff, l_toff = [], [], [], [], [], []
-    p_node, p_left, p_slot, s_feat, s_ratio = [], [], [], [], []
-    c_off, c_foff, c_nfeat, c_feat, c_toff, c_nthr, c_flags, c_thr = [], [], [], [], [], [], [], []
-    expected = 0.0
-    table_size = 0
-    cell_size = 0
+    builder = _TableBuilder(cells)
     for info in dump["tree_info"]:
-        nodes, leaves = _flatten_tree(info["tree_structure"])
-        node_offset.append(len(n_feat))
-        node_count.append(len(nodes))
-        for feat, thr, defl, miss in nodes:
-            n_feat.append(feat)
-            n_thr.append(thr)
-            n_defl.append(defl)
-            n_miss.append(miss)
-        leaf_offset.append(len(l_value))
-        leaf_count.append(len(leaves))
-        for value, path in leaves:
-            slots: dict[int, int] = {}
-            ratios: list[float] = []
-            for _, _, feat, ratio in path:
-                if feat not in slots:
-                    slots[feat] = len(slots)
-                    ratios.append(1.0)
-                ratios[slots[feat]] *= ratio
-            d = len(slots)
-            expected += value * math.prod(ratios)
-            l_value.append(value)
-            l_dim.append(d)
-            l_poff.append(len(p_node))
-            l_plen.append(len(path))
-            for idx, left, feat, _ in path:
-                p_node.append(idx)
-                p_left.append(left)
-                p_slot.append(slots[feat])
-            l_foff.append(len(s_feat))
-            s_feat.extend(slots)
-            s_ratio.extend(ratios)
-            if d <= _MAX_TABLE_FEATURES:
-                l_toff.append(table_size)
-                table_size += (1 << d) * d
-            else:
-                l_toff.append(-1)
-        spec = _tree_cells(nodes) if cells and nodes else None
-        c_foff.append(len(c_feat))
-        if spec is None or cell_size + spec[3] * len(spec[0]) > _MAX_CELL_VALUES:
-            c_off.append(-1)
-            c_nfeat.append(0)
-            continue
-        feats, thresholds, flags, n_cells = spec
-        c_off.append(cell_size)
-        cell_size += n_cells * len(feats)
-        c_nfeat.append(len(feats))
-        for feat, thr, z in zip(feats, thresholds, flags, strict=True):
-            c_feat.append(feat)
-            c_toff.append(len(c_thr))
-            c_nthr.append(len(thr))
-            c_flags.append(z)
-            c_thr.extend(thr)
-    i64, f64 = np.int64, np.float64
-    arrays: dict[str, np.ndarray] = {
-        "node_offset": np.asarray(node_offset, dtype=i64),
-        "node_count": np.asarray(node_count, dtype=i64),
-        "node_feature": np.asarray(n_feat, dtype=i64),
-        "node_threshold": np.asarray(n_thr, dtype=f64),
-        "node_default_left": np.asarray(n_defl, dtype=np.bool_),
-        "node_missing": np.asarray(n_miss, dtype=i64),
-        "leaf_offset": np.asarray(leaf_offset, dtype=i64),
-        "leaf_count": np.asarray(leaf_count, dtype=i64),
-        "leaf_value": np.asarray(l_value, dtype=f64),
-        "leaf_dim": np.asarray(l_dim, dtype=i64),
-        "leaf_path_offset": np.asarray(l_poff, dtype=i64),
-        "leaf_path_len": np.asarray(l_plen, dtype=i64),
-        "leaf_feat_offset": np.asarray(l_foff, dtype=i64),
-        "leaf_table_offset": np.asarray(l_toff, dtype=i64),
-        "path_node": np.asarray(p_node, dtype=i64),
-        "path_left": np.asarray(p_left, dtype=np.bool_),
-        "path_slot": np.asarray(p_slot, dtype=i64),
-        "slot_feature": np.asarray(s_feat, dtype=i64),
-        "slot_ratio": np.asarray(s_ratio, dtype=f64),
-        "table": np.zeros(table_size, dtype=f64),
-        "cell_offset": np.asarray(c_off, dtype=i64),
-        "cell_feat_offset": np.asarray(c_foff, dtype=i64),
-        "cell_nfeat": np.asarray(c_nfeat, dtype=i64),
-        "cell_feature": np.asarray(c_feat, dtype=i64),
-        "cell_thr_offset": np.asarray(c_toff, dtype=i64),
-        "cell_nthr": np.asarray(c_nthr, dtype=i64),
-        "cell_flags": np.asarray(c_flags, dtype=i64),
-        "cell_thr": np.asarray(c_thr, dtype=f64),
-        "cell_table": np.zeros(cell_size, dtype=f64),
-    }
+        builder.add_tree(*_flatten_tree(info["tree_structure"]))
+    arrays = builder.arrays()
     if len(arrays["leaf_value"]):
         _fill_tables(
             arrays["leaf_value"],
@@ -593,8 +612,8 @@ def compile_tree_shap(booster: lgb.Booster, *, cells: bool = True) -> TreeShapTa
             arrays["slot_ratio"],
             arrays["table"],
         )
-    tables = TreeShapTables(n_features=n_features, expected_value=float(expected), **arrays)
-    if cell_size:
+    tables = TreeShapTables(n_features=n_features, expected_value=float(builder.expected), **arrays)
+    if builder.cell_size:
         _fill_cells(
             tables.leaf_pack(), tables.cell_pack(), n_features, tables.max_nodes, tables.max_dim
         )

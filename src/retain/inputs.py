@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,67 @@ def _naming_file(path: Path | None) -> Iterator[None]:
 _CDNOW_KIND = {"cdnow_master": "master", "cdnow_sample": "sample"}
 
 
+@dataclass
+class _RawInputs:
+    """The tables of a source as read, with what their validation needs to know.
+
+    ``formats`` and ``decimals`` are the configured timestamp formats and decimal separators
+    per table, ``paths`` the file each table came from (files only), ``duplicates`` the
+    duplicate policy of the source and ``truth`` the synthetic generator's parameters.
+    """
+
+    tables: dict[str, pd.DataFrame | None] = field(
+        default_factory=lambda: {"events": None, "customers": None}
+    )
+    formats: dict[str, str | None] = field(
+        default_factory=lambda: {"transactions": None, "events": None, "customers": None}
+    )
+    decimals: dict[str, str] = field(default_factory=lambda: {"transactions": ".", "events": "."})
+    paths: dict[str, Path] = field(default_factory=dict)
+    duplicates: DuplicatesPolicy = "drop"
+    truth: pd.DataFrame | None = None
+
+
+def _read_source(cfg: RunConfig) -> _RawInputs:
+    """Read the raw tables of ``cfg.data.source``: embedded CDNOW, the generator, or files."""
+    data = cfg.data
+    raw = _RawInputs()
+    if data.source in _CDNOW_KIND:
+        raw.tables["transactions"] = load_cdnow(_CDNOW_KIND[data.source])  # type: ignore[arg-type]
+        raw.duplicates = "keep"
+    elif data.source == "synthetic":
+        # imported here: a run on files or CDNOW never loads the generator, and tests put a
+        # stand-in for retain.synthetic into sys.modules
+        from retain.synthetic import generate_synthetic
+
+        syn = data.synthetic
+        assert syn is not None  # guaranteed by DataConfig validation
+        generated = generate_synthetic(
+            n_customers=syn.n_customers,
+            start=syn.start,
+            end=syn.end,
+            seed=syn.seed,
+            with_events=syn.with_events,
+        )
+        raw.tables["transactions"] = generated.transactions
+        raw.tables["events"] = getattr(generated, "events", None)
+        raw.tables["customers"] = getattr(generated, "customers", None)
+        raw.truth = getattr(generated, "truth", None)
+    elif data.source == "files":
+        sources = {"transactions": data.transactions, "events": data.events}
+        sources["customers"] = data.customers
+        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+        for name, source in sources.items():
+            if source is not None:
+                raw.tables[name] = read_table(source, contracts[name])
+                raw.formats[name] = source.timestamp_format
+                raw.decimals[name] = source.csv.decimal
+                raw.paths[name] = Path(source.path)
+    else:  # pragma: no cover - the config's Literal forbids it
+        raise ConfigError(f"unknown data source {data.source!r}")
+    return raw
+
+
 def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     """Load and validate the inputs of a run as of a date.
 
@@ -115,46 +176,9 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     """
     data = cfg.data
     as_of_ts = pd.Timestamp(as_of)
-    raw: dict[str, pd.DataFrame | None] = {"events": None, "customers": None}
-    formats: dict[str, str | None] = {"transactions": None, "events": None, "customers": None}
-    decimals = {"transactions": ".", "events": "."}
-    paths: dict[str, Path] = {}
-    duplicates: DuplicatesPolicy = "drop"
-    truth = None
-    if data.source in _CDNOW_KIND:
-        raw["transactions"] = load_cdnow(_CDNOW_KIND[data.source])  # type: ignore[arg-type]
-        duplicates = "keep"
-    elif data.source == "synthetic":
-        # imported here: a run on files or CDNOW never loads the generator, and tests put a
-        # stand-in for retain.synthetic into sys.modules
-        from retain.synthetic import generate_synthetic
-
-        syn = data.synthetic
-        assert syn is not None  # guaranteed by DataConfig validation
-        generated = generate_synthetic(
-            n_customers=syn.n_customers,
-            start=syn.start,
-            end=syn.end,
-            seed=syn.seed,
-            with_events=syn.with_events,
-        )
-        raw["transactions"] = generated.transactions
-        raw["events"] = getattr(generated, "events", None)
-        raw["customers"] = getattr(generated, "customers", None)
-        truth = getattr(generated, "truth", None)
-    elif data.source == "files":
-        sources = {"transactions": data.transactions, "events": data.events}
-        sources["customers"] = data.customers
-        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
-        for name, source in sources.items():
-            if source is not None:
-                raw[name] = read_table(source, contracts[name])
-                formats[name] = source.timestamp_format
-                decimals[name] = source.csv.decimal
-                paths[name] = Path(source.path)
-    else:  # pragma: no cover - the config's Literal forbids it
-        raise ConfigError(f"unknown data source {data.source!r}")
-
+    source = _read_source(cfg)
+    raw, formats, decimals, paths = source.tables, source.formats, source.decimals, source.paths
+    duplicates, truth = source.duplicates, source.truth
     limits: dict[str, Any] = {
         "null_values": data.null_values,
         "max_id_length": data.max_id_length,

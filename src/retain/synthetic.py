@@ -59,7 +59,8 @@ are assembled into frames at once) and the transactions do not depend on ``with_
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -424,21 +425,19 @@ class _Block:
     ev_value: np.ndarray | None
 
 
-def _simulate_block(
-    ss: np.random.SeedSequence,
+def _purchase_history(
+    rng: np.random.Generator,
     n: int,
     length: float,
     acq: float,
     purchase: BgNbdParams,
-    spend: GammaGammaParams,
-    events: EngagementParams,
-    with_events: bool,
-    split_fraction: float,
     dropout_at_first_purchase: bool,
-) -> _Block:
-    ss_purchase, ss_events = ss.spawn(2)
-    rng = np.random.default_rng(ss_purchase)
-    # --- latent purchase state
+) -> tuple[np.ndarray, ...]:
+    """Latent BG/NBD state and repeat purchase times of ``n`` customers.
+
+    Returns ``t0`` (first purchase), ``lam``, ``p``, ``death`` (NaN while alive), ``n_rep``
+    (repeat purchases) and ``rep_time`` (their times, customer by customer, in time order).
+    """
     t0 = rng.uniform(0.0, acq, n)
     lam = rng.gamma(purchase.r, 1.0 / purchase.alpha, n)
     p = np.clip(rng.beta(purchase.a, purchase.b, n), 1e-12, 1.0)
@@ -461,6 +460,44 @@ def _simulate_block(
     rep_time = t0[owner] + horizon[owner] * partial / (s_n + rest)[owner]
     last = np.where(n_rep > 0, np.concatenate([[0.0], rep_time])[ends], t0)
     death = np.where(dead, last, np.nan)
+    return t0, lam, p, death, n_rep, rep_time
+
+
+def _line_items(
+    rng: np.random.Generator, occ_amount: np.ndarray, split_fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Some occasions split in two same-day rows of one order: occasion, amount, quantity."""
+    n_occ = len(occ_amount)
+    split = rng.random(n_occ) < split_fraction
+    n_lines = 1 + split.astype(np.int64)
+    line_occ = _segment_index(n_lines)
+    share = rng.random(n_occ)
+    line_first = np.r_[True, line_occ[1:] != line_occ[:-1]]
+    frac = np.where(split[line_occ], np.where(line_first, share[line_occ], 1 - share[line_occ]), 1)
+    line_amount = occ_amount[line_occ] * frac
+    line_quantity = 1.0 + rng.poisson(0.6, len(line_occ))
+    return line_occ, line_amount, line_quantity
+
+
+def _simulate_block(
+    ss: np.random.SeedSequence,
+    n: int,
+    length: float,
+    acq: float,
+    purchase: BgNbdParams,
+    spend: GammaGammaParams,
+    events: EngagementParams,
+    with_events: bool,
+    split_fraction: float,
+    dropout_at_first_purchase: bool,
+) -> _Block:
+    # The draws run in a fixed order (purchases, spend, line items, channel; then engagement
+    # from its own stream): the same seed gives the same data.
+    ss_purchase, ss_events = ss.spawn(2)
+    rng = np.random.default_rng(ss_purchase)
+    t0, lam, p, death, n_rep, rep_time = _purchase_history(
+        rng, n, length, acq, purchase, dropout_at_first_purchase
+    )
     # --- occasions: first purchase then repeats, per customer in time order
     n_occ = n_rep + 1
     occ_owner = _segment_index(n_occ)
@@ -473,15 +510,7 @@ def _simulate_block(
     # --- spend
     nu = rng.gamma(spend.q, 1.0 / spend.v, n)
     occ_amount = rng.gamma(spend.p, 1.0, len(occ_owner)) / nu[occ_owner]
-    # --- line items: some occasions split in two same-day rows of one order
-    split = rng.random(len(occ_owner)) < split_fraction
-    n_lines = 1 + split.astype(np.int64)
-    line_occ = _segment_index(n_lines)
-    share = rng.random(len(occ_owner))
-    line_first = np.r_[True, line_occ[1:] != line_occ[:-1]]
-    frac = np.where(split[line_occ], np.where(line_first, share[line_occ], 1 - share[line_occ]), 1)
-    line_amount = occ_amount[line_occ] * frac
-    line_quantity = 1.0 + rng.poisson(0.6, len(line_occ))
+    line_occ, line_amount, line_quantity = _line_items(rng, occ_amount, split_fraction)
     channel = rng.choice(len(ACQUISITION_CHANNELS), size=n, p=_CHANNEL_WEIGHTS)
 
     # --- engagement latents (always drawn: the truth does not depend on with_events)
@@ -620,31 +649,21 @@ def _string_take(values: pa.Array, idx: np.ndarray) -> pd.arrays.ArrowStringArra
     return pd.array(taken.cast(pa.large_string()), dtype="string")
 
 
-def _frames(
-    blocks: list[_Block],
-    first_customer: int,
-    width: int,
-    start: pd.Timestamp,
-    length: float,
-    params: dict,
-    with_events: bool,
-) -> SyntheticData:
-    """Assemble the frames of consecutive blocks starting at customer ``first_customer``."""
-    sizes = [len(b.t0) for b in blocks]
-    n = int(sum(sizes))
-    offsets = np.cumsum([0, *sizes[:-1]])
-    ids_py = [f"C{i:0{width}d}" for i in range(first_customer, first_customer + n)]
-    ids = pa.array(ids_py, type=pa.large_string())
-    start_ns = start.value
+_Concat = Callable[..., np.ndarray]
+"""``cat(name, shift=False)``: a :class:`_Block` field over consecutive blocks (see
+:func:`_concat`)."""
 
-    def cat(name: str, shift: bool = False) -> np.ndarray:
-        parts = [
-            getattr(b, name) + (o if shift else 0) for b, o in zip(blocks, offsets, strict=True)
-        ]
-        return np.concatenate(parts)
 
-    t0 = cat("t0")
-    death = cat("death")
+def _concat(
+    blocks: list[_Block], offsets: np.ndarray, name: str, shift: bool = False
+) -> np.ndarray:
+    """Field ``name`` of consecutive blocks; ``shift`` adds each block's first customer position."""
+    parts = [getattr(b, name) + (o if shift else 0) for b, o in zip(blocks, offsets, strict=True)]
+    return np.concatenate(parts)
+
+
+def _transactions_frame(ids: pa.Array, start_ns: int, cat: _Concat) -> pd.DataFrame:
+    """One row per line item; its order id is ``<customer>-<occasion number>``."""
     line_owner = cat("line_owner", shift=True)
     line_rank = cat("line_occ_rank")
     order_ids = pc.binary_join_element_wise(
@@ -652,7 +671,7 @@ def _frames(
         pc.cast(pa.array(line_rank + 1), pa.large_string()),
         pa.scalar("-", pa.large_string()),
     )
-    transactions = pd.DataFrame(
+    return pd.DataFrame(
         {
             CUSTOMER_ID: _string_take(ids, line_owner),
             TIMESTAMP: _to_ns(start_ns, cat("line_time")),
@@ -661,8 +680,11 @@ def _frames(
             "order_id": pd.array(order_ids, dtype="string"),
         }
     )
-    first_ts = _to_ns(start_ns, t0)
-    customers = pd.DataFrame(
+
+
+def _customers_frame(ids: pa.Array, first_ts: np.ndarray, cat: _Concat) -> pd.DataFrame:
+    """Signup day (the first purchase day) and acquisition channel per customer."""
+    return pd.DataFrame(
         {
             CUSTOMER_ID: pd.array(ids, dtype="string"),
             "signup_date": first_ts.astype("datetime64[D]").astype("datetime64[ns]"),
@@ -671,6 +693,19 @@ def _frames(
             ),
         }
     )
+
+
+def _truth_frame(
+    ids: pa.Array,
+    first_ts: np.ndarray,
+    cat: _Concat,
+    start: pd.Timestamp,
+    length: float,
+    params: dict,
+) -> pd.DataFrame:
+    """The generating parameters per customer, indexed by ``customer_id``."""
+    start_ns = start.value
+    death = cat("death")
     death_ns = np.where(
         np.isnan(death), np.datetime64("NaT"), _to_ns(start_ns, np.nan_to_num(death))
     )
@@ -690,20 +725,46 @@ def _frames(
         index=pd.Index(pd.array(ids, dtype="string"), name=CUSTOMER_ID),
     )
     truth["observed_until"] = np.full(
-        n, (start + pd.Timedelta(days=length - 1)).to_datetime64(), dtype="datetime64[ns]"
+        len(truth), (start + pd.Timedelta(days=length - 1)).to_datetime64(), dtype="datetime64[ns]"
     )
-    events = None
-    if with_events:
-        ev_owner = cat("ev_owner", shift=True)
-        type_names = pa.array(EVENT_TYPES, type=pa.large_string())
-        events = pd.DataFrame(
-            {
-                CUSTOMER_ID: _string_take(ids, ev_owner),
-                TIMESTAMP: _to_ns(start_ns, cat("ev_time")),
-                "event_type": _string_take(type_names, cat("ev_type").astype(np.int64)),
-                "value": cat("ev_value"),
-            }
-        )
+    return truth
+
+
+def _events_frame(ids: pa.Array, start_ns: int, cat: _Concat) -> pd.DataFrame:
+    """One row per engagement event."""
+    ev_owner = cat("ev_owner", shift=True)
+    type_names = pa.array(EVENT_TYPES, type=pa.large_string())
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: _string_take(ids, ev_owner),
+            TIMESTAMP: _to_ns(start_ns, cat("ev_time")),
+            "event_type": _string_take(type_names, cat("ev_type").astype(np.int64)),
+            "value": cat("ev_value"),
+        }
+    )
+
+
+def _frames(
+    blocks: list[_Block],
+    first_customer: int,
+    width: int,
+    start: pd.Timestamp,
+    length: float,
+    params: dict,
+    with_events: bool,
+) -> SyntheticData:
+    """Assemble the frames of consecutive blocks starting at customer ``first_customer``."""
+    sizes = [len(b.t0) for b in blocks]
+    n = int(sum(sizes))
+    offsets = np.cumsum([0, *sizes[:-1]])
+    ids_py = [f"C{i:0{width}d}" for i in range(first_customer, first_customer + n)]
+    ids = pa.array(ids_py, type=pa.large_string())
+    cat = functools.partial(_concat, blocks, offsets)
+    first_ts = _to_ns(start.value, cat("t0"))
+    transactions = _transactions_frame(ids, start.value, cat)
+    customers = _customers_frame(ids, first_ts, cat)
+    truth = _truth_frame(ids, first_ts, cat, start, length, params)
+    events = _events_frame(ids, start.value, cat) if with_events else None
     return SyntheticData(transactions, events, customers, truth, params)
 
 

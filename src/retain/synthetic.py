@@ -54,6 +54,9 @@ Customers are generated in fixed seed blocks of :data:`SEED_BLOCK` customers; bl
 from ``SeedSequence(seed).spawn(...)[k]`` (purchases and spend from its child 0, engagement from
 its child 1). The data thus do not depend on ``chunk_size`` (which only sets how many customers
 are assembled into frames at once) and the transactions do not depend on ``with_events``.
+
+The module runs past ~600 lines because it is one generative story: the purchase, spend and
+engagement draws share each block's random streams, whose order is the reproducibility contract.
 """
 
 from __future__ import annotations

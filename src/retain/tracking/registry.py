@@ -1,34 +1,23 @@
-"""MLflow tracking, model registry and the promotion gate.
+"""The model registry: log, register, verify and load retain's models; move aliases.
 
-This is the only library module that imports :mod:`mlflow` (the jobs in :mod:`retain.jobs`
-use it too). It does five things:
-
-1. **Configure** the tracking and registry URIs (:func:`configure`). The environment variables
-   ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` win over the config. A relative SQLite
-   path (``sqlite:///mlruns.db``) resolves against the working directory. An ``http(s)`` server
-   is probed with a bounded timeout, so an unreachable server gives a :class:`TrackingError`
-   naming the URI instead of a hang. The experiment is fetched or created. For a local SQLite
-   store its artifacts live beside the database file, in ``<db folder>/mlartifacts/<experiment>``,
-   whatever the working directory; with a tracking server the server decides (its
-   ``--artifacts-destination``).
-2. **Log** a run: the config (YAML, resolved JSON, flattened params, hash tag), metrics, figures,
-   tables and dictionaries (:func:`tracked_run`, :func:`log_config`, :func:`log_metrics`, ...).
-3. **Log and register models**. Both models are pyfunc "models from code" (a three-line script)
+1. **Names**: one registered name per kind of model and data set (:func:`registered_name`);
+   every version records the data set it learnt from and is refused for another one
+   (:func:`check_dataset`).
+2. **Log and register models**. Both models are pyfunc "models from code" (a three-line script)
    whose artifacts are plain files, so nothing is pickled: ``clv`` keeps the JSON of
    :meth:`retain.clv.ClvModel.to_dict` (``artifacts/clv_model.json``); ``churn`` keeps the
-   booster in LightGBM's own text format (``artifacts/churn_booster.txt``), the calibrator
-   (``artifacts/calibrator.json``) and the feature list (``artifacts/features.json``). Every new
-   version gets the tag ``retain.sha256`` (JSON: relative path -> SHA-256 of every file of the
-   model directory), the alias ``challenger`` and, as version tags ``metric.<name>``, the
-   metrics the promotion gate reads.
-4. **Load** models by alias, version number or run id (:func:`load_clv_model`,
-   :func:`load_churn_model`) without any MLflow flavour loader: the downloaded ``MLmodel`` must
-   describe exactly what retain writes (no pickle-based flavour), the files must match the
-   ``retain.sha256`` tag exactly, and only then are the plain files read (``json``,
-   ``lightgbm.Booster(model_str=...)``). :func:`configure` also turns MLflow's own pickle switch
-   (``MLFLOW_ALLOW_PICKLE_DESERIALIZATION``) off unless the user set it.
-5. **Promote** (:func:`promote`): move ``champion`` to the challenger when it is at least as good
-   as the champion (within a tolerance) and not worse than the best baseline logged beside it.
+   JSON of :meth:`retain.churn.ChurnModel.to_dict` (``artifacts/churn_model.json``: the booster
+   in LightGBM's own text format, the calibrator, the features). Every new version gets the
+   tag ``retain.sha256`` (JSON: relative path -> SHA-256 of every file of the model
+   directory), the alias ``challenger`` and, as version tags ``metric.<name>``, the metrics the
+   promotion gate reads.
+3. **Load** models by alias, version number or run id (:func:`load_clv_model`,
+   :func:`load_churn_model`, :func:`load_scoring_models`) without any MLflow flavour loader:
+   the downloaded ``MLmodel`` must describe exactly what retain writes (no pickle-based
+   flavour), the files must match the ``retain.sha256`` tag exactly, and only then are the
+   plain files read (``json``, ``lightgbm.Booster(model_str=...)``).
+4. **Promote** (:func:`promote`): read both versions' metrics, ask the pure gate
+   (:func:`retain.promotion.decide`) and move ``champion`` to the challenger when it accepts.
    The previous champion keeps the alias ``previous_champion``; :func:`rollback` swaps the two.
 """
 
@@ -37,30 +26,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
-import requests
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from pydantic import BaseModel
 
 from retain import __version__
-from retain.config import PromotionConfig, RunConfig, TrackingConfig
+from retain.config import PromotionConfig, RunConfig
+from retain.tracking.store import TrackingError, client
 
 CLV_MODEL_NAME = "clv"
 CHURN_MODEL_NAME = "churn"
@@ -74,15 +59,12 @@ METRIC_TAG_PREFIX = "metric."
 DIGEST_TAG = "retain.sha256"
 """Model version tag: JSON ``{relative path: SHA-256 hex digest}`` of every model file."""
 
-PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-"""MLflow's switch for unpickling models; :func:`configure` sets it to ``false`` by default."""
 
 CLV_INPUT_COLUMNS = ("frequency", "recency", "tenure", "monetary_value")
 """Input columns of the CLV pyfunc; ``recency`` and ``tenure`` carry the time unit suffix."""
 
 _UNIT_SUFFIX = {"D": "days", "W": "weeks"}
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_PARAM_VALUE_MAX = 6000
 
 _CLV_PYFUNC_CODE = '''"""MLflow "model from code" entry for the retain CLV model (no pickle)."""
 import mlflow
@@ -100,10 +82,6 @@ mlflow.models.set_model(ChurnPyfunc())
 
 _CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
 _DIGEST_TAG_MAX = 5000  # MLflow 2 registries cap tag values at 5000 characters
-
-
-class TrackingError(RuntimeError):
-    """The tracking server or the model registry cannot serve a request."""
 
 
 # ---------------------------------------------------------------------- model names
@@ -183,445 +161,6 @@ def check_dataset(version: ModelVersion, cfg: RunConfig, allow_other: bool = Fal
             f"config reads {ours!r}; train a model for this data set, or pass "
             "--allow-other-dataset to score with it anyway"
         )
-
-
-# ------------------------------------------------------------------------ configure
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    """The resolved MLflow locations used by a run.
-
-    Attributes
-    ----------
-    tracking_uri, registry_uri : str
-        Absolute URIs after environment overrides and path resolution.
-    experiment_name, experiment_id : str
-        The experiment that runs are logged to.
-    artifact_location : str
-        Where the experiment stores run and model artifacts.
-    """
-
-    tracking_uri: str
-    registry_uri: str
-    experiment_name: str
-    experiment_id: str
-    artifact_location: str
-
-
-def resolve_uri(uri: str, base: Path | None = None) -> str:
-    """Make a ``sqlite:///relative.db`` URI absolute; leave every other URI unchanged.
-
-    Parameters
-    ----------
-    uri : str
-        A tracking or registry URI.
-    base : Path, optional
-        Folder that relative SQLite paths resolve against (default: the working directory).
-
-    Returns
-    -------
-    str
-        The URI, with an absolute database path for SQLite.
-    """
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        return uri
-    path = uri[len(prefix) :]
-    if path.startswith("/") or path in ("", ":memory:"):
-        return uri
-    resolved = ((base or Path.cwd()) / path).resolve()
-    return prefix + str(resolved)
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of an absolute ``sqlite:///`` URI, or None for other stores."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix) or not uri[len(prefix) :].startswith("/"):
-        return None
-    return Path(uri[len(prefix) :].split("?", 1)[0])
-
-
-def check_reachable(uri: str, timeout_seconds: float) -> None:
-    """Fail fast when an ``http(s)`` tracking server does not answer.
-
-    Probes ``<uri>/health`` and, if that path is unknown (a proxy), the REST API. Any other
-    scheme is not checked.
-
-    Parameters
-    ----------
-    uri : str
-        The tracking or registry URI.
-    timeout_seconds : float
-        Connect and read timeout of each probe request.
-
-    Raises
-    ------
-    TrackingError
-        Naming the URI, when the server cannot be reached or answers with a server error.
-    """
-    if urlsplit(uri).scheme not in ("http", "https"):
-        return
-    base = uri.rstrip("/")
-    try:
-        resp = requests.get(f"{base}/health", timeout=timeout_seconds)
-        if resp.status_code == 404:
-            resp = requests.get(
-                f"{base}/api/2.0/mlflow/experiments/search",
-                params={"max_results": 1},
-                timeout=timeout_seconds,
-            )
-    except requests.RequestException as exc:
-        raise TrackingError(
-            f"MLflow tracking server {uri} is not reachable within {timeout_seconds:g} s "
-            f"({type(exc).__name__}). Start it (mlflow server ...) or set MLFLOW_TRACKING_URI "
-            "or tracking.tracking_uri to a reachable server or a sqlite:/// file."
-        ) from exc
-    if resp.status_code >= 500 or resp.status_code == 404:
-        raise TrackingError(
-            f"MLflow tracking server {uri} answered HTTP {resp.status_code}: "
-            "is this the address of an MLflow server?"
-        )
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
-
-
-_ENV_SET_HERE: dict[str, str | None] = {}
-
-
-def _user_env(name: str) -> str | None:
-    """An environment URI set by the user (not the one exported by an earlier configure())."""
-    value = os.environ.get(name) or None
-    if value is not None and value == _ENV_SET_HERE.get(name):
-        return None
-    return value
-
-
-def configure(cfg: TrackingConfig) -> TrackingSettings:
-    """Point MLflow at the configured (or environment) store and select the experiment.
-
-    ``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` override ``cfg.tracking_uri`` and
-    ``cfg.registry_uri``; the registry defaults to the tracking URI. For HTTP stores the
-    client's ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (``cfg.request_timeout_seconds``, rounded up) and
-    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (2) are set unless already present in the environment,
-    so a server that disappears mid-run does not stall for minutes.
-    ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is set to ``false`` unless the user set it, so that
-    MLflow's own flavour loaders refuse pickled models in this process too.
-
-    Parameters
-    ----------
-    cfg : TrackingConfig
-        The ``tracking`` section of a run config.
-
-    Returns
-    -------
-    TrackingSettings
-        The resolved URIs and the experiment.
-
-    Raises
-    ------
-    TrackingError
-        When a server is unreachable (within ``cfg.request_timeout_seconds`` per probe) or the
-        experiment cannot be fetched or created.
-    """
-    env_tracking = _user_env("MLFLOW_TRACKING_URI")
-    env_registry = _user_env("MLFLOW_REGISTRY_URI")
-    tracking_uri = resolve_uri(env_tracking or cfg.tracking_uri)
-    registry_uri = resolve_uri(env_registry or cfg.registry_uri or tracking_uri)
-    # retain never unpickles a model; keep MLflow's own loaders from doing it either
-    os.environ.setdefault(PICKLE_ENV, "false")
-    for uri in dict.fromkeys([tracking_uri, registry_uri]):
-        check_reachable(uri, cfg.request_timeout_seconds)
-        if urlsplit(uri).scheme in ("http", "https"):
-            os.environ.setdefault(
-                "MLFLOW_HTTP_REQUEST_TIMEOUT", str(math.ceil(cfg.request_timeout_seconds))
-            )
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        db = sqlite_path(uri)
-        if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    # mlflow.set_*_uri export the URIs as environment variables (for subprocesses); remember
-    # them so that a later configure() with another config is not overridden by our own export.
-    _ENV_SET_HERE["MLFLOW_TRACKING_URI"] = None if env_tracking else tracking_uri
-    _ENV_SET_HERE["MLFLOW_REGISTRY_URI"] = None if env_registry else registry_uri
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    name = cfg.experiment_name
-    try:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            location = None
-            db = sqlite_path(tracking_uri)
-            if db is not None:
-                location = (db.parent / "mlartifacts" / _slug(name)).as_uri()
-            try:
-                experiment_id = client.create_experiment(name, artifact_location=location)
-            except MlflowException as exc:  # created meanwhile by a concurrent step
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment_id = client.get_experiment_by_name(name).experiment_id
-            experiment = client.get_experiment(experiment_id)
-        elif experiment.lifecycle_stage == "deleted":
-            client.restore_experiment(experiment.experiment_id)
-    except MlflowException as exc:
-        raise TrackingError(
-            f"cannot open MLflow experiment {name!r} at {tracking_uri}: {exc}"
-        ) from exc
-    mlflow.set_experiment(experiment_id=experiment.experiment_id)
-    return TrackingSettings(
-        tracking_uri=tracking_uri,
-        registry_uri=registry_uri,
-        experiment_name=name,
-        experiment_id=experiment.experiment_id,
-        artifact_location=experiment.artifact_location,
-    )
-
-
-def client() -> MlflowClient:
-    """An :class:`mlflow.MlflowClient` on the URIs set by :func:`configure`."""
-    return MlflowClient(
-        tracking_uri=mlflow.get_tracking_uri(), registry_uri=mlflow.get_registry_uri()
-    )
-
-
-# ---------------------------------------------------------------------------- runs
-
-
-@contextmanager
-def start_run(
-    settings: TrackingSettings, run_name: str, tags: Mapping[str, str] | None = None
-) -> Iterator[mlflow.ActiveRun]:
-    """Start an MLflow run in the configured experiment; end it (FAILED on error) on exit.
-
-    Inside an active run (a pipeline's parent run in the same process) the new run is nested;
-    when ``MLFLOW_RUN_ID`` is set (a step started by ``mlflow run``) that run is resumed in the
-    experiment the launcher put it in.
-
-    Parameters
-    ----------
-    settings : TrackingSettings
-        From :func:`configure`.
-    run_name : str
-        Display name of the run.
-    tags : mapping, optional
-        Extra run tags.
-
-    Yields
-    ------
-    mlflow.ActiveRun
-        The active run.
-    """
-    all_tags = {"retain.version": __version__, **dict(tags or {})}
-    experiment_id = settings.experiment_id
-    launched = os.environ.get("MLFLOW_RUN_ID") if mlflow.active_run() is None else None
-    if launched:
-        # A step started by `mlflow run`: the launcher chose the run and so its experiment
-        # (e.g. the default one, or --experiment-name); resume it there.
-        experiment_id = client().get_run(launched).info.experiment_id
-        mlflow.set_experiment(experiment_id=experiment_id)
-    with mlflow.start_run(
-        experiment_id=experiment_id,
-        run_name=run_name,
-        tags=all_tags,
-        nested=mlflow.active_run() is not None,
-    ) as run:
-        yield run
-
-
-@contextmanager
-def tracked_run(
-    cfg: RunConfig, step: str, run_name: str | None = None, tags: Mapping[str, str] | None = None
-) -> Iterator[mlflow.ActiveRun]:
-    """Configure tracking from ``cfg``, start a run for one pipeline step and log the config.
-
-    Parameters
-    ----------
-    cfg : RunConfig
-        The validated run config (its ``tracking`` section selects the store).
-    step : str
-        The pipeline step (``train_clv``, ``promote``, ...), stored as tag ``step``.
-    run_name : str, optional
-        Defaults to ``"<step>-<config name>"``.
-    tags : mapping, optional
-        Extra run tags.
-
-    Yields
-    ------
-    mlflow.ActiveRun
-        The active run, with the config already logged.
-    """
-    settings = configure(cfg.tracking)
-    with start_run(
-        settings, run_name or f"{step}-{cfg.name}", {"step": step, **dict(tags or {})}
-    ) as run:
-        log_config(cfg)
-        yield run
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings to dotted keys; lists stay values.
-
-    Parameters
-    ----------
-    data : mapping
-        Nested mapping (e.g. ``RunConfig.model_dump(mode="json")``).
-    prefix : str
-        Prefix of every key.
-
-    Returns
-    -------
-    dict
-        ``{"clv.time_unit": "W", ...}``.
-    """
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def log_params_flat(config: BaseModel | Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Log a config (pydantic model or mapping) as params with flattened dotted keys.
-
-    Lists and empty mappings are logged as compact JSON; values longer than MLflow's limit are
-    truncated (the full config is in the ``config/`` artifacts).
-
-    Parameters
-    ----------
-    config : BaseModel or mapping
-        What to log.
-    prefix : str
-        Prefix of every key.
-
-    Returns
-    -------
-    dict
-        The params as logged.
-    """
-    data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
-    params: dict[str, str] = {}
-    for key, value in flatten(data, prefix).items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        params[key] = text[:_PARAM_VALUE_MAX]
-    mlflow.log_params(params)
-    return params
-
-
-def log_config(cfg: RunConfig) -> str:
-    """Log a run config: the YAML file as given, the resolved JSON, params and its hash.
-
-    Parameters
-    ----------
-    cfg : RunConfig
-        The validated config.
-
-    Returns
-    -------
-    str
-        The config hash (also the run tag ``config_hash``).
-    """
-    config_hash = cfg.config_hash()
-    mlflow.set_tag("config_hash", config_hash)
-    mlflow.set_tag("config_name", cfg.name)
-    if cfg.source_path is not None and Path(cfg.source_path).is_file():
-        mlflow.log_artifact(str(cfg.source_path), artifact_path="config")
-    mlflow.log_dict(cfg.model_dump(mode="json"), "config/resolved.json")
-    log_params_flat(cfg)
-    return config_hash
-
-
-def log_metrics(metrics: Mapping[str, float | int | None], step: int | None = None) -> None:
-    """Log numeric metrics, skipping ``None`` values.
-
-    Parameters
-    ----------
-    metrics : mapping
-        Metric name to number (numpy scalars are accepted).
-    step : int, optional
-        Metric step.
-
-    Raises
-    ------
-    TypeError
-        When a value is not a number.
-    """
-    clean: dict[str, float] = {}
-    for name, value in metrics.items():
-        if value is None:
-            continue
-        try:
-            clean[name] = float(value)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"metric {name!r} is not a number: {value!r}") from exc
-    if clean:
-        mlflow.log_metrics(clean, step=step)
-
-
-def log_figure(figure: Any, artifact_file: str) -> None:
-    """Log a matplotlib Figure (or the figure of an Axes) as an image, then close it.
-
-    Parameters
-    ----------
-    figure : matplotlib Figure or Axes
-        What to log.
-    artifact_file : str
-        Artifact path, e.g. ``"plots/backtest.png"``.
-    """
-    import matplotlib.pyplot as plt
-
-    fig = figure.get_figure() if hasattr(figure, "get_figure") else figure
-    while hasattr(fig, "get_figure") and fig.get_figure() is not fig:  # subfigures
-        fig = fig.get_figure()
-    try:
-        mlflow.log_figure(fig, artifact_file)
-    finally:
-        plt.close(fig)
-
-
-def log_table(table: pd.DataFrame, artifact_file: str, index: bool = True) -> None:
-    """Log a DataFrame as a CSV or JSON (records) artifact, chosen by the file suffix.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The table.
-    artifact_file : str
-        Artifact path ending in ``.csv`` or ``.json``.
-    index : bool
-        Whether to keep the index as a column.
-    """
-    suffix = Path(artifact_file).suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise ValueError(f"artifact_file must end in .csv or .json, got {artifact_file!r}")
-    artifact_dir = str(Path(artifact_file).parent) if "/" in artifact_file else None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(artifact_file).name
-        frame = table.reset_index() if index else table
-        if suffix == ".csv":
-            frame.to_csv(path, index=False)
-        else:
-            frame.to_json(path, orient="records", date_format="iso", indent=1)
-        mlflow.log_artifact(str(path), artifact_path=artifact_dir)
-
-
-def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
-    """Log a JSON-serialisable mapping as a ``.json`` or ``.yaml`` artifact.
-
-    Parameters
-    ----------
-    data : mapping
-        The data.
-    artifact_file : str
-        Artifact path; the suffix picks the format.
-    """
-    mlflow.log_dict(dict(data), artifact_file)
 
 
 # --------------------------------------------------------------------------- models

@@ -30,7 +30,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,6 +45,7 @@ from mlflow.models import infer_signature
 
 from retain import __version__
 from retain.config import PromotionConfig, RunConfig
+from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
 from retain.tracking.store import TrackingError, client
 
 CLV_MODEL_NAME = "clv"
@@ -798,32 +799,6 @@ def load_scoring_models(
 # ------------------------------------------------------------------------ promotion
 
 
-@dataclass(frozen=True)
-class PromotionDecision:
-    """The outcome of the promotion gate.
-
-    Attributes
-    ----------
-    accepted : bool
-        True when ``champion`` now points at the challenger.
-    reason : str
-        Plain-language explanation (always set, also on refusal).
-    challenger_version, champion_version : str or None
-        The versions compared (``champion_version`` is the champion before the decision).
-    model_name : str
-        Registered model name.
-    metrics : dict
-        The numbers the decision used.
-    """
-
-    accepted: bool
-    reason: str
-    challenger_version: str | None
-    champion_version: str | None
-    model_name: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
 def version_metrics(version: ModelVersion) -> dict[str, float]:
     """Metrics of a model version: its source run's metrics, updated by ``metric.*`` tags.
 
@@ -867,112 +842,12 @@ def _alias_version(model_name: str, alias: str) -> ModelVersion | None:
         raise TrackingError(f"cannot read alias {model_name}@{alias}: {exc.message}") from exc
 
 
-def _gate_churn(
-    chal: dict[str, float], champ: dict[str, float] | None, cfg: PromotionConfig
-) -> tuple[bool, str, dict[str, float]]:
-    key = "test_roc_auc"
-    used: dict[str, float] = {}
-    if key not in chal:
-        return False, f"challenger has no {key} metric", used
-    auc = chal[key]
-    used["challenger_test_roc_auc"] = auc
-    baselines = {
-        k: v for k, v in chal.items() if k.startswith("baseline_") and k.endswith("_roc_auc")
-    }
-    if baselines:
-        best_name, best = max(baselines.items(), key=lambda kv: kv[1])
-        used["best_baseline_roc_auc"] = best
-        if auc < best:
-            return (
-                False,
-                f"challenger test AUC {auc:.4f} is below the best baseline "
-                f"{best_name} = {best:.4f}",
-                used,
-            )
-        baseline_text = f"not below the best baseline {best_name} = {best:.4f}"
-    else:
-        baseline_text = "no baseline AUC logged"
-    if champ is None:
-        return True, f"no champion yet; challenger test AUC {auc:.4f}, {baseline_text}", used
-    if key not in champ:
-        return False, f"champion has no {key} metric to compare with", used
-    ref = champ[key]
-    used["champion_test_roc_auc"] = ref
-    floor = ref - cfg.auc_tolerance
-    if auc < floor:
-        return (
-            False,
-            f"challenger test AUC {auc:.4f} is below champion {ref:.4f} minus tolerance "
-            f"{cfg.auc_tolerance:g} (= {floor:.4f})",
-            used,
-        )
-    return (
-        True,
-        f"challenger test AUC {auc:.4f} >= champion {ref:.4f} - {cfg.auc_tolerance:g}, "
-        f"{baseline_text}",
-        used,
-    )
-
-
-def _gate_clv(
-    chal: dict[str, float], champ: dict[str, float] | None, cfg: PromotionConfig
-) -> tuple[bool, str, dict[str, float]]:
-    key = f"holdout_{cfg.clv_metric}"
-    used: dict[str, float] = {}
-    if key not in chal:
-        return False, f"challenger has no {key} metric", used
-    err = chal[key]
-    used[f"challenger_{key}"] = err
-    suffix = f"_{key}"
-    baselines = {k: v for k, v in chal.items() if k.startswith("baseline_") and k.endswith(suffix)}
-    if baselines:
-        best_name, best = min(baselines.items(), key=lambda kv: kv[1])
-        used[f"best_baseline_{key}"] = best
-        if err > best:
-            return (
-                False,
-                f"challenger {key} {err:.4f} is worse (higher) than the best baseline "
-                f"{best_name} = {best:.4f}",
-                used,
-            )
-        baseline_text = f"not worse than the best baseline {best_name} = {best:.4f}"
-    else:
-        baseline_text = "no baseline logged"
-    if champ is None:
-        return True, f"no champion yet; challenger {key} {err:.4f}, {baseline_text}", used
-    if key not in champ:
-        return False, f"champion has no {key} metric to compare with", used
-    ref = champ[key]
-    used[f"champion_{key}"] = ref
-    ceiling = ref * (1.0 + cfg.clv_tolerance)
-    if err > ceiling:
-        return (
-            False,
-            f"challenger {key} {err:.4f} is worse than champion {ref:.4f} "
-            f"(allowed up to {ceiling:.4f} with relative tolerance {cfg.clv_tolerance:g})",
-            used,
-        )
-    return (
-        True,
-        f"challenger {key} {err:.4f} <= champion {ref:.4f} x (1 + {cfg.clv_tolerance:g}), "
-        f"{baseline_text}",
-        used,
-    )
-
-
 def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
     """Move the ``champion`` alias to the ``challenger`` when the gate accepts it.
 
-    Rules (metrics read with :func:`version_metrics`):
-
-    - ``churn``: accept when the challenger's ``test_roc_auc`` is at least the champion's minus
-      ``cfg.auc_tolerance`` and not below the best ``baseline_<name>_roc_auc`` of its run.
-    - ``clv``: accept when ``holdout_<cfg.clv_metric>`` (lower is better) is at most the
-      champion's times ``1 + cfg.clv_tolerance`` and not above the best
-      ``baseline_<name>_holdout_<metric>`` of its run.
-    - Without a champion, a challenger that passes the baseline check becomes champion.
-
-    On acceptance the old champion gets the alias ``previous_champion``. Either way the
+    Reads both versions' metrics (:func:`version_metrics`), asks the pure gate
+    (:func:`retain.promotion.decide`, which holds the rules) and applies its decision: on
+    acceptance the old champion gets the alias ``previous_champion``. Either way the
     challenger version gets tags ``promotion.decision``, ``promotion.reason`` and
     ``promotion.decided_at``.
 
@@ -994,11 +869,7 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
         When the model has no ``challenger`` or the model name has no rule.
     """
     kind = model_kind(model_name)
-    if kind == CHURN_MODEL_NAME:
-        gate = _gate_churn
-    elif kind == CLV_MODEL_NAME:
-        gate = _gate_clv
-    else:
+    if kind not in GATE_KINDS:
         raise TrackingError(f"no promotion rule for model {model_name!r} (churn or clv)")
     challenger = _alias_version(model_name, CHALLENGER)
     if challenger is None:
@@ -1016,25 +887,35 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
             champ_version,
             model_name,
         )
-    ok, reason, used = gate(
+    gate = decide(
+        kind,
         version_metrics(challenger),
         version_metrics(champion) if champion is not None else None,
         cfg,
     )
+    return _apply_decision(model_name, gate, chal_version, champ_version)
+
+
+def _apply_decision(
+    model_name: str, gate: GateResult, chal_version: str, champ_version: str | None
+) -> PromotionDecision:
+    """Move the aliases as the gate decided and record the decision on the challenger."""
     mc = client()
-    if ok:
-        if champion is not None:
+    if gate.accepted:
+        if champ_version is not None:
             mc.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, champ_version)
         mc.set_registered_model_alias(model_name, CHAMPION, chal_version)
     stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     for key, value in {
-        "promotion.decision": "accepted" if ok else "refused",
-        "promotion.reason": reason,
+        "promotion.decision": "accepted" if gate.accepted else "refused",
+        "promotion.reason": gate.reason,
         "promotion.decided_at": stamp,
         "promotion.champion_before": str(champ_version),
     }.items():
         mc.set_model_version_tag(model_name, chal_version, key, value)
-    return PromotionDecision(ok, reason, chal_version, champ_version, model_name, used)
+    return PromotionDecision(
+        gate.accepted, gate.reason, chal_version, champ_version, model_name, gate.metrics
+    )
 
 
 def rollback(model_name: str) -> str:

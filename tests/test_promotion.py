@@ -1,0 +1,121 @@
+"""The promotion gate's rules, on plain metric dicts (no MLflow)."""
+
+from __future__ import annotations
+
+import pytest
+
+from retain.config import PromotionConfig
+from retain.promotion import GATE_KINDS, GateResult, decide
+
+CFG = PromotionConfig(auc_tolerance=0.01, clv_metric="mae", clv_tolerance=0.1)
+
+
+def test_gate_kinds_are_churn_and_clv():
+    assert set(GATE_KINDS) == {"churn", "clv"}
+    with pytest.raises(ValueError, match="no promotion rule"):
+        decide("other", {}, None, CFG)
+
+
+# ---------------------------------------------------------------------------- churn
+
+
+def test_churn_without_champion_passing_the_baseline_is_accepted():
+    chal = {"test_roc_auc": 0.80, "baseline_recency_days_roc_auc": 0.70, "other": 1.0}
+    result = decide("churn", chal, None, CFG)
+    assert isinstance(result, GateResult)
+    assert result.accepted
+    assert "no champion yet" in result.reason and "baseline_recency_days_roc_auc" in result.reason
+    assert result.metrics == {"challenger_test_roc_auc": 0.80, "best_baseline_roc_auc": 0.70}
+
+
+def test_churn_below_the_best_baseline_is_refused_even_without_champion():
+    chal = {
+        "test_roc_auc": 0.72,
+        "baseline_recency_days_roc_auc": 0.70,
+        "baseline_bgnbd_roc_auc": 0.75,
+    }
+    result = decide("churn", chal, None, CFG)
+    assert not result.accepted
+    assert "below the best baseline baseline_bgnbd_roc_auc = 0.7500" in result.reason
+    assert result.metrics["best_baseline_roc_auc"] == 0.75
+
+
+def test_churn_without_baselines_says_so():
+    result = decide("churn", {"test_roc_auc": 0.6}, None, CFG)
+    assert result.accepted and "no baseline AUC logged" in result.reason
+    assert "best_baseline_roc_auc" not in result.metrics
+
+
+def test_churn_tolerance_against_the_champion():
+    champ = {"test_roc_auc": 0.80}
+    within = decide("churn", {"test_roc_auc": 0.791}, champ, CFG)  # 0.80 - 0.01 = 0.79
+    assert within.accepted
+    assert within.metrics["champion_test_roc_auc"] == 0.80
+    at_floor = decide("churn", {"test_roc_auc": 0.79}, champ, CFG)
+    assert at_floor.accepted
+    below = decide("churn", {"test_roc_auc": 0.789}, champ, CFG)
+    assert not below.accepted
+    assert "minus tolerance 0.01 (= 0.7900)" in below.reason
+    strict = decide("churn", {"test_roc_auc": 0.795}, champ, PromotionConfig(auc_tolerance=0))
+    assert not strict.accepted
+
+
+def test_churn_missing_metric_is_refused():
+    no_chal = decide("churn", {"test_pr_auc": 0.5}, {"test_roc_auc": 0.5}, CFG)
+    assert not no_chal.accepted and no_chal.reason == "challenger has no test_roc_auc metric"
+    assert no_chal.metrics == {}
+    no_champ = decide("churn", {"test_roc_auc": 0.9}, {"test_pr_auc": 0.5}, CFG)
+    assert not no_champ.accepted
+    assert no_champ.reason == "champion has no test_roc_auc metric to compare with"
+
+
+# ------------------------------------------------------------------------------ clv
+
+
+def test_clv_without_champion_and_the_naive_baseline():
+    chal = {"holdout_mae": 1.0, "baseline_naive_rate_holdout_mae": 1.2}
+    result = decide("clv", chal, None, CFG)
+    assert result.accepted and "no champion yet" in result.reason
+    assert result.metrics == {
+        "challenger_holdout_mae": 1.0,
+        "best_baseline_holdout_mae": 1.2,
+    }
+
+
+def test_clv_worse_than_the_best_baseline_is_refused():
+    chal = {
+        "holdout_mae": 1.1,
+        "baseline_naive_rate_holdout_mae": 1.0,
+        "baseline_naive_rate_holdout_rmse": 5.0,  # another metric: not compared
+    }
+    result = decide("clv", chal, None, CFG)
+    assert not result.accepted
+    assert "worse (higher) than the best baseline baseline_naive_rate_holdout_mae" in result.reason
+
+
+def test_clv_relative_tolerance_against_the_champion():
+    champ = {"holdout_mae": 1.0}
+    assert decide("clv", {"holdout_mae": 1.1}, champ, CFG).accepted  # 1.0 x 1.1
+    worse = decide("clv", {"holdout_mae": 1.11}, champ, CFG)
+    assert not worse.accepted
+    assert "allowed up to 1.1000 with relative tolerance 0.1" in worse.reason
+    assert worse.metrics["champion_holdout_mae"] == 1.0
+    strict = PromotionConfig(clv_tolerance=0.0)
+    assert decide("clv", {"holdout_mae": 0.99}, champ, strict).accepted
+    assert not decide("clv", {"holdout_mae": 1.01}, champ, strict).accepted
+
+
+def test_clv_compares_the_configured_metric():
+    cfg = PromotionConfig(clv_metric="rmse")
+    chal = {"holdout_mae": 9.0, "holdout_rmse": 2.0}
+    result = decide("clv", chal, {"holdout_mae": 1.0, "holdout_rmse": 2.5}, cfg)
+    assert result.accepted
+    assert result.metrics == {"challenger_holdout_rmse": 2.0, "champion_holdout_rmse": 2.5}
+
+
+def test_clv_missing_metric_is_refused():
+    no_chal = decide("clv", {"holdout_rmse": 1.0}, None, CFG)
+    assert not no_chal.accepted and no_chal.reason == "challenger has no holdout_mae metric"
+    no_champ = decide("clv", {"holdout_mae": 1.0}, {"holdout_rmse": 1.0}, CFG)
+    assert not no_champ.accepted
+    assert no_champ.reason == "champion has no holdout_mae metric to compare with"

@@ -1,8 +1,8 @@
 """Run one MLproject entry point as its own MLflow run and hand back that run.
 
 The pattern of MLflow's multistep workflow example: the pipeline is a parent run, each step a
-child run launched with :func:`mlflow.projects.run` in the current environment, and steps pass
-run ids and artifact URIs to each other. Nothing is computed here.
+child run launched in the current environment (:func:`retain.tracking.run_entry_point`), and
+steps pass run ids and artifact URIs to each other. Nothing is computed here.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import mlflow
-import mlflow.projects
-from mlflow.entities import Run
+from retain.tracking import run_entry_point
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,7 +26,7 @@ def run_step(
     parameters: dict[str, str],
     experiment_id: str,
     allowed_exit: bool = False,
-) -> Run:
+) -> Any:
     """Run an entry point of the MLproject and return its finished MLflow run.
 
     Parameters
@@ -51,16 +50,7 @@ def run_step(
     bin_dir = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(bin_dir + os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    submitted = mlflow.projects.run(
-        str(PROJECT_DIR),
-        entry_point,
-        parameters=parameters,
-        experiment_id=experiment_id,
-        env_manager="local",
-        synchronous=False,
-    )
-    ok = submitted.wait()
-    run = mlflow.MlflowClient().get_run(submitted.run_id)
+    ok, run = run_entry_point(PROJECT_DIR, entry_point, parameters, experiment_id)
     if not ok and not allowed_exit:
-        raise StepFailed(f"step {entry_point!r} failed (run {submitted.run_id}); see its output")
+        raise StepFailed(f"step {entry_point!r} failed (run {run.info.run_id}); see its output")
     return run

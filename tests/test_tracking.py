@@ -184,6 +184,31 @@ def test_logging_helpers(mlflow_tmp, tmp_path: Path) -> None:
     assert json.loads((root / "extra" / "d.json").read_text()) == {"k": [1, 2]}
 
 
+def test_tracked_run_reuses_the_settings_of_an_earlier_configure(
+    mlflow_tmp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retain.tracking import runs
+
+    cfg = _cfg()
+    settings = tracking.configure(cfg.tracking)
+    calls: list[object] = []
+    real = runs.configure
+    monkeypatch.setattr(runs, "configure", lambda t: calls.append(t) or real(t))
+    with tracking.tracked_run(cfg, "reuse", settings=settings) as run:
+        tracking.set_tags({"x": 1})
+    assert calls == []  # one probe per job: the job's own configure()
+    assert tracking.client().get_run(run.info.run_id).data.tags["x"] == "1"
+    assert run.info.experiment_id == settings.experiment_id
+    # MLflow pointed elsewhere meanwhile, or another experiment: configure again
+    other = _cfg(experiment_name="another")
+    with tracking.tracked_run(other, "again", settings=settings):
+        pass
+    assert calls == [other.tracking]
+    with tracking.tracked_run(cfg, "plain"):
+        pass
+    assert calls == [other.tracking, cfg.tracking]
+
+
 # -------------------------------------------------------------------------- models
 
 

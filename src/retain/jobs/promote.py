@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import mlflow
-
 from retain.config import RunConfig
 from retain.tracking import (
     PromotionDecision,
@@ -20,6 +18,7 @@ from retain.tracking import (
     log_metrics,
     promote,
     registered_name,
+    set_tags,
     tracked_run,
 )
 
@@ -58,7 +57,7 @@ def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
         cfg, "promote", run_name=f"promote-{model_name}", tags={"model_name": model_name}
     ) as run:
         decision = promote(model_name, cfg.promotion)
-        mlflow.set_tags(
+        set_tags(
             {
                 "promotion.accepted": str(decision.accepted).lower(),
                 "promotion.reason": decision.reason,

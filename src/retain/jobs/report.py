@@ -294,7 +294,7 @@ def _esc(text: str) -> str:
 
 def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
     """Backtest tables and PNG plots logged by a training run (empty when absent)."""
-    import mlflow
+    from retain import tracking
 
     tables: dict[str, pd.DataFrame] = {}
     images: dict[str, bytes] = {}
@@ -303,17 +303,13 @@ def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[st
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("cumulative", "by_frequency"):
             try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=f"backtest/{name}.csv", dst_path=tmp
-                )
+                path = tracking.download_artifact(run_id, f"backtest/{name}.csv", tmp)
                 tables[name] = pd.read_csv(path)
             except Exception:  # a missing artifact only drops the chart
                 continue
         for name in ("roc", "gain", "calibration", "precision_recall"):
             try:
-                path = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=f"plots/{name}.png", dst_path=tmp
-                )
+                path = tracking.download_artifact(run_id, f"plots/{name}.png", tmp)
                 images[name] = Path(path).read_bytes()
             except Exception:
                 continue
@@ -432,7 +428,7 @@ def report(
     used = manifest.get("models", {})
 
     note("loading models")
-    tracking.configure(cfg.tracking)
+    settings = tracking.configure(cfg.tracking)
     loaded = tracking.load_scoring_models(
         cfg,
         used["clv"]["version"],
@@ -481,17 +477,11 @@ def report(
     seconds = time.perf_counter() - t0
 
     note("logging to MLflow")
-    with tracking.tracked_run(cfg, "report") as run:
+    with tracking.tracked_run(cfg, "report", settings=settings) as run:
         tracking.log_params_flat(
             {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
         )
         tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
-        _log_file(path)
+        tracking.log_artifact(path, artifact_path="report")
         run_id = run.info.run_id
     return ReportResult(path, rep.n_images, run_id)
-
-
-def _log_file(path: Path) -> None:
-    import mlflow
-
-    mlflow.log_artifact(str(path), artifact_path="report")

@@ -311,7 +311,7 @@ def score(
 
     t0 = time.perf_counter()
     note("loading models")
-    tracking.configure(cfg.tracking)
+    settings = tracking.configure(cfg.tracking)
     churn_ref = model_version or sc.model_alias
     clv_ref = clv_version or sc.model_alias
     loaded = tracking.load_scoring_models(
@@ -363,7 +363,7 @@ def score(
     manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # MLflow copy
 
     note("logging to MLflow")
-    with tracking.tracked_run(cfg, "score") as run:
+    with tracking.tracked_run(cfg, "score", settings=settings) as run:
         tracking.log_params_flat(
             {
                 "as_of": when.date().isoformat(),

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
 
 from retain.churn.dataset import feature_catalogue
@@ -51,6 +50,7 @@ from retain.tracking import (
     provenance_tags,
     registered_name,
     tracked_run,
+    tracking_uri,
 )
 
 if TYPE_CHECKING:
@@ -239,12 +239,12 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
                 **provenance_tags(cfg),
             },
         )
-        tracking_uri = mlflow.get_tracking_uri()
+        logged_to = tracking_uri()
     return TrainChurnResult(
         run_id=run.info.run_id,
         model_version=str(version.version),
         metrics=metrics,
         feature_names=list(fit.model.feature_names),
         best_baseline=best_name,
-        tracking_uri=tracking_uri,
+        tracking_uri=logged_to,
     )

@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -41,10 +40,13 @@ from retain.tracking import (
     log_dict,
     log_figure,
     log_metrics,
+    log_params_flat,
     log_table,
     provenance_tags,
     registered_name,
+    set_tags,
     tracked_run,
+    tracking_uri,
 )
 
 Progress = Callable[[str], None]
@@ -136,7 +138,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
     with tracked_run(cfg, "train_clv") as run:
         note("logging data window")
         counts = inputs.counts.get("transactions", {})
-        mlflow.log_params(
+        log_params_flat(
             {
                 "window.first_transaction": str(tx[TIMESTAMP].min().date()),
                 "window.last_transaction": str(tx[TIMESTAMP].max().date()),
@@ -162,7 +164,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
             warnings.simplefilter("always")
             auto = run_from_config(tx, clv, final_cutoff=holdout_end)
         for w in caught:  # e.g. spend/frequency correlation: keep it visible in the run
-            mlflow.set_tag(f"warning.{w.category.__name__}", str(w.message)[:5000])
+            set_tags({f"warning.{w.category.__name__}": str(w.message)[:5000]})
         best = auto.best
         model = auto.model
         assert model is not None  # final_cutoff was given
@@ -190,14 +192,14 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
                 metrics[key] = float(fitted[key])
         metrics["n_customers_fit"] = float(fitted["n_customers"])
         log_metrics(metrics)
-        mlflow.log_params(
+        log_params_flat(
             {
                 "selected_purchase_model": auto.selected,
                 **{f"fit.purchase.{k}": repr(v) for k, v in model.purchase_params_.items()},
                 **{f"fit.spend.{k}": repr(v) for k, v in (model.spend_params_ or {}).items()},
             }
         )
-        mlflow.set_tag("purchase_model", auto.selected)
+        set_tags({"purchase_model": auto.selected})
         log_table(auto.comparison, "backtest/comparison.csv")
         log_table(best.by_frequency, "backtest/by_frequency.csv", index=False)
         log_table(best.cumulative, "backtest/cumulative.csv", index=False)
@@ -230,5 +232,5 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
         purchase_model=auto.selected,
         metrics=metrics,
         comparison=auto.comparison,
-        tracking_uri=mlflow.get_tracking_uri(),
+        tracking_uri=tracking_uri(),
     )

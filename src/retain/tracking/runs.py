@@ -1,7 +1,8 @@
 """MLflow runs: start one, log the config, metrics, figures, tables and dictionaries.
 
 A job opens its run with :func:`tracked_run` (configure, start, log the config) and logs
-through the ``log_*`` functions and the small wrappers below, so that no job imports
+through the ``log_*`` functions and the small wrappers at the end (tags, artifacts, the
+tracking URI, running an MLproject entry point), so that no job or pipeline imports
 :mod:`mlflow` itself.
 """
 
@@ -17,11 +18,13 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from pydantic import BaseModel
 
 from retain import __version__
 from retain.config import RunConfig
-from retain.tracking.store import TrackingSettings, client, configure
+from retain.tracking.store import TrackingError, TrackingSettings, client, configure
 
 _PARAM_VALUE_MAX = 6000
 
@@ -69,9 +72,19 @@ def start_run(
 
 @contextmanager
 def tracked_run(
-    cfg: RunConfig, step: str, run_name: str | None = None, tags: Mapping[str, str] | None = None
+    cfg: RunConfig,
+    step: str,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    *,
+    settings: TrackingSettings | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Configure tracking from ``cfg``, start a run for one pipeline step and log the config.
+
+    A job that has already called :func:`configure` for the same config (to load models)
+    passes its ``settings``: they are reused as long as MLflow still points at them, so the
+    store is probed once per job. Otherwise (no settings, or MLflow was pointed elsewhere
+    meanwhile) :func:`configure` runs here, with its reachability check.
 
     Parameters
     ----------
@@ -83,18 +96,30 @@ def tracked_run(
         Defaults to ``"<step>-<config name>"``.
     tags : mapping, optional
         Extra run tags.
+    settings : TrackingSettings, optional
+        What :func:`configure` returned for ``cfg.tracking`` earlier in this process.
 
     Yields
     ------
     mlflow.ActiveRun
         The active run, with the config already logged.
     """
-    settings = configure(cfg.tracking)
+    if settings is None or not _still_active(settings, cfg):
+        settings = configure(cfg.tracking)
     with start_run(
         settings, run_name or f"{step}-{cfg.name}", {"step": step, **dict(tags or {})}
     ) as run:
         log_config(cfg)
         yield run
+
+
+def _still_active(settings: TrackingSettings, cfg: RunConfig) -> bool:
+    """Whether MLflow still points at ``settings`` and they belong to ``cfg``'s experiment."""
+    return (
+        settings.experiment_name == cfg.tracking.experiment_name
+        and mlflow.get_tracking_uri() == settings.tracking_uri
+        and mlflow.get_registry_uri() == settings.registry_uri
+    )
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -257,3 +282,133 @@ def log_dict(data: Mapping[str, Any], artifact_file: str) -> None:
         Artifact path; the suffix picks the format.
     """
     mlflow.log_dict(dict(data), artifact_file)
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    """Log a local file as an artifact of the active run.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    artifact_path : str, optional
+        Folder inside the run's artifacts (default: the root).
+    """
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    """Set tags on the active run (values as text).
+
+    Parameters
+    ----------
+    tags : mapping
+        Tag name to value.
+    """
+    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+
+
+def tracking_uri() -> str:
+    """The tracking URI MLflow currently logs to (after :func:`configure`)."""
+    return mlflow.get_tracking_uri()
+
+
+def list_artifacts(run_id: str, folder: str | None = None) -> list[str]:
+    """The artifact paths directly under ``folder`` of a run (empty when there are none).
+
+    Parameters
+    ----------
+    run_id : str
+        The run.
+    folder : str, optional
+        Folder inside the run's artifacts (default: the root).
+
+    Returns
+    -------
+    list of str
+        Paths relative to the run's artifact root, e.g. ``backtest/cumulative.csv``.
+
+    Raises
+    ------
+    TrackingError
+        When the run or its artifact store cannot be read.
+    """
+    try:
+        return [f.path for f in client().list_artifacts(run_id, folder)]
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"cannot list the artifacts of run {run_id}: {exc}") from exc
+
+
+def download_artifact(run_id: str, artifact_path: str, dst: str | Path) -> Path:
+    """Download one artifact of a run into a local folder.
+
+    Parameters
+    ----------
+    run_id : str
+        The run.
+    artifact_path : str
+        Path inside the run's artifacts, e.g. ``backtest/cumulative.csv``.
+    dst : str or Path
+        Local folder to download into.
+
+    Returns
+    -------
+    Path
+        The local file.
+
+    Raises
+    ------
+    TrackingError
+        Naming the run and the artifact, when it cannot be downloaded (missing, or the store
+        cannot be read).
+    """
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact_path, dst_path=str(dst)
+        )
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(
+            f"run {run_id} has no readable artifact {artifact_path!r}: {exc}"
+        ) from exc
+    return Path(local)
+
+
+def run_entry_point(
+    project_dir: str | Path, entry_point: str, parameters: Mapping[str, str], experiment_id: str
+) -> tuple[bool, Run]:
+    """Run an MLproject entry point in this environment as its own run and wait for it.
+
+    The pattern of MLflow's multistep workflow example: a pipeline's parent run launches each
+    step with :func:`mlflow.projects.run` (``env_manager="local"``) and hands the next step
+    what the finished run logged.
+
+    Parameters
+    ----------
+    project_dir : str or Path
+        The folder holding ``MLproject``.
+    entry_point : str
+        Name of the entry point.
+    parameters : mapping
+        Its parameters.
+    experiment_id : str
+        The experiment the step's run goes to.
+
+    Returns
+    -------
+    ok : bool
+        Whether the step exited successfully.
+    run : mlflow.entities.Run
+        The step's finished run (tags, params, metrics).
+    """
+    import mlflow.projects
+
+    submitted = mlflow.projects.run(
+        str(project_dir),
+        entry_point,
+        parameters=dict(parameters),
+        experiment_id=experiment_id,
+        env_manager="local",
+        synchronous=False,
+    )
+    ok = submitted.wait()
+    return ok, client().get_run(submitted.run_id)

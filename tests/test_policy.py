@@ -40,7 +40,6 @@ RULES = StageRules(
     loyal_min_frequency=4,
     loyal_max_churn_probability=0.3,
     growing_value_ratio=1.2,
-    value_horizon_days=365,
 )
 
 # An 'active' customer: bought 100 days ago, usual gap 100 days (dormant limit 300 days), low
@@ -60,7 +59,7 @@ BASE = {
 def stage_of(rules: StageRules = RULES, **changes: float) -> tuple[str, str]:
     row = {**BASE, **changes}
     frame = pd.DataFrame([row], index=pd.Index(["c1"], name="customer_id", dtype="string"))
-    out = assign_stages(frame, rules)
+    out = assign_stages(frame, rules, 365)
     return str(out["lifecycle_stage"].iloc[0]), str(out["stage_reason"].iloc[0])
 
 
@@ -148,7 +147,7 @@ def test_reactivated_needs_last_gap_column() -> None:
         [{**BASE, "frequency": 3, "recency_days": 600, "tenure_days": 690}],
         index=pd.Index(["c1"], name="customer_id", dtype="string"),
     ).drop(columns=["last_gap_days"])
-    assert assign_stages(frame, RULES)["lifecycle_stage"].iloc[0] == "active"
+    assert assign_stages(frame, RULES, 365)["lifecycle_stage"].iloc[0] == "active"
 
 
 def test_at_risk_boundary() -> None:
@@ -193,7 +192,7 @@ def test_stage_maps_to_phase_and_5f() -> None:
         "Fidelity",
     ]
     frame = pd.DataFrame([BASE], index=pd.Index(["c1"], name="customer_id", dtype="string"))
-    out = assign_stages(frame, RULES)
+    out = assign_stages(frame, RULES, 365)
     assert out["lifecycle_phase"].iloc[0] == "maintenance" and out["five_f"].iloc[0] == "Frequent"
 
 
@@ -394,7 +393,7 @@ def test_apply_policy_end_to_end_columns() -> None:
         },
         index=pd.Index([f"c{i}" for i in range(n)], name="customer_id", dtype="string"),
     )
-    out = apply_policy(frame, policy)
+    out = apply_policy(frame, policy, 365)
     assert out.index.equals(frame.index)
     assert set(out["lifecycle_stage"]) <= set(STAGES)
     assert set(out["value_tier"]) <= set(TIERS)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.features.rfm import cutoff_end
+from retain.timeline import cutoff_end
 
 
 def cohort_retention(

@@ -641,7 +641,16 @@ class StageRules(StrictModel):
     loyal_min_frequency: int = Field(4, ge=1)
     loyal_max_churn_probability: float = Field(0.3, ge=0.0, le=1.0)
     growing_value_ratio: float = Field(1.2, gt=0.0)
-    value_horizon_days: int = Field(365, gt=0, description="Horizon of the predicted CLV")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_clv_horizon(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value_horizon_days" in data:
+            raise ValueError(
+                "value_horizon_days is gone: the CLV horizon is set once, as clv.horizon_months "
+                "in the run config; remove the key from the policy"
+            )
+        return data
 
     @model_validator(mode="after")
     def _order(self) -> StageRules:

@@ -19,8 +19,8 @@ import pandas as pd
 from retain.config import ConfigError, RunConfig
 from retain.contracts import CUSTOMER_ID, CUSTOMERS, EVENTS, TIMESTAMP, TRANSACTIONS, DataError
 from retain.datasets import CDNOW_OBSERVED_UNTIL, load_cdnow
-from retain.features.rfm import cutoff_end
 from retain.io.read import read_table
+from retain.timeline import cutoff_end
 from retain.validation import (
     DateLike,
     DuplicatesPolicy,

@@ -104,8 +104,8 @@ class _StageFacts:
 
     ``since_last`` is the time since the last purchase occasion, ``usual_gap`` the mean gap
     between occasions (``default_gap_days`` without a repeat purchase), ``hist_value`` the
-    historical spend rate over ``value_horizon_days`` and ``dormant_limit`` the inactivity
-    beyond which a customer is dormant.
+    historical spend rate over the CLV horizon (``value_horizon_days``) and ``dormant_limit``
+    the inactivity beyond which a customer is dormant.
     """
 
     frequency: np.ndarray
@@ -118,9 +118,10 @@ class _StageFacts:
     usual_gap: np.ndarray
     hist_value: np.ndarray
     dormant_limit: np.ndarray
+    value_horizon_days: int
 
 
-def _stage_facts(scores: pd.DataFrame, r: StageRules) -> _StageFacts:
+def _stage_facts(scores: pd.DataFrame, r: StageRules, value_horizon_days: int) -> _StageFacts:
     freq = _num(scores, "frequency")
     recency = _num(scores, "recency_days")
     tenure = _num(scores, "tenure_days")
@@ -129,7 +130,7 @@ def _stage_facts(scores: pd.DataFrame, r: StageRules) -> _StageFacts:
         usual_gap = np.where(
             freq >= 1, recency / np.where(freq >= 1, freq, 1.0), r.default_gap_days
         )
-        hist_value = monetary * freq / tenure * r.value_horizon_days
+        hist_value = monetary * freq / tenure * value_horizon_days
     return _StageFacts(
         frequency=freq,
         tenure=tenure,
@@ -141,6 +142,7 @@ def _stage_facts(scores: pd.DataFrame, r: StageRules) -> _StageFacts:
         usual_gap=usual_gap,
         hist_value=np.where(tenure > 0, hist_value, 0.0),
         dormant_limit=np.maximum(r.dormant_gap_multiple * usual_gap, r.dormant_min_inactive_days),
+        value_horizon_days=value_horizon_days,
     )
 
 
@@ -257,7 +259,7 @@ def _is_growing(f: _StageFacts, r: StageRules) -> np.ndarray:
 def _why_growing(f: _StageFacts, r: StageRules, rows: np.ndarray) -> list[str]:
     return [
         f"growing: predicted value {c:.2f} >= {r.growing_value_ratio:g} x historical value "
-        f"{h:.2f} over {r.value_horizon_days} days"
+        f"{h:.2f} over {f.value_horizon_days} days"
         for c, h in zip(f.clv[rows].tolist(), f.hist_value[rows].tolist(), strict=True)
     ]
 
@@ -303,7 +305,9 @@ _STAGE_RULES: tuple[_StageRule, ...] = (
 takes everyone left."""
 
 
-def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
+def assign_stages(
+    scores: pd.DataFrame, rules: StageRules, value_horizon_days: int
+) -> pd.DataFrame:
     """Lifecycle stage of every customer, with the rule and values that decided it.
 
     The rules of :data:`_STAGE_RULES` are tried in order and the first that applies decides.
@@ -316,6 +320,9 @@ def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
         ``last_gap_days``. A missing ``tenure_days`` marks a prospect (no purchase yet).
     rules : StageRules
         Thresholds from ``configs/policy.yaml``.
+    value_horizon_days : int
+        The CLV horizon in days (:func:`retain.timeline.horizon_days` of the CLV model's
+        months): ``growing`` compares the predicted CLV with the historical spend over it.
 
     Returns
     -------
@@ -326,7 +333,7 @@ def assign_stages(scores: pd.DataFrame, rules: StageRules) -> pd.DataFrame:
     missing = [c for c in (*REQUIRED, "churn_probability") if c not in scores]
     if missing:
         raise ValueError(f"assign_stages: missing columns {missing}")
-    facts = _stage_facts(scores, rules)
+    facts = _stage_facts(scores, rules, value_horizon_days)
     code = np.select(
         [rule.applies(facts, rules) for rule in _STAGE_RULES],
         list(range(len(_STAGE_RULES))),
@@ -571,7 +578,9 @@ def five_degrees(table: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
     return out
 
 
-def apply_policy(scores: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
+def apply_policy(
+    scores: pd.DataFrame, policy: PolicyConfig, value_horizon_days: int
+) -> pd.DataFrame:
     """Stage, tier, action, budget, priority and five degrees for a scored population.
 
     Tier cut-points are quantiles of the whole ``scores`` table, so call this once on every
@@ -583,6 +592,8 @@ def apply_policy(scores: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
         Indexed by ``customer_id``; see :func:`assign_stages` for the columns.
     policy : PolicyConfig
         The validated policy.
+    value_horizon_days : int
+        The CLV horizon in days (see :func:`assign_stages`).
 
     Returns
     -------
@@ -591,7 +602,7 @@ def apply_policy(scores: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
         ``five_f``, ``value_tier``, ``retention_action``, ``action_channel``, ``action_offer``,
         ``action_cost``, ``expected_value_saved``, ``action_priority`` and the five degrees.
     """
-    stages = assign_stages(scores, policy.stages)
+    stages = assign_stages(scores, policy.stages, value_horizon_days)
     cuts = tier_cut_points(scores["clv"], policy.tiers)
     tiers = assign_tiers(scores["clv"], cuts)
     actions = assign_actions(

@@ -38,8 +38,9 @@ from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
 from retain.explain import shap_contributions as _shap
 from retain.features.build import build_features, check_point_in_time
-from retain.features.rfm import cutoff_end, occasion_arrays
+from retain.features.rfm import UNIT_NAMES, occasion_arrays
 from retain.policy import FIVE_DEGREES, apply_policy
+from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
 
 __all__ = [
     "OUTPUT_COLUMNS",
@@ -249,8 +250,8 @@ def model_features(features: pd.DataFrame, models: ScoringModels) -> pd.DataFram
 
 
 def _clv_summary(features: pd.DataFrame, time_unit: str) -> pd.DataFrame:
-    scale = 7.0 if time_unit == "W" else 1.0
-    unit = "weeks" if time_unit == "W" else "days"
+    scale = UNIT_DAYS[time_unit]
+    unit = UNIT_NAMES[time_unit]
     return pd.DataFrame(
         {
             "frequency": features["frequency"].to_numpy(dtype=float),
@@ -418,7 +419,7 @@ def score_customers(
     """
     note = progress or (lambda _m: None)
     clock = timings if timings is not None else {}
-    as_of_ts = pd.Timestamp(pd.Timestamp(as_of).date())
+    as_of_ts = day(as_of)
 
     t0 = time.perf_counter()
     note("building features")
@@ -477,7 +478,7 @@ def score_customers(
         base = pd.concat([base, pd.DataFrame(index=prospects)])
         base = base.sort_index()
     base.index.name = CUSTOMER_ID
-    decided = apply_policy(base, policy)
+    decided = apply_policy(base, policy, horizon_days(models.clv.horizon))
 
     out = pd.concat([base, decided], axis=1)
     out["as_of"] = as_of_ts

@@ -73,7 +73,7 @@ import pyarrow.compute as pc
 from scipy import optimize, special
 
 from retain.contracts import CUSTOMER_ID, EVENT_TYPES, TIMESTAMP
-from retain.features.rfm import cutoff_end
+from retain.timeline import cutoff_end
 
 SEED_BLOCK = 4096
 """Customers per seed block: part of the reproducibility contract (changing it changes data)."""

@@ -22,7 +22,6 @@ docstrings that state each table's checks in order.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -46,9 +45,8 @@ from retain.contracts import (
     Contract,
     DataError,
 )
-from retain.features.rfm import cutoff_end
+from retain.timeline import DateLike, cutoff_end
 
-DateLike = dt.date | str | pd.Timestamp
 ReturnsPolicy = Literal["drop", "net"]
 DuplicatesPolicy = Literal["drop", "keep"]
 
@@ -458,7 +456,8 @@ def _kept(parsed: pd.DataFrame, ok: np.ndarray) -> pd.DataFrame:
 
 
 def _end_ns(as_of: DateLike) -> np.datetime64:
-    return np.datetime64(cutoff_end(as_of), "ns")
+    # as_unit raises for a day outside the nanosecond range instead of wrapping around
+    return np.datetime64(cutoff_end(as_of).as_unit("ns").value, "ns")
 
 
 def _check_ids(

@@ -48,7 +48,6 @@ In addition every feature table's own point-in-time record is checked
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -57,13 +56,13 @@ import numpy as np
 import pandas as pd
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.features.rfm import cutoff_end
+from retain.timeline import UNIT_DAYS, DateLike, cutoff_end
+from retain.timeline import day as _day
 
 if TYPE_CHECKING:
     from retain.clv import ClvModel
     from retain.config import FeatureConfig
 
-DateLike = dt.date | str | pd.Timestamp
 FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
 """``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``."""
 
@@ -73,10 +72,6 @@ KEY_COLUMNS = ("cutoff", CUSTOMER_ID)
 
 class LeakageError(ValueError):
     """Training data would use information from after a cutoff or from the test window."""
-
-
-def _day(value: DateLike) -> pd.Timestamp:
-    return pd.Timestamp(pd.Timestamp(value).date())
 
 
 @dataclass(frozen=True)
@@ -461,8 +456,8 @@ def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "frequency": features["frequency"].to_numpy(dtype=float),
-            "recency_weeks": features["recency_days"].to_numpy(dtype=float) / 7.0,
-            "tenure_weeks": features["tenure_days"].to_numpy(dtype=float) / 7.0,
+            "recency_weeks": features["recency_days"].to_numpy(dtype=float) / UNIT_DAYS["W"],
+            "tenure_weeks": features["tenure_days"].to_numpy(dtype=float) / UNIT_DAYS["W"],
             "monetary_value": features["monetary_value"].to_numpy(dtype=float),
         },
         index=features.index,
@@ -587,7 +582,7 @@ def clv_features(
     """
     summary = weekly_summary(features)
     model = fit_purchase_model(summary, purchase_model)
-    t = horizon_days / 7.0
+    t = horizon_days / UNIT_DAYS["W"]
     return pd.DataFrame(
         {
             "p_alive": model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float),

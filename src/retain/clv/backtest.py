@@ -22,6 +22,7 @@ from retain.clv.model import ClvModel
 from retain.config import ClvConfig
 from retain.contracts import CUSTOMER_ID
 from retain.features.rfm import UNIT_DAYS, cutoff_day, purchase_occasions, rfm_summary
+from retain.timeline import day
 
 Metric = Literal["mae", "rmse", "total_abs_error"]
 METRICS: tuple[str, ...] = ("mae", "rmse", "total_abs_error")
@@ -145,8 +146,8 @@ def holdout_activity(
 def _split_dates(
     calibration_end: dt.date | str, holdout_end: dt.date | str
 ) -> tuple[pd.Timestamp, pd.Timestamp, int]:
-    cal = pd.Timestamp(pd.Timestamp(calibration_end).date())
-    hold = pd.Timestamp(pd.Timestamp(holdout_end).date())
+    cal = day(calibration_end)
+    hold = day(holdout_end)
     days = int((hold - cal).days)
     if days <= 0:
         raise ValueError(

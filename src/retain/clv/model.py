@@ -29,13 +29,12 @@ from retain.clv.mle import ClvFitError, MleResult, fit_mle
 from retain.clv.purchase import PURCHASE_MODELS, PurchaseModel, RfmArrays
 from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 from retain.contracts import CUSTOMER_ID
-from retain.features.rfm import UNIT_DAYS, UNIT_NAMES
+from retain.features.rfm import UNIT_NAMES
+from retain.timeline import DAYS_PER_MONTH, UNIT_DAYS
 
 PurchaseModelName = Literal["bgnbd", "pareto_nbd", "mbgnbd"]
 SpendModelName = Literal["gamma_gamma"]
 
-DAYS_PER_MONTH = 365.25 / 12
-"""Length of the CLV month in days (an average Gregorian month)."""
 
 SPEND_CORRELATION_WARNING = 0.3
 """|corr(frequency, monetary_value)| above which the Gamma-Gamma independence is doubtful."""

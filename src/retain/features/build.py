@@ -27,8 +27,9 @@ from retain.config import FeatureConfig, SegmentRules
 from retain.contracts import TIMESTAMP
 from retain.features.behaviour import behaviour_from_arrays
 from retain.features.engagement import engagement_features, zero_when_absent
-from retain.features.rfm import cutoff_end, occasion_arrays, summary_from_arrays
+from retain.features.rfm import occasion_arrays, summary_from_arrays
 from retain.features.segments import rfm_scores, rfm_segments
+from retain.timeline import cutoff_end, iso_day
 
 POINT_IN_TIME_ATTR = "point_in_time"
 
@@ -39,10 +40,6 @@ CATEGORICAL_COLUMNS = ("rfm_segment", "rfm_class")
 
 class PointInTimeError(ValueError):
     """A feature table uses information from after its cutoff, or cannot show that it does not."""
-
-
-def _iso_day(cutoff: dt.date | str | pd.Timestamp) -> str:
-    return pd.Timestamp(cutoff).date().isoformat()
 
 
 def build_features(
@@ -115,7 +112,7 @@ def build_features(
             max_ts = ev_max if max_ts is None else max(max_ts, ev_max)
     out = pd.DataFrame(columns, index=summary.index, copy=False)
     out.attrs[POINT_IN_TIME_ATTR] = {
-        _iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
+        iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
     }
     return out
 
@@ -163,13 +160,13 @@ def check_point_in_time(
         )
     if cutoff is None:
         if "cutoff" in features:
-            wanted = [_iso_day(c) for c in pd.unique(features["cutoff"])]
+            wanted = [iso_day(c) for c in pd.unique(features["cutoff"])]
         else:
             wanted = list(record)
     elif isinstance(cutoff, (str, dt.date, pd.Timestamp)):
-        wanted = [_iso_day(cutoff)]
+        wanted = [iso_day(cutoff)]
     else:
-        wanted = [_iso_day(c) for c in cutoff]
+        wanted = [iso_day(c) for c in cutoff]
     for day in wanted:
         if day not in record:
             raise PointInTimeError(

@@ -43,7 +43,8 @@ import pandas as pd
 
 from retain.contracts import CUSTOMER_ID, EVENT_TYPES, TIMESTAMP
 from retain.features.behaviour import DEFAULT_WINDOWS_DAYS, _check_windows, normalised_trend
-from retain.features.rfm import cutoff_day, cutoff_end, epoch_days
+from retain.features.rfm import cutoff_day, epoch_days
+from retain.timeline import cutoff_end
 
 COUNT_FILL_COLUMNS_SUFFIX = "_count_"
 

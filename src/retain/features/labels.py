@@ -17,7 +17,8 @@ import pandas as pd
 from retain.config import FeatureConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.build import POINT_IN_TIME_ATTR, build_features
-from retain.features.rfm import cutoff_end
+from retain.timeline import cutoff_end
+from retain.timeline import day as to_day
 
 LABEL = "churned"
 
@@ -44,8 +45,8 @@ def check_label_window(
     """
     if int(horizon_days) <= 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
-    day = pd.Timestamp(cutoff).normalize()
-    end = pd.Timestamp(observed_until).normalize()
+    day = to_day(cutoff)
+    end = to_day(observed_until)
     window_end = day + pd.Timedelta(days=int(horizon_days))
     if window_end > end:
         raise ValueError(
@@ -143,7 +144,7 @@ def build_snapshots(
     """
     if len(cutoffs) == 0:
         raise ValueError("build_snapshots needs at least one cutoff")
-    days = [pd.Timestamp(c).normalize() for c in cutoffs]
+    days = [to_day(c) for c in cutoffs]
     if len(set(days)) != len(days):
         raise ValueError(f"cutoffs must be distinct, got {[d.date() for d in days]}")
     for c in cutoffs:

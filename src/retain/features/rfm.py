@@ -30,9 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.timeline import UNIT_DAYS, cutoff_end
 
 TimeUnit = Literal["D", "W"]
-UNIT_DAYS: dict[str, float] = {"D": 1.0, "W": 7.0}
 UNIT_NAMES: dict[str, str] = {"D": "days", "W": "weeks"}
 
 _EPOCH_DAY = np.datetime64("1970-01-01", "D")
@@ -44,10 +44,6 @@ def cutoff_day(cutoff: dt.date | str | pd.Timestamp) -> int:
     """The cutoff as whole days since 1970-01-01 (the cutoff day itself is included)."""
     return int((np.datetime64(pd.Timestamp(cutoff).date(), "D") - _EPOCH_DAY).astype(np.int64))
 
-
-def cutoff_end(cutoff: dt.date | str | pd.Timestamp) -> pd.Timestamp:
-    """The first instant after the cutoff day: rows strictly before it are 'as of' the cutoff."""
-    return pd.Timestamp(pd.Timestamp(cutoff).date()) + pd.Timedelta(days=1)
 
 
 def epoch_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:

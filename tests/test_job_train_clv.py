@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from retain import tracking
+from retain import names, tracking
 from retain.cli import EXIT_DATA, app
 from retain.clv import naive_rate_errors
 from retain.config import RunConfig
@@ -72,6 +72,13 @@ def test_train_clv_logs_backtest_and_registers_challenger(mlflow_tmp, cdnow_samp
     )
     table = pd.read_csv(local / "comparison.csv").set_index("purchase_model")
     assert table["selected"].sum() == 1
+    # every artifact the catalogue says train_clv writes is in the run (the report reads some)
+    logged = {
+        f.path
+        for folder in ("backtest", "plots", "data", "model")
+        for f in tracking.client().list_artifacts(result.run_id, folder)
+    }
+    assert set(names.WRITTEN_BY["train_clv"]) <= logged
 
     # registered as clv@challenger; the production model is refitted on data to holdout_end
     version = tracking.resolve_version("clv-job-test-clv", "challenger")

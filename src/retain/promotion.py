@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from retain.config import PromotionConfig
+from retain.names import ROC_AUC, TEST_ROC_AUC, holdout_metric, is_baseline
 
 Metrics = Mapping[str, float]
 
@@ -81,18 +82,16 @@ def gate_churn(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Ga
     -------
     GateResult
     """
-    key = "test_roc_auc"
+    key = TEST_ROC_AUC
     used: dict[str, float] = {}
     if key not in chal:
         return GateResult(False, f"challenger has no {key} metric", used)
     auc = chal[key]
-    used["challenger_test_roc_auc"] = auc
-    baselines = {
-        k: v for k, v in chal.items() if k.startswith("baseline_") and k.endswith("_roc_auc")
-    }
+    used[f"challenger_{key}"] = auc
+    baselines = {k: v for k, v in chal.items() if is_baseline(k, ROC_AUC)}
     if baselines:
         best_name, best = max(baselines.items(), key=lambda kv: kv[1])
-        used["best_baseline_roc_auc"] = best
+        used[f"best_baseline_{ROC_AUC}"] = best
         if auc < best:
             return GateResult(
                 False,
@@ -110,7 +109,7 @@ def gate_churn(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Ga
     if key not in champ:
         return GateResult(False, f"champion has no {key} metric to compare with", used)
     ref = champ[key]
-    used["champion_test_roc_auc"] = ref
+    used[f"champion_{key}"] = ref
     floor = ref - cfg.auc_tolerance
     if auc < floor:
         return GateResult(
@@ -141,14 +140,13 @@ def gate_clv(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Gate
     -------
     GateResult
     """
-    key = f"holdout_{cfg.clv_metric}"
+    key = holdout_metric(cfg.clv_metric)
     used: dict[str, float] = {}
     if key not in chal:
         return GateResult(False, f"challenger has no {key} metric", used)
     err = chal[key]
     used[f"challenger_{key}"] = err
-    suffix = f"_{key}"
-    baselines = {k: v for k, v in chal.items() if k.startswith("baseline_") and k.endswith(suffix)}
+    baselines = {k: v for k, v in chal.items() if is_baseline(k, key)}
     if baselines:
         best_name, best = min(baselines.items(), key=lambda kv: kv[1])
         used[f"best_baseline_{key}"] = best

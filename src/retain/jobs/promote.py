@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from retain.config import RunConfig
+from retain.names import PROMOTION_ACCEPTED, PROMOTION_DECISION
 from retain.tracking import (
     PromotionDecision,
     log_dict,
@@ -65,6 +66,6 @@ def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
                 "promotion.champion_before": str(decision.champion_version),
             }
         )
-        log_metrics({**decision.metrics, "promotion_accepted": float(decision.accepted)})
-        log_dict(dataclasses.asdict(decision), "promotion/decision.json")
+        log_metrics({**decision.metrics, PROMOTION_ACCEPTED: float(decision.accepted)})
+        log_dict(dataclasses.asdict(decision), PROMOTION_DECISION)
     return PromoteResult(decision, run.info.run_id)

@@ -28,26 +28,24 @@ import pyarrow as pa
 
 from retain.config import ConfigError, RunConfig
 from retain.explain import shap_contributions
+from retain.names import (
+    CHURN_PLOTS,
+    CHURN_REPORT_METRICS,
+    CLV_BACKTEST_TABLES,
+    CLV_REPORT_METRICS,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    REPORT_FOLDER,
+    REPORT_KIND,
+    ROC_AUC,
+    SCORES_FILE,
+    SCORES_KIND,
+    is_baseline,
+)
 from retain.reporting.html import Report, png_to_data_uri
 from retain.scoring import ScoringModels, check_model_inputs, model_features
 
 Progress = Callable[[str], None]
-REPORT_FILE = "report.html"
-SCORES_FILE = "scores.parquet"
-MANIFEST_FILE = "manifest.json"
-
-CHURN_METRICS = (
-    "test_roc_auc",
-    "test_pr_auc",
-    "test_brier",
-    "test_log_loss",
-    "test_ece",
-    "test_raw_ece",
-    "test_top_decile_lift",
-    "validation_roc_auc",
-    "best_iteration",
-)
-CLV_METRICS = ("holdout_mae", "holdout_rmse", "holdout_total_abs_error", "holdout_total_rel_error")
 
 
 @dataclass(frozen=True)
@@ -62,13 +60,13 @@ class ReportResult:
 def _metric_tables(
     churn_metrics: Mapping[str, float], clv_metrics: Mapping[str, float]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    churn_rows = {k: churn_metrics[k] for k in CHURN_METRICS if k in churn_metrics}
+    churn_rows = {k: churn_metrics[k] for k in CHURN_REPORT_METRICS if k in churn_metrics}
     for k, v in sorted(churn_metrics.items()):
-        if k.startswith("baseline_") and k.endswith("_roc_auc"):
+        if is_baseline(k, ROC_AUC):
             churn_rows[k] = v
-    clv_rows = {k: clv_metrics[k] for k in CLV_METRICS if k in clv_metrics}
+    clv_rows = {k: clv_metrics[k] for k in CLV_REPORT_METRICS if k in clv_metrics}
     for k, v in sorted(clv_metrics.items()):
-        if k.startswith("baseline_"):
+        if is_baseline(k):
             clv_rows[k] = v
     churn = pd.DataFrame({"value": pd.Series(churn_rows, dtype=float)})
     clv = pd.DataFrame({"value": pd.Series(clv_rows, dtype=float)})
@@ -301,15 +299,15 @@ def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[st
     if not run_id:
         return tables, images
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("cumulative", "by_frequency"):
+        for name, artifact in CLV_BACKTEST_TABLES.items():
             try:
-                path = tracking.download_artifact(run_id, f"backtest/{name}.csv", tmp)
+                path = tracking.download_artifact(run_id, artifact, tmp)
                 tables[name] = pd.read_csv(path)
             except Exception:  # a missing artifact only drops the chart
                 continue
-        for name in ("roc", "gain", "calibration", "precision_recall"):
+        for name, artifact in CHURN_PLOTS.items():
             try:
-                path = tracking.download_artifact(run_id, f"plots/{name}.png", tmp)
+                path = tracking.download_artifact(run_id, artifact, tmp)
                 images[name] = Path(path).read_bytes()
             except Exception:
                 continue
@@ -419,9 +417,9 @@ def report(
     sc = cfg.scoring
     when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
     root = output_dir or sc.output_dir
-    scores_dir = output_folder(root, cfg.name, "scores", when.date())
-    report_dir = output_folder(root, cfg.name, "report", when.date())
-    check_output_folder(report_dir, "report")
+    scores_dir = output_folder(root, cfg.name, SCORES_KIND, when.date())
+    report_dir = output_folder(root, cfg.name, REPORT_KIND, when.date())
+    check_output_folder(report_dir, REPORT_KIND)
 
     note(f"reading the scores as of {when.date()}")
     scores, manifest = _scores_on_disk(scores_dir, when)
@@ -471,7 +469,7 @@ def report(
         seed=cfg.seed,
     )
     info = {"as_of": when.date().isoformat(), "config_name": cfg.name}
-    with owned_directory(report_dir, "report", info) as tmp:
+    with owned_directory(report_dir, REPORT_KIND, info) as tmp:
         write_text_atomic(rep.render(), tmp / REPORT_FILE)
     path = report_dir / REPORT_FILE
     seconds = time.perf_counter() - t0
@@ -482,6 +480,6 @@ def report(
             {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
         )
         tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
-        tracking.log_artifact(path, artifact_path="report")
+        tracking.log_artifact(path, artifact_path=REPORT_FOLDER)
         run_id = run.info.run_id
     return ReportResult(path, rep.n_images, run_id)

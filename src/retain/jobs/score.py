@@ -46,15 +46,20 @@ from retain.io import (
     write_rejects,
     write_table_atomic,
 )
+from retain.names import (
+    MANIFEST_FILE,
+    REJECTS_FILE,
+    SCORES_CSV,
+    SCORES_FILE,
+    SCORES_KIND,
+    SCORING_DISTRIBUTION,
+    SCORING_MANIFEST,
+    SCORING_STAGE_BY_TIER,
+)
 from retain.scoring import count_by, non_finite_columns, score_customers
 
 Progress = Callable[[str], None]
 
-SCORES_FILE = "scores.parquet"
-SCORES_CSV = "scores.csv"
-REJECTS_FILE = "rejects.parquet"
-MANIFEST_FILE = "manifest.json"
-SCORES_KIND = "scores"
 COUNT_COLUMNS = ("lifecycle_stage", "value_tier", "retention_action", "action_channel")
 
 
@@ -374,7 +379,7 @@ def score(
             },
             prefix="score.",
         )
-        tracking.log_dict(manifest, "scoring/manifest.json")
+        tracking.log_dict(manifest, SCORING_MANIFEST)
         metrics: dict[str, float | int | None] = {
             "rows_out": len(scores),
             "customers_rejected": manifest["customers"]["customers_rejected"],
@@ -387,7 +392,7 @@ def score(
                 metrics[f"n_{col}_{key}"] = n
         tracking.log_metrics(metrics)
         numeric = ["clv", "churn_probability", "p_alive", "expected_value_saved"]
-        tracking.log_table(scores[numeric].describe().T, "scoring/score_distribution.csv")
+        tracking.log_table(scores[numeric].describe().T, SCORING_DISTRIBUTION)
         by_stage = scores.pivot_table(
             index="lifecycle_stage",
             columns="value_tier",
@@ -396,6 +401,6 @@ def score(
             observed=True,
         )
         by_stage.columns = [f"{a}_{b}" for a, b in by_stage.columns]
-        tracking.log_table(by_stage, "scoring/stage_by_tier.csv")
+        tracking.log_table(by_stage, SCORING_STAGE_BY_TIER)
         run_id = run.info.run_id
     return ScoreResult(run_id, out_dir, manifest, files)

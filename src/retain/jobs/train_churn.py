@@ -34,6 +34,23 @@ from retain.churn.evaluate import best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.config import ConfigError, RunConfig
 from retain.io import check_dates_against_data, load_inputs, observed_until
+from retain.names import (
+    CHURN_CATALOGUE,
+    CHURN_DATASET,
+    CHURN_GATE_METRICS,
+    CHURN_METADATA,
+    PLOT_CALIBRATION,
+    PLOT_GAIN,
+    PLOT_PRECISION_RECALL,
+    PLOT_ROC,
+    ROC_AUC,
+    TABLE_CALIBRATION,
+    TABLE_CALIBRATION_RAW,
+    TABLE_FEATURE_IMPORTANCE,
+    TABLE_OPTUNA_TRIALS,
+    baseline_metric,
+    is_baseline,
+)
 from retain.reporting.churn_plots import (
     plot_calibration_curve,
     plot_gain,
@@ -57,8 +74,6 @@ if TYPE_CHECKING:
     from retain.churn.tuning import SearchResult
 
 Progress = Callable[[str], None]
-
-GATE_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ece")
 
 
 @dataclass(frozen=True)
@@ -94,21 +109,24 @@ def _log_plots(fit: ChurnFit) -> None:
     y = s["y"]
     log_figure(
         plot_calibration_curve(y, {"raw": s["raw"], "calibrated": s["calibrated"]}),
-        "plots/calibration.png",
+        PLOT_CALIBRATION,
     )
     baselines = {k.split(":", 1)[1]: v for k, v in s.items() if k.startswith("baseline:")}
     best = {}
     if baselines:
         name, _ = best_baseline(
-            {f"baseline_{k}_roc_auc": fit.metrics[f"baseline_{k}_roc_auc"] for k in baselines}
+            {
+                baseline_metric(k, ROC_AUC): fit.metrics[baseline_metric(k, ROC_AUC)]
+                for k in baselines
+            }
         )
         best = {f"baseline: {name}": baselines[name]}
     curves = {"model": s["calibrated"], **best}
-    log_figure(plot_roc(y, curves), "plots/roc.png")
-    log_figure(plot_precision_recall(y, curves), "plots/precision_recall.png")
-    log_figure(plot_gain(y, curves), "plots/gain.png")
-    log_table(calibration_table(y, s["calibrated"]), "tables/calibration_test.csv", index=False)
-    log_table(calibration_table(y, s["raw"]), "tables/calibration_test_raw.csv", index=False)
+    log_figure(plot_roc(y, curves), PLOT_ROC)
+    log_figure(plot_precision_recall(y, curves), PLOT_PRECISION_RECALL)
+    log_figure(plot_gain(y, curves), PLOT_GAIN)
+    log_table(calibration_table(y, s["calibrated"]), TABLE_CALIBRATION, index=False)
+    log_table(calibration_table(y, s["raw"]), TABLE_CALIBRATION_RAW, index=False)
 
 
 def _importance(fit: ChurnFit) -> pd.DataFrame:
@@ -204,9 +222,9 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
                 }
             )
             log_params_flat(search.best_params, prefix="optuna.best.")
-            log_table(search.trials, "tables/optuna_trials.csv", index=False)
+            log_table(search.trials, TABLE_OPTUNA_TRIALS, index=False)
         _log_plots(fit)
-        log_table(_importance(fit), "tables/feature_importance.csv", index=False)
+        log_table(_importance(fit), TABLE_FEATURE_IMPORTANCE, index=False)
         model = fit.model
         model.feature_settings = cfg.features.model_dump(mode="json")
         model.training = {
@@ -215,16 +233,14 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
             "dataset": cfg.data.dataset_id(),
         }
         catalogue = feature_catalogue(model.feature_names)
-        log_dict(model.metadata(), "churn_model/metadata.json")
-        log_dict(catalogue, "churn_model/catalogue.json")
+        log_dict(model.metadata(), CHURN_METADATA)
+        log_dict(catalogue, CHURN_CATALOGUE)
         log_dict(
             {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()},
-            "churn_model/dataset.json",
+            CHURN_DATASET,
         )
         gate = {
-            k: v
-            for k, v in metrics.items()
-            if k in GATE_METRICS or (k.startswith("baseline_") and k.endswith("_roc_auc"))
+            k: v for k, v in metrics.items() if k in CHURN_GATE_METRICS or is_baseline(k, ROC_AUC)
         }
         example = fit.dataset.test[fit.model.feature_names].head(5).astype("float64")
         version = log_churn_model(

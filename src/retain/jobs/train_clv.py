@@ -35,6 +35,23 @@ from retain.config import RunConfig
 from retain.contracts import TIMESTAMP
 from retain.features.rfm import rfm_summary
 from retain.io import DataError, check_dates_against_data, load_inputs, observed_until
+from retain.names import (
+    BACKTEST_BY_FREQUENCY,
+    BACKTEST_COMPARISON,
+    BACKTEST_CUMULATIVE,
+    BACKTEST_PER_CUSTOMER,
+    CALIBRATION_LOG_LIKELIHOOD,
+    CLV_MODEL_DICT,
+    CLV_ROW_COUNTS,
+    LOG_LIKELIHOOD,
+    NAIVE_RATE,
+    PLOT_BACKTEST_BY_FREQUENCY,
+    PLOT_BACKTEST_CUMULATIVE,
+    baseline_metric,
+    candidate_metric,
+    holdout_metric,
+    is_baseline,
+)
 from retain.tracking import (
     log_clv_model,
     log_dict,
@@ -87,10 +104,10 @@ def _log_plots(auto: AutoResult) -> None:
     # plain Figures (no pyplot): no GUI backend, nothing global to clean up
     fig = Figure(figsize=(8, 4.5))
     clv_plots.plot_cumulative_purchases(best.cumulative, ax=fig.add_subplot())
-    log_figure(fig, "plots/backtest_cumulative_purchases.png")
+    log_figure(fig, PLOT_BACKTEST_CUMULATIVE)
     fig = Figure(figsize=(8, 4.5))
     clv_plots.plot_frequency_table(best.by_frequency, ax=fig.add_subplot())
-    log_figure(fig, "plots/backtest_by_frequency.png")
+    log_figure(fig, PLOT_BACKTEST_BY_FREQUENCY)
 
 
 def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResult:
@@ -153,7 +170,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
                 "n_customers_total": tx["customer_id"].nunique(),
             }
         )
-        log_dict(inputs.counts, "data/row_counts.json")
+        log_dict(inputs.counts, CLV_ROW_COUNTS)
 
         note(
             "backtesting "
@@ -171,22 +188,24 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
 
         note("logging metrics, tables and plots")
         metrics: dict[str, float] = {
-            (k if k.startswith("holdout_") else f"holdout_{k}"): v
-            for k, v in best.metrics.items()
-            if k != "log_likelihood"
+            holdout_metric(k): v for k, v in best.metrics.items() if k != LOG_LIKELIHOOD
         }
-        metrics["calibration_log_likelihood"] = best.metrics["log_likelihood"]
+        metrics[CALIBRATION_LOG_LIKELIHOOD] = best.metrics[LOG_LIKELIHOOD]
         for name, res in auto.backtests.items():
             for metric in METRICS:
-                metrics[f"{name}_holdout_{metric}"] = res.metrics[metric]
-            metrics[f"{name}_calibration_log_likelihood"] = res.metrics["log_likelihood"]
+                metrics[candidate_metric(name, holdout_metric(metric))] = res.metrics[metric]
+            metrics[candidate_metric(name, CALIBRATION_LOG_LIKELIHOOD)] = res.metrics[
+                LOG_LIKELIHOOD
+            ]
         cal_summary = rfm_summary(tx, calibration_end, clv.time_unit)
         baseline = naive_rate_errors(
             cal_summary, best.per_customer["actual_purchases"], best.metrics["holdout_days"]
         )
-        metrics.update({f"baseline_naive_rate_holdout_{k}": v for k, v in baseline.items()})
+        metrics.update(
+            {baseline_metric(NAIVE_RATE, holdout_metric(k)): v for k, v in baseline.items()}
+        )
         fitted = model.to_dict()
-        metrics["log_likelihood"] = float(fitted["log_likelihood"])
+        metrics[LOG_LIKELIHOOD] = float(fitted[LOG_LIKELIHOOD])
         for key in ("spend_log_likelihood", "spend_frequency_corr"):
             if fitted.get(key) is not None:
                 metrics[key] = float(fitted[key])
@@ -200,11 +219,11 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
             }
         )
         set_tags({"purchase_model": auto.selected})
-        log_table(auto.comparison, "backtest/comparison.csv")
-        log_table(best.by_frequency, "backtest/by_frequency.csv", index=False)
-        log_table(best.cumulative, "backtest/cumulative.csv", index=False)
-        log_table(best.per_customer, "backtest/per_customer.csv")
-        log_dict(fitted, "model/clv_model.json")
+        log_table(auto.comparison, BACKTEST_COMPARISON)
+        log_table(best.by_frequency, BACKTEST_BY_FREQUENCY, index=False)
+        log_table(best.cumulative, BACKTEST_CUMULATIVE, index=False)
+        log_table(best.per_customer, BACKTEST_PER_CUSTOMER)
+        log_dict(fitted, CLV_MODEL_DICT)
         _log_plots(auto)
 
         note("registering the model as clv@challenger")
@@ -213,7 +232,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
         promotion_metrics = {
             k: v
             for k, v in metrics.items()
-            if k.startswith("baseline_") or k in {f"holdout_{m}" for m in METRICS}
+            if is_baseline(k) or k in {holdout_metric(m) for m in METRICS}
         }
         version = log_clv_model(
             model,

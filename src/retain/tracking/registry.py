@@ -45,6 +45,7 @@ from mlflow.models import infer_signature
 
 from retain import __version__
 from retain.config import PromotionConfig, RunConfig
+from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE
 from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
 from retain.tracking.store import TrackingError, client
 
@@ -54,8 +55,8 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 
-CLV_ARTIFACT = "clv_model.json"
-CHURN_ARTIFACT = "churn_model.json"
+CLV_ARTIFACT = CLV_MODEL_FILE
+CHURN_ARTIFACT = CHURN_MODEL_FILE
 METRIC_TAG_PREFIX = "metric."
 DIGEST_TAG = "retain.sha256"
 """Model version tag: JSON ``{relative path: SHA-256 hex digest}`` of every model file."""

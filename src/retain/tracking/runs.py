@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from retain import __version__
 from retain.config import RunConfig
+from retain.names import CONFIG_FOLDER, CONFIG_RESOLVED
 from retain.tracking.store import TrackingError, TrackingSettings, client, configure
 
 _PARAM_VALUE_MAX = 6000
@@ -191,8 +192,8 @@ def log_config(cfg: RunConfig) -> str:
     mlflow.set_tag("config_hash", config_hash)
     mlflow.set_tag("config_name", cfg.name)
     if cfg.source_path is not None and Path(cfg.source_path).is_file():
-        mlflow.log_artifact(str(cfg.source_path), artifact_path="config")
-    mlflow.log_dict(cfg.model_dump(mode="json"), "config/resolved.json")
+        mlflow.log_artifact(str(cfg.source_path), artifact_path=CONFIG_FOLDER)
+    mlflow.log_dict(cfg.model_dump(mode="json"), CONFIG_RESOLVED)
     log_params_flat(cfg)
     return config_hash
 

@@ -1,0 +1,184 @@
+"""One catalogue of names: output files, MLflow artifact paths and metric keys.
+
+Every job, the report and the tracking code take these names from here, so that what one step
+writes is, by construction, what another reads. No file name or metric key is spelled
+anywhere else in the jobs, the report or :mod:`retain.tracking`.
+
+- **Output files** in a date's own folder (``<root>/<config>/<kind>/as_of=YYYY-MM-DD``).
+- **Artifact paths** inside an MLflow run, by the step that logs them (:data:`WRITTEN_BY`),
+  and those the report reads back (:data:`READ_BY_REPORT`).
+- **Metric keys** of the runs and model versions, and their builders
+  (:func:`holdout_metric`, :func:`baseline_metric`, ...).
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------------- output files
+
+SCORES_FILE = "scores.parquet"
+SCORES_CSV = "scores.csv"
+REJECTS_FILE = "rejects.parquet"
+MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "report.html"
+FEATURES_FILE = "features.parquet"
+
+OUTPUT_FILES = (SCORES_FILE, SCORES_CSV, REJECTS_FILE, MANIFEST_FILE, REPORT_FILE, FEATURES_FILE)
+
+SCORES_KIND = "scores"
+"""The kind of output folder ``retain score`` writes (and the report reads)."""
+REPORT_KIND = "report"
+FEATURES_KIND = "features"
+OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND)
+
+# ----------------------------------------------------------- artifacts: every tracked run
+
+CONFIG_FOLDER = "config"
+"""The config file as given (``config/<file name>``)."""
+CONFIG_RESOLVED = "config/resolved.json"
+
+# ---------------------------------------------------------------- artifacts: train_clv
+
+CLV_ROW_COUNTS = "data/row_counts.json"
+BACKTEST_COMPARISON = "backtest/comparison.csv"
+BACKTEST_BY_FREQUENCY = "backtest/by_frequency.csv"
+BACKTEST_CUMULATIVE = "backtest/cumulative.csv"
+BACKTEST_PER_CUSTOMER = "backtest/per_customer.csv"
+BACKTEST_FOLDER = "backtest"
+CLV_MODEL_DICT = "model/clv_model.json"
+PLOT_BACKTEST_CUMULATIVE = "plots/backtest_cumulative_purchases.png"
+PLOT_BACKTEST_BY_FREQUENCY = "plots/backtest_by_frequency.png"
+
+# -------------------------------------------------------------- artifacts: train_churn
+
+PLOT_CALIBRATION = "plots/calibration.png"
+PLOT_ROC = "plots/roc.png"
+PLOT_PRECISION_RECALL = "plots/precision_recall.png"
+PLOT_GAIN = "plots/gain.png"
+TABLE_CALIBRATION = "tables/calibration_test.csv"
+TABLE_CALIBRATION_RAW = "tables/calibration_test_raw.csv"
+TABLE_OPTUNA_TRIALS = "tables/optuna_trials.csv"
+TABLE_FEATURE_IMPORTANCE = "tables/feature_importance.csv"
+CHURN_METADATA = "churn_model/metadata.json"
+CHURN_CATALOGUE = "churn_model/catalogue.json"
+CHURN_DATASET = "churn_model/dataset.json"
+
+# ---------------------------------------------------------- artifacts: score, promote, report
+
+SCORING_MANIFEST = "scoring/manifest.json"
+SCORING_DISTRIBUTION = "scoring/score_distribution.csv"
+SCORING_STAGE_BY_TIER = "scoring/stage_by_tier.csv"
+PROMOTION_DECISION = "promotion/decision.json"
+REPORT_FOLDER = "report"
+"""The report run logs ``report/report.html``."""
+
+# ------------------------------------------------------------- artifacts: model folders
+
+CLV_MODEL_FILE = "clv_model.json"
+"""The CLV model's saved form inside a registered model (``artifacts/clv_model.json``)."""
+CHURN_MODEL_FILE = "churn_model.json"
+"""The churn model's saved form inside a registered model (``artifacts/churn_model.json``)."""
+
+# ------------------------------------------------------------------ what reads what
+
+CLV_BACKTEST_TABLES = {"cumulative": BACKTEST_CUMULATIVE, "by_frequency": BACKTEST_BY_FREQUENCY}
+"""Backtest tables the report charts, by name: the CLV model's source run logs them."""
+CHURN_PLOTS = {
+    "roc": PLOT_ROC,
+    "gain": PLOT_GAIN,
+    "calibration": PLOT_CALIBRATION,
+    "precision_recall": PLOT_PRECISION_RECALL,
+}
+"""Churn evaluation charts the report embeds, by name: the churn model's source run logs them."""
+
+WRITTEN_BY = {
+    "train_clv": (
+        CLV_ROW_COUNTS,
+        BACKTEST_COMPARISON,
+        BACKTEST_BY_FREQUENCY,
+        BACKTEST_CUMULATIVE,
+        BACKTEST_PER_CUSTOMER,
+        CLV_MODEL_DICT,
+        PLOT_BACKTEST_CUMULATIVE,
+        PLOT_BACKTEST_BY_FREQUENCY,
+    ),
+    "train_churn": (
+        PLOT_CALIBRATION,
+        PLOT_ROC,
+        PLOT_PRECISION_RECALL,
+        PLOT_GAIN,
+        TABLE_CALIBRATION,
+        TABLE_CALIBRATION_RAW,
+        TABLE_FEATURE_IMPORTANCE,
+        CHURN_METADATA,
+        CHURN_CATALOGUE,
+        CHURN_DATASET,
+    ),
+    "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER),
+    "promote": (PROMOTION_DECISION,),
+}
+"""The artifacts each step always logs (``train_churn`` adds ``TABLE_OPTUNA_TRIALS`` when it
+searches parameters)."""
+
+READ_BY_REPORT = {
+    "train_clv": tuple(CLV_BACKTEST_TABLES.values()),
+    "train_churn": tuple(CHURN_PLOTS.values()),
+}
+"""The artifacts the report reads from the source run of each model version, by its step."""
+
+# ------------------------------------------------------------------------- metric keys
+
+BASELINE_PREFIX = "baseline_"
+ROC_AUC = "roc_auc"
+TEST_ROC_AUC = f"test_{ROC_AUC}"
+HOLDOUT_PREFIX = "holdout_"
+NAIVE_RATE = "naive_rate"
+"""The CLV baseline: each customer keeps their calibration purchase rate."""
+LOG_LIKELIHOOD = "log_likelihood"
+CALIBRATION_LOG_LIKELIHOOD = "calibration_log_likelihood"
+PROMOTION_ACCEPTED = "promotion_accepted"
+
+CHURN_GATE_METRICS = (TEST_ROC_AUC, "test_pr_auc", "test_brier", "test_ece")
+"""Churn metrics copied onto a registered version (with the baseline AUCs)."""
+CHURN_REPORT_METRICS = (
+    TEST_ROC_AUC,
+    "test_pr_auc",
+    "test_brier",
+    "test_log_loss",
+    "test_ece",
+    "test_raw_ece",
+    "test_top_decile_lift",
+    "validation_roc_auc",
+    "best_iteration",
+)
+"""Churn metrics the report shows (then every baseline AUC)."""
+
+
+def holdout_metric(metric: str) -> str:
+    """``holdout_<metric>``: a CLV backtest error on the holdout (``mae`` -> ``holdout_mae``).
+
+    A key that already starts with ``holdout_`` is returned unchanged.
+    """
+    return metric if metric.startswith(HOLDOUT_PREFIX) else f"{HOLDOUT_PREFIX}{metric}"
+
+
+def candidate_metric(model: str, metric: str) -> str:
+    """``<model>_<key>``: a metric of one backtested purchase model (``bgnbd_holdout_mae``)."""
+    return f"{model}_{metric}"
+
+
+def baseline_metric(name: str, metric: str) -> str:
+    """``baseline_<name>_<metric>``: a baseline's metric (``baseline_recency_days_roc_auc``)."""
+    return f"{BASELINE_PREFIX}{name}_{metric}"
+
+
+def is_baseline(key: str, metric: str | None = None) -> bool:
+    """Whether ``key`` is a baseline metric (of ``metric``, e.g. ``roc_auc``, when given)."""
+    if not key.startswith(BASELINE_PREFIX):
+        return False
+    return metric is None or key.endswith(f"_{metric}")
+
+
+CLV_REPORT_METRICS = tuple(
+    holdout_metric(m) for m in ("mae", "rmse", "total_abs_error", "total_rel_error")
+)
+"""CLV metrics the report shows (then every baseline)."""

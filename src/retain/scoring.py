@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from retain.churn.train import ChurnModel
+from retain.clv.cutoff_features import CLV_FEATURES, clv_features
 from retain.config import FeatureConfig, PolicyConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
@@ -240,8 +241,6 @@ def model_features(features: pd.DataFrame, models: ScoringModels) -> pd.DataFram
     DataFrame
         ``features`` with the purchase-model columns the churn model needs.
     """
-    from retain.churn.dataset import CLV_FEATURES, clv_features
-
     if not any(c in models.feature_names for c in CLV_FEATURES):
         return features
     extra = clv_features(features, models.horizon_days, models.purchase_model)

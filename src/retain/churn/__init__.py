@@ -18,17 +18,14 @@ Scoring a trained model needs no pickle::
 
 from retain.churn.calibration import apply_calibration, fit_calibration
 from retain.churn.dataset import (
-    CLV_FEATURES,
     ChurnDataset,
     ChurnFeatures,
     LeakageError,
     TimeSplit,
     build_churn_dataset,
     check_point_in_time,
-    clv_features,
     feature_matrix,
     make_time_split,
-    probability_no_purchase,
 )
 from retain.churn.evaluate import (
     btyd_baselines,
@@ -43,6 +40,7 @@ from retain.churn.train import (
     train_and_evaluate,
     train_churn_model,
 )
+from retain.clv.cutoff_features import CLV_FEATURES, clv_features, probability_no_purchase
 
 __all__ = [
     "CLV_FEATURES",

@@ -55,12 +55,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from retain.clv.cutoff_features import clv_features
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.timeline import UNIT_DAYS, DateLike, cutoff_end
+from retain.timeline import DateLike, cutoff_end
 from retain.timeline import day as _day
 
 if TYPE_CHECKING:
-    from retain.clv import ClvModel
     from retain.config import FeatureConfig
 
 FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
@@ -430,167 +430,6 @@ def stack_snapshots(
         part[LABEL] = labels.to_numpy().astype(np.int8)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
-
-
-# ----------------------------------------------------------------- CLV features per cutoff
-
-CLV_FEATURES = ("p_alive", "expected_purchases_horizon", "p_no_purchase_horizon")
-"""Purchase-model outputs added to the features at every cutoff."""
-
-_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
-
-
-def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
-    """The RFM summary in weeks from feature columns in days (``rfm_summary(..., "W")``).
-
-    Parameters
-    ----------
-    features : DataFrame
-        With ``frequency``, ``recency_days``, ``tenure_days`` and ``monetary_value``.
-
-    Returns
-    -------
-    DataFrame
-        ``frequency``, ``recency_weeks``, ``tenure_weeks``, ``monetary_value``; same index.
-    """
-    return pd.DataFrame(
-        {
-            "frequency": features["frequency"].to_numpy(dtype=float),
-            "recency_weeks": features["recency_days"].to_numpy(dtype=float) / UNIT_DAYS["W"],
-            "tenure_weeks": features["tenure_days"].to_numpy(dtype=float) / UNIT_DAYS["W"],
-            "monetary_value": features["monetary_value"].to_numpy(dtype=float),
-        },
-        index=features.index,
-    )
-
-
-def probability_no_purchase(model: ClvModel, summary: pd.DataFrame, t: float) -> np.ndarray:
-    """P(no purchase in the next ``t`` time units | history) under a fitted purchase model.
-
-    BG/NBD and MBG/NBD: death happens only at purchases, so an alive customer with rate
-    ``lambda`` makes no purchase in ``t`` with probability ``exp(-lambda t)``; with the posterior
-    ``lambda | alive ~ Gamma(r + x, alpha + T)`` this gives
-    ``P0 = 1 - p_alive + p_alive * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
-
-    Pareto/NBD: with ``lambda ~ Gamma(r + x, alpha + T)`` and death rate
-    ``mu ~ Gamma(s, beta + T)`` a posteriori (given alive),
-    ``P(0 | alive) = E[exp(-(lambda + mu) t)] + int_0^t E[mu exp(-mu u)] E[exp(-lambda u)] du``,
-    the integral by 48-point Gauss-Legendre quadrature.
-
-    Parameters
-    ----------
-    model : retain.clv.ClvModel
-        A fitted model (``purchase_model``, ``purchase_params_``, ``time_unit``).
-    summary : DataFrame
-        RFM summary in the model's time unit.
-    t : float
-        Window length in the model's time unit.
-
-    Returns
-    -------
-    ndarray of float
-        Probabilities in [0, 1], one per row of ``summary``.
-    """
-    unit = {"W": "weeks", "D": "days"}[model.time_unit]
-    x = summary["frequency"].to_numpy(dtype=float)
-    T = summary[f"tenure_{unit}"].to_numpy(dtype=float)
-    params = model.purchase_params_
-    p_alive = model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float)
-    r, alpha = params["r"], params["alpha"]
-
-    def log_no_purchase_alive(u: np.ndarray | float) -> np.ndarray:
-        # log E[exp(-lambda u)] with lambda ~ Gamma(r + x, alpha + T)
-        return (r + x) * (np.log(alpha + T) - np.log(alpha + T + u))
-
-    name = model.purchase_model
-    if name in ("bgnbd", "mbgnbd"):
-        p0_alive = np.exp(log_no_purchase_alive(t))
-    elif name == "pareto_nbd":
-        s, beta = params["s"], params["beta"]
-        tail = np.exp(log_no_purchase_alive(t) + s * (np.log(beta + T) - np.log(beta + T + t)))
-        u = (_GAUSS_NODES[:, None] + 1.0) * (t / 2.0)
-        # E[mu exp(-mu u)] with mu ~ Gamma(s, beta + T), times E[exp(-lambda u)]
-        dens = (s / (beta + T)) * np.exp(
-            (s + 1) * (np.log(beta + T) - np.log(beta + T + u)) + log_no_purchase_alive(u)
-        )
-        p0_alive = tail + (t / 2.0) * (_GAUSS_WEIGHTS[:, None] * dens).sum(axis=0)
-    else:
-        raise ValueError(f"unknown purchase model {name!r}")
-    return np.clip(1.0 - p_alive + p_alive * p0_alive, 0.0, 1.0)
-
-
-PENALIZER_LADDER = (0.0, 1e-3, 1e-2)
-"""Penalizers tried in turn when a purchase model's plain MLE is degenerate (e.g. early
-cutoffs with few repeat purchases drive BG/NBD's ``a`` and ``b`` to zero)."""
-
-
-def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> ClvModel:
-    """Fit a BTYD purchase model on a weekly RFM summary, penalising only if needed.
-
-    Parameters
-    ----------
-    summary : DataFrame
-        ``frequency``, ``recency_weeks``, ``tenure_weeks``.
-    purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
-        The model.
-
-    Returns
-    -------
-    retain.clv.ClvModel
-        Fitted (no spend model) with the first penalizer of :data:`PENALIZER_LADDER` that
-        gives a non-degenerate estimate.
-
-    Raises
-    ------
-    retain.clv.ClvFitError
-        When every penalizer fails.
-    """
-    from retain.clv import ClvFitError, ClvModel
-
-    error: ClvFitError | None = None
-    for penalizer in PENALIZER_LADDER:
-        model = ClvModel(
-            purchase_model=purchase_model, spend_model=None, time_unit="W", penalizer=penalizer
-        )
-        try:
-            return model.fit(summary)
-        except ClvFitError as exc:
-            error = exc
-    assert error is not None
-    raise error
-
-
-def clv_features(
-    features: pd.DataFrame, horizon_days: int, purchase_model: str = "bgnbd"
-) -> pd.DataFrame:
-    """Purchase-model outputs at one cutoff, from a model fitted on that cutoff's RFM only.
-
-    Parameters
-    ----------
-    features : DataFrame
-        One cutoff's features (RFM columns in days), indexed by ``customer_id``.
-    horizon_days : int
-        Churn horizon H.
-    purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
-        The BTYD purchase model.
-
-    Returns
-    -------
-    DataFrame
-        Same index; ``p_alive``, ``expected_purchases_horizon`` (repeat purchases expected in
-        the next H days) and ``p_no_purchase_horizon`` (see :func:`probability_no_purchase`).
-    """
-    summary = weekly_summary(features)
-    model = fit_purchase_model(summary, purchase_model)
-    t = horizon_days / UNIT_DAYS["W"]
-    return pd.DataFrame(
-        {
-            "p_alive": model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float),
-            "expected_purchases_horizon": model.expected_purchases(summary, t).to_numpy(),
-            "p_no_purchase_horizon": probability_no_purchase(model, summary, t),
-        },
-        index=features.index,
-    )
 
 
 @dataclass(frozen=True)

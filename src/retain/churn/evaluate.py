@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from retain.clv.cutoff_features import clv_features
+
 EPS = 1e-15
 
 
@@ -310,7 +312,6 @@ def btyd_baselines(
     dict
         Baseline name to score (higher = more likely to churn), aligned with ``test`` rows.
     """
-    from retain.churn.dataset import clv_features
     from retain.clv import ClvFitError
 
     if test["cutoff"].nunique() != 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightgbm as lgb
 import matplotlib.pyplot as plt
@@ -16,7 +17,7 @@ from retain.churn import ChurnModel
 from retain.churn.calibration import fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
-from retain.config import load_policy
+from retain.config import TrackingConfig, load_policy
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
 from retain.io import write_text_atomic
@@ -126,3 +127,51 @@ def test_html_escapes_values() -> None:
     html = rep.render()
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;" in table_html(pd.DataFrame({"a": ["<b>"]}))
+
+
+# ------------------------------------------------------- artifacts of the training runs
+
+
+def _version_of(run_id: str) -> SimpleNamespace:
+    return SimpleNamespace(run_id=run_id, name="report-test-clv", version="7")
+
+
+def test_a_missing_backtest_table_is_an_error_naming_run_and_artifact(mlflow_tmp):
+    from retain import names, tracking
+    from retain.jobs.report import _backtest_tables, _churn_images
+
+    settings = tracking.configure(TrackingConfig(experiment_name="report-artifacts"))
+    table = pd.DataFrame({"date": ["1997-01-01"], "actual": [1.0], "predicted": [1.0]})
+    with tracking.start_run(settings, "clv", {"step": "train_clv"}) as run:
+        tracking.log_table(table, names.BACKTEST_CUMULATIVE, index=False)
+    run_id = run.info.run_id
+    with pytest.raises(tracking.TrackingError) as exc:
+        _backtest_tables(_version_of(run_id))
+    message = str(exc.value)
+    assert run_id in message and names.BACKTEST_BY_FREQUENCY in message
+    assert "report-test-clv version 7" in message
+
+    with tracking.start_run(settings, "churn", {"step": "train_churn"}) as run:
+        pass
+    with pytest.raises(tracking.TrackingError, match=names.PLOT_ROC):
+        _churn_images(_version_of(run.info.run_id))
+
+
+def test_backtest_tables_of_a_complete_run_and_of_a_version_that_logged_none(mlflow_tmp):
+    from retain import names, tracking
+    from retain.jobs.report import _backtest_tables
+
+    settings = tracking.configure(TrackingConfig(experiment_name="report-artifacts"))
+    cumulative = pd.DataFrame({"date": ["1997-01-01"], "actual": [1.0], "predicted": [1.0]})
+    by_frequency = pd.DataFrame({"frequency": [0], "actual": [1.0], "predicted": [1.0]})
+    with tracking.start_run(settings, "clv", {"step": "train_clv"}) as run:
+        tracking.log_table(cumulative, names.BACKTEST_CUMULATIVE, index=False)
+        tracking.log_table(by_frequency, names.BACKTEST_BY_FREQUENCY, index=False)
+    tables = _backtest_tables(_version_of(run.info.run_id))
+    assert set(tables) == {"cumulative", "by_frequency"}
+    assert pd.api.types.is_datetime64_any_dtype(tables["cumulative"]["date"])
+    # a version logged outside the training job has no backtest tables: the report notes it
+    with tracking.start_run(settings, "elsewhere") as other:
+        pass
+    assert _backtest_tables(_version_of(other.info.run_id)) == {}
+    assert _backtest_tables(_version_of(None)) == {}

@@ -34,6 +34,7 @@ from retain.names import (
     CLV_BACKTEST_TABLES,
     CLV_REPORT_METRICS,
     MANIFEST_FILE,
+    READ_BY_REPORT,
     REPORT_FILE,
     REPORT_FOLDER,
     REPORT_KIND,
@@ -290,30 +291,56 @@ def _esc(text: str) -> str:
     return html.escape(text)
 
 
-def _run_artifacts(run_id: str | None) -> tuple[dict[str, pd.DataFrame], dict[str, bytes]]:
-    """Backtest tables and PNG plots logged by a training run (empty when absent)."""
+def _training_artifacts(version: Any, wanted: Mapping[str, str], dst: str) -> dict[str, Path]:
+    """Download what the report reads from a model version's training run.
+
+    What is expected follows from the step that logged the run (its ``step`` tag) and
+    :data:`retain.names.READ_BY_REPORT`: a ``train_clv`` run always logs the backtest tables,
+    a ``train_churn`` run the evaluation charts. A version without a source run, or whose run
+    was not logged by a training job, has none of them (an empty dict).
+
+    Raises
+    ------
+    retain.tracking.TrackingError
+        Naming the run and the artifact, when an expected artifact is missing or unreadable.
+    """
     from retain import tracking
 
-    tables: dict[str, pd.DataFrame] = {}
-    images: dict[str, bytes] = {}
+    run_id = version.run_id
     if not run_id:
-        return tables, images
+        return {}
+    step = tracking.run_tags(run_id).get("step", "")
+    expected = set(READ_BY_REPORT.get(step, ()))
+    found: dict[str, Path] = {}
+    for name, artifact in wanted.items():
+        if artifact not in expected:
+            continue
+        try:
+            found[name] = tracking.download_artifact(run_id, artifact, dst)
+        except tracking.TrackingError as exc:
+            raise tracking.TrackingError(
+                f"the report needs {artifact} of run {run_id} ({step} run of model "
+                f"{version.name} version {version.version}), which cannot be read: {exc}; "
+                "retrain the model or restore the run's artifacts"
+            ) from exc
+    return found
+
+
+def _backtest_tables(clv_version: Any) -> dict[str, pd.DataFrame]:
+    """The CLV backtest tables of the version's training run (empty when none were logged)."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name, artifact in CLV_BACKTEST_TABLES.items():
-            try:
-                path = tracking.download_artifact(run_id, artifact, tmp)
-                tables[name] = pd.read_csv(path)
-            except Exception:  # a missing artifact only drops the chart
-                continue
-        for name, artifact in CHURN_PLOTS.items():
-            try:
-                path = tracking.download_artifact(run_id, artifact, tmp)
-                images[name] = Path(path).read_bytes()
-            except Exception:
-                continue
+        paths = _training_artifacts(clv_version, CLV_BACKTEST_TABLES, tmp)
+        tables = {name: pd.read_csv(path) for name, path in paths.items()}
     if "cumulative" in tables and "date" in tables["cumulative"]:
         tables["cumulative"]["date"] = pd.to_datetime(tables["cumulative"]["date"])
-    return tables, images
+    return tables
+
+
+def _churn_images(churn_version: Any) -> dict[str, bytes]:
+    """The churn evaluation charts (PNG bytes) of the version's training run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = _training_artifacts(churn_version, CHURN_PLOTS, tmp)
+        return {name: path.read_bytes() for name, path in paths.items()}
 
 
 def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -399,6 +426,9 @@ def report(
     retain.io.OutputError
         No readable scores for the date, scores made with another churn model than
         ``model_version``, or a report folder retain may not write.
+    retain.tracking.TrackingError
+        The store is unreachable, a model version fails its checks, or an artifact its
+        training run always logs (backtest tables, evaluation charts) is missing.
     """
     from retain import tracking
     from retain.features.build import build_features
@@ -451,8 +481,8 @@ def report(
     note("reading model metrics and backtest tables")
     churn_metrics = tracking.version_metrics(churn_v)
     clv_metrics = tracking.version_metrics(clv_v)
-    backtest, _ = _run_artifacts(clv_v.run_id)
-    _, images = _run_artifacts(churn_v.run_id)
+    backtest = _backtest_tables(clv_v)
+    images = _churn_images(churn_v)
 
     note("building the report")
     t0 = time.perf_counter()

@@ -314,6 +314,30 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def run_tags(run_id: str) -> dict[str, str]:
+    """The tags of a run (``step`` names the job that logged it).
+
+    Parameters
+    ----------
+    run_id : str
+        The run.
+
+    Returns
+    -------
+    dict
+        Tag name to value.
+
+    Raises
+    ------
+    TrackingError
+        When the run cannot be read (deleted, or the store is unreachable).
+    """
+    try:
+        return dict(client().get_run(run_id).data.tags)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot read run {run_id}: {exc.message}") from exc
+
+
 def list_artifacts(run_id: str, folder: str | None = None) -> list[str]:
     """The artifact paths directly under ``folder`` of a run (empty when there are none).
 

@@ -370,6 +370,56 @@ def non_finite_columns(scores: pd.DataFrame) -> dict[str, int]:
     return bad
 
 
+def _churn_in_chunks(
+    inputs: pd.DataFrame,
+    models: ScoringModels,
+    chunk_size: int,
+    n_threads: int | None,
+    note: Callable[[str], None],
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Churn probability and reasons of every customer, ``chunk_size`` customers at a time."""
+    n = len(inputs)
+    prob = np.empty(n, dtype=float)
+    parts: list[pd.DataFrame] = []
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        note(f"churn and reasons: customers {start + 1:,}-{stop:,} of {n:,}")
+        prob[start:stop], reasons = _churn_chunk(inputs.iloc[start:stop], models, n_threads)
+        parts.append(reasons)
+    if not parts:
+        return prob, pd.DataFrame({c: pd.array([], dtype="string") for c in REASON_COLUMNS})
+    return prob, pd.concat(parts)
+
+
+def _policy_inputs(
+    feats: pd.DataFrame,
+    clv: pd.DataFrame,
+    prob: np.ndarray,
+    reasons: pd.DataFrame,
+    gaps: pd.Series,
+    policy: PolicyConfig,
+) -> pd.DataFrame:
+    """The per-customer table the policy reads: RFM, CLV, churn, reasons, five-degree sources."""
+    base = pd.DataFrame(index=feats.index)
+    for col in ("frequency", "recency_days", "tenure_days", "monetary_value"):
+        base[col] = feats[col].to_numpy(dtype=float)
+    for col in ("r_score", "f_score", "m_score"):
+        base[col] = pd.array(feats[col].to_numpy(), dtype="Int64")
+    for col in ("rfm_segment", "rfm_class"):
+        base[col] = pd.array(feats[col].astype(object).to_numpy(), dtype="string")
+    for col in ("p_alive", "expected_purchases", "expected_avg_value", "clv"):
+        base[col] = clv[col].to_numpy(dtype=float)
+    base["churn_probability"] = prob
+    for col in REASON_COLUMNS:
+        base[col] = reasons[col].to_numpy()
+    base["last_gap_days"] = gaps.to_numpy(dtype=float)
+    degree_sources = {c for cols in policy.five_degrees.values() for c in cols}
+    for col in sorted(degree_sources - set(base.columns)):
+        if col in feats.columns:
+            base[col] = pd.to_numeric(feats[col], errors="coerce").to_numpy(dtype=float)
+    return base
+
+
 def score_customers(
     transactions: pd.DataFrame,
     as_of: dt.date | str,
@@ -436,42 +486,12 @@ def score_customers(
     clock["clv"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    n = len(feats)
-    prob = np.empty(n, dtype=float)
-    reason_parts: list[pd.DataFrame] = []
-    for start in range(0, n, chunk_size):
-        stop = min(n, start + chunk_size)
-        note(f"churn and reasons: customers {start + 1:,}-{stop:,} of {n:,}")
-        p, r = _churn_chunk(inputs.iloc[start:stop], models, n_threads)
-        prob[start:stop] = p
-        reason_parts.append(r)
-    reasons = (
-        pd.concat(reason_parts)
-        if reason_parts
-        else pd.DataFrame({c: pd.array([], dtype="string") for c in REASON_COLUMNS})
-    )
+    prob, reasons = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
     clock["churn_and_reasons"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     note("applying the policy")
-    base = pd.DataFrame(index=feats.index)
-    for col in ("frequency", "recency_days", "tenure_days", "monetary_value"):
-        base[col] = feats[col].to_numpy(dtype=float)
-    for col in ("r_score", "f_score", "m_score"):
-        base[col] = pd.array(feats[col].to_numpy(), dtype="Int64")
-    for col in ("rfm_segment", "rfm_class"):
-        base[col] = pd.array(feats[col].astype(object).to_numpy(), dtype="string")
-    for col in ("p_alive", "expected_purchases", "expected_avg_value", "clv"):
-        base[col] = clv[col].to_numpy(dtype=float)
-    base["churn_probability"] = prob
-    for col in REASON_COLUMNS:
-        base[col] = reasons[col].to_numpy()
-    base["last_gap_days"] = gaps.to_numpy(dtype=float)
-    degree_sources = {c for cols in policy.five_degrees.values() for c in cols}
-    for col in sorted(degree_sources - set(base.columns)):
-        if col in feats.columns:
-            base[col] = pd.to_numeric(feats[col], errors="coerce").to_numpy(dtype=float)
-
+    base = _policy_inputs(feats, clv, prob, reasons, gaps, policy)
     prospects = known_prospects(events, customers, as_of_ts, feats.index)
     if len(prospects):
         base = pd.concat([base, pd.DataFrame(index=prospects)])

@@ -21,8 +21,8 @@ from retain.config import TrackingConfig, load_policy
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
 from retain.io import write_text_atomic
-from retain.jobs.report import build_report
 from retain.reporting.html import Report, table_html
+from retain.reporting.report import build_report
 from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
 

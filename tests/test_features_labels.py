@@ -1,4 +1,4 @@
-"""Churn labels on hand-built customers, snapshot stacking and refusal of unobserved windows."""
+"""Churn labels on hand-built customers and refusal of unobserved windows."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retain.features.build import build_features, check_point_in_time
-from retain.features.labels import build_snapshots, churn_labels
+from retain.features.labels import churn_labels
 
 CUTOFF = "2021-03-31"
 H = 30  # window: 2021-04-01 .. 2021-04-30
@@ -61,32 +60,3 @@ def test_window_must_be_observed(hand_built):
         churn_labels(hand_built, CUTOFF, H, "2021-04-29")
     with pytest.raises(ValueError, match="horizon_days must be positive"):
         churn_labels(hand_built, CUTOFF, 0, "2021-06-30")
-
-
-def test_snapshots_stack_features_and_labels(cdnow_sample):
-    cutoffs = ["1997-06-30", "1997-09-30"]
-    snaps = build_snapshots(cdnow_sample, cutoffs, 182, "1998-06-30")
-    assert list(snaps.columns[:2]) == ["cutoff", "customer_id"]
-    assert snaps.columns[-1] == "churned"
-    assert snaps["cutoff"].dtype == "datetime64[ns]"
-    assert isinstance(snaps.index, pd.RangeIndex)
-    check_point_in_time(snaps)
-    for c in cutoffs:
-        part = snaps[snaps["cutoff"] == pd.Timestamp(c)].set_index("customer_id")
-        feats = build_features(cdnow_sample, c)
-        pd.testing.assert_frame_equal(
-            part.drop(columns=["cutoff", "churned"]), feats, check_index_type=False
-        )
-        labels = churn_labels(cdnow_sample, c, 182, "1998-06-30")
-        np.testing.assert_array_equal(part["churned"], labels.reindex(part.index))
-    # every CDNOW sample customer made a first purchase in Q1 1997
-    assert (snaps.groupby("cutoff").size() == 2357).all()
-
-
-def test_snapshots_refuse_a_late_cutoff_before_any_work(cdnow_sample):
-    with pytest.raises(ValueError, match=r"cutoff 1998-01-31 with a 182-day horizon.*1998-06-30"):
-        build_snapshots(cdnow_sample, ["1997-06-30", "1998-01-31"], 182, "1998-06-30")
-    with pytest.raises(ValueError, match="distinct"):
-        build_snapshots(cdnow_sample, ["1997-06-30", "1997-06-30"], 182, "1998-06-30")
-    with pytest.raises(ValueError, match="at least one cutoff"):
-        build_snapshots(cdnow_sample, [], 182, "1998-06-30")

@@ -1,7 +1,7 @@
 """One feature table per cutoff: RFM summary, scores, segments, behaviour and engagement.
 
 The same function serves training (stacked over several cutoffs by
-:func:`retain.features.labels.build_snapshots`) and scoring (one cutoff, the as-of date).
+:func:`retain.churn.dataset.stack_snapshots`) and scoring (one cutoff, the as-of date).
 
 Point-in-time guard
 -------------------
@@ -32,10 +32,6 @@ from retain.features.segments import rfm_scores, rfm_segments
 from retain.timeline import cutoff_end, iso_day
 
 POINT_IN_TIME_ATTR = "point_in_time"
-
-RFM_COLUMNS = ("frequency", "recency_days", "tenure_days", "monetary_value")
-SEGMENT_COLUMNS = ("r_score", "f_score", "m_score", "rfm_segment", "rfm_class")
-CATEGORICAL_COLUMNS = ("rfm_segment", "rfm_class")
 
 
 class PointInTimeError(ValueError):
@@ -117,22 +113,6 @@ def build_features(
     return out
 
 
-def feature_columns(features: pd.DataFrame) -> list[str]:
-    """Model input columns of a feature or snapshot table (all but ids, cutoff and label).
-
-    Parameters
-    ----------
-    features : DataFrame
-        Output of :func:`build_features` or :func:`retain.features.labels.build_snapshots`.
-
-    Returns
-    -------
-    list of str
-        Column names, in table order.
-    """
-    return [c for c in features.columns if c not in ("cutoff", "customer_id", "churned")]
-
-
 def check_point_in_time(
     features: pd.DataFrame, cutoff: dt.date | str | Iterable[dt.date | str] | None = None
 ) -> None:
@@ -141,7 +121,7 @@ def check_point_in_time(
     Parameters
     ----------
     features : DataFrame
-        Output of :func:`build_features` or :func:`retain.features.labels.build_snapshots`.
+        Output of :func:`build_features`, or several of them stacked with a ``cutoff`` column.
     cutoff : date, str, iterable of those, or None
         The cutoff(s) the table is supposed to be as of. None: the cutoffs of the ``cutoff``
         column when there is one, else those recorded in ``attrs``.

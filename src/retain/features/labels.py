@@ -1,4 +1,4 @@
-"""Churn labels and feature+label snapshots stacked over several cutoffs.
+"""Churn labels: did a customer buy again within H days of the cutoff.
 
 Churn (non-contractual, DESIGN.md section 3): a customer with at least one purchase by the cutoff
 has churned within horizon H days (label 1) when they make no purchase on days cutoff + 1 ..
@@ -9,14 +9,11 @@ cutoff + H, both included. A label is only defined when that whole window is obs
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from retain.config import FeatureConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.features.build import POINT_IN_TIME_ATTR, build_features
 from retain.timeline import cutoff_end
 from retain.timeline import day as to_day
 
@@ -96,72 +93,3 @@ def churn_labels(
     buyers = pd.unique(ids[(ts >= start) & (ts < stop)])
     churned = (~customers.isin(buyers)).astype(np.int64)
     return pd.Series(churned, index=customers, name=LABEL)
-
-
-def build_snapshots(
-    transactions: pd.DataFrame,
-    cutoffs: Sequence[dt.date | str],
-    horizon_days: int,
-    observed_until: dt.date | str,
-    events: pd.DataFrame | None = None,
-    config: FeatureConfig = FeatureConfig(),
-    segment_rules: SegmentRules | None = None,
-) -> pd.DataFrame:
-    """Features and churn labels for several cutoffs, stacked.
-
-    Every cutoff is checked before any work starts.
-
-    Parameters
-    ----------
-    transactions : DataFrame
-        Validated transactions.
-    cutoffs : sequence of date or str
-        The snapshot dates.
-    horizon_days : int
-        Label horizon H in days.
-    observed_until : date or str
-        Last day covered by the data.
-    events : DataFrame, optional
-        Validated events (adds engagement columns).
-    config : FeatureConfig
-        Feature windows.
-    segment_rules : SegmentRules, optional
-        RFM segment rules.
-
-    Returns
-    -------
-    DataFrame
-        RangeIndex; columns ``cutoff`` (datetime64[ns], the cutoff day), ``customer_id``
-        (string), the columns of :func:`retain.features.build.build_features`, and ``churned``
-        (int64 0/1). Rows are ordered by cutoff (as given) then customer.
-        ``attrs["point_in_time"]`` holds one record per cutoff.
-
-    Raises
-    ------
-    ValueError
-        When ``cutoffs`` is empty or has duplicates, or some cutoff's label window runs past
-        ``observed_until`` (the message names it).
-    """
-    if len(cutoffs) == 0:
-        raise ValueError("build_snapshots needs at least one cutoff")
-    days = [to_day(c) for c in cutoffs]
-    if len(set(days)) != len(days):
-        raise ValueError(f"cutoffs must be distinct, got {[d.date() for d in days]}")
-    for c in cutoffs:
-        check_label_window(c, horizon_days, observed_until)
-    frames = []
-    record: dict[str, str | None] = {}
-    for c, day in zip(cutoffs, days, strict=True):
-        feats = build_features(transactions, c, events, config, segment_rules)
-        record.update(feats.attrs[POINT_IN_TIME_ATTR])
-        labels = churn_labels(transactions, c, horizon_days, observed_until)
-        frame = feats.reset_index()
-        frame.insert(0, "cutoff", np.repeat(np.datetime64(day, "ns"), len(frame)))
-        frame[LABEL] = labels.reindex(feats.index).to_numpy()
-        frame.attrs = {}
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    for col in ("rfm_segment", "rfm_class"):
-        out[col] = pd.Categorical(out[col], categories=frames[0][col].cat.categories)
-    out.attrs[POINT_IN_TIME_ATTR] = record
-    return out

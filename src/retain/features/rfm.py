@@ -45,7 +45,6 @@ def cutoff_day(cutoff: dt.date | str | pd.Timestamp) -> int:
     return int((np.datetime64(pd.Timestamp(cutoff).date(), "D") - _EPOCH_DAY).astype(np.int64))
 
 
-
 def epoch_days(timestamps: pd.Series | np.ndarray) -> np.ndarray:
     """Calendar day of each timestamp as int64 days since 1970-01-01 (floor, also before 1970)."""
     ns = np.asarray(timestamps, dtype="datetime64[ns]").view(np.int64)
@@ -138,14 +137,8 @@ def _bytes_to_keys(rows: np.ndarray) -> np.ndarray:
     return keys
 
 
-def _fixed_width_keys(ids: pd.Series) -> np.ndarray | None:
-    """Fixed-width ids as big-endian uint64 numbers (see :func:`_fixed_width_bytes`)."""
-    rows = _fixed_width_bytes(ids)
-    return None if rows is None else _bytes_to_keys(rows)
-
-
 def _keys_to_ids(keys: np.ndarray) -> pd.Index:
-    """Inverse of :func:`_fixed_width_keys` for the distinct keys."""
+    """Inverse of :func:`_bytes_to_keys` for the distinct keys."""
     raw = pa.array(keys.astype(">u8").view("S8"), type=pa.binary())
     return pd.Index(pd.array(raw.cast(pa.string()), dtype="string"), name=CUSTOMER_ID)
 
@@ -247,14 +240,6 @@ def encode_customers(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
     rank[order] = np.arange(len(order), dtype=np.int64)
     codes = rank[encoded.indices.to_numpy()]
     return codes, _keys_to_ids(distinct[order])
-
-
-def _segment_sums(values: np.ndarray, order: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Sums of ``values[order]`` per ``segment`` id, added in input order from 0.
-
-    (``np.add.reduceat`` would group the additions differently and change the last bit.)
-    """
-    return np.bincount(segment, weights=np.take(values, order))
 
 
 def _no_occasions(has_qty: bool, occasion_quantity: bool) -> OccasionArrays:
@@ -553,41 +538,6 @@ def _summary(
         },
         index=customers,
         copy=False,
-    )
-
-
-def summary_from_occasions(
-    occasions: pd.DataFrame, cutoff: dt.date | str, time_unit: TimeUnit = "D"
-) -> pd.DataFrame:
-    """RFM summary from the output of :func:`purchase_occasions`.
-
-    Parameters
-    ----------
-    occasions : DataFrame
-        Sorted purchase occasions as returned by :func:`purchase_occasions`.
-    cutoff : date or str
-        The as-of date used to build ``occasions``.
-    time_unit : {"D", "W"}
-        Unit of recency and tenure: days or weeks (7 days, fractional).
-
-    Returns
-    -------
-    DataFrame
-        See :func:`rfm_summary`.
-    """
-    ids = occasions[CUSTOMER_ID].to_numpy()
-    n = len(ids)
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if n else np.array([], np.int64)
-    ends = np.r_[starts[1:], n] - 1 if n else starts
-    customers = pd.Index(ids[starts], dtype="string", name=CUSTOMER_ID)
-    return _summary(
-        customers,
-        occasions["day"].to_numpy(np.int64),
-        occasions["amount"].to_numpy(float),
-        starts,
-        ends,
-        cutoff,
-        time_unit,
     )
 
 

@@ -60,8 +60,6 @@ DEFAULT_SEGMENT_RULES = SegmentRules.model_validate(
 )
 """The rules shipped in ``configs/segments.yaml`` (a test keeps the two identical)."""
 
-SCORE_COLUMNS = ("r_score", "f_score", "m_score")
-
 
 def quintile_score(values: pd.Series | np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """Quintile score 1..5 with ties kept together (see the module docstring).

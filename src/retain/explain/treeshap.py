@@ -121,11 +121,6 @@ class TreeShapTables:
         return int((self.cell_offset >= 0).sum())
 
     @property
-    def n_trees(self) -> int:
-        """Number of trees."""
-        return len(self.node_offset)
-
-    @property
     def table_bytes(self) -> int:
         """Memory held by the leaf and cell tables."""
         return int(self.table.nbytes + self.cell_table.nbytes)

@@ -11,6 +11,8 @@ import pandas as pd
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.timeline import cutoff_end
 
+__all__ = ["cohort_retention"]
+
 
 def cohort_retention(
     transactions: pd.DataFrame,

@@ -75,6 +75,20 @@ from scipy import optimize, special
 from retain.contracts import CUSTOMER_ID, EVENT_TYPES, TIMESTAMP
 from retain.timeline import cutoff_end
 
+__all__ = [
+    "ACQUISITION_CHANNELS",
+    "SEED_BLOCK",
+    "BgNbdParams",
+    "EngagementParams",
+    "GammaGammaParams",
+    "SyntheticData",
+    "expected_transactions_per_customer",
+    "generate_synthetic",
+    "iter_synthetic",
+    "scale_purchase_rate",
+    "true_churn_probability",
+]
+
 SEED_BLOCK = 4096
 """Customers per seed block: part of the reproducibility contract (changing it changes data)."""
 
@@ -133,11 +147,6 @@ class GammaGammaParams:
         for name in ("p", "q", "v"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"GammaGammaParams.{name} must be > 0, got {getattr(self, name)}")
-
-    @property
-    def mean_spend(self) -> float:
-        """Population mean spend per occasion, ``p * v / (q - 1)`` (inf when ``q <= 1``)."""
-        return self.p * self.v / (self.q - 1) if self.q > 1 else float("inf")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,14 @@ import pandas as pd
 
 from retain.features.rfm import OccasionArrays, cutoff_day, occasion_arrays
 
+__all__ = [
+    "DEFAULT_WINDOWS_DAYS",
+    "behaviour_column_names",
+    "behaviour_features",
+    "behaviour_from_arrays",
+    "normalised_trend",
+]
+
 DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (30, 90, 180, 365)
 
 

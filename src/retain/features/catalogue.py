@@ -24,6 +24,8 @@ import pandas as pd
 from retain.contracts import EVENT_TYPES
 from retain.features.behaviour import DEFAULT_WINDOWS_DAYS
 
+__all__ = ["FEATURE_CATALOGUE", "FeatureInfo", "build_catalogue", "feature_info", "reason_text"]
+
 
 @dataclass(frozen=True)
 class FeatureInfo:

@@ -27,8 +27,8 @@ repeat purchases in the next H days) and ``p_no_purchase_horizon`` (probability 
 in the next H days, which is also the BTYD baseline). When the plain maximum-likelihood fit is
 degenerate (e.g. an early cutoff with few repeat purchases) a small penalizer is used
 (:data:`PENALIZER_LADDER`). Features and labels are stacked per cutoff with
-:func:`stack_snapshots` (the same ``build_features`` and ``churn_labels`` that
-:func:`retain.features.labels.build_snapshots` uses) so that the CLV outputs are fitted per
+:func:`stack_snapshots` (:func:`retain.features.build.build_features` and
+:func:`retain.features.labels.churn_labels` per cutoff) so that the CLV outputs are fitted per
 cutoff and the feature function can be swapped, which the leakage tests rely on.
 
 Categorical text columns (RFM segment names and classes) are dropped from the model matrix: they

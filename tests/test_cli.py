@@ -159,3 +159,21 @@ def test_debug_shows_the_traceback(tmp_path):
     assert quiet.exit_code == loud.exit_code == EXIT_OUTPUT
     assert "Traceback" not in quiet.output
     assert "Traceback" in loud.output
+
+
+def test_the_configured_segment_rules_are_the_ones_used(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    custom = tmp_path / "my_segments.yaml"
+    custom.write_text(
+        (root / "configs" / "segments.yaml").read_text().replace("Champions", "Stars")
+    )
+    cfg = yaml.safe_load(_config(tmp_path).read_text())
+    cfg["segments"] = str(custom)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    args = ["features", "--config", str(path), "--as-of", "1997-09-30", "-o", str(tmp_path / "f")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "f" / "cli-test" / "features" / "as_of=1997-09-30"
+    segments = set(pd.read_parquet(folder / "features.parquet")["rfm_segment"].astype(str))
+    assert "Stars" in segments and "Champions" not in segments

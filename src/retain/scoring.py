@@ -34,7 +34,7 @@ import pandas as pd
 
 from retain.churn.train import ChurnModel
 from retain.clv.cutoff_features import CLV_FEATURES, clv_features
-from retain.config import FeatureConfig, PolicyConfig
+from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
 from retain.explain import shap_contributions as _shap
@@ -429,6 +429,7 @@ def score_customers(
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     feature_config: FeatureConfig | None = None,
+    segment_rules: SegmentRules | None = None,
     chunk_size: int = 250_000,
     n_threads: int | None = None,
     timings: dict[str, float] | None = None,
@@ -451,6 +452,9 @@ def score_customers(
     feature_config : FeatureConfig, optional
         Feature windows, used only when the churn model does not record its own (the
         model's training windows always win, so scoring builds the features it was trained on).
+    segment_rules : SegmentRules, optional
+        RFM segment rules (the config's ``segments`` file); default
+        :data:`retain.features.segments.DEFAULT_SEGMENT_RULES`.
     chunk_size : int
         Customers per churn/explanation chunk.
     n_threads : int, optional
@@ -473,7 +477,7 @@ def score_customers(
     t0 = time.perf_counter()
     note("building features")
     settings = models.feature_config or feature_config or FeatureConfig()
-    feats = build_features(transactions, as_of_ts, events, settings)
+    feats = build_features(transactions, as_of_ts, events, settings, segment_rules)
     check_point_in_time(feats, as_of_ts)
     inputs = model_features(feats, models)
     check_model_inputs(inputs, models, settings)

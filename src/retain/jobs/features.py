@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retain.config import RunConfig
+from retain.config import RunConfig, load_segments
 from retain.features.build import build_features
 from retain.io import (
     check_output_folder,
@@ -82,7 +82,9 @@ def write_features(
     note(f"loading and validating inputs as of {day}")
     inputs = load_inputs(cfg, day)
     note("building features")
-    table = build_features(inputs.transactions, day, inputs.events, cfg.features)
+    table = build_features(
+        inputs.transactions, day, inputs.events, cfg.features, load_segments(cfg.segments_path)
+    )
     note(f"writing {len(table):,} customers to {folder}")
     info = {"as_of": day.isoformat(), "config_name": cfg.name}
     with owned_directory(folder, FEATURES_KIND, info) as tmp:

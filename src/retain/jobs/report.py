@@ -215,7 +215,7 @@ def report(
     used = manifest.get("models", {})
 
     note("loading models")
-    settings = tracking.configure(cfg.tracking)
+    store = tracking.configure(cfg.tracking)
     loaded = tracking.load_scoring_models(
         cfg,
         used["clv"]["version"],
@@ -264,7 +264,7 @@ def report(
     seconds = time.perf_counter() - t0
 
     note("logging to MLflow")
-    with tracking.tracked_run(cfg, "report", settings=settings) as run:
+    with tracking.tracked_run(cfg, "report", settings=store) as run:
         tracking.log_params_flat(
             {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
         )

@@ -19,6 +19,10 @@
 4. **Promote** (:func:`promote`): read both versions' metrics, ask the pure gate
    (:func:`retain.promotion.decide`) and move ``champion`` to the challenger when it accepts.
    The previous champion keeps the alias ``previous_champion``; :func:`rollback` swaps the two.
+
+Past 600 lines because it is one idea, the life of a registered version: what is written at
+registration (files, digests, tags) is exactly what loading checks, so the two sides and the
+layout they share stay together.
 """
 
 from __future__ import annotations

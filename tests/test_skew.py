@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retain import tracking
 from retain.churn.dataset import ChurnFeatures
 from retain.config import load_config, load_policy
 from retain.datasets import load_cdnow
@@ -61,6 +62,12 @@ def test_scoring_the_test_cutoff_reproduces_the_training_predictions(mlflow_tmp,
     got = scores.set_index("customer_id")["churn_probability"].reindex(feats.index)
     np.testing.assert_array_equal(got.to_numpy(), expected)
 
+    if purchase_model == "bgnbd":  # the same registered names, another data set: refused
+        other = load_config(CONFIG, {**FAST, "data.source": "cdnow_master"})
+        with pytest.raises(TrackingError, match="cdnow_sample.*cdnow_master.*--allow-other"):
+            load_scoring_models(other, "challenger", "challenger")
+        assert load_scoring_models(other, "challenger", "challenger", allow_other_dataset=True)
+
     if purchase_model != "bgnbd":  # the old bug: scored with BG/NBD features whatever trained
         churn = models.churn
         skewed = ScoringModels(
@@ -78,8 +85,8 @@ def test_models_of_another_data_set_are_refused_unless_asked(mlflow_tmp):
         CONFIG,
         {"data.source": "cdnow_master", "name": "shop-b", "tracking.model_name": "shop-a"},
     )
+    version = tracking.resolve_version(tracking.registered_name(other, "clv"), "challenger")
     with pytest.raises(TrackingError, match="trained on data set 'cdnow_sample'.*cdnow_master"):
-        load_scoring_models(other, "challenger", "challenger")
-    # asked to: the CLV model is accepted (the churn model is the next thing missing)
-    with pytest.raises(TrackingError, match="shop-a-churn"):
-        load_scoring_models(other, "challenger", "challenger", allow_other_dataset=True)
+        tracking.check_dataset(version, other)
+    tracking.check_dataset(version, other, allow_other=True)  # asked to
+    tracking.check_dataset(version, cfg)  # its own data set

@@ -788,9 +788,10 @@ def load_scoring_models(
     """
     from retain.scoring import ScoringModels  # the scoring stack (numba) only when scoring
 
+    # both integrity checks first: a tampered model is refused as such, whatever its data set
     clv = load_clv_model(clv_ref, registered_name(cfg, CLV_MODEL_NAME))
-    check_dataset(clv.version, cfg, allow_other_dataset)
     churn = load_churn_model(churn_ref, registered_name(cfg, CHURN_MODEL_NAME))
+    check_dataset(clv.version, cfg, allow_other_dataset)
     check_dataset(churn.version, cfg, allow_other_dataset)
     models = ScoringModels(
         clv=clv.model,

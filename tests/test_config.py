@@ -193,3 +193,17 @@ def test_an_other_quote_character_is_doubled_by_default_and_read_so(tmp_path):
 def test_dates_outside_the_supported_days_are_refused_naming_the_key(key, value):
     with pytest.raises(ConfigError, match=rf"{key.split('.')[1]}.*outside the supported days"):
         load_config(CONFIGS / "cdnow_sample.yaml", {key: value})
+
+
+def test_segment_rules_come_from_the_named_file_or_the_built_in_ones(tmp_path):
+    data = _base()
+    data.pop("segments", None)
+    data["policy"] = str(CONFIGS / "policy.yaml")
+    assert load_config(_write(tmp_path, data)).segment_rules() is None  # built-in rules
+    data["segments"] = "missing.yaml"
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(_write(tmp_path, data)).segment_rules()
+    shipped = load_config(CONFIGS / "cdnow_sample.yaml").segment_rules()
+    from retain.features.segments import DEFAULT_SEGMENT_RULES
+
+    assert shipped == DEFAULT_SEGMENT_RULES

@@ -487,6 +487,26 @@ class RunConfig(StrictModel):
             return self.segments
         return self.source_path.parent / self.segments
 
+    def segment_rules(self) -> SegmentRules | None:
+        """The configured RFM segment rules; None for the built-in ones.
+
+        A ``segments`` file named in the config must exist; without the key, a
+        ``segments.yaml`` beside the config is used when there is one, else the built-in rules
+        (:data:`retain.features.segments.DEFAULT_SEGMENT_RULES`, the same as the shipped file).
+
+        Returns
+        -------
+        SegmentRules or None
+
+        Raises
+        ------
+        ConfigError
+            When a named file is missing or invalid.
+        """
+        if "segments" not in self.model_fields_set and not self.segments_path.is_file():
+            return None
+        return load_segments(self.segments_path)
+
     @property
     def policy_path(self) -> Path:
         """The policy file, resolved against the folder of this config file."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retain.config import RunConfig, load_segments
+from retain.config import RunConfig
 from retain.features.build import build_features
 from retain.io import (
     check_output_folder,
@@ -25,10 +25,7 @@ from retain.io import (
     write_rejects,
     write_table_atomic,
 )
-
-FEATURES_KIND = "features"
-FEATURES_FILE = "features.parquet"
-REJECTS_FILE = "rejects.parquet"
+from retain.names import FEATURES_FILE, FEATURES_KIND, REJECTS_FILE
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ def write_features(
     inputs = load_inputs(cfg, day)
     note("building features")
     table = build_features(
-        inputs.transactions, day, inputs.events, cfg.features, load_segments(cfg.segments_path)
+        inputs.transactions, day, inputs.events, cfg.features, cfg.segment_rules()
     )
     note(f"writing {len(table):,} customers to {folder}")
     info = {"as_of": day.isoformat(), "config_name": cfg.name}

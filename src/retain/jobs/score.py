@@ -340,6 +340,7 @@ def score(
         events=inputs.events,
         customers=inputs.customers,
         feature_config=cfg.features,
+        segment_rules=cfg.segment_rules(),
         chunk_size=sc.chunk_size,
         timings=timings,
         progress=note,

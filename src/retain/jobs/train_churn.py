@@ -16,9 +16,10 @@ What it does, in order:
 4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
    (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
    ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
-   plots, feature importance, the feature list with catalogue entries and the calibrator. The
-   model is logged with the LightGBM flavour and registered as ``churn`` with the alias
-   ``challenger`` (:func:`retain.tracking.log_churn_model`).
+   plots, feature importance and the feature catalogue. The model's one saved form
+   (:meth:`retain.churn.ChurnModel.to_dict`: booster text, calibrator, features, horizon, CLV
+   feature model, feature windows, provenance) is logged as a plain-file pyfunc and registered
+   as ``<name>-churn`` with the alias ``challenger`` (:func:`retain.tracking.log_churn_model`).
 """
 
 from __future__ import annotations

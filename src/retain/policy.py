@@ -17,6 +17,9 @@ Stage rules are a table (``_STAGE_RULES``) of small predicates applied in a fixe
 first that matches decides (see the comment at the top of ``configs/policy.yaml``): prospect,
 new, lost, dormant, reactivated, at_risk, loyal, growing, active. Every customer gets a
 ``stage_reason`` naming the rule and its deciding values.
+
+Why one module past 600 lines: stages, tiers, actions, budgets and the five degrees are the one
+decision "what to do with this customer", applied together by :func:`apply_policy`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Time conventions (no hidden "4.345 weeks a month"):
 - ``clv = sum_{k=1..H} E[purchases in month k] * E[spend per purchase] / (1 + d)^k`` where the
   purchases in month k are ``E[Y(k months)] - E[Y((k-1) months)]`` from the fitted purchase model
   (cash flows of month k are discounted by k whole months, the convention of Fader, Hardie & Lee).
+
+Why one module past 600 lines: it is the one estimator, with its fit, predictions, saved form
+(``to_dict``/``from_dict``) and the checks of both; the likelihoods live in ``purchase``/``spend``.
 """
 
 from __future__ import annotations

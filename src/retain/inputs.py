@@ -117,7 +117,7 @@ def _read_source(cfg: RunConfig) -> _RawInputs:
     elif data.source == "synthetic":
         # imported here: a run on files or CDNOW never loads the generator, and tests put a
         # stand-in for retain.synthetic into sys.modules
-        from retain.synthetic import generate_synthetic
+        from retain.synthetic import generate_synthetic  # (b) and (c), see above
 
         syn = data.synthetic
         assert syn is not None  # guaranteed by DataConfig validation

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retain.churn.calibration import apply_calibration
+from retain.churn.dataset import feature_matrix
 from retain.churn.train import ChurnModel
 from retain.clv.cutoff_features import CLV_FEATURES, clv_features
 from retain.config import FeatureConfig, PolicyConfig, SegmentRules
@@ -39,7 +41,9 @@ from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
 from retain.explain import shap_contributions as _shap
 from retain.features.build import build_features, check_point_in_time
+from retain.features.engagement import engagement_column_names
 from retain.features.rfm import UNIT_NAMES, occasion_arrays
+from retain.io import DataError
 from retain.policy import FIVE_DEGREES, apply_policy
 from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
 
@@ -265,9 +269,6 @@ def _clv_summary(features: pd.DataFrame, time_unit: str) -> pd.DataFrame:
 def _churn_chunk(
     inputs: pd.DataFrame, models: ScoringModels, n_threads: int | None
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    from retain.churn.calibration import apply_calibration
-    from retain.churn.dataset import feature_matrix
-
     X = feature_matrix(inputs, models.feature_names)
     tables = models.tables()
     contrib = _shap(
@@ -302,9 +303,6 @@ def check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: Feature
     retain.io.DataError
         Naming the missing features and the table or column they come from.
     """
-    from retain.features.engagement import engagement_column_names
-    from retain.io import DataError
-
     missing = [c for c in models.feature_names if c not in inputs.columns]
     if not missing:
         return

@@ -49,19 +49,20 @@ In addition every feature table's own point-in-time record is checked
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from retain.clv.cutoff_features import clv_features
+from retain.config import FeatureConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.features.build import PointInTimeError
+from retain.features.build import check_point_in_time as check_record
+from retain.features.catalogue import feature_info
+from retain.features.labels import churn_labels
 from retain.timeline import DateLike, cutoff_end
 from retain.timeline import day as _day
-
-if TYPE_CHECKING:
-    from retain.config import FeatureConfig
 
 FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
 """``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``."""
@@ -459,9 +460,7 @@ class ChurnFeatures:
         self, transactions: pd.DataFrame, cutoff: pd.Timestamp, events: pd.DataFrame | None
     ) -> pd.DataFrame:
         """Features of every customer with a purchase by ``cutoff``."""
-        from retain.config import FeatureConfig
-        from retain.features.build import PointInTimeError, build_features
-        from retain.features.build import check_point_in_time as check_record
+        from retain.features.build import build_features  # (c) test seam: tests patch it
 
         config = self.config if self.config is not None else FeatureConfig()
         feats = build_features(transactions, cutoff, events, config)
@@ -533,8 +532,6 @@ def build_churn_dataset(
         When a feature changes if rows after its cutoff are added, or a feature table's
         point-in-time record shows later data.
     """
-    from retain.features.labels import churn_labels
-
     fn = feature_fn or ChurnFeatures(split.horizon_days, feature_config, purchase_model)
     if leakage_check_customers > 0:
         for c in split.all_cutoffs:
@@ -570,10 +567,6 @@ def feature_catalogue(feature_names: Sequence[str]) -> dict[str, dict[str, str |
         Feature name to entry; names unknown to the catalogue map to an entry whose meaning
         says so (never an invented description).
     """
-    from dataclasses import asdict
-
-    from retain.features.catalogue import feature_info
-
     out: dict[str, dict[str, str | None]] = {}
     for name in feature_names:
         try:

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from retain.clv.cutoff_features import clv_features
+from retain.clv.mle import ClvFitError
 
 EPS = 1e-15
 
@@ -312,8 +314,6 @@ def btyd_baselines(
     dict
         Baseline name to score (higher = more likely to churn), aligned with ``test`` rows.
     """
-    from retain.clv import ClvFitError
-
     if test["cutoff"].nunique() != 1:
         raise ValueError("baselines are computed on one cutoff")
     out: dict[str, np.ndarray] = {}
@@ -369,8 +369,6 @@ def evaluate_scores(
         ``<prefix>_churn_rate``, ``<prefix>_roc_auc_se`` (Hanley-McNeil); and
         ``baseline_<name>_<metric>`` for each baseline.
     """
-    from scipy.special import expit
-
     y = np.asarray(y).astype(int)
     out = {f"{prefix}_{k}": v for k, v in classification_metrics(y, probabilities).items()}
     raw_p = expit(np.asarray(raw_scores, dtype=float))

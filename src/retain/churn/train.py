@@ -26,8 +26,19 @@ import pandas as pd
 from scipy.special import expit
 
 from retain.churn.calibration import CalibrationMethod, apply_calibration, fit_calibration
-from retain.churn.dataset import LABEL, ChurnDataset, feature_matrix
-from retain.churn.evaluate import probability_metrics, ranking_metrics
+from retain.churn.dataset import (
+    LABEL,
+    ChurnDataset,
+    build_churn_dataset,
+    feature_matrix,
+    make_time_split,
+)
+from retain.churn.evaluate import (
+    btyd_baselines,
+    evaluate_scores,
+    probability_metrics,
+    ranking_metrics,
+)
 
 Imbalance = Literal["balanced", "none"]
 
@@ -384,8 +395,6 @@ def prepare_dataset(
     LeakageError
         When the split or a feature breaks the point-in-time rules.
     """
-    from retain.churn.dataset import build_churn_dataset, make_time_split
-
     split = make_time_split(
         churn.train_cutoffs,
         churn.validation_cutoff,
@@ -430,8 +439,6 @@ def fit_and_evaluate(
     ChurnFit
         Dataset, model, metrics and test scores.
     """
-    from retain.churn.evaluate import btyd_baselines, evaluate_scores
-
     result = train_churn_model(
         dataset,
         params=churn.lightgbm if params is None else params,

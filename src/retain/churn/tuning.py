@@ -71,7 +71,7 @@ def search_params(
     SearchResult
         The best parameters, their validation AUC and the trial table.
     """
-    import optuna
+    import optuna  # (b) optional: only when churn.optuna.n_trials > 0
 
     base = dict(base_params or {})
 

@@ -125,8 +125,6 @@ def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> 
     retain.clv.ClvFitError
         When every penalizer fails.
     """
-    from retain.clv import ClvFitError, ClvModel
-
     error: ClvFitError | None = None
     for penalizer in PENALIZER_LADDER:
         model = ClvModel(

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from retain.churn.dataset import feature_matrix
 from retain.explain import shap_contributions
 from retain.names import CHURN_REPORT_METRICS, CLV_REPORT_METRICS, ROC_AUC, is_baseline
+from retain.reporting import clv_plots
+from retain.reporting import shap_plots as sp
 from retain.reporting.html import Report, Section, png_to_data_uri
 from retain.scoring import ScoringModels
 
@@ -71,8 +74,6 @@ def shap_sample(
     seed: int,
 ) -> ShapSample:
     """Draw up to ``sample_size`` buying customers and compute their exact SHAP values."""
-    from retain.churn.dataset import feature_matrix
-
     names = list(models.feature_names)
     buyers = scores.loc[scores["lifecycle_stage"] != "prospect", "customer_id"]
     buyers = pd.Index(buyers[buyers.isin(inputs.index)].astype(str))
@@ -221,8 +222,6 @@ def metrics_section(
 
 def shap_sections(rep: Report, scores: pd.DataFrame, sample: ShapSample) -> None:
     """Global importance, dependence of the top features, mean |SHAP| by stage and tier."""
-    from retain.reporting import shap_plots as sp
-
     contrib, X, names = sample.contrib, sample.X, sample.names
     sec = rep.section("Global SHAP importance")
     sec.figure(sp.plot_shap_bar(contrib, names).figure, "mean |SHAP| per feature")
@@ -260,8 +259,6 @@ def example_customers(scores: pd.DataFrame, sample_ids: pd.Index, n: int = 4) ->
 
 def examples_section(sec: Section, scores: pd.DataFrame, sample: ShapSample) -> Section:
     """A few customers with their stage, tier, action, reasons and SHAP waterfall."""
-    from retain.reporting import shap_plots as sp
-
     by_id = scores.set_index("customer_id")
     for cid in example_customers(scores, sample.ids):
         row = by_id.loc[cid]
@@ -323,8 +320,6 @@ def backtest_section(sec: Section, backtest: Mapping[str, pd.DataFrame]) -> Sect
     if not backtest:
         sec.text("No backtest tables were found for this CLV model version.", note=True)
         return sec
-    from retain.reporting import clv_plots
-
     if "cumulative" in backtest:
         sec.figure(
             clv_plots.plot_cumulative_purchases(backtest["cumulative"]).figure,

@@ -65,7 +65,7 @@ def plot_beeswarm(
     contrib: np.ndarray, X: np.ndarray, feature_names: Sequence[str], max_features: int = 15
 ) -> Figure:
     """shap's beeswarm summary (one dot per customer and feature, coloured by value)."""
-    import shap
+    import shap  # (b) heavy: only when a SHAP plot is drawn
 
     fig = plt.figure(figsize=(8, 0.4 * max_features + 1.5))
     try:
@@ -101,7 +101,7 @@ def plot_dependence(
     ax: Axes | None = None,
 ) -> Axes:
     """SHAP value of one feature against its value (one dot per customer)."""
-    import shap
+    import shap  # (b) heavy: only when a SHAP plot is drawn
 
     ax = _axes(ax, (6, 4))
     j = list(feature_names).index(feature)
@@ -174,7 +174,7 @@ def plot_waterfall(
     max_features: int = 8,
 ) -> Figure:
     """One customer's explanation: shap's waterfall from the expected value to the score."""
-    import shap
+    import shap  # (b) heavy: only when a SHAP plot is drawn
 
     fig = plt.figure(figsize=(8, 0.45 * max_features + 1.5))
     explanation = shap.Explanation(

@@ -35,6 +35,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -48,6 +49,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from retain import __version__
+from retain.clv import ClvModel
 from retain.config import PromotionConfig, RunConfig
 from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE
 from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
@@ -182,8 +184,6 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from retain.clv import ClvModel
-
         with open(context.artifacts["clv_model"]) as fh:
             self.model = ClvModel.from_dict(json.load(fh))
 
@@ -206,7 +206,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from retain.churn import ChurnModel
+        from retain.churn import ChurnModel  # (b) lightgbm and sklearn only when loading one
 
         with open(context.artifacts["churn_model"]) as fh:
             self.model = ChurnModel.from_dict(json.load(fh))
@@ -242,13 +242,11 @@ def clv_input_columns(time_unit: str) -> list[str]:
 
 
 def _pip_requirements(*packages: str) -> list[str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     reqs = [f"retain=={__version__}"]
     for name in ("mlflow", "pandas", "numpy", "scipy", *packages):
         try:
-            reqs.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:  # pragma: no cover - only in broken envs
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:  # pragma: no cover - only in broken envs
             reqs.append(name)
     return reqs
 
@@ -685,8 +683,6 @@ def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) 
         When the version does not exist, cannot be downloaded, is pickle-based or not written
         by retain, has no digest tag, or a file was changed, added or removed.
     """
-    from retain.clv import ClvModel
-
     with tempfile.TemporaryDirectory() as tmp:
         root, version = _fetch_verified(model_name, ref, _CLV_LAYOUT, tmp)
         data = json.loads((root / _CLV_LAYOUT.artifacts["clv_model"]).read_text())
@@ -721,7 +717,7 @@ def load_churn_model(
         by retain, has no digest tag, a file was changed, added or removed, or the saved form
         is not a churn model this version of retain reads.
     """
-    from retain.churn import ChurnModel
+    from retain.churn import ChurnModel  # (b) lightgbm and sklearn only when loading one
 
     with tempfile.TemporaryDirectory() as tmp:
         root, version = _fetch_verified(model_name, ref, _CHURN_LAYOUT, tmp)
@@ -786,7 +782,7 @@ def load_scoring_models(
     TrackingError
         A version is missing, fails its integrity check, or was trained on another data set.
     """
-    from retain.scoring import ScoringModels  # the scoring stack (numba) only when scoring
+    from retain.scoring import ScoringModels  # (b) the scoring stack (numba) only when scoring
 
     # both integrity checks first: a tampered model is refused as such, whatever its data set
     clv = load_clv_model(clv_ref, registered_name(cfg, CLV_MODEL_NAME))

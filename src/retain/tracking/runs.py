@@ -235,7 +235,7 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     artifact_file : str
         Artifact path, e.g. ``"plots/backtest.png"``.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # (b) pyplot only when a figure is logged
 
     fig = figure.get_figure() if hasattr(figure, "get_figure") else figure
     while hasattr(fig, "get_figure") and fig.get_figure() is not fig:  # subfigures
@@ -425,7 +425,7 @@ def run_entry_point(
     run : mlflow.entities.Run
         The step's finished run (tags, params, metrics).
     """
-    import mlflow.projects
+    import mlflow.projects  # (b) only the pipeline runner needs it
 
     submitted = mlflow.projects.run(
         str(project_dir),

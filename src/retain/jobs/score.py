@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retain.config import ConfigError, RunConfig, load_policy
+from retain import tracking
+from retain.config import ConfigError, RunConfig, ScoringConfig, load_policy
 from retain.contracts import CUSTOMER_ID
 from retain.io import (
     DataError,
@@ -56,7 +57,8 @@ from retain.names import (
     SCORING_MANIFEST,
     SCORING_STAGE_BY_TIER,
 )
-from retain.scoring import count_by, non_finite_columns, score_customers
+from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
+from retain.tracking import LoadedScoringModels, TrackingSettings
 
 Progress = Callable[[str], None]
 
@@ -301,8 +303,6 @@ def score(
         When the date's output folder holds anything retain did not write, or cannot be
         written.
     """
-    from retain import tracking
-
     note = progress or (lambda _m: None)
     if cfg.scoring is None:
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
@@ -313,25 +313,12 @@ def score(
     write_csv = sc.write_csv if csv is None else csv
     policy = load_policy(cfg.policy_path)
     timings: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    note("loading models")
-    settings = tracking.configure(cfg.tracking)
     churn_ref = model_version or sc.model_alias
     clv_ref = clv_version or sc.model_alias
-    loaded = tracking.load_scoring_models(
-        cfg, clv_ref, churn_ref, allow_other_dataset=allow_other_dataset
-    )
+
+    settings, loaded = _load_models(cfg, clv_ref, churn_ref, allow_other_dataset, timings, note)
     models = loaded.models
-    timings["load_models"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    note(f"loading inputs as of {when.date()}")
-    inputs = load_inputs(cfg, when)
-    dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
-    check_dates_against_data(dated, inputs.transactions, ("scoring",))
-    timings["load_inputs"] = time.perf_counter() - t0
-
+    inputs = _load_inputs(cfg, sc, when, timings, note)
     scores = score_customers(
         inputs.transactions,
         when,
@@ -345,6 +332,64 @@ def score(
         timings=timings,
         progress=note,
     )
+    _check_finite(scores)
+    model_info = models_entry(loaded, str(clv_ref), str(churn_ref))
+    manifest, files = _write(
+        cfg, when, inputs, scores, model_info, timings, out_dir, write_csv, note
+    )
+
+    note("logging to MLflow")
+    with tracking.tracked_run(cfg, "score", settings=settings) as run:
+        params = score_params(when, models, out_dir, output_dir or sc.output_dir)
+        _log(scores, manifest, params)
+        run_id = run.info.run_id
+    return ScoreResult(run_id, out_dir, manifest, files)
+
+
+def _load_models(
+    cfg: RunConfig,
+    clv_ref: str,
+    churn_ref: str,
+    allow_other_dataset: bool,
+    timings: dict[str, float],
+    note: Progress,
+) -> tuple[TrackingSettings, LoadedScoringModels]:
+    """Configure the tracking store and load both models by reference (timed)."""
+    t0 = time.perf_counter()
+    note("loading models")
+    settings = tracking.configure(cfg.tracking)
+    loaded = tracking.load_scoring_models(
+        cfg, clv_ref, churn_ref, allow_other_dataset=allow_other_dataset
+    )
+    timings["load_models"] = time.perf_counter() - t0
+    return settings, loaded
+
+
+def _load_inputs(
+    cfg: RunConfig,
+    sc: ScoringConfig,
+    when: pd.Timestamp,
+    timings: dict[str, float],
+    note: Progress,
+) -> Inputs:
+    """Load and validate the inputs as of the scoring date (timed)."""
+    t0 = time.perf_counter()
+    note(f"loading inputs as of {when.date()}")
+    inputs = load_inputs(cfg, when)
+    dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
+    check_dates_against_data(dated, inputs.transactions, ("scoring",))
+    timings["load_inputs"] = time.perf_counter() - t0
+    return inputs
+
+
+def _check_finite(scores: pd.DataFrame) -> None:
+    """Refuse scores holding infinite or missing values where none may be.
+
+    Raises
+    ------
+    retain.io.DataError
+        Naming the columns and their number of bad rows.
+    """
     bad = non_finite_columns(scores)
     if bad:
         listed = ", ".join(f"{col} ({n:,} rows)" for col, n in bad.items())
@@ -352,14 +397,33 @@ def score(
             f"scores hold infinite or missing values in {listed}; nothing was written. Check "
             "the input amounts (data.max_amount) and the models' parameters"
         )
-    model_info = {
-        "clv": _model_entry(loaded.clv_version, str(clv_ref)),
+
+
+def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> dict[str, Any]:
+    """The manifest's ``models`` entry: both versions, as requested and as resolved."""
+    models = loaded.models
+    return {
+        "clv": _model_entry(loaded.clv_version, clv_ref),
         "churn": {
-            **_model_entry(loaded.churn_version, str(churn_ref)),
+            **_model_entry(loaded.churn_version, churn_ref),
             "horizon_days": models.horizon_days,
             "clv_feature_model": models.purchase_model,
         },
     }
+
+
+def _write(
+    cfg: RunConfig,
+    when: pd.Timestamp,
+    inputs: Inputs,
+    scores: pd.DataFrame,
+    model_info: dict[str, Any],
+    timings: dict[str, float],
+    out_dir: Path,
+    write_csv: bool,
+    note: Progress,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Build the manifest, check the customer balance and write the date's folder (timed)."""
     t0 = time.perf_counter()
     note(f"writing {len(scores):,} rows to {out_dir}")
     manifest = build_manifest(cfg, when, inputs, scores, model_info, timings)
@@ -367,41 +431,64 @@ def score(
         raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
     files = write_outputs(scores, inputs.rejects, manifest, out_dir, write_csv)
     manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # MLflow copy
+    return manifest, files
 
-    note("logging to MLflow")
-    with tracking.tracked_run(cfg, "score", settings=settings) as run:
-        tracking.log_params_flat(
-            {
-                "as_of": when.date().isoformat(),
-                "clv_version": models.clv_version,
-                "churn_version": models.churn_version,
-                "output_dir": str(out_dir),
-                "output_root": str(output_dir or sc.output_dir),
-            },
-            prefix="score.",
-        )
-        tracking.log_dict(manifest, SCORING_MANIFEST)
-        metrics: dict[str, float | int | None] = {
-            "rows_out": len(scores),
-            "customers_rejected": manifest["customers"]["customers_rejected"],
-            **{f"total_{k}": v for k, v in manifest["totals"].items()},
-            **{f"seconds_{k}": v for k, v in manifest["timings_seconds"].items()},
-        }
-        for col, counts in manifest["counts"].items():
-            for value, n in counts.items():
-                key = "".join(ch if ch.isalnum() else "_" for ch in value)
-                metrics[f"n_{col}_{key}"] = n
-        tracking.log_metrics(metrics)
-        numeric = ["clv", "churn_probability", "p_alive", "expected_value_saved"]
-        tracking.log_table(scores[numeric].describe().T, SCORING_DISTRIBUTION)
-        by_stage = scores.pivot_table(
-            index="lifecycle_stage",
-            columns="value_tier",
-            values="clv",
-            aggfunc=["count", "sum"],
-            observed=True,
-        )
-        by_stage.columns = [f"{a}_{b}" for a, b in by_stage.columns]
-        tracking.log_table(by_stage, SCORING_STAGE_BY_TIER)
-        run_id = run.info.run_id
-    return ScoreResult(run_id, out_dir, manifest, files)
+
+def score_params(
+    when: pd.Timestamp, models: ScoringModels, out_dir: Path, root: str | Path
+) -> dict[str, Any]:
+    """The run's ``score.*`` parameters: date, model versions and folders."""
+    return {
+        "as_of": when.date().isoformat(),
+        "clv_version": models.clv_version,
+        "churn_version": models.churn_version,
+        "output_dir": str(out_dir),
+        "output_root": str(root),
+    }
+
+
+def score_metrics(manifest: dict[str, Any], rows_out: int) -> dict[str, float | int | None]:
+    """The run's metrics: rows, rejected customers, totals, timings and counts per value.
+
+    Counts per stage, tier, action and channel are named ``n_<column>_<value>``, with every
+    character of the value that is not alphanumeric replaced by ``_``.
+    """
+    metrics: dict[str, float | int | None] = {
+        "rows_out": rows_out,
+        "customers_rejected": manifest["customers"]["customers_rejected"],
+        **{f"total_{k}": v for k, v in manifest["totals"].items()},
+        **{f"seconds_{k}": v for k, v in manifest["timings_seconds"].items()},
+    }
+    for col, counts in manifest["counts"].items():
+        for value, n in counts.items():
+            key = "".join(ch if ch.isalnum() else "_" for ch in value)
+            metrics[f"n_{col}_{key}"] = n
+    return metrics
+
+
+def score_distribution(scores: pd.DataFrame) -> pd.DataFrame:
+    """Summary statistics (``describe``) of the numeric score columns, one row per column."""
+    numeric = ["clv", "churn_probability", "p_alive", "expected_value_saved"]
+    return scores[numeric].describe().T
+
+
+def stage_by_tier(scores: pd.DataFrame) -> pd.DataFrame:
+    """Customers and CLV per lifecycle stage (rows) and value tier (``count_*``, ``sum_*``)."""
+    by_stage = scores.pivot_table(
+        index="lifecycle_stage",
+        columns="value_tier",
+        values="clv",
+        aggfunc=["count", "sum"],
+        observed=True,
+    )
+    by_stage.columns = [f"{a}_{b}" for a, b in by_stage.columns]
+    return by_stage
+
+
+def _log(scores: pd.DataFrame, manifest: dict[str, Any], params: dict[str, Any]) -> None:
+    """Log parameters, manifest, metrics and the score tables into the active run."""
+    tracking.log_params_flat(params, prefix="score.")
+    tracking.log_dict(manifest, SCORING_MANIFEST)
+    tracking.log_metrics(score_metrics(manifest, len(scores)))
+    tracking.log_table(score_distribution(scores), SCORING_DISTRIBUTION)
+    tracking.log_table(stage_by_tier(scores), SCORING_STAGE_BY_TIER)

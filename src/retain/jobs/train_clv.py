@@ -26,6 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -34,7 +35,7 @@ from retain.clv.backtest import METRICS, AutoResult, naive_rate_errors, run_from
 from retain.config import RunConfig
 from retain.contracts import TIMESTAMP
 from retain.features.rfm import rfm_summary
-from retain.io import DataError, check_dates_against_data, load_inputs, observed_until
+from retain.io import DataError, Inputs, check_dates_against_data, load_inputs, observed_until
 from retain.names import (
     BACKTEST_BY_FREQUENCY,
     BACKTEST_COMPARISON,
@@ -52,6 +53,7 @@ from retain.names import (
     holdout_metric,
     is_baseline,
 )
+from retain.reporting import clv_plots
 from retain.tracking import (
     log_clv_model,
     log_dict,
@@ -98,8 +100,7 @@ class TrainClvResult:
 
 
 def _log_plots(auto: AutoResult) -> None:
-    from retain.reporting import clv_plots
-
+    """Log the cumulative-purchases and by-frequency plots of the selected backtest."""
     best = auto.best
     # plain Figures (no pyplot): no GUI backend, nothing global to clean up
     fig = Figure(figsize=(8, 4.5))
@@ -140,104 +141,30 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
     calibration_end = pd.Timestamp(clv.calibration_end)
 
     note("loading inputs")
-    inputs = load_inputs(cfg, holdout_end)
-    check_dates_against_data(cfg, inputs.transactions, ("clv",))
-    until = observed_until(cfg, inputs)
-    if holdout_end > until:
-        raise DataError(
-            f"clv.holdout_end {holdout_end.date()} is after the last observed day "
-            f"{until.date()}: the holdout would count unobserved days as no purchase"
-        )
+    inputs, until = _load_inputs(cfg, holdout_end, calibration_end)
     tx = inputs.transactions
-    if not len(tx) or tx[TIMESTAMP].min() > calibration_end:
-        raise DataError(f"no transactions up to clv.calibration_end {calibration_end.date()}")
 
     with tracked_run(cfg, "train_clv") as run:
         note("logging data window")
-        counts = inputs.counts.get("transactions", {})
-        log_params_flat(
-            {
-                "window.first_transaction": str(tx[TIMESTAMP].min().date()),
-                "window.last_transaction": str(tx[TIMESTAMP].max().date()),
-                "window.observed_until": str(until.date()),
-            }
-        )
-        log_metrics(
-            {
-                "rows_in": counts.get("rows_in"),
-                "rows_used": counts.get("rows_used", len(tx)),
-                "rows_rejected": counts.get("rows_rejected"),
-                "n_customers_total": tx["customer_id"].nunique(),
-            }
-        )
+        log_params_flat(window_params(tx, until))
+        log_metrics(row_metrics(inputs))
         log_dict(inputs.counts, CLV_ROW_COUNTS)
 
-        note(
-            "backtesting "
-            + ("bgnbd, pareto_nbd, mbgnbd" if clv.purchase_model == "auto" else clv.purchase_model)
-            + f" ({calibration_end.date()} | {holdout_end.date()}) and refitting"
-        )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            auto = run_from_config(tx, clv, final_cutoff=holdout_end)
-        for w in caught:  # e.g. spend/frequency correlation: keep it visible in the run
-            set_tags({f"warning.{w.category.__name__}": str(w.message)[:5000]})
-        best = auto.best
+        note(backtest_message(clv.purchase_model, calibration_end, holdout_end))
+        auto = _backtest(tx, cfg, holdout_end)
         model = auto.model
         assert model is not None  # final_cutoff was given
+        fitted = model.to_dict()
 
         note("logging metrics, tables and plots")
-        metrics: dict[str, float] = {
-            holdout_metric(k): v for k, v in best.metrics.items() if k != LOG_LIKELIHOOD
-        }
-        metrics[CALIBRATION_LOG_LIKELIHOOD] = best.metrics[LOG_LIKELIHOOD]
-        for name, res in auto.backtests.items():
-            for metric in METRICS:
-                metrics[candidate_metric(name, holdout_metric(metric))] = res.metrics[metric]
-            metrics[candidate_metric(name, CALIBRATION_LOG_LIKELIHOOD)] = res.metrics[
-                LOG_LIKELIHOOD
-            ]
-        cal_summary = rfm_summary(tx, calibration_end, clv.time_unit)
-        baseline = naive_rate_errors(
-            cal_summary, best.per_customer["actual_purchases"], best.metrics["holdout_days"]
-        )
-        metrics.update(
-            {baseline_metric(NAIVE_RATE, holdout_metric(k)): v for k, v in baseline.items()}
-        )
-        fitted = model.to_dict()
-        metrics[LOG_LIKELIHOOD] = float(fitted[LOG_LIKELIHOOD])
-        for key in ("spend_log_likelihood", "spend_frequency_corr"):
-            if fitted.get(key) is not None:
-                metrics[key] = float(fitted[key])
-        metrics["n_customers_fit"] = float(fitted["n_customers"])
-        log_metrics(metrics)
-        log_params_flat(
-            {
-                "selected_purchase_model": auto.selected,
-                **{f"fit.purchase.{k}": repr(v) for k, v in model.purchase_params_.items()},
-                **{f"fit.spend.{k}": repr(v) for k, v in (model.spend_params_ or {}).items()},
-            }
-        )
-        set_tags({"purchase_model": auto.selected})
-        log_table(auto.comparison, BACKTEST_COMPARISON)
-        log_table(best.by_frequency, BACKTEST_BY_FREQUENCY, index=False)
-        log_table(best.cumulative, BACKTEST_CUMULATIVE, index=False)
-        log_table(best.per_customer, BACKTEST_PER_CUSTOMER)
-        log_dict(fitted, CLV_MODEL_DICT)
-        _log_plots(auto)
+        metrics = clv_metrics(auto, fitted, rfm_summary(tx, calibration_end, clv.time_unit))
+        _log_fit(auto, fitted, metrics)
 
         note("registering the model as clv@challenger")
-        final_summary = rfm_summary(tx, holdout_end, clv.time_unit)
-        # the numbers the promotion gate may compare (any clv_metric), as version tags
-        promotion_metrics = {
-            k: v
-            for k, v in metrics.items()
-            if is_baseline(k) or k in {holdout_metric(m) for m in METRICS}
-        }
         version = log_clv_model(
             model,
-            final_summary.head(20),
-            metrics=promotion_metrics,
+            rfm_summary(tx, holdout_end, clv.time_unit).head(20),
+            metrics=promotion_metrics(metrics),
             model_name=registered_name(cfg, "clv"),
             tags={
                 "purchase_model": auto.selected,
@@ -253,3 +180,152 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
         comparison=auto.comparison,
         tracking_uri=tracking_uri(),
     )
+
+
+def _load_inputs(
+    cfg: RunConfig, holdout_end: pd.Timestamp, calibration_end: pd.Timestamp
+) -> tuple[Inputs, pd.Timestamp]:
+    """Load the inputs as of ``holdout_end``; refuse a window the data does not cover.
+
+    Returns
+    -------
+    inputs : Inputs
+        The validated inputs.
+    until : Timestamp
+        The last observed day.
+
+    Raises
+    ------
+    retain.io.DataError
+        When the holdout ends after the last observed day, or no transaction falls on or before
+        ``calibration_end``.
+    """
+    inputs = load_inputs(cfg, holdout_end)
+    check_dates_against_data(cfg, inputs.transactions, ("clv",))
+    until = observed_until(cfg, inputs)
+    if holdout_end > until:
+        raise DataError(
+            f"clv.holdout_end {holdout_end.date()} is after the last observed day "
+            f"{until.date()}: the holdout would count unobserved days as no purchase"
+        )
+    tx = inputs.transactions
+    if not len(tx) or tx[TIMESTAMP].min() > calibration_end:
+        raise DataError(f"no transactions up to clv.calibration_end {calibration_end.date()}")
+    return inputs, until
+
+
+def window_params(tx: pd.DataFrame, until: pd.Timestamp) -> dict[str, str]:
+    """The data window as run parameters: first and last transaction, last observed day."""
+    return {
+        "window.first_transaction": str(tx[TIMESTAMP].min().date()),
+        "window.last_transaction": str(tx[TIMESTAMP].max().date()),
+        "window.observed_until": str(until.date()),
+    }
+
+
+def row_metrics(inputs: Inputs) -> dict[str, Any]:
+    """Transaction rows in, used and rejected, and the number of customers."""
+    counts = inputs.counts.get("transactions", {})
+    tx = inputs.transactions
+    return {
+        "rows_in": counts.get("rows_in"),
+        "rows_used": counts.get("rows_used", len(tx)),
+        "rows_rejected": counts.get("rows_rejected"),
+        "n_customers_total": tx["customer_id"].nunique(),
+    }
+
+
+def backtest_message(
+    purchase_model: str, calibration_end: pd.Timestamp, holdout_end: pd.Timestamp
+) -> str:
+    """The progress message of the backtest stage."""
+    return (
+        "backtesting "
+        + ("bgnbd, pareto_nbd, mbgnbd" if purchase_model == "auto" else purchase_model)
+        + f" ({calibration_end.date()} | {holdout_end.date()}) and refitting"
+    )
+
+
+def _backtest(tx: pd.DataFrame, cfg: RunConfig, holdout_end: pd.Timestamp) -> AutoResult:
+    """Backtest and refit up to ``holdout_end``; warnings raised meanwhile become run tags."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = run_from_config(tx, cfg.clv, final_cutoff=holdout_end)
+    for w in caught:  # e.g. spend/frequency correlation: keep it visible in the run
+        set_tags({f"warning.{w.category.__name__}": str(w.message)[:5000]})
+    return auto
+
+
+def clv_metrics(
+    auto: AutoResult, fitted: dict[str, Any], cal_summary: pd.DataFrame
+) -> dict[str, float]:
+    """Every metric of the run (see the module docstring).
+
+    Parameters
+    ----------
+    auto : AutoResult
+        The backtests and the selection.
+    fitted : dict
+        The production model's :meth:`~retain.clv.ClvModel.to_dict`.
+    cal_summary : DataFrame
+        The RFM summary at the calibration end (for the naive-rate baseline).
+
+    Returns
+    -------
+    dict
+        Holdout metrics of the selected model, per-candidate metrics, the naive baseline, and
+        the production fit's log-likelihoods, spend correlation and customer count.
+    """
+    best = auto.best
+    metrics: dict[str, float] = {
+        holdout_metric(k): v for k, v in best.metrics.items() if k != LOG_LIKELIHOOD
+    }
+    metrics[CALIBRATION_LOG_LIKELIHOOD] = best.metrics[LOG_LIKELIHOOD]
+    for name, res in auto.backtests.items():
+        for metric in METRICS:
+            metrics[candidate_metric(name, holdout_metric(metric))] = res.metrics[metric]
+        metrics[candidate_metric(name, CALIBRATION_LOG_LIKELIHOOD)] = res.metrics[LOG_LIKELIHOOD]
+    baseline = naive_rate_errors(
+        cal_summary, best.per_customer["actual_purchases"], best.metrics["holdout_days"]
+    )
+    metrics.update({baseline_metric(NAIVE_RATE, holdout_metric(k)): v for k, v in baseline.items()})
+    metrics[LOG_LIKELIHOOD] = float(fitted[LOG_LIKELIHOOD])
+    for key in ("spend_log_likelihood", "spend_frequency_corr"):
+        if fitted.get(key) is not None:
+            metrics[key] = float(fitted[key])
+    metrics["n_customers_fit"] = float(fitted["n_customers"])
+    return metrics
+
+
+def fit_params(auto: AutoResult) -> dict[str, str]:
+    """The selected purchase model and the fitted parameters (``repr``) as run parameters."""
+    model = auto.model
+    assert model is not None  # fitted with a final cutoff
+    return {
+        "selected_purchase_model": auto.selected,
+        **{f"fit.purchase.{k}": repr(v) for k, v in model.purchase_params_.items()},
+        **{f"fit.spend.{k}": repr(v) for k, v in (model.spend_params_ or {}).items()},
+    }
+
+
+def promotion_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The numbers the promotion gate may compare (any ``clv_metric``), kept as version tags."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if is_baseline(k) or k in {holdout_metric(m) for m in METRICS}
+    }
+
+
+def _log_fit(auto: AutoResult, fitted: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Log metrics, fitted parameters, backtest tables, the model dict and plots."""
+    best = auto.best
+    log_metrics(metrics)
+    log_params_flat(fit_params(auto))
+    set_tags({"purchase_model": auto.selected})
+    log_table(auto.comparison, BACKTEST_COMPARISON)
+    log_table(best.by_frequency, BACKTEST_BY_FREQUENCY, index=False)
+    log_table(best.cumulative, BACKTEST_CUMULATIVE, index=False)
+    log_table(best.per_customer, BACKTEST_PER_CUSTOMER)
+    log_dict(fitted, CLV_MODEL_DICT)
+    _log_plots(auto)

@@ -9,13 +9,20 @@ missing or damaged).
 
 Every error ends in one line naming the problem and what to do; ``retain --debug ...`` or
 ``RETAIN_DEBUG=1`` prints the traceback as well.
+
+Quiet by default: a command that succeeds prints one summary line (never hard-wrapped, so a
+batch log holds it whole) and, on a terminal, a progress bar. MLflow's artifact progress bars,
+the INFO logging of MLflow, alembic and urllib3, and the warnings a user cannot act on are held
+back while a command runs; ``retain --verbose ...`` or ``RETAIN_VERBOSE=1`` lets them through.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +30,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from retain.config import ConfigError, RunConfig, check_day_range, load_config
@@ -31,8 +39,14 @@ app = typer.Typer(
     help="retain: churn and CLV models, batch scoring and retention actions.",
     no_args_is_help=True,
     add_completion=False,
+    # plain click help and usage errors: flags read `--csv / --no-csv` (not `<bool>`), and a
+    # usage error is one line in a batch log rather than a box cut at 80 columns
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+# soft_wrap: a line longer than the terminal (or than 80 columns when the output is not a
+# terminal) is written whole, never cut into two lines
+console = Console(stderr=True, soft_wrap=True)
 
 EXIT_CONFIG = 2
 EXIT_DATA = 3
@@ -42,24 +56,89 @@ EXIT_OUTPUT = 6
 EXIT_INTERNAL = 1
 
 _DEBUG = {"on": False}
+_VERBOSE = {"on": False}
+_TRUE = {"1", "true", "yes"}
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 ConfigOption = typer.Option(..., "--config", "-c", help="Run config YAML, e.g. configs/cdnow.yaml")
 
 
 def _debug() -> bool:
-    return _DEBUG["on"] or os.environ.get("RETAIN_DEBUG", "").strip().lower() in {
-        "1",
-        "true",
-        "yes",
-    }
+    return _DEBUG["on"] or os.environ.get("RETAIN_DEBUG", "").strip().lower() in _TRUE
+
+
+def _verbose() -> bool:
+    return _VERBOSE["on"] or os.environ.get("RETAIN_VERBOSE", "").strip().lower() in _TRUE
+
+
+# Third-party chatter a user cannot act on, held back unless --verbose.
+_QUIET_ENV = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # "Downloading artifacts: 100%|..."
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # read when mlflow is first imported
+}
+_QUIET_LOGGERS = ("mlflow", "alembic", "urllib3", "optuna")
+_QUIET_WARNINGS = (
+    # (message regex, category, module regex)
+    # MLflow's hint on integer columns in an inferred signature: the model's inputs are
+    # retain's own features, never missing at scoring time
+    (r"Hint: Inferred schema contains integer column", UserWarning, r"mlflow\."),
+    # lifetimes sets a pandas option that pandas 3 deprecates, at import
+    (r".*mode\.chained_assignment", Warning, r"lifetimes(\.|$)"),
+)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Hold back third-party progress bars, INFO logging and unactionable warnings.
+
+    Only for the time a command runs (nothing is set at import of ``retain``); with
+    ``--verbose`` or ``RETAIN_VERBOSE=1`` nothing is held back. An environment variable the
+    user set is left as it is.
+    """
+    if _verbose():
+        yield
+        return
+    saved_env = {name: os.environ.get(name) for name in _QUIET_ENV}
+    saved_levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    for name, value in _QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message, category, module in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category, module=module)
+            yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from retain import __version__  # the installed distribution's, importlib.metadata
+
+        typer.echo(f"retain {__version__}")
+        raise typer.Exit()
+
+
+def _say(text: str) -> None:
+    """The one summary line of a command that succeeded (plain text: no markup, no colours)."""
+    console.print(" ".join(text.split()), soft_wrap=True, markup=False, highlight=False)
 
 
 def _fail(kind: str, message: object, code: int) -> NoReturn:
     if _debug():
         console.print_exception()
     text = " ".join(str(message).split())  # one line, whatever the message held
-    console.print(f"[red]{kind}:[/red] {text}", markup=True, highlight=False, soft_wrap=True)
+    console.print(
+        f"[red]{kind}:[/red] {escape(text)}", markup=True, highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
@@ -82,12 +161,25 @@ def _iso_day(value: str) -> str:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     debug: bool = typer.Option(
         False, "--debug", help="Print the traceback of an error (also: RETAIN_DEBUG=1)."
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="Let MLflow's progress bars, INFO logs and warnings through (also: RETAIN_VERBOSE=1).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """retain: churn and CLV models, batch scoring and retention actions."""
     _DEBUG["on"] = debug
+    _VERBOSE["on"] = verbose
+    # from here to the end of the command, its imports included (lifetimes warns at import)
+    ctx.with_resource(_quiet())
 
 
 @contextmanager
@@ -133,13 +225,18 @@ def _exit_codes() -> Iterator[None]:
 
 _OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
 
+# How many phases each job announces through its progress callback (a message without
+# "N of M" starts the next phase). A job that announces more only stretches the bar.
+_PHASES = {"features": 3, "train-clv": 5, "train-churn": 4, "score": 7, "report": 6}
+
 
 @contextmanager
 def _progress(step: str) -> Iterator[Callable[[str], None]]:
     """A rich progress bar for a long step; yields the callback the jobs report through.
 
-    A message such as ``"churn and reasons: customers 1-250,000 of 1,000,000"`` moves the bar
-    to 250,000 of 1,000,000; other messages only change the description (the bar pulses).
+    The bar counts the step's phases: each plain message (``"loading models"``) marks the
+    phases before it done; a message such as ``"churn and reasons: customers 250,001-500,000
+    of 1,000,000"`` moves the bar a quarter of the way through the current phase.
     """
     columns = (
         SpinnerColumn(),
@@ -148,23 +245,36 @@ def _progress(step: str) -> Iterator[Callable[[str], None]]:
         TextColumn("{task.percentage:>3.0f}%"),
         TimeElapsedColumn(),
     )
-    # a bar only on a terminal: batch logs get the result line (or the error line) alone
+    # a bar only on a terminal: batch logs get the result line (or the error line) alone;
+    # transient: once done the bar gives its place to that line
     with Progress(
-        *columns, console=console, transient=False, disable=not console.is_terminal
+        *columns, console=console, transient=True, disable=not console.is_terminal
     ) as bar:
-        task = bar.add_task(f"{step}: starting", total=None)
+        phases = {"total": _PHASES.get(step, 1), "seen": 0}
+        task = bar.add_task(f"{step}: starting", total=phases["total"], completed=0)
 
         def note(message: str) -> None:
             match = _OF_TOTAL.search(message)
             if match:
-                done = int((match.group(2) or match.group(1)).replace(",", ""))
+                # "1-250,000 of N" is announced before that chunk starts
+                first = int(match.group(1).replace(",", ""))
+                done = first - 1 if match.group(2) else first
                 total = int(match.group(3).replace(",", ""))
-                bar.update(task, description=f"{step}: {message}", completed=done, total=total)
+                within = min(max(done / total, 0.0), 1.0) if total else 0.0
             else:
-                bar.update(task, description=f"{step}: {message}", total=None)
+                phases["seen"] += 1
+                within = 0.0
+            phases["total"] = max(phases["total"], phases["seen"])
+            completed = max(phases["seen"] - 1, 0) + within
+            bar.update(
+                task,
+                description=f"{step}: {message}",
+                completed=completed,
+                total=phases["total"],
+            )
 
         yield note
-        bar.update(task, description=f"{step}: done", completed=1, total=1)
+        bar.update(task, description=f"{step}: done", completed=phases["total"])
 
 
 def _load_config_or_exit(config: Path) -> RunConfig:
@@ -209,8 +319,8 @@ def features(
         _fail("config error", "give --as-of or set scoring.as_of in the config", EXIT_CONFIG)
     with _exit_codes(), _progress("features") as note:
         result = write_features(cfg, cutoff, output_dir=_path_or_none(output), progress=note)
-    console.print(
-        f"wrote {result.n_customers:,} customers x {result.n_features} features to "
+    _say(
+        f"features: wrote {result.n_customers:,} customers x {result.n_features} features to "
         f"{result.output_dir} ({result.n_rejected:,} rejected rows)"
     )
 
@@ -224,10 +334,10 @@ def train_clv(config: Path = ConfigOption) -> None:
     with _exit_codes(), _progress("train-clv") as note:
         result = run_train_clv(cfg, progress=note)
     mae = result.metrics.get("holdout_mae", float("nan"))
-    console.print(
-        f"clv version {result.model_version} (alias challenger), purchase model "
-        f"{result.purchase_model}, holdout MAE {mae:.4f}\n"
-        f"run {result.run_id} in {result.tracking_uri}"
+    _say(
+        f"train-clv: clv version {result.model_version} (alias challenger), purchase model "
+        f"{result.purchase_model}, holdout MAE {mae:.4f}; run {result.run_id} in "
+        f"{result.tracking_uri}"
     )
 
 
@@ -240,12 +350,12 @@ def train_churn(config: Path = ConfigOption) -> None:
     with _exit_codes(), _progress("train-churn") as note:
         result = run_train_churn(cfg, progress=note)
     m = result.metrics
-    console.print(
-        f"churn version {result.model_version} (alias challenger): test AUC "
+    _say(
+        f"train-churn: churn version {result.model_version} (alias challenger), test AUC "
         f"{m['test_roc_auc']:.4f}, PR AUC {m['test_pr_auc']:.4f}, ECE {m['test_ece']:.4f} "
-        f"(raw {m['test_raw_ece']:.4f}); best baseline {result.best_baseline} AUC "
-        f"{m[f'baseline_{result.best_baseline}_roc_auc']:.4f}\n"
-        f"run {result.run_id} in {result.tracking_uri}"
+        f"(raw {m['test_raw_ece']:.4f}), best baseline {result.best_baseline} AUC "
+        f"{m[f'baseline_{result.best_baseline}_roc_auc']:.4f}; run {result.run_id} in "
+        f"{result.tracking_uri}"
     )
 
 
@@ -266,14 +376,14 @@ def promote(
         result = run_promotion(cfg, model)
     decision = result.decision
     if decision.accepted:
-        console.print(
-            f"[green]accepted:[/green] {model} version {decision.challenger_version} is champion "
-            f"({decision.reason})"
+        _say(
+            f"promote: accepted, {model} version {decision.challenger_version} "
+            f"is champion ({decision.reason})"
         )
         return
-    console.print(
-        f"[yellow]refused:[/yellow] {model} version {decision.challenger_version} stays "
-        f"challenger; champion remains {decision.champion_version} ({decision.reason})"
+    _say(
+        f"promote: refused, {model} version {decision.challenger_version} "
+        f"stays challenger; champion remains {decision.champion_version} ({decision.reason})"
     )
     raise typer.Exit(EXIT_PROMOTION)
 
@@ -304,7 +414,9 @@ def score(
         "--clv-version",
         help="CLV model alias, version number or run id. Default: scoring.model_alias.",
     ),
-    csv: bool = typer.Option(False, "--csv", help="Also write scores.csv."),
+    csv: bool | None = typer.Option(
+        None, "--csv/--no-csv", help="Write scores.csv as well. Default: scoring.write_csv."
+    ),
     allow_other_dataset: bool = typer.Option(
         False,
         "--allow-other-dataset",
@@ -322,16 +434,16 @@ def score(
             output_dir=_path_or_none(output),
             model_version=model_version or None,
             clv_version=clv_version or None,
-            csv=csv or None,
+            csv=csv,
             allow_other_dataset=allow_other_dataset,
             progress=note,
         )
     m = result.manifest
     c = m["customers"]
-    console.print(
-        f"scored {c['customers_scored']:,} customers as of {m['as_of']} "
-        f"({c['customers_rejected']:,} rejected) into {result.output_dir}; "
-        f"clv v{m['models']['clv']['version']}, churn v{m['models']['churn']['version']}\n"
+    _say(
+        f"score: scored {c['customers_scored']:,} customers as of {m['as_of']} "
+        f"({c['customers_rejected']:,} rejected) into {result.output_dir} with "
+        f"clv v{m['models']['clv']['version']}, churn v{m['models']['churn']['version']}; "
         f"run {result.run_id}"
     )
 
@@ -377,7 +489,7 @@ def report(
             allow_other_dataset=allow_other_dataset,
             progress=note,
         )
-    console.print(f"wrote {result.path} ({result.n_images} images); run {result.run_id}")
+    _say(f"report: wrote {result.path} ({result.n_images} images); run {result.run_id}")
 
 
 @app.command()
@@ -395,7 +507,7 @@ def rollback(
     with _exit_codes():
         configure(cfg.tracking)
         version = run_rollback(registered_name(cfg, model))
-    console.print(f"{model}: champion is version {version} again")
+    _say(f"rollback: {model} champion is version {version} again")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from retain.churn.dataset import feature_catalogue
+from retain.churn.dataset import ChurnDataset, feature_catalogue
 from retain.churn.evaluate import best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
-from retain.config import ConfigError, RunConfig
+from retain.churn.tuning import SearchResult, search_params
+from retain.config import ChurnConfig, ConfigError, RunConfig
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
     CHURN_CATALOGUE,
@@ -70,9 +71,6 @@ from retain.tracking import (
     tracked_run,
     tracking_uri,
 )
-
-if TYPE_CHECKING:
-    from retain.churn.tuning import SearchResult
 
 Progress = Callable[[str], None]
 
@@ -189,73 +187,15 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         feature_config=cfg.features,
         seed=cfg.seed,
     )
-    params: dict[str, Any] = dict(churn.lightgbm)
-    search: SearchResult | None = None
-    if churn.optuna.n_trials > 0:
-        import optuna
-
-        from retain.churn.tuning import search_params
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        note(f"optuna search ({churn.optuna.n_trials} trials on the validation cutoff)")
-        search = search_params(dataset, churn, base_params=params, seed=cfg.seed)
-        params = {**params, **search.best_params}
+    params, search = _tune(dataset, churn, cfg.seed, note)
     note("training, calibrating and evaluating")
     fit = fit_and_evaluate(dataset, churn, seed=cfg.seed, params=params)
     metrics = fit.metrics
     best_name, _ = best_baseline(metrics)
     note("logging to MLflow")
     with tracked_run(cfg, "train_churn") as run:
-        log_params_flat(fit.dataset.split.as_params(), prefix="split.")
-        log_params_flat(
-            {k: v for k, v in fit.model.params.items() if k != "num_threads"}, prefix="lgbm."
-        )
-        log_params_flat(
-            {"n_features": len(fit.model.feature_names), "best_baseline": best_name},
-            prefix="churn_model.",
-        )
-        log_metrics(metrics)
-        if search is not None:
-            log_metrics(
-                {
-                    "optuna_best_validation_roc_auc": search.best_value,
-                    "optuna_trials": float(len(search.trials)),
-                }
-            )
-            log_params_flat(search.best_params, prefix="optuna.best.")
-            log_table(search.trials, TABLE_OPTUNA_TRIALS, index=False)
-        _log_plots(fit)
-        log_table(_importance(fit), TABLE_FEATURE_IMPORTANCE, index=False)
-        model = fit.model
-        model.feature_settings = cfg.features.model_dump(mode="json")
-        model.training = {
-            "config_name": cfg.name,
-            "config_hash": cfg.config_hash(),
-            "dataset": cfg.data.dataset_id(),
-        }
-        catalogue = feature_catalogue(model.feature_names)
-        log_dict(model.metadata(), CHURN_METADATA)
-        log_dict(catalogue, CHURN_CATALOGUE)
-        log_dict(
-            {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()},
-            CHURN_DATASET,
-        )
-        gate = {
-            k: v for k, v in metrics.items() if k in CHURN_GATE_METRICS or is_baseline(k, ROC_AUC)
-        }
-        example = fit.dataset.test[fit.model.feature_names].head(5).astype("float64")
-        version = log_churn_model(
-            model,
-            example,
-            metrics=gate,
-            model_name=registered_name(cfg, "churn"),
-            tags={
-                "horizon_days": str(model.horizon_days),
-                "test_cutoff": fit.dataset.split.test_cutoff.date().isoformat(),
-                "clv_feature_model": model.clv_feature_model,
-                **provenance_tags(cfg),
-            },
-        )
+        _log_training(fit, best_name, search)
+        version = _log_model(cfg, fit)
         logged_to = tracking_uri()
     return TrainChurnResult(
         run_id=run.info.run_id,
@@ -265,3 +205,99 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         best_baseline=best_name,
         tracking_uri=logged_to,
     )
+
+
+def _tune(
+    dataset: ChurnDataset, churn: ChurnConfig, seed: int, note: Progress
+) -> tuple[dict[str, Any], SearchResult | None]:
+    """The LightGBM parameters to train with: the configured ones, tuned by optuna if asked.
+
+    Returns
+    -------
+    params : dict
+        ``churn.lightgbm``, updated with the best trial's parameters after a search.
+    search : SearchResult or None
+        The search, when ``churn.optuna.n_trials`` > 0.
+    """
+    params: dict[str, Any] = dict(churn.lightgbm)
+    if churn.optuna.n_trials <= 0:
+        return params, None
+    import optuna  # (b) optional: only when churn.optuna.n_trials > 0
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    note(f"optuna search ({churn.optuna.n_trials} trials on the validation cutoff)")
+    search = search_params(dataset, churn, base_params=params, seed=seed)
+    return {**params, **search.best_params}, search
+
+
+def _log_training(fit: ChurnFit, best_name: str, search: SearchResult | None) -> None:
+    """Log the split, parameters, metrics, the optuna search, plots and feature importance."""
+    log_params_flat(fit.dataset.split.as_params(), prefix="split.")
+    log_params_flat(lgbm_params(fit), prefix="lgbm.")
+    log_params_flat(
+        {"n_features": len(fit.model.feature_names), "best_baseline": best_name},
+        prefix="churn_model.",
+    )
+    log_metrics(fit.metrics)
+    if search is not None:
+        log_metrics(
+            {
+                "optuna_best_validation_roc_auc": search.best_value,
+                "optuna_trials": float(len(search.trials)),
+            }
+        )
+        log_params_flat(search.best_params, prefix="optuna.best.")
+        log_table(search.trials, TABLE_OPTUNA_TRIALS, index=False)
+    _log_plots(fit)
+    log_table(_importance(fit), TABLE_FEATURE_IMPORTANCE, index=False)
+
+
+def _log_model(cfg: RunConfig, fit: ChurnFit) -> Any:
+    """Stamp the model with its feature settings and provenance; log and register it.
+
+    Returns the registered model version (alias ``challenger``).
+    """
+    model = fit.model
+    model.feature_settings = cfg.features.model_dump(mode="json")
+    model.training = training_provenance(cfg)
+    catalogue = feature_catalogue(model.feature_names)
+    log_dict(model.metadata(), CHURN_METADATA)
+    log_dict(catalogue, CHURN_CATALOGUE)
+    log_dict(dataset_summary(fit), CHURN_DATASET)
+    example = fit.dataset.test[fit.model.feature_names].head(5).astype("float64")
+    return log_churn_model(
+        model,
+        example,
+        metrics=gate_metrics(fit.metrics),
+        model_name=registered_name(cfg, "churn"),
+        tags={
+            "horizon_days": str(model.horizon_days),
+            "test_cutoff": fit.dataset.split.test_cutoff.date().isoformat(),
+            "clv_feature_model": model.clv_feature_model,
+            **provenance_tags(cfg),
+        },
+    )
+
+
+def lgbm_params(fit: ChurnFit) -> dict[str, Any]:
+    """The LightGBM parameters used, without ``num_threads`` (a property of the machine)."""
+    return {k: v for k, v in fit.model.params.items() if k != "num_threads"}
+
+
+def training_provenance(cfg: RunConfig) -> dict[str, str]:
+    """What the model was trained from: config name and hash, data set id."""
+    return {
+        "config_name": cfg.name,
+        "config_hash": cfg.config_hash(),
+        "dataset": cfg.data.dataset_id(),
+    }
+
+
+def dataset_summary(fit: ChurnFit) -> dict[str, Any]:
+    """The dropped columns and the row counts of the training data set."""
+    return {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()}
+
+
+def gate_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics the promotion gate reads (kept as version tags)."""
+    return {k: v for k, v in metrics.items() if k in CHURN_GATE_METRICS or is_baseline(k, ROC_AUC)}

@@ -23,7 +23,18 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from retain import tracking
 from retain.config import ConfigError, RunConfig
+from retain.features.build import build_features
+from retain.io import (
+    OutputError,
+    check_output_folder,
+    load_inputs,
+    output_folder,
+    owned_directory,
+    read_marker,
+    write_text_atomic,
+)
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
@@ -35,8 +46,10 @@ from retain.names import (
     SCORES_FILE,
     SCORES_KIND,
 )
+from retain.reporting.html import Report
 from retain.reporting.report import build_report
-from retain.scoring import check_model_inputs, model_features
+from retain.scoring import ScoringModels, check_model_inputs, model_features
+from retain.tracking import LoadedScoringModels
 
 Progress = Callable[[str], None]
 
@@ -63,8 +76,6 @@ def _training_artifacts(version: Any, wanted: Mapping[str, str], dst: str) -> di
     retain.tracking.TrackingError
         Naming the run and the artifact, when an expected artifact is missing or unreadable.
     """
-    from retain import tracking
-
     run_id = version.run_id
     if not run_id:
         return {}
@@ -104,8 +115,6 @@ def _churn_images(churn_version: Any) -> dict[str, bytes]:
 
 def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The scores and manifest retain wrote for a date; OutputError when absent or unreadable."""
-    from retain.io import OutputError, read_marker
-
     day = when.date().isoformat()
     scores_path = scores_dir / SCORES_FILE
     if not scores_path.is_file() or read_marker(scores_dir) is None:
@@ -189,17 +198,6 @@ def report(
         The store is unreachable, a model version fails its checks, or an artifact its
         training run always logs (backtest tables, evaluation charts) is missing.
     """
-    from retain import tracking
-    from retain.features.build import build_features
-    from retain.io import (
-        OutputError,
-        check_output_folder,
-        load_inputs,
-        output_folder,
-        owned_directory,
-        write_text_atomic,
-    )
-
     note = progress or (lambda _m: None)
     if cfg.scoring is None:
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
@@ -212,10 +210,53 @@ def report(
 
     note(f"reading the scores as of {when.date()}")
     scores, manifest = _scores_on_disk(scores_dir, when)
-    used = manifest.get("models", {})
 
     note("loading models")
     store = tracking.configure(cfg.tracking)
+    loaded = _load_models(cfg, manifest, when, model_version, allow_other_dataset)
+    models = loaded.models
+    note("loading inputs and features")
+    model_inputs = _model_inputs(cfg, when, models)
+
+    note("reading model metrics and backtest tables")
+    evidence = _training_evidence(loaded)
+
+    note("building the report")
+    t0 = time.perf_counter()
+    rep = build_report(
+        scores,
+        model_inputs,
+        models,
+        **evidence,
+        title=f"retain report: {cfg.name}, as of {when.date()}",
+        sample_size=sample_size,
+        seed=cfg.seed,
+    )
+    path = _write_report(rep, report_dir, when, cfg.name)
+    seconds = time.perf_counter() - t0
+
+    note("logging to MLflow")
+    with tracking.tracked_run(cfg, "report", settings=store) as run:
+        _log(path, when, rep.n_images, seconds)
+        run_id = run.info.run_id
+    return ReportResult(path, rep.n_images, run_id)
+
+
+def _load_models(
+    cfg: RunConfig,
+    manifest: dict[str, Any],
+    when: pd.Timestamp,
+    model_version: str | None,
+    allow_other_dataset: bool,
+) -> LoadedScoringModels:
+    """Load the model versions the scores' manifest names (the churn one may be given).
+
+    Raises
+    ------
+    retain.io.OutputError
+        When ``model_version`` is not the churn version the scores were made with.
+    """
+    used = manifest.get("models", {})
     loaded = tracking.load_scoring_models(
         cfg,
         used["clv"]["version"],
@@ -228,47 +269,44 @@ def report(
             f"{used['churn']['version']}, not {loaded.churn_version.version}; report them "
             f"without --model-version, or score again with --model-version {model_version}"
         )
-    models = loaded.models
-    clv_v, churn_v = loaded.clv_version, loaded.churn_version
-    note("loading inputs and features")
+    return loaded
+
+
+def _model_inputs(cfg: RunConfig, when: pd.Timestamp, models: ScoringModels) -> pd.DataFrame:
+    """Rebuild the churn model's inputs as of the date, with the model's feature settings."""
     inputs = load_inputs(cfg, when)
     settings = models.feature_config or cfg.features
     feats = build_features(inputs.transactions, when, inputs.events, settings)
     model_inputs = model_features(feats, models)
     check_model_inputs(model_inputs, models, settings)
+    return model_inputs
 
-    note("reading model metrics and backtest tables")
-    churn_metrics = tracking.version_metrics(churn_v)
-    clv_metrics = tracking.version_metrics(clv_v)
-    backtest = _backtest_tables(clv_v)
-    images = _churn_images(churn_v)
 
-    note("building the report")
-    t0 = time.perf_counter()
-    rep = build_report(
-        scores,
-        model_inputs,
-        models,
-        churn_metrics=churn_metrics,
-        clv_metrics=clv_metrics,
-        backtest=backtest,
-        churn_images=images,
-        title=f"retain report: {cfg.name}, as of {when.date()}",
-        sample_size=sample_size,
-        seed=cfg.seed,
-    )
-    info = {"as_of": when.date().isoformat(), "config_name": cfg.name}
+def _training_evidence(loaded: LoadedScoringModels) -> dict[str, Any]:
+    """Both versions' metrics, the CLV backtest tables and the churn evaluation charts.
+
+    Returned under the names :func:`retain.reporting.report.build_report` takes them by.
+    """
+    return {
+        "churn_metrics": tracking.version_metrics(loaded.churn_version),
+        "clv_metrics": tracking.version_metrics(loaded.clv_version),
+        "backtest": _backtest_tables(loaded.clv_version),
+        "churn_images": _churn_images(loaded.churn_version),
+    }
+
+
+def _write_report(rep: Report, report_dir: Path, when: pd.Timestamp, config_name: str) -> Path:
+    """Write the page into the date's report folder, all at once; return its final path."""
+    info = {"as_of": when.date().isoformat(), "config_name": config_name}
     with owned_directory(report_dir, REPORT_KIND, info) as tmp:
         write_text_atomic(rep.render(), tmp / REPORT_FILE)
-    path = report_dir / REPORT_FILE
-    seconds = time.perf_counter() - t0
+    return report_dir / REPORT_FILE
 
-    note("logging to MLflow")
-    with tracking.tracked_run(cfg, "report", settings=store) as run:
-        tracking.log_params_flat(
-            {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
-        )
-        tracking.log_metrics({"report_images": rep.n_images, "report_seconds": seconds})
-        tracking.log_artifact(path, artifact_path=REPORT_FOLDER)
-        run_id = run.info.run_id
-    return ReportResult(path, rep.n_images, run_id)
+
+def _log(path: Path, when: pd.Timestamp, n_images: int, seconds: float) -> None:
+    """Log the report's path, date, image count and build time, and the page, to the run."""
+    tracking.log_params_flat(
+        {"path": str(path), "as_of": when.date().isoformat()}, prefix="report."
+    )
+    tracking.log_metrics({"report_images": n_images, "report_seconds": seconds})
+    tracking.log_artifact(path, artifact_path=REPORT_FOLDER)

@@ -146,6 +146,22 @@ def test_run_from_config_single_model(cdnow_sample):
     assert auto.model.get_params()["horizon"] == 6
 
 
+def test_run_from_config_separate_penalizers(cdnow_sample):
+    window = {"calibration_end": dt.date(1997, 9, 30), "holdout_end": dt.date(1998, 6, 30)}
+    # one penalizer of 0.01 for both: Gamma-Gamma's q falls below 1 and the fit is refused
+    with pytest.raises(ClvFitError, match=r"Gamma-Gamma: q .*from clv\.penalizer"):
+        run_from_config(cdnow_sample, ClvConfig(purchase_model="bgnbd", penalizer=0.01, **window))
+    cfg = ClvConfig(purchase_model="bgnbd", penalizer=0.01, spend_penalizer=0.0, **window)
+    params = run_from_config(cdnow_sample, cfg).model.get_params()
+    assert (params["penalizer"], params["purchase_penalizer"], params["spend_penalizer"]) == (
+        0.01,
+        None,
+        0.0,
+    )
+    with pytest.raises(ValueError, match="spend_penalizer"):
+        ClvConfig(spend_penalizer=-0.1, **window)
+
+
 def test_plots_return_axes_and_draw_the_series(result):
     fig, axes = plt.subplots(1, 2)
     try:

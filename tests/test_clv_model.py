@@ -22,6 +22,7 @@ from retain.clv import (
     ZeroSpendWarning,
     month_length,
 )
+from retain.clv.mle import penalizer_advice
 from retain.clv.model import _fit_purchase, collapse_rfm
 from retain.clv.purchase import PURCHASE_MODELS, ParetoNbd, RfmArrays
 from retain.clv.spend import GAMMA_GAMMA, SpendArrays
@@ -323,7 +324,10 @@ def test_degenerate_data_raise_fit_error_naming_model_and_penalizer(name, label)
     )
     # which check fires first (a parameter on its bound, no convergence, a non-finite
     # likelihood) depends on the CPU's floating-point path; what the error must say does not
-    with pytest.raises(ClvFitError, match=rf"^{re.escape(label)}: .*penalizer"):
+    with pytest.raises(
+        ClvFitError,
+        match=rf"^{re.escape(label)}: .*Try a positive clv\.purchase_penalizer \(e\.g\. 0\.001\)",
+    ):
         ClvModel(name, spend_model=None).fit(data)
 
 
@@ -404,6 +408,50 @@ def test_penalizer_shrinks_parameters(summary_weeks):
     after = sum(v**2 for v in shrunk.purchase_params_.values())
     assert after < before
     assert shrunk.log_likelihood_ < plain.log_likelihood_
+
+
+def test_one_penalizer_for_both_pushes_gamma_gamma_q_below_one(summary_weeks):
+    # CDNOW: a penalizer of 0.01 suits BG/NBD but pulls Gamma-Gamma's q below 1 (v is in
+    # dollars): the fit is refused, naming the parameter and the setting to lower
+    inherited = r"clv\.spend_penalizer is 0\.01 \(from clv\.penalizer\) .*: lower it"
+    with pytest.raises(ClvFitError, match=rf"^Gamma-Gamma: q reached .*limit 1.*{inherited}"):
+        ClvModel("bgnbd", penalizer=0.01).fit(summary_weeks)
+    with pytest.raises(ClvFitError, match=r"^Gamma-Gamma: q .*clv\.spend_penalizer is 0\.01 and"):
+        ClvModel("bgnbd", penalizer=0.0, spend_penalizer=0.01).fit(summary_weeks)
+
+
+def test_separate_penalizers_penalise_each_sub_model_alone(summary_weeks):
+    both = ClvModel("bgnbd", penalizer=0.01, spend_penalizer=0.0).fit(summary_weeks)
+    purchase_only = ClvModel("bgnbd", spend_model=None, penalizer=0.01).fit(summary_weeks)
+    plain = ClvModel("bgnbd").fit(summary_weeks)
+    for k, v in purchase_only.purchase_params_.items():
+        assert both.purchase_params_[k] == pytest.approx(v, rel=1e-9)
+    for k, v in plain.spend_params_.items():
+        assert both.spend_params_[k] == pytest.approx(v, rel=1e-9)
+    # purchase_penalizer overrides penalizer for the purchase model only
+    split = ClvModel("bgnbd", penalizer=0.0, purchase_penalizer=0.01).fit(summary_weeks)
+    for k, v in purchase_only.purchase_params_.items():
+        assert split.purchase_params_[k] == pytest.approx(v, rel=1e-9)
+    for k, v in plain.spend_params_.items():
+        assert split.spend_params_[k] == pytest.approx(v, rel=1e-9)
+    # the saved form keeps them
+    data = json.loads(json.dumps(split.to_dict()))
+    assert data["params"]["purchase_penalizer"] == 0.01
+    assert data["params"]["spend_penalizer"] is None
+    assert ClvModel.from_dict(data).get_params() == split.get_params()
+    # an older saved form without them still loads
+    old = {**data, "params": {k: v for k, v in data["params"].items() if "_penalizer" not in k}}
+    assert ClvModel.from_dict(old).spend_penalizer is None
+    with pytest.raises(ValueError, match="spend_penalizer must be >= 0"):
+        ClvModel(spend_penalizer=-1.0).fit(summary_weeks)
+
+
+def test_penalizer_advice_texts():
+    assert "Try a positive clv.spend_penalizer" in penalizer_advice(
+        "Gamma-Gamma", "clv.spend_penalizer", 0.0, shrunk=True
+    )
+    text = penalizer_advice("BG/NBD", "clv.purchase_penalizer", 0.001, shrunk=False)
+    assert text.startswith("clv.purchase_penalizer is 0.001: try a larger value")
 
 
 def test_missing_spend_gives_missing_value_not_an_invented_one(fitted, summary_weeks):

@@ -350,6 +350,11 @@ class ClvConfig(StrictModel):
     purchase_model: Literal["auto", "bgnbd", "pareto_nbd", "mbgnbd"] = "auto"
     spend_model: Literal["gamma_gamma"] = "gamma_gamma"
     penalizer: float = Field(0.0, ge=0.0)
+    """L2 penalty of both sub-models unless set apart below."""
+    purchase_penalizer: float | None = Field(None, ge=0.0)
+    """Penalty of the purchase model alone (None = ``penalizer``)."""
+    spend_penalizer: float | None = Field(None, ge=0.0)
+    """Penalty of the Gamma-Gamma spend model alone (None = ``penalizer``)."""
     time_unit: TimeUnit = "W"
     calibration_end: dt.date
     holdout_end: dt.date

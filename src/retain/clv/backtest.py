@@ -338,8 +338,8 @@ def fit_auto(
     max_frequency : int
         See :func:`run_backtest`.
     **model_params
-        Other :class:`ClvModel` parameters (spend_model, penalizer, time_unit, discount_rate,
-        horizon).
+        Other :class:`ClvModel` parameters (spend_model, penalizer, purchase_penalizer,
+        spend_penalizer, time_unit, discount_rate, horizon).
 
     Returns
     -------
@@ -423,6 +423,8 @@ def run_from_config(
         final_cutoff=final_cutoff,
         spend_model=config.spend_model,
         penalizer=config.penalizer,
+        purchase_penalizer=config.purchase_penalizer,
+        spend_penalizer=config.spend_penalizer,
         time_unit=config.time_unit,
         discount_rate=config.discount_rate_monthly,
         horizon=config.horizon_months,

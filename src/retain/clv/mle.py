@@ -29,6 +29,47 @@ class ClvFitError(RuntimeError):
     """A CLV model could not be fitted reliably (non-convergence, NaN/inf, bound hit)."""
 
 
+def penalizer_advice(
+    label: str, key: str, penalizer: float, *, shrunk: bool, inherited_from: str | None = None
+) -> str:
+    """What to do about the penalizer when a fit is refused.
+
+    Parameters
+    ----------
+    label : str
+        The sub-model (e.g. ``"Gamma-Gamma"``), only used to suggest another model.
+    key : str
+        The setting that applies to this sub-model, e.g. ``"clv.spend_penalizer"``.
+    penalizer : float
+        Its value.
+    shrunk : bool
+        A parameter ended at its lower limit (the penalty pulls every parameter towards 0, so
+        a positive penalizer is then the likely cause) rather than at its upper limit or in a
+        non-converged or non-finite state.
+    inherited_from : str, optional
+        The setting ``penalizer`` came from when ``key`` itself is not set (e.g.
+        ``"clv.penalizer"``).
+
+    Returns
+    -------
+    str
+    """
+    source = f" (from {inherited_from})" if inherited_from else ""
+    if penalizer > 0 and shrunk:
+        return (
+            f"{key} is {penalizer:g}{source} and pulls the parameters towards 0: lower it "
+            "(e.g. to 0), or check the data."
+        )
+    if penalizer > 0:
+        return (
+            f"{key} is {penalizer:g}{source}: try a larger value, check the data, or choose "
+            f"another model than {label}."
+        )
+    return (
+        f"Try a positive {key} (e.g. 0.001), check the data, or choose another model than {label}."
+    )
+
+
 @dataclass(frozen=True)
 class MleResult:
     """Outcome of :func:`fit_mle` (natural parameters)."""
@@ -177,6 +218,8 @@ def fit_mle(
     param_names: tuple[str, ...] = (),
     standard_errors: bool = True,
     newton_start: bool = False,
+    penalizer_key: str = "penalizer",
+    penalizer_from: str | None = None,
 ) -> MleResult:
     """Maximise a weighted likelihood over positive parameters.
 
@@ -209,6 +252,11 @@ def fit_mle(
         ``x0`` is already close to the optimum (e.g. a fit on a subsample): try damped Newton
         steps first, which need far fewer likelihood evaluations than L-BFGS when the gradient
         is numerical. L-BFGS-B runs only if Newton does not converge.
+    penalizer_key : str
+        Name of the setting that holds ``penalizer`` (e.g. ``"clv.purchase_penalizer"``), used
+        in the advice of a :class:`ClvFitError` (see :func:`penalizer_advice`).
+    penalizer_from : str, optional
+        The setting the value came from when ``penalizer_key`` is not set.
 
     Returns
     -------
@@ -231,6 +279,8 @@ def fit_mle(
             param_names=param_names,
             standard_errors=standard_errors,
             newton_start=newton_start,
+            penalizer_key=penalizer_key,
+            penalizer_from=penalizer_from,
         )
 
 
@@ -309,25 +359,36 @@ def _check_optimum(
     opt: _Optimum,
     names: tuple[str, ...],
     bounds: tuple[float, float],
-    hint: str,
+    hint: Callable[[bool], str],
 ) -> None:
-    """Refuse a non-finite likelihood, an estimate on a bound, or a fit that did not converge."""
+    """Refuse a non-finite likelihood, an estimate on a bound, or a fit that did not converge.
+
+    ``hint(shrunk)`` gives the advice; ``shrunk`` is True when a parameter is at its lower bound.
+    """
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     theta = opt.theta
     if not np.isfinite(opt.f):
-        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint}")
-    on_bound = [n for n, t in zip(names, theta, strict=True) if t <= lo + 1e-6 or t >= hi - 1e-6]
-    if on_bound:
-        values = ", ".join(f"{n}={np.exp(t):.3g}" for n, t in zip(names, theta, strict=True))
         raise ClvFitError(
-            f"{label}: parameter(s) {', '.join(on_bound)} reached the bound {bounds} "
-            f"({values}); the maximum-likelihood estimate is degenerate. {hint}"
+            f"{label}: the log-likelihood is NaN or infinite at the estimate. {hint(False)}"
+        )
+    low = [n for n, t in zip(names, theta, strict=True) if t <= lo + 1e-6]
+    high = [n for n, t in zip(names, theta, strict=True) if t >= hi - 1e-6]
+    if low or high:
+        values = ", ".join(f"{n}={np.exp(t):.3g}" for n, t in zip(names, theta, strict=True))
+        where = []
+        if low:
+            where.append(f"{', '.join(low)} reached the lower bound {bounds[0]:g}")
+        if high:
+            where.append(f"{', '.join(high)} reached the upper bound {bounds[1]:g}")
+        raise ClvFitError(
+            f"{label}: parameter(s) {'; '.join(where)} ({values}); the maximum-likelihood "
+            f"estimate is degenerate. {hint(bool(low))}"
         )
     gnorm = float(np.max(np.abs(opt.g)))
     if (not opt.success and gnorm > GRADIENT_TOLERANCE) or gnorm > 100 * GRADIENT_TOLERANCE:
         raise ClvFitError(
             f"{label}: the optimiser did not converge ({opt.message}; max |gradient| "
-            f"{gnorm:.2e} after {opt.n_iter} iterations). {hint}"
+            f"{gnorm:.2e} after {opt.n_iter} iterations). {hint(False)}"
         )
 
 
@@ -352,17 +413,23 @@ def _fit_mle(
     param_names: tuple[str, ...] = (),
     standard_errors: bool = True,
     newton_start: bool = False,
+    penalizer_key: str = "penalizer",
+    penalizer_from: str | None = None,
 ) -> MleResult:
     """Body of :func:`fit_mle` (run with one BLAS thread)."""
     objective = _penalised_objective(loglik, weights, penalizer, analytic)
-    hint = (
-        f"Try a positive penalizer (e.g. ClvModel(penalizer=0.001)), check the data, "
-        f"or choose another model than {label}."
-    )
+
+    def hint(shrunk: bool) -> str:
+        return penalizer_advice(
+            label, penalizer_key, penalizer, shrunk=shrunk, inherited_from=penalizer_from
+        )
+
     theta0 = np.log(np.asarray(x0, dtype=float))
     f0, _ = objective(theta0)
     if not np.isfinite(f0):
-        raise ClvFitError(f"{label}: the log-likelihood is NaN or infinite at the start. {hint}")
+        raise ClvFitError(
+            f"{label}: the log-likelihood is NaN or infinite at the start. {hint(False)}"
+        )
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
     hessian = _hessian_of(objective, analytic)
     opt = _minimise(objective, hessian, theta0, f0, lo, hi, newton_start)

@@ -14,8 +14,15 @@ Time conventions (no hidden "4.345 weeks a month"):
   purchases in month k are ``E[Y(k months)] - E[Y((k-1) months)]`` from the fitted purchase model
   (cash flows of month k are discounted by k whole months, the convention of Fader, Hardie & Lee).
 
-Why one module past 600 lines: it is the one estimator, with its fit, predictions, saved form
-(``to_dict``/``from_dict``) and the checks of both; the likelihoods live in ``purchase``/``spend``.
+Penalizers: ``penalizer`` applies to both sub-models; ``purchase_penalizer`` and
+``spend_penalizer`` (None = use ``penalizer``) set each one alone. A refused fit names the
+sub-model, the parameter at its limit and the setting that applies (``clv.purchase_penalizer`` or
+``clv.spend_penalizer`` in the run config).
+
+Why one module past 600 lines: it is the one estimator, with its fit, predictions (the
+per-customer diagnostics among them), saved form (``to_dict``/``from_dict``) and the checks of
+all three; the formulas live in ``purchase``/``spend``, the tables built from them in
+``diagnostics``.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from retain.clv.mle import ClvFitError, MleResult, fit_mle
+from retain.clv.mle import ClvFitError, MleResult, fit_mle, penalizer_advice
 from retain.clv.purchase import PURCHASE_MODELS, PurchaseModel, RfmArrays
 from retain.clv.spend import GAMMA_GAMMA, SpendArrays
 from retain.contracts import CUSTOMER_ID
@@ -111,8 +118,18 @@ def _start_values(model: PurchaseModel, d: RfmArrays) -> np.ndarray:
     return np.array([1.0, alpha, 1.0, 2.0])
 
 
-def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> MleResult:
-    """Fit a purchase model, warm-started from a weighted subsample when the data are large."""
+def _fit_purchase(
+    model: PurchaseModel,
+    d: RfmArrays,
+    penalizer: float,
+    penalizer_key: str = "penalizer",
+    penalizer_from: str | None = None,
+) -> MleResult:
+    """Fit a purchase model, warm-started from a weighted subsample when the data are large.
+
+    ``penalizer_key`` and ``penalizer_from`` name the setting in error messages (see
+    :func:`fit_mle`).
+    """
     x0 = _start_values(model, d)
 
     def loglik(params: np.ndarray, grad: bool, data: RfmArrays) -> Any:
@@ -134,6 +151,8 @@ def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> MleRe
                 analytic=model.analytic_gradient,
                 param_names=model.param_names,
                 standard_errors=False,
+                penalizer_key=penalizer_key,
+                penalizer_from=penalizer_from,
             ).params
             warm = True
         except ClvFitError:
@@ -147,6 +166,8 @@ def _fit_purchase(model: PurchaseModel, d: RfmArrays, penalizer: float) -> MleRe
         analytic=model.analytic_gradient,
         param_names=model.param_names,
         newton_start=warm and not model.analytic_gradient,
+        penalizer_key=penalizer_key,
+        penalizer_from=penalizer_from,
     )
 
 
@@ -177,6 +198,11 @@ class ClvModel:
     penalizer : float
         L2 penalty ``penalizer * sum(params**2)`` added to the mean negative log-likelihood per
         customer of each sub-model (parameters in the model's time unit). 0 = plain MLE.
+    purchase_penalizer, spend_penalizer : float or None
+        The penalty of the purchase model and of the spend model alone; None (default) uses
+        ``penalizer``. Gamma-Gamma's ``v`` is in money units, so a penalty that suits the
+        purchase model can push its ``q`` below 1 (e.g. 0.01 on CDNOW). Fit errors name these
+        settings by their run-config keys (``clv.purchase_penalizer``, ...).
     time_unit : {"W", "D"}
         Unit of the summary's recency/tenure (``recency_weeks`` or ``recency_days``).
     discount_rate : float
@@ -217,10 +243,14 @@ class ClvModel:
         time_unit: Literal["W", "D"] = "W",
         discount_rate: float = 0.01,
         horizon: int = 12,
+        purchase_penalizer: float | None = None,
+        spend_penalizer: float | None = None,
     ) -> None:
         self.purchase_model = purchase_model
         self.spend_model = spend_model
         self.penalizer = penalizer
+        self.purchase_penalizer = purchase_penalizer
+        self.spend_penalizer = spend_penalizer
         self.time_unit = time_unit
         self.discount_rate = discount_rate
         self.horizon = horizon
@@ -235,6 +265,8 @@ class ClvModel:
             "time_unit": self.time_unit,
             "discount_rate": self.discount_rate,
             "horizon": self.horizon,
+            "purchase_penalizer": self.purchase_penalizer,
+            "spend_penalizer": self.spend_penalizer,
         }
 
     def __repr__(self) -> str:
@@ -254,8 +286,12 @@ class ClvModel:
             )
         if self.spend_model not in ("gamma_gamma", None):
             raise ValueError(f"spend_model must be 'gamma_gamma' or None, got {self.spend_model!r}")
-        if not (np.isfinite(self.penalizer) and self.penalizer >= 0):
-            raise ValueError(f"penalizer must be >= 0, got {self.penalizer!r}")
+        for name in ("penalizer", "purchase_penalizer", "spend_penalizer"):
+            value = getattr(self, name)
+            if value is None and name != "penalizer":
+                continue
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
         month_length(self.time_unit)
         if not (0 <= self.discount_rate < 1):
             raise ValueError(
@@ -264,6 +300,14 @@ class ClvModel:
         if int(self.horizon) != self.horizon or self.horizon < 1:
             raise ValueError(f"horizon is a whole number of months >= 1, got {self.horizon!r}")
         return PURCHASE_MODELS[self.purchase_model]
+
+    def _penalizer(self, part: Literal["purchase", "spend"]) -> tuple[float, str, str | None]:
+        """The penalizer of a sub-model, its config key, and the key it came from if unset."""
+        own = getattr(self, f"{part}_penalizer")
+        key = f"clv.{part}_penalizer"
+        if own is None:
+            return float(self.penalizer), key, "clv.penalizer"
+        return float(own), key, None
 
     # ------------------------------------------------------------------ inputs
     def _columns(self) -> tuple[str, str]:
@@ -331,7 +375,8 @@ class ClvModel:
             Wrong columns (e.g. a summary in days for a weekly model) or invalid values.
         ClvFitError
             A sub-model did not converge, had a NaN/infinite likelihood or a parameter on a
-            bound; the message names the model and suggests a penalizer.
+            bound (or Gamma-Gamma's ``q <= 1``); the message names the sub-model, the parameter
+            and the penalizer setting that applies to it, and what to do with it.
 
         Warns
         -----
@@ -343,7 +388,7 @@ class ClvModel:
         if len(d) == 0:
             raise ValueError("cannot fit a CLV model on an empty summary")
         collapsed, _ = collapse_rfm(d.x, d.t_x, d.T)
-        res = _fit_purchase(model, collapsed, self.penalizer)
+        res = _fit_purchase(model, collapsed, *self._penalizer("purchase"))
         self.purchase_params_ = dict(zip(model.param_names, map(float, res.params), strict=True))
         self.purchase_standard_errors_ = dict(
             zip(model.param_names, map(float, res.standard_errors), strict=True)
@@ -400,13 +445,16 @@ class ClvModel:
             )
         data = SpendArrays.collapsed(x, m)
         x0 = np.array([1.0, 2.0, float(np.mean(m))])
+        penalizer, key, source = self._penalizer("spend")
         fit = partial(
             fit_mle,
             label,
-            penalizer=self.penalizer,
+            penalizer=penalizer,
             analytic=True,
             bounds=(1e-6, 1e12),
             param_names=GAMMA_GAMMA.param_names,
+            penalizer_key=key,
+            penalizer_from=source,
         )
         if len(data) > WARM_START_CUSTOMERS:
             rng = np.random.default_rng(0)
@@ -425,9 +473,11 @@ class ClvModel:
         res = fit(lambda p, g: GAMMA_GAMMA.loglik(p, data, g), data.weights, x0)
         params = dict(zip(GAMMA_GAMMA.param_names, map(float, res.params), strict=True))
         if params["q"] <= 1.0:
+            values = ", ".join(f"{k}={v:.3g}" for k, v in params.items())
             raise ClvFitError(
-                f"{label}: q = {params['q']:.3g} <= 1, so the population mean spend "
-                "p v / (q - 1) is not finite. Try a positive penalizer or check monetary values."
+                f"{label}: q reached {params['q']:.3g}, at or below its limit 1 ({values}): the "
+                "population mean spend p v / (q - 1) is not finite. "
+                + penalizer_advice(label, key, penalizer, shrunk=True, inherited_from=source)
             )
         self.spend_params_ = params
         self.spend_standard_errors_ = dict(
@@ -468,6 +518,141 @@ class ClvModel:
         with np.errstate(all="ignore"):
             values = model.expected_purchases(self._purchase_array(), float(t), collapsed)
         return pd.Series(values[inverse], index=summary.index, name="expected_purchases")
+
+    def probability_alive(self, summary: pd.DataFrame) -> pd.Series:
+        """P(alive at the end of the summary's tenure | history) per customer.
+
+        The ``p_alive`` column of :meth:`predict` (lifetimes' ``conditional_probability_alive``).
+
+        Parameters
+        ----------
+        summary : DataFrame
+            RFM summary in the model's time unit.
+
+        Returns
+        -------
+        Series
+            Indexed like ``summary``.
+        """
+        model = self._check_fitted()
+        d = self._rfm(summary)
+        collapsed, inverse = collapse_rfm(d.x, d.t_x, d.T)
+        with np.errstate(all="ignore"):
+            values = model.p_alive(self._purchase_array(), collapsed)
+        return pd.Series(values[inverse], index=summary.index, name="p_alive")
+
+    def probability_of_n_purchases(
+        self, t: float, n: int, summary: pd.DataFrame | None = None
+    ) -> pd.Series | float:
+        """P(exactly ``n`` repeat purchases in the next ``t`` time units).
+
+        With a ``summary``, conditional on each customer's history (frequency, recency,
+        tenure), in ``(T, T + t]`` (lifetimes' ``conditional_probability_of_n_purchases_up_to_
+        time``); without one, for a new customer who has just made a first purchase, in
+        ``(0, t]`` (lifetimes' ``probability_of_n_purchases_up_to_time``).
+
+        Parameters
+        ----------
+        t : float
+            Window length in the model's ``time_unit`` (>= 0).
+        n : int
+            Number of repeat purchases (>= 0).
+        summary : DataFrame, optional
+            RFM summary in the model's time unit.
+
+        Returns
+        -------
+        Series or float
+            Indexed like ``summary``; a float without one.
+
+        Notes
+        -----
+        An alive customer's rate and dropout have Gamma/Beta posteriors, so the window count
+        mixes "no purchase because dead" with the model's count for an alive customer:
+        ``P(n) = (1 - p_alive) [n = 0] + p_alive P(n | alive)``. BG/NBD and MBG/NBD use the
+        closed form of Fader, Hardie & Lee (2005, eq. 8) at the posterior parameters;
+        Pareto/NBD integrates over the death time by 48-point Gauss-Legendre quadrature.
+        """
+        model = self._check_fitted()
+        t = float(t)
+        if not (np.isfinite(t) and t >= 0):
+            raise ValueError(f"t must be a finite number >= 0, got {t!r}")
+        if int(n) != n or n < 0:
+            raise ValueError(f"n must be a whole number >= 0, got {n!r}")
+        n = int(n)
+        params = self._purchase_array()
+        if summary is None:
+            zero = np.zeros(1)
+            if t == 0:
+                return float(n == 0)
+            with np.errstate(all="ignore"):
+                value = model.probability_of_n_purchases(params, t, n, RfmArrays(zero, zero, zero))
+            return float(value[0])
+        d = self._rfm(summary)
+        collapsed, inverse = collapse_rfm(d.x, d.t_x, d.T)
+        if t == 0:
+            values = np.full(len(collapsed), float(n == 0))
+        else:
+            with np.errstate(all="ignore"):
+                values = model.probability_of_n_purchases(params, t, n, collapsed)
+        return pd.Series(values[inverse], index=summary.index, name=f"p_{n}_purchases")
+
+    def probability_no_purchase(
+        self, t: float, summary: pd.DataFrame | None = None
+    ) -> pd.Series | float:
+        """P(no repeat purchase in the next ``t`` time units), given the history if any.
+
+        ``probability_of_n_purchases(t, 0, summary)``: the customer is dead, or alive and does
+        not buy. For BG/NBD and MBG/NBD this is
+        ``1 - p_alive + p_alive ((alpha + T) / (alpha + T + t)) ** (r + x)``.
+
+        Parameters
+        ----------
+        t : float
+            Window length in the model's ``time_unit``.
+        summary : DataFrame, optional
+            RFM summary in the model's time unit; None = a new customer.
+
+        Returns
+        -------
+        Series or float
+            Indexed like ``summary`` (named ``p_no_purchase``); a float without one.
+        """
+        value = self.probability_of_n_purchases(t, 0, summary)
+        if isinstance(value, pd.Series):
+            return value.rename("p_no_purchase")
+        return value
+
+    def expected_purchases_new_customer(self, t: float | np.ndarray) -> float | np.ndarray:
+        """Expected repeat purchases in ``(0, t]`` of a customer whose first purchase is at 0.
+
+        lifetimes' ``expected_number_of_purchases_up_to_time``: the conditional expectation at
+        the history ``x = t_x = T = 0``.
+
+        Parameters
+        ----------
+        t : float or array_like
+            Time(s) since the first purchase, in the model's ``time_unit``.
+
+        Returns
+        -------
+        float or ndarray
+            Same shape as ``t``.
+        """
+        model = self._check_fitted()
+        times = np.asarray(t, dtype=float)
+        if not np.all(np.isfinite(times)):
+            raise ValueError("t must be finite")
+        params = self._purchase_array()
+        zero = np.zeros(1)
+        new = RfmArrays(zero, zero, zero)
+        uniq, inverse = np.unique(times.ravel(), return_inverse=True)
+        with np.errstate(all="ignore"):
+            values = np.array(
+                [model.expected_purchases(params, u, new)[0] if u > 0 else 0.0 for u in uniq]
+            )
+        out = values[inverse.ravel()].reshape(times.shape)
+        return float(out) if out.ndim == 0 else out
 
     def predict(self, summary: pd.DataFrame, horizon: int | None = None) -> pd.DataFrame:
         """Per-customer predictions over a horizon of whole months.

@@ -1,9 +1,11 @@
 """Purchase-count models of the BTYD family: BG/NBD, MBG/NBD and Pareto/NBD.
 
 Pure numpy/scipy implementations of the per-customer log-likelihoods (with analytic gradients
-where they exist), the probability of being alive and the conditional expected number of repeat
-purchases. The BTYD names ``x`` (frequency), ``t_x`` (recency) and ``T`` (tenure) are used only
-inside this package.
+where they exist), the probability of being alive, the conditional expected number of repeat
+purchases and the conditional probability of exactly ``n`` repeat purchases in a window (its
+``n = 0`` case is the probability of no purchase). A new customer is the history
+``x = t_x = T = 0``. The BTYD names ``x`` (frequency), ``t_x`` (recency) and ``T`` (tenure) are
+used only inside this package.
 
 The formulas follow the references below and agree with ``lifetimes`` 0.11.3 where lifetimes is
 numerically sound. The Pareto/NBD likelihood is rewritten so that it stays finite when recency
@@ -24,9 +26,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy.special import digamma, expit, gammaln, hyp2f1
+from scipy.special import betainc, betaln, digamma, expit, gammaln, hyp2f1, xlogy
 
 FloatArray = np.ndarray
+
+_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
 
 
 class RfmArrays:
@@ -124,6 +128,66 @@ class PurchaseModel(Protocol):
         """Expected repeat purchases in ``(T, T + t]`` given the history."""
         ...
 
+    def probability_of_n_purchases(
+        self, params: FloatArray, t: float, n: int, d: RfmArrays
+    ) -> FloatArray:
+        """P(exactly ``n`` repeat purchases in ``(T, T + t]`` | history)."""
+        ...
+
+
+def _log_nbd(r: FloatArray, alpha: FloatArray, t: FloatArray, n: int) -> FloatArray:
+    """log P(N(t) = n), N Poisson with rate lambda ~ Gamma(r, alpha) (the NBD count)."""
+    return (
+        gammaln(r + n)
+        - gammaln(r)
+        - gammaln(n + 1.0)
+        + r * (np.log(alpha) - np.log(alpha + t))
+        + xlogy(n, t)
+        - n * np.log(alpha + t)
+    )
+
+
+def _bg_alive_pmf(
+    r: FloatArray, alpha: FloatArray, a: float, b: FloatArray, t: float, n: int
+) -> FloatArray:
+    """P(n purchases in t | alive now) when each purchase ends the relationship w.p. p.
+
+    The rate is ``lambda ~ Gamma(r, alpha)`` and ``p ~ Beta(a, b)`` (the posteriors of an alive
+    BG/NBD or MBG/NBD customer). Either the customer survives ``n`` purchases and makes exactly
+    ``n``, or the ``n``-th purchase is the last:
+    ``B(a, b+n)/B(a, b) NBD(n) + B(a+1, b+n-1)/B(a, b) P(NBD >= n)`` (Fader, Hardie & Lee 2005,
+    eq. 8, with the posterior parameters). ``P(NBD >= n) = I_z(n, r)``, ``z = t / (alpha + t)``.
+    """
+    log_beta = betaln(a, b)
+    first = np.exp(betaln(a, b + n) - log_beta + _log_nbd(r, alpha, t, n))
+    if n == 0:
+        return first
+    tail = betainc(float(n), r, t / (alpha + t))
+    return first + np.exp(betaln(a + 1.0, b + n - 1.0) - log_beta) * tail
+
+
+def _pareto_alive_pmf(
+    r: FloatArray, alpha: FloatArray, s: float, beta: FloatArray, t: float, n: int
+) -> FloatArray:
+    """P(n purchases in t | alive now) for exponential lifetimes ``mu ~ Gamma(s, beta)``.
+
+    ``E[exp(-mu t)] NBD(n; t) + int_0^t E[mu exp(-mu u)] NBD(n; u) du`` (alive throughout, or
+    dead at ``u`` after ``n`` purchases), the integral by 48-point Gauss-Legendre quadrature:
+    the integrand is analytic on ``[0, t]`` (its singularities sit at ``-alpha`` and ``-beta``).
+    """
+    survive = np.exp(s * (np.log(beta) - np.log(beta + t)) + _log_nbd(r, alpha, t, n))
+    u = (_GAUSS_NODES[:, None] + 1.0) * (t / 2.0)
+    death = (s / beta) * np.exp(
+        (s + 1.0) * (np.log(beta) - np.log(beta + u)) + _log_nbd(r, alpha, u, n)
+    )
+    return survive + (t / 2.0) * (_GAUSS_WEIGHTS[:, None] * death).sum(axis=0)
+
+
+def _mixed_pmf(p_alive: FloatArray, alive_pmf: FloatArray, n: int) -> FloatArray:
+    """``P(n) = (1 - p_alive) [n == 0] + p_alive P(n | alive)``, clipped to [0, 1]."""
+    dead = (1.0 - p_alive) if n == 0 else 0.0
+    return np.clip(dead + p_alive * alive_pmf, 0.0, 1.0)
+
 
 def _log_hyp2f1(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
     """log 2F1(a, b; c; z) for 0 <= z < 1, falling back on Euler's transformation on overflow."""
@@ -204,6 +268,14 @@ class BgNbd:
         numerator = (a + b + x - 1.0) / (a - 1.0) * inner
         return numerator * self.p_alive(params, d)
 
+    def probability_of_n_purchases(
+        self, params: FloatArray, t: float, n: int, d: RfmArrays
+    ) -> FloatArray:
+        """Alive: ``lambda ~ Gamma(r + x, alpha + T)``, ``p ~ Beta(a, b + x)``."""
+        r, alpha, a, b = params
+        alive = _bg_alive_pmf(r + d.x, alpha + d.T, a, b + d.x, t, n)
+        return _mixed_pmf(self.p_alive(params, d), alive, n)
+
 
 @dataclass(frozen=True)
 class MbgNbd:
@@ -268,6 +340,14 @@ class MbgNbd:
         inner = -np.expm1(log_h + (r + x) * np.log((alpha + T) / (alpha + T + t)))
         numerator = (a + b + x) / (a - 1.0) * inner
         return numerator * self.p_alive(params, d)
+
+    def probability_of_n_purchases(
+        self, params: FloatArray, t: float, n: int, d: RfmArrays
+    ) -> FloatArray:
+        """Alive: ``lambda ~ Gamma(r + x, alpha + T)``, ``p ~ Beta(a, b + x + 1)``."""
+        r, alpha, a, b = params
+        alive = _bg_alive_pmf(r + d.x, alpha + d.T, a, b + d.x + 1.0, t, n)
+        return _mixed_pmf(self.p_alive(params, d), alive, n)
 
 
 @dataclass(frozen=True)
@@ -350,6 +430,14 @@ class ParetoNbd:
         else:
             decay = -np.expm1(-sm1 * log_ratio) / sm1
         return self.p_alive(params, d) * (r + x) * (beta + T) / (alpha + T) * decay
+
+    def probability_of_n_purchases(
+        self, params: FloatArray, t: float, n: int, d: RfmArrays
+    ) -> FloatArray:
+        """Alive: ``lambda ~ Gamma(r + x, alpha + T)``, ``mu ~ Gamma(s, beta + T)``."""
+        r, alpha, s, beta = params
+        alive = _pareto_alive_pmf(r + d.x, alpha + d.T, s, beta + d.T, t, n)
+        return _mixed_pmf(self.p_alive(params, d), alive, n)
 
 
 PURCHASE_MODELS: dict[str, PurchaseModel] = {m.name: m for m in (BgNbd(), MbgNbd(), ParetoNbd())}

@@ -3,7 +3,9 @@
 - :class:`ClvModel`: the estimator (``fit(summary)``, ``predict(summary, horizon)``,
   ``to_dict()`` / ``ClvModel.from_dict(d)``);
 - :mod:`retain.clv.backtest`: calibration/holdout backtests by explicit dates and
-  :func:`fit_auto`, which picks the purchase model with the lowest holdout error.
+  :func:`fit_auto`, which picks the purchase model with the lowest holdout error;
+- :mod:`retain.clv.diagnostics`: frequency x recency matrices, period transactions, cohort
+  tracking and P(alive) histories (plots in :mod:`retain.reporting.clv_diagnostics`).
 """
 
 from retain.clv.backtest import (
@@ -15,6 +17,13 @@ from retain.clv.backtest import (
     naive_rate_errors,
     run_backtest,
     run_from_config,
+)
+from retain.clv.diagnostics import (
+    cohort_tracking,
+    expected_purchases_matrix,
+    p_alive_history,
+    p_alive_matrix,
+    period_transactions,
 )
 from retain.clv.mle import ClvFitError
 from retain.clv.model import (
@@ -36,6 +45,11 @@ __all__ = [
     "naive_rate_errors",
     "run_backtest",
     "run_from_config",
+    "cohort_tracking",
+    "expected_purchases_matrix",
+    "p_alive_history",
+    "p_alive_matrix",
+    "period_transactions",
     "DAYS_PER_MONTH",
     "PREDICTION_COLUMNS",
     "ClvFitError",

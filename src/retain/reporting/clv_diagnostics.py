@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 
 def _axes(ax: Axes | None) -> Axes:
@@ -58,6 +59,8 @@ def plot_frequency_recency_matrix(
     ax = _axes(ax)
     values = matrix.to_numpy(dtype=float)
     image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, aspect="auto", interpolation="none")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"historical {matrix.columns.name or 'frequency'}")
     ax.set_ylabel(f"historical {(matrix.index.name or 'recency').replace('_', ' ')}")
     ax.set_title(title or "Frequency x recency")
@@ -180,6 +183,7 @@ def plot_p_alive_history(
     for i, day in enumerate(bought):
         ax.axvline(day, color="0.3", ls="--", lw=1, label="purchase" if i == 0 else None)
     ax.set_ylim(0, 1.05)
+    ax.tick_params(axis="x", labelrotation=30)
     ax.set_ylabel("P(alive)")
     ax.set_title(title or "P(alive) history")
     ax.grid(alpha=0.3)

@@ -1,6 +1,6 @@
 """Scoring pipeline: score every customer with the champion models, then write the report.
 
-Usage: ``python pipelines/score.py --config configs/cdnow.yaml``
+Usage: ``python pipelines/score.py --config configs/cdnow.yaml [--verbose]``
 """
 
 from __future__ import annotations
@@ -36,4 +36,4 @@ def score(config: str, experiment_id: str) -> dict[str, str]:
 if __name__ == "__main__":
     from main import run_alone
 
-    run_alone(score, "score-pipeline", __doc__)
+    raise SystemExit(run_alone(score, "score-pipeline", __doc__))

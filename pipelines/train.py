@@ -1,6 +1,6 @@
 """Training pipeline: train the CLV and churn models, then try to promote each.
 
-Usage: ``python pipelines/train.py --config configs/cdnow.yaml``
+Usage: ``python pipelines/train.py --config configs/cdnow.yaml [--verbose]``
 """
 
 from __future__ import annotations
@@ -38,4 +38,4 @@ def train(config: str, experiment_id: str) -> dict[str, str]:
 if __name__ == "__main__":
     from main import run_alone
 
-    run_alone(train, "train-pipeline", __doc__)
+    raise SystemExit(run_alone(train, "train-pipeline", __doc__))

@@ -17,8 +17,6 @@ from retain.timeline import UNIT_DAYS
 CLV_FEATURES = ("p_alive", "expected_purchases_horizon", "p_no_purchase_horizon")
 """Purchase-model outputs added to the features at every cutoff."""
 
-_GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(48)
-
 
 def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
     """The RFM summary in weeks from feature columns in days (``rfm_summary(..., "W")``).
@@ -47,20 +45,13 @@ def weekly_summary(features: pd.DataFrame) -> pd.DataFrame:
 def probability_no_purchase(model: ClvModel, summary: pd.DataFrame, t: float) -> np.ndarray:
     """P(no purchase in the next ``t`` time units | history) under a fitted purchase model.
 
-    BG/NBD and MBG/NBD: death happens only at purchases, so an alive customer with rate
-    ``lambda`` makes no purchase in ``t`` with probability ``exp(-lambda t)``; with the posterior
-    ``lambda | alive ~ Gamma(r + x, alpha + T)`` this gives
-    ``P0 = 1 - p_alive + p_alive * ((alpha + T) / (alpha + T + t)) ** (r + x)``.
-
-    Pareto/NBD: with ``lambda ~ Gamma(r + x, alpha + T)`` and death rate
-    ``mu ~ Gamma(s, beta + T)`` a posteriori (given alive),
-    ``P(0 | alive) = E[exp(-(lambda + mu) t)] + int_0^t E[mu exp(-mu u)] E[exp(-lambda u)] du``,
-    the integral by 48-point Gauss-Legendre quadrature.
+    The churn features' form of :meth:`retain.clv.ClvModel.probability_no_purchase` (one
+    implementation, in the purchase models).
 
     Parameters
     ----------
     model : retain.clv.ClvModel
-        A fitted model (``purchase_model``, ``purchase_params_``, ``time_unit``).
+        A fitted model.
     summary : DataFrame
         RFM summary in the model's time unit.
     t : float
@@ -71,32 +62,7 @@ def probability_no_purchase(model: ClvModel, summary: pd.DataFrame, t: float) ->
     ndarray of float
         Probabilities in [0, 1], one per row of ``summary``.
     """
-    unit = {"W": "weeks", "D": "days"}[model.time_unit]
-    x = summary["frequency"].to_numpy(dtype=float)
-    T = summary[f"tenure_{unit}"].to_numpy(dtype=float)
-    params = model.purchase_params_
-    p_alive = model.predict(summary, horizon=1)["p_alive"].to_numpy(dtype=float)
-    r, alpha = params["r"], params["alpha"]
-
-    def log_no_purchase_alive(u: np.ndarray | float) -> np.ndarray:
-        # log E[exp(-lambda u)] with lambda ~ Gamma(r + x, alpha + T)
-        return (r + x) * (np.log(alpha + T) - np.log(alpha + T + u))
-
-    name = model.purchase_model
-    if name in ("bgnbd", "mbgnbd"):
-        p0_alive = np.exp(log_no_purchase_alive(t))
-    elif name == "pareto_nbd":
-        s, beta = params["s"], params["beta"]
-        tail = np.exp(log_no_purchase_alive(t) + s * (np.log(beta + T) - np.log(beta + T + t)))
-        u = (_GAUSS_NODES[:, None] + 1.0) * (t / 2.0)
-        # E[mu exp(-mu u)] with mu ~ Gamma(s, beta + T), times E[exp(-lambda u)]
-        dens = (s / (beta + T)) * np.exp(
-            (s + 1) * (np.log(beta + T) - np.log(beta + T + u)) + log_no_purchase_alive(u)
-        )
-        p0_alive = tail + (t / 2.0) * (_GAUSS_WEIGHTS[:, None] * dens).sum(axis=0)
-    else:
-        raise ValueError(f"unknown purchase model {name!r}")
-    return np.clip(1.0 - p_alive + p_alive * p0_alive, 0.0, 1.0)
+    return model.probability_no_purchase(t, summary).to_numpy(dtype=float)
 
 
 PENALIZER_LADDER = (0.0, 1e-3, 1e-2)

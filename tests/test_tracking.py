@@ -184,6 +184,59 @@ def test_logging_helpers(mlflow_tmp, tmp_path: Path) -> None:
     assert json.loads((root / "extra" / "d.json").read_text()) == {"k": [1, 2]}
 
 
+def test_log_inputs_records_every_file_with_its_path_digest_and_row_counts(
+    mlflow_tmp, tmp_path: Path
+) -> None:
+    from retain.io import load_inputs
+
+    (tmp_path / "tx.csv").write_text(
+        "customer_id,timestamp,amount\n1,2020-01-01,10\n2,2020-01-02,5\n3,2021-08-01,5\n"
+    )
+    (tmp_path / "ev.csv").write_text("customer_id,timestamp,event_type\n1,2020-01-01,session\n")
+    (tmp_path / "cu.csv").write_text("customer_id,signup_date\n1,2019-12-01\n2,2019-12-02\n")
+    data = {
+        "source": "files",
+        "observed_until": "2020-12-31",
+        "transactions": {"path": str(tmp_path / "tx.csv")},
+        "events": {"path": str(tmp_path / "ev.csv")},
+        "customers": {"path": str(tmp_path / "cu.csv")},
+    }
+    cfg = RunConfig.model_validate({**CONFIG, "name": "files-test", "data": data})
+    inputs = load_inputs(cfg, "2020-12-31")
+    with tracking.tracked_run(cfg, "unit") as run:
+        digests = tracking.log_inputs(cfg, inputs, tracking.SCORING)
+    logged = tracking.client().get_run(run.info.run_id).inputs.dataset_inputs
+    by_name = {d.dataset.name: d for d in logged}
+    assert (
+        set(by_name)
+        == set(digests)
+        == {
+            "files-test.transactions",
+            "files-test.events",
+            "files-test.customers",
+        }
+    )
+    for table, file in (("transactions", "tx"), ("events", "ev"), ("customers", "cu")):
+        entry = by_name[f"files-test.{table}"]
+        assert entry.dataset.source_type == "local"
+        source = json.loads(entry.dataset.source)["uri"]
+        assert source == str((tmp_path / f"{file}.csv").resolve())
+        assert entry.dataset.digest == digests[entry.dataset.name]
+        assert entry.dataset.digest == tracking.table_digest(getattr(inputs, table))
+    tags = {t.key: t.value for t in by_name["files-test.transactions"].tags}
+    assert tags == {
+        "mlflow.data.context": "scoring",
+        "rows_in": "3",
+        "rows_used": "2",
+        "rows_rejected": "1",
+        "as_of": "2020-12-31",
+    }
+    assert json.loads(by_name["files-test.transactions"].dataset.profile)["num_rows"] == 2
+    customers = json.loads(by_name["files-test.customers"].dataset.schema)["mlflow_colspec"]
+    assert [c["name"] for c in customers][0] == "customer_id"  # the index is part of the table
+    assert tracking.data_label(cfg, inputs) == "tx.csv (2 transactions, 1 events, 2 customers)"
+
+
 def test_tracked_run_reuses_the_settings_of_an_earlier_configure(
     mlflow_tmp, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,9 @@
   :func:`client`.
 - :mod:`retain.tracking.runs`: :func:`tracked_run`, :func:`start_run` and the ``log_*``
   functions, plus the small wrappers a job needs instead of importing mlflow.
+- :mod:`retain.tracking.records`: what a run ran on: :func:`log_inputs` (the input tables
+  as MLflow datasets with digests and row counts) and :func:`describe_run` (the run's
+  description).
 - :mod:`retain.tracking.registry`: logging, registering and loading models with their
   integrity checks, registered names, version metrics, promotion and rollback.
 
@@ -12,6 +15,15 @@ Every public name is re-exported here (``from retain.tracking import configure``
 :class:`ChurnPyfunc` from this package, so those names must stay importable from it.
 """
 
+from retain.tracking.records import (
+    DESCRIPTION_TAG,
+    SCORING,
+    TRAINING,
+    data_label,
+    describe_run,
+    log_inputs,
+    table_digest,
+)
 from retain.tracking.registry import (
     CHALLENGER,
     CHAMPION,
@@ -88,11 +100,14 @@ __all__ = [
     "CONFIG_HASH_TAG",
     "CONFIG_NAME_TAG",
     "DATASET_TAG",
+    "DESCRIPTION_TAG",
     "DIGEST_TAG",
     "METRIC_TAG_PREFIX",
     "MODEL_KINDS",
     "PICKLE_ENV",
     "PREVIOUS_CHAMPION",
+    "SCORING",
+    "TRAINING",
     "ChurnPyfunc",
     "ClvPyfunc",
     "LoadedChurnModel",
@@ -106,6 +121,8 @@ __all__ = [
     "client",
     "clv_input_columns",
     "configure",
+    "data_label",
+    "describe_run",
     "download_artifact",
     "flatten",
     "list_artifacts",
@@ -118,6 +135,7 @@ __all__ = [
     "log_config",
     "log_dict",
     "log_figure",
+    "log_inputs",
     "log_metrics",
     "log_params_flat",
     "log_table",
@@ -132,6 +150,7 @@ __all__ = [
     "run_tags",
     "set_tags",
     "sqlite_path",
+    "table_digest",
     "start_run",
     "tracked_run",
     "tracking_uri",

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from retain import __version__
 from retain.config import RunConfig
 from retain.names import CONFIG_FOLDER, CONFIG_RESOLVED
+from retain.tracking.records import DESCRIPTION_TAG
 from retain.tracking.store import TrackingError, TrackingSettings, client, configure
 
 _PARAM_VALUE_MAX = 6000
@@ -103,15 +104,36 @@ def tracked_run(
     Yields
     ------
     mlflow.ActiveRun
-        The active run, with the config already logged.
+        The active run, with the config already logged and a default description
+        (:func:`default_description`; the job replaces it with
+        :func:`retain.tracking.describe_run`).
     """
     if settings is None or not _still_active(settings, cfg):
         settings = configure(cfg.tracking)
     with start_run(
         settings, run_name or f"{step}-{cfg.name}", {"step": step, **dict(tags or {})}
     ) as run:
+        mlflow.set_tag(DESCRIPTION_TAG, default_description(cfg, step))
         log_config(cfg)
         yield run
+
+
+def default_description(cfg: RunConfig, step: str) -> str:
+    """The description a run starts with, until its job sets a fuller one.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config.
+    step : str
+        The pipeline step.
+
+    Returns
+    -------
+    str
+        E.g. ``"report of config cdnow-sample on data set cdnow_sample."``.
+    """
+    return f"{step} of config {cfg.name} on data set {cfg.data.dataset_id()}."
 
 
 def _still_active(settings: TrackingSettings, cfg: RunConfig) -> bool:

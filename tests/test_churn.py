@@ -450,6 +450,16 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
     )
     assert catalogue["recency_days"]["unit"] and catalogue["p_alive"]["meaning"]
     assert run.data.params["split.validation_test_overlap_days"] == "92"
+    # the run holds its SHAP plots, its input table and a description of what ran on what
+    plots = {
+        f.path
+        for f in MlflowClient(tracking_uri=f"sqlite:///{db}").list_artifacts(result.run_id, "plots")
+    }
+    assert {"plots/shap_bar.png", "plots/shap_beeswarm.png"} <= plots
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == [f"{cfg.name}.transactions"]
+    assert run.data.tags["mlflow.note.content"].startswith(
+        "Churn model trained on cdnow_sample (6,919 transactions, 2,357 customers) with cutoffs "
+    )
     # the optuna search ran on the validation cutoff and its best trial was used and logged
     assert run.data.metrics["optuna_trials"] == 2
     best_lr = float(run.data.params["optuna.best.learning_rate"])

@@ -61,6 +61,14 @@ def test_train_clv_logs_backtest_and_registers_challenger(mlflow_tmp, cdnow_samp
         p["clv.purchase_model"] == "auto" and p["selected_purchase_model"] == result.purchase_model
     )
     assert run.data.tags["config_hash"] == cfg.config_hash()
+    # what ran on what: the input table as an MLflow dataset, and a description
+    (logged,) = run.inputs.dataset_inputs
+    assert logged.dataset.name == "clv-job-test.transactions"
+    assert logged.dataset.digest == tracking.table_digest(cdnow_sample)
+    assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == "training"
+    description = run.data.tags[tracking.DESCRIPTION_TAG]
+    assert description.startswith(f"CLV model {result.purchase_model} + gamma_gamma fitted on ")
+    assert f"holdout MAE {m['holdout_mae']:.2f}" in description
 
     artifacts = {f.path for f in tracking.client().list_artifacts(result.run_id, "plots")}
     assert artifacts == {

@@ -466,6 +466,24 @@ class PromotionConfig(StrictModel):
     clv_tolerance: float = Field(0.0, ge=0.0, description="Relative worsening allowed")
 
 
+# ------------------------------------------------------------------------ report
+
+
+class ReportConfig(StrictModel):
+    """The analyst report and the summary tables written beside the scores."""
+
+    currency: str = Field(
+        "$",
+        min_length=1,
+        max_length=8,
+        description="Shown with every amount: a symbol ('$', '€') goes before the number, a "
+        "code ('EUR', 'USD') after it",
+    )
+    top_n: int = Field(
+        20, gt=0, description="Customers in the report's and the CSV's list of first contacts"
+    )
+
+
 # ---------------------------------------------------------------------- run config
 
 
@@ -484,6 +502,7 @@ class RunConfig(StrictModel):
     scoring: ScoringConfig | None = None
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
+    report: ReportConfig = ReportConfig()
     policy: Path = Path("policy.yaml")
     segments: Path = Path("segments.yaml")
 

@@ -21,8 +21,24 @@ REJECTS_FILE = "rejects.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 FEATURES_FILE = "features.parquet"
+STAGE_TIER_CSV = "stage_by_tier.csv"
+"""Customers and predicted CLV per lifecycle stage and value tier (beside the scores)."""
+ACTION_PLAN_CSV = "action_plan.csv"
+"""Customers, cost and expected value saved per action and channel (beside the scores)."""
+CONTACT_LIST_CSV = "contact_list.csv"
+"""The first ``report.top_n`` customers to contact, with the ranking's arithmetic."""
+SUMMARY_CSVS = (STAGE_TIER_CSV, ACTION_PLAN_CSV, CONTACT_LIST_CSV)
+"""The summary tables ``retain score`` writes beside the scores (the report shows them too)."""
 
-OUTPUT_FILES = (SCORES_FILE, SCORES_CSV, REJECTS_FILE, MANIFEST_FILE, REPORT_FILE, FEATURES_FILE)
+OUTPUT_FILES = (
+    SCORES_FILE,
+    SCORES_CSV,
+    REJECTS_FILE,
+    MANIFEST_FILE,
+    REPORT_FILE,
+    FEATURES_FILE,
+    *SUMMARY_CSVS,
+)
 
 SCORES_KIND = "scores"
 """The kind of output folder ``retain score`` writes (and the report reads)."""
@@ -54,6 +70,10 @@ PLOT_CALIBRATION = "plots/calibration.png"
 PLOT_ROC = "plots/roc.png"
 PLOT_PRECISION_RECALL = "plots/precision_recall.png"
 PLOT_GAIN = "plots/gain.png"
+PLOT_SHAP_BAR = "plots/shap_bar.png"
+"""Mean |SHAP| per feature on a seeded sample of the test cutoff's customers."""
+PLOT_SHAP_BEESWARM = "plots/shap_beeswarm.png"
+"""The SHAP beeswarm of the same sample."""
 TABLE_CALIBRATION = "tables/calibration_test.csv"
 TABLE_CALIBRATION_RAW = "tables/calibration_test_raw.csv"
 TABLE_OPTUNA_TRIALS = "tables/optuna_trials.csv"
@@ -106,6 +126,8 @@ WRITTEN_BY = {
         PLOT_ROC,
         PLOT_PRECISION_RECALL,
         PLOT_GAIN,
+        PLOT_SHAP_BAR,
+        PLOT_SHAP_BEESWARM,
         TABLE_CALIBRATION,
         TABLE_CALIBRATION_RAW,
         TABLE_FEATURE_IMPORTANCE,
@@ -124,6 +146,13 @@ READ_BY_REPORT = {
     "train_churn": tuple(CHURN_PLOTS.values()),
 }
 """The artifacts the report reads from the source run of each model version, by its step."""
+
+# ------------------------------------------------------------------------ registry aliases
+
+CHAMPION_ALIAS = "champion"
+"""The alias of the version in production (as :data:`retain.tracking.registry.CHAMPION`)."""
+CHALLENGER_ALIAS = "challenger"
+"""The alias of a candidate version (as :data:`retain.tracking.registry.CHALLENGER`)."""
 
 # ------------------------------------------------------------------------- metric keys
 
@@ -182,3 +211,68 @@ CLV_REPORT_METRICS = tuple(
     holdout_metric(m) for m in ("mae", "rmse", "total_abs_error", "total_rel_error")
 )
 """CLV metrics the report shows (then every baseline)."""
+
+
+# ---------------------------------------------------------------- metric labels (report)
+
+METRIC_LABELS = {
+    TEST_ROC_AUC: "ROC AUC (test)",
+    "test_pr_auc": "PR AUC / average precision (test)",
+    "test_brier": "Brier score (test, lower is better)",
+    "test_log_loss": "log loss (test, lower is better)",
+    "test_ece": "calibration error, ECE (test, lower is better)",
+    "test_raw_ece": "calibration error before calibration (test)",
+    "test_top_decile_lift": "top-10% lift (test)",
+    "test_top_decile_capture": "share of churners in the top 10% (test)",
+    "test_churn_rate": "base churn rate (test)",
+    "test_rows": "customers in the test set",
+    "validation_roc_auc": "ROC AUC (validation)",
+    "best_iteration": "trees in the model (best iteration)",
+    "n_features": "model inputs (features)",
+    holdout_metric("mae"): "mean absolute error per customer (holdout purchases)",
+    holdout_metric("rmse"): "root mean squared error per customer (holdout purchases)",
+    holdout_metric("total_abs_error"): "error in total holdout purchases (absolute)",
+    holdout_metric("total_rel_error"): "error in total holdout purchases (relative)",
+    ROC_AUC: "ROC AUC",
+    "pr_auc": "PR AUC",
+    "top_decile_lift": "top-10% lift",
+}
+"""Human labels of the metric keys the report shows (the raw key is shown beside them)."""
+
+INTEGER_METRICS = frozenset({"best_iteration", "n_features", "test_rows"})
+"""Metric keys whose values are counts (shown without decimals)."""
+
+BASELINE_LABELS = {
+    "p_no_purchase": "P(no purchase in the horizon)",
+    "neg_expected_purchases": "fewest expected purchases",
+    "days_since_last_purchase": "days since the last purchase",
+    NAIVE_RATE: "each customer keeps their past purchase rate",
+}
+"""Human names of the baseline scores (suffixes of ``baseline_<model>_<score>``)."""
+
+_MODEL_LABELS = {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "mbgnbd": "MBG/NBD"}
+
+
+def metric_label(key: str) -> str:
+    """A human label for a metric key; unknown keys come back with ``_`` read as spaces.
+
+    ``baseline_<name>_<metric>`` reads as "baseline <name>: <metric label>", e.g.
+    ``baseline_pareto_nbd_neg_expected_purchases_roc_auc`` -> "baseline Pareto/NBD, fewest
+    expected purchases: ROC AUC".
+    """
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    if key.startswith(BASELINE_PREFIX):
+        rest = key[len(BASELINE_PREFIX) :]
+        for metric, label in sorted(METRIC_LABELS.items(), key=lambda kv: -len(kv[0])):
+            suffix = "_" + metric.removeprefix("test_")
+            if rest.endswith(suffix):
+                return f"baseline {_baseline_name(rest[: -len(suffix)])}: {label.split(' (')[0]}"
+    return key.replace("_", " ")
+
+
+def _baseline_name(name: str) -> str:
+    for model, label in _MODEL_LABELS.items():
+        if name.startswith(model + "_") and name[len(model) + 1 :] in BASELINE_LABELS:
+            return f"{label}, {BASELINE_LABELS[name[len(model) + 1 :]]}"
+    return BASELINE_LABELS.get(name, name.replace("_", " "))

@@ -2,8 +2,8 @@
 
 The gate itself is :func:`retain.tracking.promote`; this job runs it inside an MLflow run of the
 configured experiment (tags ``step=promote``, ``model_name``, ``promotion.accepted``,
-``promotion.reason``; the decision as ``promotion/decision.json``) so that every decision,
-accepted or refused, is recorded beside the training runs.
+``promotion.reason``; the decision as ``promotion/decision.json``; a one-sentence
+description) so that every decision, accepted or refused, is recorded beside the training runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from retain.config import RunConfig
 from retain.names import PROMOTION_ACCEPTED, PROMOTION_DECISION
 from retain.tracking import (
     PromotionDecision,
+    describe_run,
     log_dict,
     log_metrics,
     promote,
@@ -68,4 +69,36 @@ def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
         )
         log_metrics({**decision.metrics, PROMOTION_ACCEPTED: float(decision.accepted)})
         log_dict(dataclasses.asdict(decision), PROMOTION_DECISION)
+        describe_run(promotion_description(decision, cfg.data.dataset_id()))
     return PromoteResult(decision, run.info.run_id)
+
+
+def promotion_description(decision: PromotionDecision, dataset: str) -> str:
+    """The run's description: which versions the gate compared, on what data, and its verdict.
+
+    Parameters
+    ----------
+    decision : PromotionDecision
+        The gate's decision.
+    dataset : str
+        The data set the models were trained on (:meth:`DataConfig.dataset_id`).
+
+    Returns
+    -------
+    str
+        E.g. "Promotion gate for cdnow-churn (data set cdnow_master): challenger version 2
+        accepted against champion version 1. <reason>"
+    """
+    champion = (
+        f"champion version {decision.champion_version}"
+        if decision.champion_version
+        else "no champion"
+    )
+    verdict = "accepted" if decision.accepted else "refused"
+    reason = decision.reason.strip()
+    if reason and not reason.endswith("."):
+        reason += "."
+    return (
+        f"Promotion gate for {decision.model_name} (data set {dataset}): challenger version "
+        f"{decision.challenger_version} {verdict} against {champion}. {reason}"
+    ).strip()

@@ -341,7 +341,7 @@ def score(
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "score", settings=settings) as run:
         params = score_params(when, models, out_dir, output_dir or sc.output_dir)
-        _log(scores, manifest, params)
+        _log(cfg, inputs, scores, manifest, params)
         run_id = run.info.run_id
     return ScoreResult(run_id, out_dir, manifest, files)
 
@@ -485,10 +485,46 @@ def stage_by_tier(scores: pd.DataFrame) -> pd.DataFrame:
     return by_stage
 
 
-def _log(scores: pd.DataFrame, manifest: dict[str, Any], params: dict[str, Any]) -> None:
-    """Log parameters, manifest, metrics and the score tables into the active run."""
+def _log(
+    cfg: RunConfig,
+    inputs: Inputs,
+    scores: pd.DataFrame,
+    manifest: dict[str, Any],
+    params: dict[str, Any],
+) -> None:
+    """Log the input tables, parameters, manifest, metrics, score tables and a description."""
+    tracking.log_inputs(cfg, inputs, tracking.SCORING)
     tracking.log_params_flat(params, prefix="score.")
     tracking.log_dict(manifest, SCORING_MANIFEST)
     tracking.log_metrics(score_metrics(manifest, len(scores)))
     tracking.log_table(score_distribution(scores), SCORING_DISTRIBUTION)
     tracking.log_table(stage_by_tier(scores), SCORING_STAGE_BY_TIER)
+    tracking.describe_run(score_description(tracking.data_label(cfg, inputs), manifest, params))
+
+
+def score_description(data: str, manifest: dict[str, Any], params: dict[str, Any]) -> str:
+    """The run's description: who was scored as of when, with which models, and where to.
+
+    Parameters
+    ----------
+    data : str
+        The data in a few words (:func:`retain.tracking.data_label`).
+    manifest : dict
+        The manifest (:func:`build_manifest`).
+    params : dict
+        The run's ``score.*`` parameters (:func:`score_params`).
+
+    Returns
+    -------
+    str
+        E.g. "Scored 2,357 customers of cdnow_sample (6,919 transactions, 2,357 customers)
+        as of 1998-06-30 with CLV version 1 and churn version 1; 0 customers rejected. Scores
+        in outputs/cdnow-sample/scores/as_of=1998-06-30."
+    """
+    customers = manifest["customers"]
+    return (
+        f"Scored {customers['customers_scored']:,} customers of {data} as of "
+        f"{manifest['as_of']} with CLV version {params['clv_version']} and churn version "
+        f"{params['churn_version']}; {customers['customers_rejected']:,} customers rejected. "
+        f"Scores in {params['output_dir']}."
+    )

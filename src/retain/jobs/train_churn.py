@@ -16,7 +16,10 @@ What it does, in order:
 4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
    (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
    ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
-   plots, feature importance and the feature catalogue. The model's one saved form
+   plots, the input tables (:func:`retain.tracking.log_inputs`, context ``training``), the
+   global SHAP importance and beeswarm of a seeded sample of the test cutoff
+   (:func:`shap_sample`, ``plots/shap_*.png``), feature importance and the feature
+   catalogue, and a description of the run (:func:`churn_description`). The model's one saved form
    (:meth:`retain.churn.ChurnModel.to_dict`: booster text, calibrator, features, horizon, CLV
    feature model, feature windows, provenance) is logged as a plain-file pyfunc and registered
    as ``<name>-churn`` with the alias ``challenger`` (:func:`retain.tracking.log_churn_model`).
@@ -28,13 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from retain.churn.dataset import ChurnDataset, feature_catalogue
+from retain.churn.dataset import ChurnDataset, feature_catalogue, feature_matrix
 from retain.churn.evaluate import best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
 from retain.config import ChurnConfig, ConfigError, RunConfig
+from retain.explain import shap_contributions
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
     CHURN_CATALOGUE,
@@ -45,11 +51,14 @@ from retain.names import (
     PLOT_GAIN,
     PLOT_PRECISION_RECALL,
     PLOT_ROC,
+    PLOT_SHAP_BAR,
+    PLOT_SHAP_BEESWARM,
     ROC_AUC,
     TABLE_CALIBRATION,
     TABLE_CALIBRATION_RAW,
     TABLE_FEATURE_IMPORTANCE,
     TABLE_OPTUNA_TRIALS,
+    TEST_ROC_AUC,
     baseline_metric,
     is_baseline,
 )
@@ -59,10 +68,15 @@ from retain.reporting.churn_plots import (
     plot_precision_recall,
     plot_roc,
 )
+from retain.reporting.shap_plots import plot_beeswarm, plot_shap_bar
 from retain.tracking import (
+    TRAINING,
+    data_label,
+    describe_run,
     log_churn_model,
     log_dict,
     log_figure,
+    log_inputs,
     log_metrics,
     log_params_flat,
     log_table,
@@ -73,6 +87,9 @@ from retain.tracking import (
 )
 
 Progress = Callable[[str], None]
+
+SHAP_SAMPLE_ROWS = 2000
+"""Customers of the test cutoff whose exact SHAP values give the run's SHAP plots."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,47 @@ def _log_plots(fit: ChurnFit) -> None:
     log_figure(plot_gain(y, curves), PLOT_GAIN)
     log_table(calibration_table(y, s["calibrated"]), TABLE_CALIBRATION, index=False)
     log_table(calibration_table(y, s["raw"]), TABLE_CALIBRATION_RAW, index=False)
+
+
+def shap_sample(fit: ChurnFit, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact SHAP contributions of a seeded sample of the test cutoff's customers.
+
+    Parameters
+    ----------
+    fit : ChurnFit
+        The trained model and its data set.
+    size : int
+        Customers to sample (all of them when the test cutoff has fewer).
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    X : ndarray, shape (n, n_features)
+        The sampled rows' model matrix, in test-set order.
+    contrib : ndarray, shape (n, n_features + 1)
+        Their contributions in log-odds of the uncalibrated booster, the expected value last
+        (:func:`retain.explain.shap_contributions`, the engine scoring uses).
+    """
+    test = fit.dataset.test
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(test), min(size, len(test)), replace=False))
+    X = feature_matrix(test.iloc[rows], fit.model.feature_names)
+    return X, shap_contributions(fit.model.booster, X)
+
+
+def _log_shap(fit: ChurnFit, seed: int) -> None:
+    """Log the global SHAP importance (bar) and the beeswarm of a sample of the test cutoff."""
+    X, contrib = shap_sample(fit, SHAP_SAMPLE_ROWS, seed)
+    names = fit.model.feature_names
+    caption = f"test cutoff {fit.dataset.split.test_cutoff.date()}, {len(X):,} sampled customers"
+    fig = Figure(figsize=(8, 6.75), layout="constrained")
+    ax = plot_shap_bar(contrib, names, ax=fig.add_subplot())
+    ax.set_title(f"Global feature importance\n{caption}", fontsize=10)
+    log_figure(fig, PLOT_SHAP_BAR)
+    beeswarm = plot_beeswarm(contrib, X, names)
+    beeswarm.axes[0].set_title(f"SHAP values per customer: {caption}", fontsize=10)
+    log_figure(beeswarm, PLOT_SHAP_BEESWARM)
 
 
 def _importance(fit: ChurnFit) -> pd.DataFrame:
@@ -194,8 +252,12 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     best_name, _ = best_baseline(metrics)
     note("logging to MLflow")
     with tracked_run(cfg, "train_churn") as run:
+        log_inputs(cfg, inputs, TRAINING)
         _log_training(fit, best_name, search)
+        note("explaining the test cutoff (SHAP)")
+        _log_shap(fit, cfg.seed)
         version = _log_model(cfg, fit)
+        describe_run(churn_description(data_label(cfg, inputs), fit, best_name))
         logged_to = tracking_uri()
     return TrainChurnResult(
         run_id=run.info.run_id,
@@ -277,6 +339,40 @@ def _log_model(cfg: RunConfig, fit: ChurnFit) -> Any:
             **provenance_tags(cfg),
         },
     )
+
+
+def churn_description(data: str, fit: ChurnFit, best_name: str) -> str:
+    """The run's description: the data, the cutoffs and horizon, and the test evidence.
+
+    Parameters
+    ----------
+    data : str
+        The data in a few words (:func:`retain.tracking.data_label`).
+    fit : ChurnFit
+        The trained model, its split and metrics.
+    best_name : str
+        The baseline with the highest test AUC.
+
+    Returns
+    -------
+    str
+        E.g. "Churn model trained on cdnow_master (69,659 transactions, 23,570 customers)
+        with cutoffs 1997-03-31..1997-12-29, horizon 182 days; test AUC 0.80 vs best
+        baseline 0.78 (bgnbd_p_no_purchase)."
+    """
+    split = fit.dataset.split
+    first = min([*split.train_cutoffs, split.test_cutoff]).date()
+    text = (
+        f"Churn model trained on {data} with cutoffs {first}..{split.test_cutoff.date()}, "
+        f"horizon {split.horizon_days} days"
+    )
+    auc = fit.metrics.get(TEST_ROC_AUC)
+    if auc is not None:
+        text += f"; test AUC {auc:.2f}"
+        base = fit.metrics.get(baseline_metric(best_name, ROC_AUC))
+        if base is not None:
+            text += f" vs best baseline {base:.2f} ({best_name})"
+    return text + "."
 
 
 def lgbm_params(fit: ChurnFit) -> dict[str, Any]:

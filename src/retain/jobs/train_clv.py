@@ -12,13 +12,15 @@ What it does, in order:
    backtest metrics are the evidence that the specification predicts unseen periods; the
    production model then uses the most recent behaviour as well (the holdout customers and
    purchases), which is what scoring needs. The calibration-period fit is not registered.
-4. Log to MLflow: the config, the data window and row counts, the fitted parameters and
+4. Log to MLflow: the config, the input tables (:func:`retain.tracking.log_inputs`: name,
+   source, digest, rows in/used/rejected; context ``training``), the data window and row
+   counts, the fitted parameters and
    log-likelihoods, the backtest metrics (``holdout_mae``, ``holdout_rmse``,
    ``holdout_total_abs_error``, ...; per candidate ``<model>_holdout_<metric>``), a naive
    baseline (each customer keeps their calibration purchase rate:
    ``baseline_naive_rate_holdout_<metric>``, which the promotion gate uses), the backtest plots
    and tables. Then log the model with its signature and register it as ``clv`` with the alias
-   ``challenger``.
+   ``challenger``, and describe the run (:func:`clv_description`).
 """
 
 from __future__ import annotations
@@ -55,9 +57,13 @@ from retain.names import (
 )
 from retain.reporting import clv_plots
 from retain.tracking import (
+    TRAINING,
+    data_label,
+    describe_run,
     log_clv_model,
     log_dict,
     log_figure,
+    log_inputs,
     log_metrics,
     log_params_flat,
     log_table,
@@ -146,6 +152,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
 
     with tracked_run(cfg, "train_clv") as run:
         note("logging data window")
+        log_inputs(cfg, inputs, TRAINING)
         log_params_flat(window_params(tx, until))
         log_metrics(row_metrics(inputs))
         log_dict(inputs.counts, CLV_ROW_COUNTS)
@@ -172,6 +179,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
                 **provenance_tags(cfg),
             },
         )
+        describe_run(clv_description(cfg, data_label(cfg, inputs), auto.selected, metrics))
     return TrainClvResult(
         run_id=run.info.run_id,
         model_version=str(version.version),
@@ -295,6 +303,43 @@ def clv_metrics(
             metrics[key] = float(fitted[key])
     metrics["n_customers_fit"] = float(fitted["n_customers"])
     return metrics
+
+
+def clv_description(
+    cfg: RunConfig, data: str, purchase_model: str, metrics: dict[str, float]
+) -> str:
+    """The run's description: the model, the data and window, and its backtest evidence.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run config (the ``clv`` section).
+    data : str
+        The data in a few words (:func:`retain.tracking.data_label`).
+    purchase_model : str
+        The selected purchase model.
+    metrics : dict
+        The run's metrics (:func:`clv_metrics`).
+
+    Returns
+    -------
+    str
+        E.g. "CLV model bgnbd + gamma_gamma fitted on cdnow_sample (6,919 transactions, 2,357
+        customers) up to 1998-06-30, selected on a backtest calibrated to 1997-09-30; holdout
+        MAE 1.07 purchases per customer vs 1.29 for the naive rate."
+    """
+    clv = cfg.clv
+    mae = metrics.get(holdout_metric("mae"))
+    naive = metrics.get(baseline_metric(NAIVE_RATE, holdout_metric("mae")))
+    text = (
+        f"CLV model {purchase_model} + {clv.spend_model} fitted on {data} up to "
+        f"{clv.holdout_end}, selected on a backtest calibrated to {clv.calibration_end}"
+    )
+    if mae is not None:
+        text += f"; holdout MAE {mae:.2f} purchases per customer"
+        if naive is not None:
+            text += f" vs {naive:.2f} for the naive rate"
+    return text + "."
 
 
 def fit_params(auto: AutoResult) -> dict[str, str]:

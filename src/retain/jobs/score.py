@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from retain.names import (
     SCORING_MANIFEST,
     SCORING_STAGE_BY_TIER,
 )
+from retain.reporting.summary import summary_tables
 from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
 from retain.tracking import LoadedScoringModels, TrackingSettings
 
@@ -205,6 +206,7 @@ def write_outputs(
     manifest: dict[str, Any],
     output_dir: str | Path,
     csv: bool = False,
+    tables: Mapping[str, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Write scores, rejects and manifest into ``output_dir`` all at once or not at all.
 
@@ -221,6 +223,9 @@ def write_outputs(
         only after the new one is complete, and only if retain wrote it.
     csv : bool
         Also write ``scores.csv``.
+    tables : mapping of str to DataFrame, optional
+        Further tables by file name (the summary CSVs, :data:`retain.names.SUMMARY_CSVS`),
+        written in the same folder and in the same all-or-nothing step.
 
     Returns
     -------
@@ -228,7 +233,8 @@ def write_outputs(
         The final paths of the files written.
     """
     output_dir = Path(output_dir)
-    names = [SCORES_FILE, *([SCORES_CSV] if csv else []), REJECTS_FILE, MANIFEST_FILE]
+    tables = dict(tables or {})
+    names = [SCORES_FILE, *([SCORES_CSV] if csv else []), *tables, REJECTS_FILE, MANIFEST_FILE]
     manifest["files"] = names
     info = {"as_of": manifest.get("as_of"), "config_name": manifest.get("config_name")}
     with owned_directory(output_dir, SCORES_KIND, info) as tmp:
@@ -236,6 +242,8 @@ def write_outputs(
         write_table_atomic(scores, tmp / SCORES_FILE)
         if csv:
             write_table_atomic(scores, tmp / SCORES_CSV)
+        for name, table in tables.items():
+            write_table_atomic(table, tmp / name)
         write_rejects(rejects, tmp / REJECTS_FILE)
         timings = manifest.setdefault("timings_seconds", {})
         timings["write_tables"] = round(time.perf_counter() - t0, 3)
@@ -423,13 +431,18 @@ def _write(
     write_csv: bool,
     note: Progress,
 ) -> tuple[dict[str, Any], list[Path]]:
-    """Build the manifest, check the customer balance and write the date's folder (timed)."""
+    """Build the manifest, check the customer balance and write the date's folder (timed).
+
+    The summary tables (stage x tier, action plan, first ``report.top_n`` contacts) are
+    written as CSV beside the scores, always: they are small and what analysts open first.
+    """
     t0 = time.perf_counter()
     note(f"writing {len(scores):,} rows to {out_dir}")
     manifest = build_manifest(cfg, when, inputs, scores, model_info, timings)
     if not manifest["customers"]["balanced"]:
         raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
-    files = write_outputs(scores, inputs.rejects, manifest, out_dir, write_csv)
+    tables = summary_tables(scores, load_policy(cfg.policy_path), cfg.report.top_n)
+    files = write_outputs(scores, inputs.rejects, manifest, out_dir, write_csv, tables)
     manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # MLflow copy
     return manifest, files
 

@@ -1,0 +1,189 @@
+"""The summary tables analysts act on: stage x tier, the action plan, the first contacts.
+
+Pure pandas (no matplotlib): ``retain score`` writes these tables as CSV beside the scores
+(:data:`retain.names.SUMMARY_CSVS`) and the report shows the same tables, so both always agree.
+Amounts stay numbers here; :func:`format_amount` adds the configured currency for display.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from retain.config import PolicyConfig
+from retain.names import ACTION_PLAN_CSV, CONTACT_LIST_CSV, STAGE_TIER_CSV
+
+__all__ = [
+    "CONTACT_COLUMNS",
+    "action_plan_table",
+    "contact_list",
+    "format_amount",
+    "save_rates",
+    "stage_tier_table",
+    "summary_tables",
+]
+
+CONTACT_COLUMNS = [
+    "action_priority",
+    "customer_id",
+    "lifecycle_stage",
+    "value_tier",
+    "retention_action",
+    "action_channel",
+    "churn_probability",
+    "clv",
+    "save_rate",
+    "action_cost",
+    "expected_value_saved",
+    "reason_1",
+]
+"""Columns of the list of first contacts: the ranking's inputs and its result, per row."""
+
+
+def format_amount(value: float, currency: str, decimals: int = 2) -> str:
+    """An amount with its currency: a symbol before the number, a code after it.
+
+    Parameters
+    ----------
+    value : float
+        The amount (missing values give an empty string).
+    currency : str
+        ``"$"``, ``"€"``... (written before) or ``"EUR"``, ``"USD"``... (written after).
+    decimals : int
+        Decimal places.
+
+    Returns
+    -------
+    str
+        E.g. ``"$1,234.50"``, ``"-$3.00"`` or ``"1,234.50 EUR"``.
+    """
+    if value is None or not np.isfinite(value):
+        return ""
+    number = f"{abs(value):,.{decimals}f}"
+    sign = "-" if value < 0 else ""
+    if currency.isalpha():
+        return f"{sign}{number} {currency}"
+    return f"{sign}{currency}{number}"
+
+
+def stage_tier_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Customers and total predicted CLV per lifecycle stage and value tier, with totals.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of :func:`retain.scoring.score_customers`.
+
+    Returns
+    -------
+    DataFrame
+        One row per (stage, tier) present plus ``all`` totals, columns ``lifecycle_stage``,
+        ``value_tier``, ``customers`` and ``clv`` (a long table: easy to filter in a
+        spreadsheet, pivoted by the report).
+    """
+    frame = scores.assign(
+        lifecycle_stage=scores["lifecycle_stage"].astype(str),
+        value_tier=scores["value_tier"].astype(str),
+    )
+    cells = (
+        frame.groupby(["lifecycle_stage", "value_tier"])
+        .agg(customers=("customer_id", "size"), clv=("clv", "sum"))
+        .reset_index()
+    )
+    by_stage = frame.groupby("lifecycle_stage").agg(
+        customers=("customer_id", "size"), clv=("clv", "sum")
+    )
+    by_tier = frame.groupby("value_tier").agg(customers=("customer_id", "size"), clv=("clv", "sum"))
+    totals = [
+        by_stage.reset_index().assign(value_tier="all"),
+        by_tier.reset_index().assign(lifecycle_stage="all"),
+        pd.DataFrame(
+            {
+                "lifecycle_stage": ["all"],
+                "value_tier": ["all"],
+                "customers": [len(frame)],
+                "clv": [float(frame["clv"].sum())],
+            }
+        ),
+    ]
+    out = pd.concat([cells, *totals], ignore_index=True)
+    out["customers"] = out["customers"].astype("int64")
+    return out[["lifecycle_stage", "value_tier", "customers", "clv"]]
+
+
+def action_plan_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Customers, cost and expected value per action and channel, most valuable first.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``retention_action``, ``action_channel``, ``customers``, ``total_cost``,
+        ``expected_value_saved``, ``mean_churn_probability``, ``clv``.
+    """
+    plan = (
+        scores.groupby(["retention_action", "action_channel"], observed=True)
+        .agg(
+            customers=("customer_id", "size"),
+            total_cost=("action_cost", "sum"),
+            expected_value_saved=("expected_value_saved", "sum"),
+            mean_churn_probability=("churn_probability", "mean"),
+            clv=("clv", "sum"),
+        )
+        .sort_values("expected_value_saved", ascending=False)
+        .reset_index()
+    )
+    plan["customers"] = plan["customers"].astype("int64")
+    return plan
+
+
+def save_rates(scores: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
+    """The policy's assumed save rate of each customer's (stage, tier) action.
+
+    Customers whose action was dropped by a channel budget keep no save rate (0, as in
+    :func:`retain.policy.apply_budget`).
+    """
+    keys = list(
+        zip(scores["lifecycle_stage"].astype(str), scores["value_tier"].astype(str), strict=True)
+    )
+    rates = {(s, t): policy.resolve(s, t).save_rate for s, t in set(keys)}
+    out = pd.Series([rates[k] for k in keys], index=scores.index, dtype=float)
+    dropped = scores["retention_action"].astype(str).str.contains("over budget", regex=False)
+    return out.mask(dropped, 0.0)
+
+
+def contact_list(scores: pd.DataFrame, policy: PolicyConfig, top_n: int = 20) -> pd.DataFrame:
+    """The first ``top_n`` customers to contact, with the numbers that rank them.
+
+    Customers are ranked by ``action_priority``, i.e. by expected value saved =
+    churn probability x CLV x save rate - action cost. Every factor is a column, so a reader
+    can redo the arithmetic on any row.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Output of :func:`retain.scoring.score_customers`.
+    policy : PolicyConfig
+        The policy the scores were made with (for the save rates).
+    top_n : int
+        Customers listed.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`CONTACT_COLUMNS`.
+    """
+    first = scores[scores["action_priority"].notna()].sort_values("action_priority").head(top_n)
+    first = first.assign(save_rate=save_rates(first, policy))
+    first["action_priority"] = first["action_priority"].astype("int64")
+    return first[CONTACT_COLUMNS].reset_index(drop=True)
+
+
+def summary_tables(
+    scores: pd.DataFrame, policy: PolicyConfig, top_n: int = 20
+) -> dict[str, pd.DataFrame]:
+    """The three summary tables by their CSV file name (:data:`retain.names.SUMMARY_CSVS`)."""
+    return {
+        STAGE_TIER_CSV: stage_tier_table(scores),
+        ACTION_PLAN_CSV: action_plan_table(scores),
+        CONTACT_LIST_CSV: contact_list(scores, policy, top_n),
+    }

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retain import names
 from retain.churn import ChurnModel
 from retain.churn.calibration import fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
@@ -20,9 +21,11 @@ from retain.clv import ClvModel
 from retain.config import TrackingConfig, load_policy
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
-from retain.io import write_text_atomic
+from retain.io import write_table_atomic, write_text_atomic
+from retain.reporting import shap_plots as sp
 from retain.reporting.html import Report, table_html
 from retain.reporting.report import build_report
+from retain.reporting.summary import contact_list, format_amount, summary_tables
 from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
 
@@ -61,7 +64,8 @@ def scored():
     return scores, now, models
 
 
-def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -> None:
+def small_report(scored, **kwargs):
+    """The report on the small synthetic fixture (also opened by the browser test)."""
     scores, inputs, models = scored
     weeks = np.arange(1, 11)
     backtest = {
@@ -75,23 +79,36 @@ def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -
         ),
         "by_frequency": pd.DataFrame(
             {
-                "frequency": ["0", "1", "2+"],
-                "customers": [100, 50, 20],
-                "mean_actual": [0.2, 0.8, 2.0],
-                "mean_predicted": [0.25, 0.7, 2.1],
+                "frequency": [str(f) for f in range(12)] + ["12+"],
+                "customers": [900 - 60 * f for f in range(13)],
+                "mean_actual": np.linspace(0.2, 6.0, 13),
+                "mean_predicted": np.linspace(0.25, 5.8, 13),
             }
         ),
     }
+    args = {
+        "churn_metrics": {
+            "test_roc_auc": 0.70,
+            "baseline_recency_roc_auc": 0.72,
+            "baseline_pareto_nbd_neg_expected_purchases_roc_auc": 0.69,
+            "best_iteration": 217.0,
+            "test_churn_rate": 0.8,
+            "test_top_decile_lift": 1.21,
+        },
+        "clv_metrics": {"holdout_mae": 1.2, "baseline_naive_rate_holdout_mae": 1.5},
+        "backtest": backtest,
+        "model_aliases": {"churn": ["challenger"], "clv": ["champion"]},
+        "policy": load_policy(POLICY),
+        "currency": "EUR",
+        "sample_size": 300,
+    }
+    return build_report(scores, inputs, models, **{**args, **kwargs})
+
+
+def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -> None:
+    scores, _, _ = scored
     before = set(plt.get_fignums())
-    rep = build_report(
-        scores,
-        inputs,
-        models,
-        churn_metrics={"test_roc_auc": 0.8, "baseline_recency_roc_auc": 0.7},
-        clv_metrics={"holdout_mae": 1.2, "baseline_naive_rate_holdout_mae": 1.5},
-        backtest=backtest,
-        sample_size=300,
-    )
+    rep = small_report(scored)
     assert set(plt.get_fignums()) == before  # every figure was closed
     path = tmp_path / "out" / "report.html"
     write_text_atomic(rep.render(), path)
@@ -121,6 +138,97 @@ def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -
     assert first_reason.split(":")[0] in text
 
 
+def test_report_labels_metrics_counts_and_amounts(scored) -> None:
+    html = small_report(scored).render()
+    # a human label beside the raw key; a count without decimals
+    assert names.metric_label("baseline_pareto_nbd_neg_expected_purchases_roc_auc") in html
+    assert "baseline_pareto_nbd_neg_expected_purchases_roc_auc" in html
+    assert ">217<" in html and "217.0" not in html
+    # the currency goes with amounts; a how-to line precedes the charts
+    assert html.count(" EUR") >= 10
+    assert html.count('class="howto"') >= 6
+    # the base rate and the lift's ceiling are spelled out
+    assert "Base rate: 80.0%" in html and "1.25" in html
+
+
+def test_banners_for_a_challenger_and_a_model_that_lost_to_its_baseline(scored) -> None:
+    html = small_report(scored).render()
+    banners = re.findall(r'<div class="banner"[^>]*>(.*?)</div>', html)
+    assert len(banners) == 2
+    assert any("challenger" in b for b in banners)
+    assert any("baseline" in b for b in banners)
+    quiet = small_report(
+        scored,
+        churn_metrics={"test_roc_auc": 0.8, "baseline_recency_roc_auc": 0.7},
+        model_aliases={"churn": ["champion"], "clv": ["champion"]},
+    ).render()
+    assert 'class="banner"' not in quiet
+
+
+def test_contact_list_shows_the_ranking_arithmetic(scored) -> None:
+    scores, _, _ = scored
+    policy = load_policy(POLICY)
+    first = contact_list(scores, policy, top_n=5)
+    assert len(first) == 5 and first["action_priority"].tolist() == [1, 2, 3, 4, 5]
+    recomputed = (
+        first["churn_probability"] * first["clv"] * first["save_rate"] - first["action_cost"]
+    )
+    np.testing.assert_allclose(recomputed, first["expected_value_saved"])
+    html = small_report(scored).render()
+    assert "churn probability x CLV x save rate - cost" in html
+
+
+def test_summary_tables_are_written_as_csv_beside_the_scores(scored, tmp_path: Path) -> None:
+    scores, _, _ = scored
+    tables = summary_tables(scores, load_policy(POLICY), top_n=7)
+    assert set(tables) == set(names.SUMMARY_CSVS)
+    stage_tier = tables[names.STAGE_TIER_CSV]
+    total = stage_tier.query("lifecycle_stage == 'all' and value_tier == 'all'")
+    assert int(total["customers"].iloc[0]) == len(scores)
+    cells = stage_tier.query("lifecycle_stage != 'all' and value_tier != 'all'")
+    assert cells["customers"].sum() == len(scores)
+    plan = tables[names.ACTION_PLAN_CSV]
+    assert plan["customers"].sum() == len(scores)
+    assert len(tables[names.CONTACT_LIST_CSV]) == 7
+    for name, table in tables.items():
+        write_table_atomic(table, tmp_path / name)
+        back = pd.read_csv(tmp_path / name)
+        assert list(back.columns) == list(table.columns)
+
+
+def test_format_amount_places_symbols_and_codes() -> None:
+    assert format_amount(1234.5, "$") == "$1,234.50"
+    assert format_amount(-3, "$") == "-$3.00"
+    assert format_amount(1234.5, "EUR").endswith(" EUR")
+    assert format_amount(float("nan"), "$") == ""
+
+
+def test_dependence_plot_clips_its_axis_and_draws_missing_values_apart() -> None:
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.uniform(0, 1, 500), [500.0], [np.nan] * 20]
+    contrib = np.c_[rng.normal(size=x.size), np.zeros(x.size)]
+    ax = sp.plot_dependence(contrib, x[:, None], ["gap_ratio"], "gap_ratio")
+    try:
+        lo, hi = sp.dependence_axis(x)
+        assert hi < 2  # the outlier does not stretch the axis
+        assert ax.get_xlim()[1] < 2
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert "missing" in labels
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any("missing" in t and "20" in t for t in legend)
+    finally:
+        plt.close(ax.figure)
+
+
+def test_report_page_is_responsive() -> None:
+    rep = Report("t")
+    rep.section("s").table(pd.DataFrame({"a": range(3)}))
+    html = rep.render()
+    assert 'name=\'viewport\'' in html
+    assert '<div class="table-wrap"><table' in html
+    assert "@media (max-width" in html
+
+
 def test_html_escapes_values() -> None:
     rep = Report("t")
     rep.section("s").text("<script>").table(pd.DataFrame({"a": ["<b>"]}))
@@ -137,7 +245,7 @@ def _version_of(run_id: str) -> SimpleNamespace:
 
 
 def test_a_missing_backtest_table_is_an_error_naming_run_and_artifact(mlflow_tmp):
-    from retain import names, tracking
+    from retain import tracking
     from retain.jobs.report import _backtest_tables, _churn_images
 
     settings = tracking.configure(TrackingConfig(experiment_name="report-artifacts"))
@@ -158,7 +266,7 @@ def test_a_missing_backtest_table_is_an_error_naming_run_and_artifact(mlflow_tmp
 
 
 def test_backtest_tables_of_a_complete_run_and_of_a_version_that_logged_none(mlflow_tmp):
-    from retain import names, tracking
+    from retain import tracking
     from retain.jobs.report import _backtest_tables
 
     settings = tracking.configure(TrackingConfig(experiment_name="report-artifacts"))

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from retain import tracking
-from retain.config import ConfigError, RunConfig
+from retain.config import ConfigError, RunConfig, load_policy
 from retain.features.build import build_features
 from retain.io import (
     OutputError,
@@ -228,6 +228,10 @@ def report(
         model_inputs,
         models,
         **evidence,
+        model_aliases=_aliases(loaded),
+        policy=load_policy(cfg.policy_path),
+        currency=cfg.report.currency,
+        top_n=cfg.report.top_n,
         title=f"retain report: {cfg.name}, as of {when.date()}",
         sample_size=sample_size,
         seed=cfg.seed,
@@ -292,6 +296,14 @@ def _training_evidence(loaded: LoadedScoringModels) -> dict[str, Any]:
         "clv_metrics": tracking.version_metrics(loaded.clv_version),
         "backtest": _backtest_tables(loaded.clv_version),
         "churn_images": _churn_images(loaded.churn_version),
+    }
+
+
+def _aliases(loaded: LoadedScoringModels) -> dict[str, list[str]]:
+    """The registry aliases of both versions in use (a banner names a non-champion)."""
+    return {
+        "churn": list(getattr(loaded.churn_version, "aliases", None) or []),
+        "clv": list(getattr(loaded.clv_version, "aliases", None) or []),
     }
 
 

@@ -20,8 +20,13 @@ Scores = Mapping[str, np.ndarray]
 
 def _axes(ax: Axes | None) -> Axes:
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
+        _, ax = plt.subplots(figsize=(5.5, 5.6), layout="constrained")
     return ax
+
+
+def _legend_below(ax: Axes) -> None:
+    """The legend under the axes, where it cannot cover a curve."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False)
 
 
 def plot_calibration_curve(
@@ -57,7 +62,7 @@ def plot_calibration_curve(
         ylabel="observed churn rate",
         title="Calibration",
     )
-    ax.legend(loc="upper left")
+    _legend_below(ax)
     return ax
 
 
@@ -91,7 +96,7 @@ def plot_roc(y: np.ndarray, scores: Scores, ax: Axes | None = None) -> Axes:
         ylabel="true positive rate",
         title="ROC",
     )
-    ax.legend(loc="lower right")
+    _legend_below(ax)
     return ax
 
 
@@ -121,7 +126,7 @@ def plot_precision_recall(y: np.ndarray, scores: Scores, ax: Axes | None = None)
     ax.set(
         xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title="Precision-recall"
     )
-    ax.legend(loc="lower left")
+    _legend_below(ax)
     return ax
 
 
@@ -162,10 +167,22 @@ def plot_gain(y: np.ndarray, scores: Scores, ax: Axes | None = None) -> Axes:
     Returns
     -------
     Axes
-        The plot, with the random-targeting diagonal and the top decile marked.
+        The plot, with the random-targeting diagonal, the best possible curve and the top
+        decile marked. When most customers churn (a high base rate) even a perfect ranking
+        stays close to the diagonal: the best curve shows how much room there was.
     """
     ax = _axes(ax)
+    rate = float(np.mean(y)) if len(y) else 0.0
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+    if rate > 0:
+        ax.plot(
+            [0, rate, 1],
+            [0, 1, 1],
+            ls=":",
+            color="black",
+            lw=1,
+            label=f"best possible (churn rate {rate:.0%})",
+        )
     for name, score in scores.items():
         targeted, captured = gain_curve(y, score)
         ax.plot(targeted, captured, label=name)
@@ -177,5 +194,5 @@ def plot_gain(y: np.ndarray, scores: Scores, ax: Axes | None = None) -> Axes:
         ylabel="share of churners reached",
         title="Gain",
     )
-    ax.legend(loc="lower right")
+    _legend_below(ax)
     return ax

@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 
 def _axes(ax: Axes | None) -> Axes:
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.5))
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
     return ax
 
 
@@ -80,7 +80,8 @@ def plot_frequency_table(
     Returns
     -------
     Axes
-        Grouped bars; the number of customers per group is written under each label.
+        Grouped bars; the number of customers per group is written with each label (on one
+        rotated line when there are more than eight groups, so that labels never collide).
     """
     table = _table(
         by_frequency, "by_frequency", ("frequency", "customers", "mean_actual", "mean_predicted")
@@ -92,10 +93,14 @@ def plot_frequency_table(
     ax.bar(
         pos + width / 2, table["mean_predicted"].fillna(0), width, color="tab:blue", label="model"
     )
-    ax.set_xticks(
-        pos,
-        [f"{f}\n(n={n})" for f, n in zip(table["frequency"], table["customers"], strict=True)],
-    )
+    pairs = list(zip(table["frequency"], table["customers"], strict=True))
+    if len(pairs) <= 8:
+        ax.set_xticks(pos, [f"{f}\n(n={n:,})" for f, n in pairs], fontsize=8)
+    else:  # many groups: one rotated line each, so that neighbours never overlap
+        ax.set_xticks(pos, [f"{f} (n={n:,})" for f, n in pairs], fontsize=7, rotation=60)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
     ax.set_xlabel("repeat purchases in the calibration period")
     ax.set_ylabel("mean repeat purchases in the holdout")
     ax.set_title(title or "Holdout purchases by calibration frequency")

@@ -12,37 +12,45 @@ plan) and whether the CLV model predicted unseen periods (the backtest).
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from retain.churn.dataset import feature_matrix
+from retain.config import STAGES, TIERS, PolicyConfig
 from retain.explain import shap_contributions
-from retain.names import CHURN_REPORT_METRICS, CLV_REPORT_METRICS, ROC_AUC, is_baseline
+from retain.names import (
+    ACTION_PLAN_CSV,
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    CHURN_REPORT_METRICS,
+    CLV_REPORT_METRICS,
+    CONTACT_LIST_CSV,
+    INTEGER_METRICS,
+    NAIVE_RATE,
+    ROC_AUC,
+    STAGE_TIER_CSV,
+    TEST_ROC_AUC,
+    baseline_metric,
+    is_baseline,
+    metric_label,
+)
 from retain.reporting import clv_plots
 from retain.reporting import shap_plots as sp
 from retain.reporting.html import Report, Section, png_to_data_uri
+from retain.reporting.summary import (
+    action_plan_table,
+    contact_list,
+    format_amount,
+    stage_tier_table,
+)
 from retain.scoring import ScoringModels
 
 RETENTION_STAGES = ("at_risk", "dormant", "loyal", "new", "growing", "active", "lost")
 """The order in which example customers are picked, one per stage."""
-
-PLAN_COLUMNS = [
-    "action_priority",
-    "customer_id",
-    "lifecycle_stage",
-    "value_tier",
-    "retention_action",
-    "action_channel",
-    "churn_probability",
-    "clv",
-    "expected_value_saved",
-    "reason_1",
-]
-"""Columns of the "first customers to act on" table."""
-
 
 @dataclass(frozen=True)
 class ShapSample:
@@ -94,6 +102,10 @@ def build_report(
     clv_metrics: Mapping[str, float] | None = None,
     backtest: Mapping[str, pd.DataFrame] | None = None,
     churn_images: Mapping[str, bytes] | None = None,
+    model_aliases: Mapping[str, Sequence[str]] | None = None,
+    policy: PolicyConfig | None = None,
+    currency: str = "$",
+    top_n: int = 20,
     title: str = "retain: churn, CLV and retention report",
     sample_size: int = 2000,
     seed: int = 0,
@@ -115,6 +127,17 @@ def build_report(
         CLV backtest tables ``cumulative`` and ``by_frequency``.
     churn_images : mapping, optional
         PNG bytes of the churn evaluation charts by name.
+    model_aliases : mapping, optional
+        Registry aliases of the versions in use, under ``"churn"`` and ``"clv"``; a version
+        without the ``champion`` alias gets a banner.
+    policy : PolicyConfig, optional
+        The policy the scores were made with: the save rates of the contact list. Without
+        it, the save rate each row implies (expected value plus cost over churn probability
+        times CLV) is shown.
+    currency : str
+        Written with every amount (see :func:`retain.reporting.summary.format_amount`).
+    top_n : int
+        Customers in the list of first contacts.
     title : str
         Page title.
     sample_size : int
@@ -132,9 +155,12 @@ def build_report(
     rep = Report(
         title,
         f"as of {as_of}; churn model version {models.churn_version}, CLV model version "
-        f"{models.clv_version}; {len(scores):,} customers scored.",
+        f"{models.clv_version}; {len(scores):,} customers scored; amounts in {currency}.",
     )
-    summary_section(rep.section("Summary"), scores, len(sample.ids))
+    rep.banners.extend(
+        model_banners(churn_metrics or {}, clv_metrics or {}, model_aliases or {}, models)
+    )
+    summary_section(rep.section("Summary"), scores, len(sample.ids), currency)
     metrics_section(
         rep.section("Model metrics against baselines"),
         churn_metrics or {},
@@ -142,36 +168,106 @@ def build_report(
         churn_images or {},
     )
     shap_sections(rep, scores, sample)
-    examples_section(rep.section("Example customers"), scores, sample)
-    stage_tier_section(rep.section("Lifecycle stage x value tier"), scores)
-    action_plan_section(rep.section("Action plan"), scores)
+    examples_section(rep.section("Example customers"), scores, sample, currency)
+    stage_tier_section(rep.section("Lifecycle stage x value tier"), scores, currency)
+    action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n)
     backtest_section(rep.section("CLV backtest"), backtest or {})
     return rep
 
 
-def summary_section(sec: Section, scores: pd.DataFrame, n_sampled: int) -> Section:
+def model_banners(
+    churn_metrics: Mapping[str, float],
+    clv_metrics: Mapping[str, float],
+    aliases: Mapping[str, Sequence[str]],
+    models: ScoringModels | None = None,
+) -> list[str]:
+    """Warnings for the top of the page: a model in use is no champion or lost to a baseline.
+
+    Parameters
+    ----------
+    churn_metrics, clv_metrics : mapping
+        Metrics of the versions in use (``test_roc_auc`` and ``baseline_*_roc_auc``; CLV
+        ``holdout_<metric>`` and ``baseline_naive_rate_holdout_<metric>``).
+    aliases : mapping
+        Registry aliases of the versions in use under ``"churn"`` and ``"clv"``; a model
+        missing from the mapping is not judged.
+    models : ScoringModels, optional
+        For the version numbers in the texts.
+
+    Returns
+    -------
+    list of str
+        Plain-text warnings, possibly none. Drift is not measured yet, so no drift banner.
+    """
+    out: list[str] = []
+    versions = {
+        "churn": getattr(models, "churn_version", "?"),
+        "clv": getattr(models, "clv_version", "?"),
+    }
+    for model, label in (("churn", "churn"), ("clv", "CLV")):
+        if model not in aliases:
+            continue
+        held = sorted(str(a) for a in aliases[model])
+        if CHAMPION_ALIAS not in held:
+            kind = "a challenger" if CHALLENGER_ALIAS in held else "not the champion"
+            out.append(
+                f"The {label} model in use (version {versions[model]}) is {kind}"
+                f" (aliases: {', '.join(held) or 'none'}): these scores are not the production "
+                "ones."
+            )
+    auc = churn_metrics.get(TEST_ROC_AUC)
+    baselines = {k: v for k, v in churn_metrics.items() if is_baseline(k, ROC_AUC)}
+    if auc is not None and baselines:
+        best_key = max(baselines, key=lambda k: baselines[k])
+        if baselines[best_key] > auc:
+            out.append(
+                f"The churn model ranks customers worse than a simple baseline on the test set: "
+                f"ROC AUC {auc:.3f} against {baselines[best_key]:.3f} for "
+                f"{metric_label(best_key).split(':')[0]}. Treat its ranking with caution."
+            )
+    for metric in CLV_REPORT_METRICS:
+        base = baseline_metric(NAIVE_RATE, metric)
+        if metric in clv_metrics and base in clv_metrics:
+            model_err, base_err = abs(clv_metrics[metric]), abs(clv_metrics[base])
+            if model_err > base_err:
+                out.append(
+                    f"The CLV model predicted the holdout worse than the naive baseline (each "
+                    f"customer keeps their past purchase rate): {metric_label(metric)} "
+                    f"{model_err:.3f} against {base_err:.3f}."
+                )
+            break
+    return out
+
+
+def summary_section(
+    sec: Section, scores: pd.DataFrame, n_sampled: int, currency: str = "$"
+) -> Section:
     """Customers, prospects, total CLV, mean churn probability, contacts, cost and value."""
+    money = partial(format_amount, currency=currency)
     totals = pd.DataFrame(
         {
             "value": [
                 f"{len(scores):,}",
                 f"{int((scores['lifecycle_stage'] == 'prospect').sum()):,}",
-                f"{float(np.nansum(scores['clv'])):,.2f}",
-                f"{float(np.nanmean(scores['churn_probability'])):.3f}",
+                money(float(np.nansum(scores["clv"]))),
+                f"{float(np.nanmean(scores['churn_probability'])):.1%}",
                 f"{int(scores['action_priority'].notna().sum()):,}",
-                f"{float(np.nansum(scores['action_cost'])):,.2f}",
-                f"{float(np.nansum(scores['expected_value_saved'])):,.2f}",
+                money(float(np.nansum(scores["action_cost"]))),
+                money(float(np.nansum(scores["expected_value_saved"]))),
             ]
         },
-        index=[
-            "customers scored",
-            "prospects (no purchase yet)",
-            "total predicted CLV",
-            "mean churn probability",
-            "customers to contact",
-            "total action cost",
-            "total expected value saved",
-        ],
+        index=pd.Index(
+            [
+                "customers scored",
+                "prospects (no purchase yet)",
+                "total predicted CLV",
+                "mean churn probability",
+                "customers to contact",
+                "total action cost",
+                "total expected value saved",
+            ],
+            name="",
+        ),
     )
     sec.table(totals)
     sec.text(
@@ -184,23 +280,87 @@ def summary_section(sec: Section, scores: pd.DataFrame, n_sampled: int) -> Secti
     return sec
 
 
+def format_metric(key: str, value: float) -> str:
+    """A metric value for display: counts as integers, rates as percentages, else 3 decimals."""
+    if not np.isfinite(value):
+        return ""
+    if key in INTEGER_METRICS:
+        return f"{round(value):,}"
+    if key.endswith("_churn_rate") or key.endswith("_capture"):
+        return f"{value:.1%}"
+    return f"{value:.3f}"
+
+
 def metric_tables(
     churn_metrics: Mapping[str, float], clv_metrics: Mapping[str, float]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The churn and CLV metrics the report shows, each followed by its baselines."""
-    churn_rows = {k: churn_metrics[k] for k in CHURN_REPORT_METRICS if k in churn_metrics}
-    for k, v in sorted(churn_metrics.items()):
-        if is_baseline(k, ROC_AUC):
-            churn_rows[k] = v
-    clv_rows = {k: clv_metrics[k] for k in CLV_REPORT_METRICS if k in clv_metrics}
-    for k, v in sorted(clv_metrics.items()):
-        if is_baseline(k):
-            clv_rows[k] = v
-    churn = pd.DataFrame({"value": pd.Series(churn_rows, dtype=float)})
-    clv = pd.DataFrame({"value": pd.Series(clv_rows, dtype=float)})
-    churn.index.name = "churn metric"
-    clv.index.name = "CLV metric"
-    return churn, clv
+    """The churn and CLV metrics the report shows, each followed by its baselines.
+
+    Returns
+    -------
+    churn, clv : DataFrame
+        Columns ``metric`` (the human label of :func:`retain.names.metric_label`), ``value``
+        (formatted: counts as integers) and ``key`` (the raw metric name, as in MLflow).
+    """
+    churn_keys = [k for k in CHURN_REPORT_METRICS if k in churn_metrics]
+    churn_keys += [k for k in ("test_churn_rate", "test_top_decile_capture") if k in churn_metrics]
+    churn_keys += sorted(k for k in churn_metrics if is_baseline(k, ROC_AUC))
+    clv_keys = [k for k in CLV_REPORT_METRICS if k in clv_metrics]
+    clv_keys += sorted(k for k in clv_metrics if is_baseline(k))
+
+    def table(keys: list[str], metrics: Mapping[str, float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "metric": [metric_label(k) for k in keys],
+                "value": [format_metric(k, float(metrics[k])) for k in keys],
+                "key": keys,
+            }
+        )
+
+    return table(churn_keys, churn_metrics), table(clv_keys, clv_metrics)
+
+
+def lift_text(churn_metrics: Mapping[str, float]) -> str | None:
+    """The base churn rate and what the top-10% lift means against its ceiling."""
+    rate = churn_metrics.get("test_churn_rate")
+    lift = churn_metrics.get("test_top_decile_lift")
+    if rate is None or not 0 < rate <= 1:
+        return None
+    text = (
+        f"Base rate: {rate:.1%} of the test customers churned within the horizon. The gain chart "
+        "shows the share of those churners reached when contacting the customers the model "
+        "ranks riskiest first; the dashed diagonal is random contact."
+    )
+    if lift is not None:
+        ceiling = 1.0 / rate
+        text += (
+            f" Top-10% lift {lift:.2f}: the riskiest 10% churn {lift:.2f} times as often as "
+            f"average. With a base rate of {rate:.1%} no model can do better than "
+            f"{ceiling:.2f} (every one of the 10% churns), so {lift:.2f} is "
+            f"{(lift - 1) / max(ceiling - 1, 1e-9):.0%} of the possible gain over random."
+        )
+        if rate >= 0.5:
+            text += (
+                " When most customers churn, every curve sits close to the diagonal: the "
+                "ranking matters most for who to leave out, and the churn probability "
+                "matters more than the order."
+            )
+    return text
+
+
+CHART_HOWTO = {
+    "roc": "each curve shows the share of churners caught (up) against the share of "
+    "non-churners wrongly flagged (right) as the threshold falls; further up-left is better; "
+    "the legend gives the area under each curve (0.5 = random, 1 = perfect).",
+    "gain": "contact the customers the model ranks riskiest first: the curve gives the share "
+    "of all churners reached (up) for the share of customers contacted (right). The dotted "
+    "vertical line marks the top 10%.",
+    "calibration": "points on the diagonal mean a predicted 30% churn really churns 30% of "
+    "the time; above the line the model under-predicts churn, below it over-predicts.",
+    "precision_recall": "precision (share of flagged customers who churn) against recall "
+    "(share of churners flagged); the dashed line is the base churn rate.",
+}
+"""The "how to read" line above each churn evaluation chart, by chart name."""
 
 
 def metrics_section(
@@ -209,13 +369,28 @@ def metrics_section(
     clv_metrics: Mapping[str, float],
     churn_images: Mapping[str, bytes],
 ) -> Section:
-    """Model metrics beside their baselines, then the churn evaluation charts."""
+    """Model metrics beside their baselines, the base rate and lift, then the charts."""
     churn_t, clv_t = metric_tables(churn_metrics, clv_metrics)
+    if len(churn_t) or len(clv_t):
+        sec.howto(
+            "each model metric comes first, then the same metric for simple baselines the "
+            "model should beat (higher is better for AUC and lift, lower for errors); the key "
+            "column is the metric's name in MLflow."
+        )
     if len(churn_t):
-        sec.table(churn_t, float_format="{:.4f}")
+        sec.table(churn_t, index=False)
+    lift = lift_text(churn_metrics)
+    if lift:
+        sec.text(lift)
     if len(clv_t):
-        sec.table(clv_t, float_format="{:.4f}")
+        sec.table(clv_t, index=False)
+    sec.text(
+        "Drift between the training data and the scored customers is not measured yet.",
+        note=True,
+    )
     for name, data in churn_images.items():
+        if name in CHART_HOWTO:
+            sec.howto(CHART_HOWTO[name])
         sec.image(png_to_data_uri(data), f"churn model: {name}")
     return sec
 
@@ -224,14 +399,31 @@ def shap_sections(rep: Report, scores: pd.DataFrame, sample: ShapSample) -> None
     """Global importance, dependence of the top features, mean |SHAP| by stage and tier."""
     contrib, X, names = sample.contrib, sample.X, sample.names
     sec = rep.section("Global SHAP importance")
+    sec.howto(
+        "the longer the bar, the more the feature moves churn scores on average, in either "
+        "direction."
+    )
     sec.figure(sp.plot_shap_bar(contrib, names).figure, "mean |SHAP| per feature")
+    sec.howto(
+        "one dot per customer and feature; right of 0 pushes towards churn, left away from "
+        "it; red dots are high values of the feature, blue low ones."
+    )
     sec.figure(sp.plot_beeswarm(contrib, X, names), "SHAP beeswarm")
 
     sec = rep.section("Dependence plots for the top features")
     top = sp.mean_abs_shap(contrib, names).head(4).index
+    sec.howto(
+        "how the feature's value (across) moves the churn score (up = towards churn). The x "
+        "axis spans the 1%-99% quantiles; customers beyond are drawn at the edge, customers "
+        "with a missing value apart under 'missing'."
+    )
     sec.grid([(sp.plot_dependence(contrib, X, names, f).figure, f"dependence {f}") for f in top])
 
     sec = rep.section("Mean |SHAP| by lifecycle stage and value tier")
+    sec.howto(
+        "brighter cells: the feature matters more for that group's churn scores (mean "
+        "absolute SHAP value, log-odds)."
+    )
     by_id = scores.set_index("customer_id")
     for col, label in (("lifecycle_stage", "lifecycle stage"), ("value_tier", "value tier")):
         table = sp.mean_abs_by_group(contrib, names, by_id.loc[sample.ids, col])
@@ -257,17 +449,24 @@ def example_customers(scores: pd.DataFrame, sample_ids: pd.Index, n: int = 4) ->
     return chosen
 
 
-def examples_section(sec: Section, scores: pd.DataFrame, sample: ShapSample) -> Section:
+def examples_section(
+    sec: Section, scores: pd.DataFrame, sample: ShapSample, currency: str = "$"
+) -> Section:
     """A few customers with their stage, tier, action, reasons and SHAP waterfall."""
     by_id = scores.set_index("customer_id")
+    sec.howto(
+        "each waterfall starts from the average score (bottom) and adds the customer's "
+        "features one by one; red bars push towards churn, blue ones away from it."
+    )
     for cid in example_customers(scores, sample.ids):
         row = by_id.loc[cid]
         i = sample.ids.get_loc(cid)
         sec.text(
             f"Customer {cid}: stage {row['lifecycle_stage']} ({row['stage_reason']}); tier "
-            f"{row['value_tier']}; churn probability {row['churn_probability']:.2f}; CLV "
-            f"{row['clv']:,.2f}; action: {row['retention_action']} via {row['action_channel']} "
-            f"(expected value saved {row['expected_value_saved']:,.2f})."
+            f"{row['value_tier']}; churn probability {row['churn_probability']:.0%}; CLV "
+            f"{format_amount(row['clv'], currency)}; action: {row['retention_action']} via "
+            f"{row['action_channel']} (expected value saved "
+            f"{format_amount(row['expected_value_saved'], currency)})."
         )
         reasons = [str(row[c]) for c in ("reason_1", "reason_2", "reason_3") if pd.notna(row[c])]
         sec.blocks.append("<ul>" + "".join(f"<li>{_esc(r)}</li>" for r in reasons) + "</ul>")
@@ -280,38 +479,104 @@ def examples_section(sec: Section, scores: pd.DataFrame, sample: ShapSample) -> 
     return sec
 
 
-def stage_tier_section(sec: Section, scores: pd.DataFrame) -> Section:
+def stage_tier_section(sec: Section, scores: pd.DataFrame, currency: str = "$") -> Section:
     """Customer counts and predicted CLV per lifecycle stage and value tier."""
-    counts = pd.crosstab(scores["lifecycle_stage"], scores["value_tier"], margins=True)
-    clv_sum = scores.pivot_table(
-        index="lifecycle_stage",
-        columns="value_tier",
-        values="clv",
-        aggfunc="sum",
-        margins=True,
-        observed=True,
+    long = stage_tier_table(scores)
+    tiers = [t for t in TIERS if t in set(long["value_tier"])] + ["all"]
+    wide = long.pivot(index="lifecycle_stage", columns="value_tier")
+    stages = [s for s in STAGES if s in wide.index] + ["all"]
+    counts = wide["customers"].reindex(index=stages, columns=tiers)
+    clv = wide["clv"].reindex(index=stages, columns=tiers)
+    counts.index.name = clv.index.name = "stage \\ tier"
+    counts.columns.name = clv.columns.name = None
+    sec.howto(
+        f"rows are lifecycle stages, columns value tiers; the 'all' row and column are totals. "
+        f"Also written as {STAGE_TIER_CSV} beside the scores."
     )
-    sec.text("Customers:").table(counts, float_format="{:,.0f}")
-    sec.text("Sum of predicted CLV:").table(clv_sum)
+    sec.text("Customers:").table(counts.map(_count))
+    sec.text(f"Sum of predicted CLV ({currency}):").table(
+        clv.map(lambda v: format_amount(v, currency, 0))
+    )
     return sec
 
 
-def action_plan_section(sec: Section, scores: pd.DataFrame) -> Section:
-    """Actions by channel with cost and expected value, then the first 20 customers to act on."""
-    plan = (
-        scores.groupby(["retention_action", "action_channel"], observed=True)
-        .agg(
-            customers=("customer_id", "size"),
-            total_cost=("action_cost", "sum"),
-            expected_value_saved=("expected_value_saved", "sum"),
-            mean_churn_probability=("churn_probability", "mean"),
-            clv=("clv", "sum"),
-        )
-        .sort_values("expected_value_saved", ascending=False)
+def action_plan_section(
+    sec: Section,
+    scores: pd.DataFrame,
+    currency: str = "$",
+    policy: PolicyConfig | None = None,
+    top_n: int = 20,
+) -> Section:
+    """Actions by channel with cost and expected value, then the first customers to act on.
+
+    The list of first contacts shows, per row, the arithmetic that ranks it: churn
+    probability x CLV x save rate - cost = expected value saved.
+    """
+    money = partial(format_amount, currency=currency)
+    plan = action_plan_table(scores)
+    shown = pd.DataFrame(
+        {
+            "action": plan["retention_action"],
+            "channel": plan["action_channel"],
+            "customers": plan["customers"].map(_count),
+            "total cost": plan["total_cost"].map(money),
+            "expected value saved": plan["expected_value_saved"].map(money),
+            "mean churn probability": plan["mean_churn_probability"].map(_pct),
+            "total CLV": plan["clv"].map(money),
+        }
     )
-    sec.table(plan)
-    first = scores[scores["action_priority"].notna()].sort_values("action_priority").head(20)
-    sec.text("The first 20 customers to act on:").table(first[PLAN_COLUMNS], index=False)
+    sec.howto(
+        f"one row per action and channel, most valuable first. Also written as "
+        f"{ACTION_PLAN_CSV} beside the scores."
+    )
+    sec.table(shown, index=False, stack=True)
+
+    if policy is not None:
+        first = contact_list(scores, policy, top_n)
+        rate_note = "the save rate assumed by the policy's action table"
+    else:
+        first = scores[scores["action_priority"].notna()].sort_values("action_priority")
+        first = first.head(top_n).copy()
+        denom = first["churn_probability"] * first["clv"]
+        first["save_rate"] = (first["expected_value_saved"] + first["action_cost"]) / denom.where(
+            denom > 0
+        )
+        rate_note = "the save rate these numbers imply"
+    rows = pd.DataFrame(
+        {
+            "rank": first["action_priority"].map(_count),
+            "customer": first["customer_id"].astype(str),
+            "stage / tier": first["lifecycle_stage"].astype(str)
+            + " / "
+            + first["value_tier"].astype(str),
+            "action": first["retention_action"].astype(str)
+            + " ("
+            + first["action_channel"].astype(str)
+            + ")",
+            "expected value saved = churn probability x CLV x save rate - cost": [
+                f"{_pct(p)} x {money(v)} x {_pct(r)} - {money(c)} = {money(e)}"
+                for p, v, r, c, e in zip(
+                    first["churn_probability"],
+                    first["clv"],
+                    first["save_rate"],
+                    first["action_cost"],
+                    first["expected_value_saved"],
+                    strict=True,
+                )
+            ],
+            "main churn reason": first["reason_1"].astype(str),
+        }
+    )
+    sec.text(f"The first {len(rows)} customers to act on:")
+    sec.howto(
+        "customers are ranked by the expected value of acting, not by churn risk: expected "
+        "value saved = churn probability x CLV x save rate - cost, where the save rate is "
+        f"{rate_note} (the share of churners the action keeps). A valuable customer with a "
+        "low churn probability can therefore rank above a risky one of little value; filter "
+        f"on stage at_risk for the riskiest. The list is also written as {CONTACT_LIST_CSV} "
+        "beside the scores."
+    )
+    sec.table(rows, index=False, stack=True)
     return sec
 
 
@@ -337,17 +602,28 @@ def _esc(text: str) -> str:
     return html.escape(text)
 
 
+def _count(value: float) -> str:
+    return "" if pd.isna(value) else f"{round(value):,}"
+
+
+def _pct(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:.0%}" if value >= 0.1 else f"{value:.1%}"
+
+
 __all__ = [
-    "PLAN_COLUMNS",
     "RETENTION_STAGES",
     "ShapSample",
     "action_plan_section",
     "backtest_section",
+    "CHART_HOWTO",
     "build_report",
     "example_customers",
     "examples_section",
+    "format_metric",
+    "lift_text",
     "metric_tables",
     "metrics_section",
+    "model_banners",
     "shap_sample",
     "shap_sections",
     "stage_tier_section",

@@ -4,8 +4,9 @@ Contributions are in log-odds of the uncalibrated booster (the output of
 :func:`retain.explain.shap_contributions`: one column per feature plus the expected value).
 Functions that draw on one Axes take ``ax=None`` and return the Axes; the beeswarm, drawn by
 shap itself, returns its Figure. The caller owns and closes every figure; nothing is shown.
-shap's own plotting is used for the beeswarm, dependence and waterfall plots, with a plain
-matplotlib fallback when shap's plotting fails.
+shap's own plotting is used for the beeswarm and waterfall plots, with a plain matplotlib
+fallback when shap's plotting fails; the dependence plot is drawn here, on a quantile-clipped
+axis with missing values apart (shap's own puts them, unlabelled, left of the axis).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 LOG_ODDS = "SHAP value (log-odds of the uncalibrated churn model)"
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8, 4.5)) -> Axes:
     if ax is None:
-        _, ax = plt.subplots(figsize=size)
+        _, ax = plt.subplots(figsize=size, layout="constrained")
     return ax
 
 
@@ -93,34 +95,114 @@ def plot_beeswarm(
     return plt.gcf()
 
 
+def dependence_axis(
+    values: np.ndarray, clip: tuple[float, float] = (0.01, 0.99)
+) -> tuple[float, float]:
+    """The x range of a dependence plot: the ``clip`` quantiles of the observed values.
+
+    Parameters
+    ----------
+    values : ndarray
+        The feature's values (missing values are ignored).
+    clip : tuple of float
+        Lower and upper quantile.
+
+    Returns
+    -------
+    lo, hi : float
+        ``lo < hi`` (a constant feature gets a unit-wide range around its value; a feature
+        missing everywhere gets ``(0, 1)``).
+    """
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = (float(q) for q in np.quantile(finite, clip))
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
 def plot_dependence(
     contrib: np.ndarray,
     X: np.ndarray,
     feature_names: Sequence[str],
     feature: str,
     ax: Axes | None = None,
+    clip: tuple[float, float] = (0.01, 0.99),
 ) -> Axes:
-    """SHAP value of one feature against its value (one dot per customer)."""
-    import shap  # (b) heavy: only when a SHAP plot is drawn
+    """SHAP value of one feature against its value (one dot per customer).
 
-    ax = _axes(ax, (6, 4))
+    The x axis spans the ``clip`` quantiles of the feature, so that a few extreme customers do
+    not squeeze everybody else into one corner; customers beyond them are drawn at the edge
+    with their own marker. Customers whose value is missing are drawn apart, left of a dotted
+    line, under a "missing" tick. The legend (only when there are clipped or missing values)
+    sits below the axes.
+
+    Parameters
+    ----------
+    contrib : ndarray, shape (n, n_features + 1)
+        SHAP contributions with the expected value last.
+    X : ndarray, shape (n, n_features)
+        The model inputs.
+    feature_names : sequence of str
+        Feature names in model order.
+    feature : str
+        The feature drawn.
+    ax : Axes, optional
+        Where to draw; a new figure when None.
+    clip : tuple of float
+        Lower and upper quantile of the x axis.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = _axes(ax, (6, 4.2))
     j = list(feature_names).index(feature)
-    try:
-        shap.dependence_plot(
-            j,
-            contrib[:, : len(feature_names)],
-            X,
-            feature_names=list(feature_names),
-            interaction_index=None,
-            show=False,
-            ax=ax,
+    x = np.asarray(X[:, j], dtype=float)
+    y = np.asarray(contrib[:, j], dtype=float)
+    lo, hi = dependence_axis(x, clip)
+    span = hi - lo
+    missing = ~np.isfinite(x)
+    outside = ~missing & ((x < lo) | (x > hi))
+    inside = ~missing & ~outside
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.scatter(x[inside], y[inside], s=7, alpha=0.5, color="tab:blue", linewidths=0)
+    if outside.any():
+        ax.scatter(
+            np.clip(x[outside], lo, hi),
+            y[outside],
+            s=14,
+            marker="|",
+            color="tab:orange",
+            label=f"beyond the {clip[0]:.0%}-{clip[1]:.0%} quantiles, drawn at the edge "
+            f"(n={int(outside.sum()):,})",
         )
-    except Exception:
-        ax.cla()
-        ax.scatter(X[:, j], contrib[:, j], s=5, alpha=0.5)
-        ax.set_xlabel(feature)
+    left = lo - 0.03 * span
+    ticks = [t for t in MaxNLocator(5).tick_values(lo, hi) if lo - 1e-9 * span <= t <= hi]
+    labels = [f"{t:g}" for t in ticks]
+    if missing.any():
+        at = lo - 0.15 * span
+        jitter = np.random.default_rng(0).uniform(-0.02, 0.02, int(missing.sum())) * span
+        ax.scatter(
+            at + jitter,
+            y[missing],
+            s=9,
+            marker="x",
+            color="tab:red",
+            alpha=0.6,
+            label=f"missing value (n={int(missing.sum()):,})",
+        )
+        ax.axvline(lo - 0.08 * span, color="grey", lw=0.8, ls=":")
+        ticks, labels = [at, *ticks], ["missing", *labels]
+        left = lo - 0.22 * span
+    ax.set_xlim(left, hi + 0.03 * span)
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel(feature)
     ax.set_ylabel("SHAP (log-odds)")
     ax.set_title(f"Dependence: {feature}")
+    if outside.any() or missing.any():
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7, frameon=False)
     return ax
 
 

@@ -57,6 +57,20 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert "champion" in manifest["models"]["churn"]["aliases"]
     assert (result.output_dir / "scores.csv").is_file()
 
+    # the summary tables analysts open first, written beside the scores
+    from retain.names import ACTION_PLAN_CSV, CONTACT_LIST_CSV, STAGE_TIER_CSV
+
+    stage_tier = pd.read_csv(result.output_dir / STAGE_TIER_CSV)
+    total = stage_tier.query("lifecycle_stage == 'all' and value_tier == 'all'")
+    assert int(total["customers"].iloc[0]) == len(scores)
+    plan = pd.read_csv(result.output_dir / ACTION_PLAN_CSV)
+    assert plan["customers"].sum() == len(scores)
+    contacts = pd.read_csv(result.output_dir / CONTACT_LIST_CSV)
+    assert len(contacts) == cfg.report.top_n
+    assert contacts["action_priority"].is_monotonic_increasing
+    assert {"churn_probability", "clv", "save_rate", "action_cost"} <= set(contacts.columns)
+    assert {STAGE_TIER_CSV, ACTION_PLAN_CSV, CONTACT_LIST_CSV} <= set(manifest["files"])
+
     # valid values
     assert scores["churn_probability"].between(0, 1).all()
     assert scores["p_alive"].between(0, 1).all() and (scores["clv"] >= 0).all()

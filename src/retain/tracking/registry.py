@@ -256,16 +256,36 @@ def _check_user_tags(tags: Mapping[str, str] | None) -> None:
         raise ValueError(f"version tag {DIGEST_TAG!r} is reserved for the model's file digests")
 
 
+def _register(mc: MlflowClient, model_name: str, model_info: Any) -> str:
+    """Register a logged model as a new version through the client; return the version number.
+
+    The client, unlike ``log_model(registered_model_name=...)``, prints nothing to the terminal.
+    """
+    try:
+        mc.create_registered_model(model_name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise TrackingError(f"cannot create model {model_name!r}: {exc.message}") from exc
+    try:
+        created = mc.create_model_version(
+            model_name,
+            source=model_info.model_uri,
+            run_id=model_info.run_id,
+            model_id=getattr(model_info, "model_id", None),
+        )
+    except MlflowException as exc:
+        raise TrackingError(f"cannot register model {model_name!r}: {exc.message}") from exc
+    return str(created.version)
+
+
 def _finish_registration(
     model_name: str,
     model_info: Any,
     metrics: Mapping[str, float] | None,
     tags: Mapping[str, str] | None,
 ) -> ModelVersion:
-    version = getattr(model_info, "registered_model_version", None)
-    if version is None:
-        raise TrackingError(f"model {model_name!r} was logged but not registered")
     mc = client()
+    version = _register(mc, model_name, model_info)
     _record_digests(mc, model_name, str(version))
     for key, value in (metrics or {}).items():
         text = repr(float(value))  # plain float text (repr of numpy scalars is not parseable)
@@ -330,7 +350,6 @@ def log_clv_model(
             artifacts={"clv_model": str(json_path)},
             signature=signature,
             input_example=example.reset_index(drop=True),
-            registered_model_name=model_name,
             pip_requirements=_pip_requirements("lifetimes"),
         )
     return _finish_registration(model_name, info, metrics, tags)
@@ -390,7 +409,6 @@ def log_churn_model(
             artifacts={"churn_model": str(model_path)},
             signature=signature,
             input_example=example,
-            registered_model_name=model_name,
             pip_requirements=_pip_requirements("lightgbm"),
         )
     return _finish_registration(model_name, info, metrics, tags)

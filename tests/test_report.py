@@ -115,8 +115,9 @@ def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -
     text = path.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
     sources = re.findall(r'<img alt="[^"]*" src="([^"]+)"', text)
-    # bar, beeswarm, 4 dependence, 2 group heatmaps, >= 1 waterfall, 2 backtest charts
-    assert len(sources) >= 11 and len(sources) == rep.n_images
+    # bar, beeswarm, 4 dependence, 2 group heatmaps, >= 1 waterfall, 2 backtest charts,
+    # 3 CLV diagnostics (two frequency x recency matrices, period transactions)
+    assert len(sources) >= 14 and len(sources) == rep.n_images
     for src in sources:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC
@@ -130,6 +131,7 @@ def test_report_is_self_contained_with_embedded_images(scored, tmp_path: Path) -
         "Lifecycle stage x value tier",
         "Action plan",
         "CLV backtest",
+        "CLV model diagnostics",
     ):
         assert heading in text
     assert "log-odds of the uncalibrated" in text

@@ -15,13 +15,16 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from retain.churn.dataset import feature_matrix
+from retain.clv.diagnostics import expected_purchases_matrix, p_alive_matrix, period_transactions
 from retain.config import STAGES, TIERS, PolicyConfig
 from retain.explain import shap_contributions
+from retain.features.rfm import UNIT_NAMES
 from retain.names import (
     ACTION_PLAN_CSV,
     CHALLENGER_ALIAS,
@@ -38,7 +41,7 @@ from retain.names import (
     is_baseline,
     metric_label,
 )
-from retain.reporting import clv_plots
+from retain.reporting import clv_diagnostics, clv_plots
 from retain.reporting import shap_plots as sp
 from retain.reporting.html import Report, Section, png_to_data_uri
 from retain.reporting.summary import (
@@ -48,9 +51,11 @@ from retain.reporting.summary import (
     stage_tier_table,
 )
 from retain.scoring import ScoringModels
+from retain.timeline import days_to_units, horizon_days
 
 RETENTION_STAGES = ("at_risk", "dormant", "loyal", "new", "growing", "active", "lost")
 """The order in which example customers are picked, one per stage."""
+
 
 @dataclass(frozen=True)
 class ShapSample:
@@ -172,6 +177,8 @@ def build_report(
     stage_tier_section(rep.section("Lifecycle stage x value tier"), scores, currency)
     action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n)
     backtest_section(rep.section("CLV backtest"), backtest or {})
+    if models.clv is not None and len(scores):
+        clv_diagnostics_section(rep.section("CLV model diagnostics"), models.clv, scores)
     return rep
 
 
@@ -595,6 +602,62 @@ def backtest_section(sec: Section, backtest: Mapping[str, pd.DataFrame]) -> Sect
             clv_plots.plot_frequency_table(backtest["by_frequency"]).figure,
             "backtest by frequency",
         )
+    return sec
+
+
+def clv_diagnostics_section(sec: Section, model: Any, scores: pd.DataFrame) -> Section:
+    """What the CLV model believes, over the range of the scored customers.
+
+    Expected purchases over the model's horizon and P(alive) on a frequency x recency grid (at
+    the longest tenure seen), and the customers by number of repeat purchases, actual vs
+    expected, at the scoring date.
+    """
+    unit = UNIT_NAMES[model.time_unit]
+    buyers = scores.dropna(subset=["tenure_days"])
+    if buyers.empty:
+        return sec
+    days = {c: buyers[c].to_numpy(dtype=float) for c in ("recency_days", "tenure_days")}
+    summary = pd.DataFrame(
+        {
+            "frequency": buyers["frequency"].to_numpy(dtype=float),
+            f"recency_{unit}": days_to_units(days["recency_days"], model.time_unit),
+            f"tenure_{unit}": days_to_units(days["tenure_days"], model.time_unit),
+            "monetary_value": buyers["monetary_value"].to_numpy(dtype=float),
+        }
+    )
+    max_f = int(max(1, min(40, summary["frequency"].quantile(0.99))))
+    max_r = int(max(1, np.ceil(summary[f"tenure_{unit}"].max())))
+    horizon = days_to_units(horizon_days(model.horizon), model.time_unit)
+    sec.text(
+        "How to read: each cell is a customer with that many repeat purchases (columns) and that "
+        f"time from first to last purchase (rows, in {unit}); brighter means more. Recent, "
+        "frequent buyers sit at the bottom right; a frequent buyer who stopped long ago sits "
+        "high up and is likely gone.",
+        note=True,
+    )
+    sec.figure(
+        clv_diagnostics.plot_frequency_recency_matrix(
+            expected_purchases_matrix(model, horizon, max_f, max_r),
+            title=f"expected repeat purchases over the CLV horizon ({model.horizon} months)",
+        ).figure,
+        "expected purchases by frequency and recency",
+    )
+    sec.figure(
+        clv_diagnostics.plot_frequency_recency_matrix(
+            p_alive_matrix(model, max_f, max_r), title="P(alive)"
+        ).figure,
+        "P(alive) by frequency and recency",
+    )
+    sec.text(
+        "How to read: customers by number of repeat purchases at the scoring date, as counted "
+        "and as the model expects them; bars of similar height mean the model fits the spread "
+        "of buying frequencies.",
+        note=True,
+    )
+    sec.figure(
+        clv_diagnostics.plot_period_transactions(period_transactions(model, summary)).figure,
+        "repeat purchases, actual vs model",
+    )
     return sec
 
 

@@ -84,6 +84,10 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
 
     rep = report(cfg, sample_size=1000)
     assert rep.path.parent == out / cfg.name / "report" / f"as_of={cfg.scoring.as_of}"
+    from retain import tracking
+
+    note = tracking.client().get_run(rep.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"Report on the {len(scores):,} customers {cfg.name} scored")
     html = rep.path.read_text(encoding="utf-8")
     images = re.findall(r'src="(data:image/png;base64,[^"]+)"', html)
     assert rep.n_images == len(images) >= 11

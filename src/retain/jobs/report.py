@@ -242,6 +242,11 @@ def report(
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "report", settings=store) as run:
         _log(path, when, rep.n_images, seconds)
+        tracking.describe_run(
+            f"Report on the {len(scores):,} customers {cfg.name} scored as of {when.date()} "
+            f"(churn model version {models.churn_version}, CLV model version "
+            f"{models.clv_version}): {path}."
+        )
         run_id = run.info.run_id
     return ReportResult(path, rep.n_images, run_id)
 

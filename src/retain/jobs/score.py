@@ -2,18 +2,21 @@
 
 What it does, in order:
 
-1. Load the CLV and churn models from the registry by alias (``scoring.model_alias``,
-   ``champion`` by default), or by version number / run id when given.
-2. Load and validate the inputs as of the scoring date (:func:`retain.io.load_inputs`).
+1. Load the config's CLV and churn models (:func:`retain.tracking.load_scoring_models`) by
+   alias (``scoring.model_alias``, ``champion`` by default), or by version number / run id
+   when given; both are verified and must come from the config's data set.
+2. Load and validate the inputs as of the scoring date (:func:`retain.inputs.load_inputs`).
 3. :func:`retain.scoring.score_customers`: features, CLV, calibrated churn probability, exact
    SHAP reasons (in chunks of ``scoring.chunk_size``) and the policy (``configs/policy.yaml``).
-4. Write ``scores.parquet`` (and ``scores.csv`` on request), ``rejects.parquet`` and
-   ``manifest.json`` into the date's own folder, ``<output root>/<config name>/scores/
+4. Write ``scores.parquet`` (and ``scores.csv`` on request), ``rejects.parquet``,
+   ``manifest.json`` and the summary tables (stage x tier, action plan, first contacts) into
+   the date's own folder, ``<output root>/<config name>/scores/
    as_of=YYYY-MM-DD`` (:func:`retain.io.output_folder`). The folder is built beside the old
    one and swapped in only when complete (:func:`retain.io.owned_directory`), so a failed or
    killed run leaves the previous output untouched, other dates are never touched, and a
    folder holding anything retain did not write is refused before any work is done.
-5. Log the manifest, the counts and the score distributions to MLflow.
+5. Log the manifest, the counts, the score distributions, the input data sets and a run
+   description to MLflow.
 
 The manifest balances customers: every customer seen in the inputs (clean or rejected rows)
 is either scored (one row) or rejected (all of their rows were rejected; counted by reason).

@@ -5,7 +5,11 @@ Usage: ``python pipelines/score.py --config configs/cdnow.yaml [--verbose]``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from steps import run_step
+
+from retain.config import load_config
 
 
 def score(config: str, experiment_id: str) -> dict[str, str]:
@@ -23,7 +27,10 @@ def score(config: str, experiment_id: str) -> dict[str, str]:
     dict
         Step name to run id, and the ``output_dir`` and ``report`` paths the steps logged.
     """
-    scored = run_step("score", {"config": config}, experiment_id)
+    # the steps run in the project folder: give them the output root as the caller means it
+    cfg = load_config(config)
+    root = cfg.scoring.output_dir if cfg.scoring else Path("outputs")
+    scored = run_step("score", {"config": config, "output": str(root.resolve())}, experiment_id)
     params = scored.data.params
     out = {"score": scored.info.run_id, "output_dir": params["score.output_dir"]}
     where = {"as_of": params["score.as_of"], "output": params["score.output_root"]}

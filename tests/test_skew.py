@@ -90,3 +90,27 @@ def test_models_of_another_data_set_are_refused_unless_asked(mlflow_tmp):
         tracking.check_dataset(version, other)
     tracking.check_dataset(version, other, allow_other=True)  # asked to
     tracking.check_dataset(version, cfg)  # its own data set
+
+
+def test_the_saved_form_loses_nothing(cdnow_sample):
+    import json
+
+    from retain.churn import ChurnModel, train_and_evaluate
+    from retain.datasets import CDNOW_OBSERVED_UNTIL
+
+    cfg = load_config(CONFIG, {**FAST, "churn.clv_feature_model": "mbgnbd"})
+    fit = train_and_evaluate(
+        cdnow_sample, cfg.churn, CDNOW_OBSERVED_UNTIL, feature_config=cfg.features, seed=0
+    )
+    saved = json.loads(json.dumps(fit.model.to_dict()))  # through text, as the registry stores it
+    back = ChurnModel.from_dict(saved)
+    assert back.to_dict() == fit.model.to_dict()
+    assert back.feature_settings["windows_days"] == [60, 120]
+    np.testing.assert_array_equal(
+        back.predict_proba(fit.dataset.test), fit.test_scores["calibrated"]
+    )
+    reordered = {**saved, "feature_names": saved["feature_names"][::-1]}
+    with pytest.raises(ValueError, match="not the booster's"):
+        ChurnModel.from_dict(reordered)
+    with pytest.raises(ValueError, match="feature settings"):
+        ChurnModel.from_dict({**saved, "feature_settings": {}})

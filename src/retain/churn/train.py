@@ -39,6 +39,7 @@ from retain.churn.evaluate import (
     probability_metrics,
     ranking_metrics,
 )
+from retain.config import FeatureConfig
 
 Imbalance = Literal["balanced", "none"]
 
@@ -149,7 +150,7 @@ class ChurnModel:
     params: dict[str, Any] = field(default_factory=dict)
     best_iteration: int = 0
     clv_feature_model: str = "bgnbd"
-    feature_settings: dict[str, Any] = field(default_factory=dict)
+    feature_settings: dict[str, Any] = field(default_factory=lambda: _default_feature_settings())
     training: dict[str, str] = field(default_factory=dict)
 
     def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
@@ -220,6 +221,12 @@ class ChurnModel:
             raise ValueError(
                 f"the booster reads {booster.num_feature()} features, the list names {len(names)}"
             )
+        trained_on = booster.feature_name()
+        generic = all(n == f"Column_{i}" for i, n in enumerate(trained_on))
+        if not generic and trained_on != names:
+            raise ValueError("the feature list is not the booster's (other names or order)")
+        if not data.get("feature_settings"):
+            raise ValueError("the saved form lacks the feature settings the model was trained with")
         return cls(
             booster=booster,
             feature_names=names,
@@ -228,9 +235,14 @@ class ChurnModel:
             params=dict(data.get("params") or {}),
             best_iteration=int(data.get("best_iteration") or 0),
             clv_feature_model=str(data["clv_feature_model"]),
-            feature_settings=dict(data.get("feature_settings") or {}),
+            feature_settings=dict(data["feature_settings"]),
             training={str(k): str(v) for k, v in (data.get("training") or {}).items()},
         )
+
+
+def _default_feature_settings() -> dict[str, Any]:
+    """The feature windows of :class:`retain.config.FeatureConfig` by default, as plain data."""
+    return FeatureConfig().model_dump(mode="json")
 
 
 def _plain(value: Any) -> Any:
@@ -508,4 +520,6 @@ def train_and_evaluate(
     dataset = prepare_dataset(
         transactions, churn, observed_until, events, feature_config=feature_config, seed=seed
     )
-    return fit_and_evaluate(dataset, churn, seed=seed, params=params)
+    fit = fit_and_evaluate(dataset, churn, seed=seed, params=params)
+    fit.model.feature_settings = (feature_config or FeatureConfig()).model_dump(mode="json")
+    return fit

@@ -467,3 +467,71 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
     assert run.data.metrics["optuna_best_validation_roc_auc"] == pytest.approx(
         result.metrics["validation_roc_auc"]
     )
+
+
+# ------------------------------------------------------------ paired AUC interval (DeLong)
+
+
+def _paired_scores(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    a = y + rng.normal(size=n)
+    b = np.round(0.5 * y + 0.3 * a + rng.normal(size=n), 1)  # correlated with a, with ties
+    return y, a, b
+
+
+def test_delong_difference_is_the_auc_difference_and_agrees_with_a_paired_bootstrap():
+    from sklearn.metrics import roc_auc_score
+
+    from retain.churn.evaluate import delong_auc_difference
+
+    y, a, b = _paired_scores()
+    diff, se, low, high = delong_auc_difference(y, a, b)
+    assert diff == pytest.approx(roc_auc_score(y, a) - roc_auc_score(y, b))
+    assert low < diff < high
+    assert high - diff == pytest.approx(stats.norm.ppf(0.975) * se)
+    # the seeded paired bootstrap: same rows resampled for both scores
+    rng = np.random.default_rng(1)
+    boot = []
+    for _ in range(400):
+        i = rng.integers(0, y.size, y.size)
+        boot.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
+    # 400 resamples estimate a standard deviation to about 4 %: a generous 25 % tolerance
+    assert se == pytest.approx(np.std(boot, ddof=1), rel=0.25)
+    assert np.mean(boot) == pytest.approx(diff, abs=se / 2)
+    # a wider level gives a wider interval around the same difference
+    _, _, low99, high99 = delong_auc_difference(y, a, b, confidence=0.99)
+    assert low99 < low and high99 > high
+
+
+def test_delong_hand_checkable_cases():
+    from retain.churn.evaluate import delong_auc_difference
+
+    y, a, _ = _paired_scores(50)
+    # identical scores: no difference and no uncertainty about it
+    assert delong_auc_difference(y, a, a.copy()) == (0.0, 0.0, 0.0, 0.0)
+    # perfect ranking vs a constant score (AUC 1 vs 0.5): both rank every pair alike
+    diff, se, low, high = delong_auc_difference(y, y.astype(float), np.zeros(y.size))
+    assert diff == pytest.approx(0.5) and se == pytest.approx(0.0, abs=1e-12)
+    # perfect vs random: the difference is 1 - AUC(random), uncertain by the random one alone
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=y.size)
+    diff, se, low, high = delong_auc_difference(y, y.astype(float), noise)
+    assert diff == pytest.approx(1 - ranking_metrics(y, noise)["roc_auc"])
+    assert se > 0 and low < diff < high
+    with pytest.raises(ValueError, match="two rows of each class"):
+        delong_auc_difference(np.array([1, 0, 0]), np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="confidence"):
+        delong_auc_difference(y, a, a, confidence=1.0)
+
+
+def test_baseline_auc_differences_are_named_by_the_catalogue():
+    from retain.churn.evaluate import baseline_auc_differences
+    from retain.names import auc_difference_metric
+
+    y, a, b = _paired_scores(200)
+    out = baseline_auc_differences(y, a, {"recency": b})
+    assert set(out) == {
+        auc_difference_metric("recency", part) for part in ("", "se", "ci_low", "ci_high")
+    }
+    assert out["auc_diff_vs_recency_ci_low"] < out["auc_diff_vs_recency_ci_high"]

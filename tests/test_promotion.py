@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from retain.config import PromotionConfig
-from retain.promotion import GATE_KINDS, GateResult, decide
+from retain.promotion import GATE_KINDS, GateResult, decide, next_steps
 
 CFG = PromotionConfig(auc_tolerance=0.01, clv_metric="mae", clv_tolerance=0.1)
 
@@ -67,6 +67,69 @@ def test_churn_missing_metric_is_refused():
     no_champ = decide("churn", {"test_roc_auc": 0.9}, {"test_pr_auc": 0.5}, CFG)
     assert not no_champ.accepted
     assert no_champ.reason == "champion has no test_roc_auc metric to compare with"
+
+
+def _with_interval(auc: float, base: float, low: float, high: float) -> dict[str, float]:
+    """Challenger metrics with the paired interval against the baseline ``bgnbd``."""
+    return {
+        "test_roc_auc": auc,
+        "baseline_bgnbd_roc_auc": base,
+        "baseline_recency_roc_auc": base - 0.05,
+        "auc_diff_vs_bgnbd": auc - base,
+        "auc_diff_vs_bgnbd_se": (high - low) / 3.92,
+        "auc_diff_vs_bgnbd_ci_low": low,
+        "auc_diff_vs_bgnbd_ci_high": high,
+    }
+
+
+def test_churn_below_the_baseline_within_the_interval_is_accepted():
+    # the first-run case of the issue: 0.8695 vs 0.8727, a gap within the noise
+    chal = _with_interval(0.8695, 0.8727, -0.0090, 0.0026)
+    result = decide("churn", chal, None, CFG)
+    assert result.accepted
+    assert "not worse than the best baseline baseline_bgnbd_roc_auc = 0.8727" in result.reason
+    assert "difference -0.0032, 95% DeLong interval [-0.0090, +0.0026]" in result.reason
+    assert result.metrics["best_baseline_auc_diff_ci_high"] == 0.0026
+
+
+def test_churn_worse_than_the_baseline_beyond_the_interval_is_refused():
+    chal = _with_interval(0.84, 0.87, -0.045, -0.015)
+    result = decide("churn", chal, None, CFG)
+    assert not result.accepted
+    assert "worse than the best baseline baseline_bgnbd_roc_auc = 0.8700" in result.reason
+    assert "95% DeLong interval [-0.0450, -0.0150], entirely below 0" in result.reason
+    # the champion is never reached: the baseline refuses first
+    assert "champion_test_roc_auc" not in decide("churn", chal, {"test_roc_auc": 0.5}, CFG).metrics
+
+
+def test_churn_interval_of_another_baseline_is_not_used():
+    # the interval logged is against the recency baseline, the best is bgnbd: plain comparison
+    chal = {
+        "test_roc_auc": 0.86,
+        "baseline_bgnbd_roc_auc": 0.87,
+        "auc_diff_vs_recency": 0.1,
+        "auc_diff_vs_recency_ci_low": 0.05,
+        "auc_diff_vs_recency_ci_high": 0.15,
+    }
+    result = decide("churn", chal, None, CFG)
+    assert not result.accepted and "below the best baseline" in result.reason
+
+
+def test_churn_champion_keeps_the_tolerance_with_an_interval():
+    chal = _with_interval(0.80, 0.79, -0.01, 0.03)
+    assert decide("churn", chal, {"test_roc_auc": 0.805}, CFG).accepted
+    below = decide("churn", chal, {"test_roc_auc": 0.82}, CFG)
+    assert not below.accepted and "minus tolerance 0.01" in below.reason
+
+
+def test_next_steps_name_the_commands_that_go_on():
+    churn = next_steps("configs/shop.yaml", "churn")
+    assert (
+        'retain promote --config configs/shop.yaml --model churn --force --reason "..."' in churn
+    )
+    assert "retain score --config configs/shop.yaml --model-version challenger" in churn
+    assert "logged as forced" in churn
+    assert "--clv-version challenger" in next_steps("c.yaml", "clv")
 
 
 # ------------------------------------------------------------------------------ clv

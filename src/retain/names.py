@@ -200,6 +200,32 @@ def baseline_metric(name: str, metric: str) -> str:
     return f"{BASELINE_PREFIX}{name}_{metric}"
 
 
+AUC_DIFF_PREFIX = "auc_diff_vs_"
+AUC_DIFF_PARTS = ("", "se", "ci_low", "ci_high")
+"""The parts of a paired AUC comparison: the difference itself, its DeLong standard error and
+the bounds of its 95% interval."""
+
+
+def auc_difference_metric(baseline: str, part: str = "") -> str:
+    """``auc_diff_vs_<baseline>[_<part>]``: test AUC of the model minus a baseline's (paired).
+
+    ``part`` is one of :data:`AUC_DIFF_PARTS`: ``""`` the difference, ``"se"`` its DeLong
+    standard error, ``"ci_low"`` / ``"ci_high"`` the bounds of its 95% interval
+    (``auc_diff_vs_bgnbd_p_no_purchase_ci_high``).
+    """
+    if part not in AUC_DIFF_PARTS:
+        raise ValueError(f"part must be one of {AUC_DIFF_PARTS}, got {part!r}")
+    key = f"{AUC_DIFF_PREFIX}{baseline}"
+    return f"{key}_{part}" if part else key
+
+
+def baseline_name(key: str, metric: str) -> str:
+    """The baseline's name in ``baseline_<name>_<metric>`` (``baseline_x_roc_auc`` -> ``x``)."""
+    if not is_baseline(key, metric):
+        raise ValueError(f"{key!r} is not a baseline_<name>_{metric} key")
+    return key[len(BASELINE_PREFIX) : -len(metric) - 1]
+
+
 def is_baseline(key: str, metric: str | None = None) -> bool:
     """Whether ``key`` is a baseline metric (of ``metric``, e.g. ``roc_auc``, when given)."""
     if not key.startswith(BASELINE_PREFIX):

@@ -4,12 +4,18 @@ No MLflow here: :func:`retain.tracking.promote` reads the metrics of the ``chall
 ``champion`` versions, asks :func:`decide` and moves the aliases. The rules:
 
 - ``churn``: accept when the challenger's ``test_roc_auc`` is at least the champion's minus
-  ``auc_tolerance`` and not below the best ``baseline_<name>_roc_auc`` logged beside it.
+  ``auc_tolerance`` and not worse than the best ``baseline_<name>_roc_auc`` logged beside it
+  beyond the uncertainty: the baseline refuses the challenger only when the upper bound of the
+  paired 95% DeLong interval of the difference (``auc_diff_vs_<name>_ci_high``, logged by
+  ``train_churn``) is below 0. Versions logged without that interval (older runs) fall back
+  to the plain comparison: not below the best baseline's AUC.
 - ``clv``: accept when ``holdout_<clv_metric>`` (an error: lower is better) is at most the
   champion's times ``1 + clv_tolerance`` and not above the best
   ``baseline_<name>_holdout_<clv_metric>`` logged beside it.
 - Without a champion, a challenger that passes the baseline check is accepted.
 - A challenger (or champion) without the compared metric is refused, never waved through.
+- A forced promotion (``retain promote --force --reason ...``) skips the verdict, not the
+  record: :func:`retain.tracking.promote` still asks the gate and logs both.
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from retain.config import PromotionConfig
-from retain.names import ROC_AUC, TEST_ROC_AUC, holdout_metric, is_baseline
+from retain.names import (
+    ROC_AUC,
+    TEST_ROC_AUC,
+    auc_difference_metric,
+    baseline_name,
+    holdout_metric,
+    is_baseline,
+)
 
 Metrics = Mapping[str, float]
 
@@ -58,6 +71,9 @@ class PromotionDecision:
         Registered model name.
     metrics : dict
         The numbers the decision used.
+    forced : bool
+        True when ``champion`` was moved by ``--force`` whatever the gate said (``reason`` then
+        holds the given reason and the gate's own verdict).
     """
 
     accepted: bool
@@ -66,10 +82,19 @@ class PromotionDecision:
     champion_version: str | None
     model_name: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    forced: bool = False
 
 
 def gate_churn(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> GateResult:
-    """The churn rule: test AUC against the champion (with tolerance) and the best baseline.
+    """The churn rule: test AUC against the best baseline (paired) and the champion (tolerance).
+
+    Against the best baseline the comparison is paired: both scored the same test rows, so
+    the DeLong interval of the difference (``auc_diff_vs_<name>_ci_low``/``_ci_high``) says
+    how much of a gap is noise; the challenger is refused only when even the interval's upper
+    bound is below 0. Without those keys (versions logged before they existed) it must simply
+    not be below the baseline's AUC. Against the champion no paired test is possible (the
+    champion was evaluated on an earlier test cutoff, other rows), so the fixed
+    ``auc_tolerance`` stays.
 
     Parameters
     ----------
@@ -90,16 +115,11 @@ def gate_churn(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Ga
     used[f"challenger_{key}"] = auc
     baselines = {k: v for k, v in chal.items() if is_baseline(k, ROC_AUC)}
     if baselines:
-        best_name, best = max(baselines.items(), key=lambda kv: kv[1])
+        best_key, best = max(baselines.items(), key=lambda kv: (kv[1], kv[0]))
         used[f"best_baseline_{ROC_AUC}"] = best
-        if auc < best:
-            return GateResult(
-                False,
-                f"challenger test AUC {auc:.4f} is below the best baseline "
-                f"{best_name} = {best:.4f}",
-                used,
-            )
-        baseline_text = f"not below the best baseline {best_name} = {best:.4f}"
+        refusal, baseline_text = _against_baseline(chal, auc, best_key, best, used)
+        if refusal:
+            return GateResult(False, refusal, used)
     else:
         baseline_text = "no baseline AUC logged"
     if champ is None:
@@ -123,6 +143,40 @@ def gate_churn(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Ga
         f"challenger test AUC {auc:.4f} >= champion {ref:.4f} - {cfg.auc_tolerance:g}, "
         f"{baseline_text}",
         used,
+    )
+
+
+def _against_baseline(
+    chal: Metrics, auc: float, best_key: str, best: float, used: dict[str, float]
+) -> tuple[str, str]:
+    """The refusal (empty when none) and the sentence on the best baseline; fills ``used``."""
+    name = baseline_name(best_key, ROC_AUC)
+    keys = {part: auc_difference_metric(name, part) for part in ("", "ci_low", "ci_high")}
+    if not all(k in chal for k in keys.values()):  # an older version: the plain comparison
+        if auc < best:
+            return (
+                f"challenger test AUC {auc:.4f} is below the best baseline {best_key} = {best:.4f}",
+                "",
+            )
+        return "", f"not below the best baseline {best_key} = {best:.4f}"
+    diff, low, high = (chal[keys[p]] for p in ("", "ci_low", "ci_high"))
+    used.update(
+        {
+            "best_baseline_auc_diff": diff,
+            "best_baseline_auc_diff_ci_low": low,
+            "best_baseline_auc_diff_ci_high": high,
+        }
+    )
+    interval = f"difference {diff:+.4f}, 95% DeLong interval [{low:+.4f}, {high:+.4f}]"
+    if high < 0:
+        return (
+            f"challenger test AUC {auc:.4f} is worse than the best baseline {best_key} = "
+            f"{best:.4f} beyond the uncertainty ({interval}, entirely below 0)",
+            "",
+        )
+    return "", (
+        f"not worse than the best baseline {best_key} = {best:.4f} beyond the uncertainty "
+        f"({interval})"
     )
 
 
@@ -221,3 +275,28 @@ def decide(
     if kind not in _GATES:
         raise ValueError(f"no promotion rule for model kind {kind!r} (one of {GATE_KINDS})")
     return _GATES[kind](challenger, champion, cfg)
+
+
+def next_steps(config: str, kind: str) -> str:
+    """What to run after a refusal that leaves no champion (so ``retain score`` has none).
+
+    Parameters
+    ----------
+    config : str
+        The config path as the user gave it.
+    kind : {"churn", "clv"}
+        The kind of model refused.
+
+    Returns
+    -------
+    str
+        The two commands that go on: a forced promotion (logged as forced) or scoring with
+        the challenger.
+    """
+    option = "--model-version" if kind == "churn" else "--clv-version"
+    return (
+        f"no champion exists yet, so `retain score` has no {kind} model to use. To go on, "
+        f"either promote it anyway (logged as forced): retain promote --config {config} "
+        f'--model {kind} --force --reason "..." ; or score with the challenger: '
+        f"retain score --config {config} {option} challenger"
+    )

@@ -16,6 +16,7 @@ from retain.explain import (
     shap_contributions,
     top_contributions,
 )
+from retain.explain.reasons import PROTECTIVE, ReasonCandidates, top_positive_contributions
 from retain.features.build import build_features
 from retain.features.catalogue import reason_text
 
@@ -104,7 +105,10 @@ def test_reason_texts_match_shap_signs_and_values(cdnow_model) -> None:
     assert reasons["reason_1"].notna().all()  # every customer gets a reason
     index, value = top_contributions(contrib, 3)
     rng = np.random.default_rng(0)
-    pattern = re.compile(r"^(.*): (raises|lowers) churn risk \(([+-]\d+\.\d\d)\)$")
+    pattern = re.compile(
+        r"^(.*): (raises|lowers) churn risk compared with a typical customer "
+        r"\(([+-]\d+\.\d\d)\)$"
+    )
     for i in rng.choice(len(feats), 40, replace=False):
         row = feats.iloc[i]
         for k in range(3):
@@ -143,13 +147,55 @@ def test_reasons_for_purchase_model_features_and_unknown_columns() -> None:
     contrib = np.array([[0.5, -0.1, 0.0], [-0.2, 0.3, 0.0]])
     reasons = reason_texts(contrib, feats, ["p_alive", "mystery_score"], k=2)
     assert reasons.loc[0, "reason_1"] == (
-        "25% chance of still being an active customer: raises churn risk (+0.50)"
+        "25% chance of still being an active customer: raises churn risk compared with a "
+        "typical customer (+0.50)"
     )
-    assert reasons.loc[0, "reason_2"] == "mystery score 1.5: lowers churn risk (-0.10)"
-    assert reasons.loc[1, "reason_1"] == "mystery score: not available: raises churn risk (+0.30)"
+    assert reasons.loc[0, "reason_2"] == (
+        "mystery score 1.5: lowers churn risk compared with a typical customer (-0.10)"
+    )
+    assert reasons.loc[1, "reason_1"] == (
+        "mystery score: not available: raises churn risk compared with a typical customer (+0.30)"
+    )
     # a catalogue feature with a missing value uses the catalogue's own text for it
     gaps = pd.DataFrame({"gap_ratio": [np.nan], "days_since_last_purchase": [40.0]})
     one = reason_texts(np.array([[0.4, 0.0, 0.0]]), gaps, ["gap_ratio", "days_since_last_purchase"])
     assert one.loc[0, "reason_1"] == (
-        "only one purchase so far, no usual gap yet: raises churn risk (+0.40)"
+        "only one purchase so far, no usual gap yet: raises churn risk compared with a typical "
+        "customer (+0.40)"
     )
+
+
+def test_top_positive_contributions() -> None:
+    contrib = np.array([[0.1, -0.5, 0.3, 0.0, 9.0], [-0.1, 0.0, -0.2, 0.0, 9.0]])
+    index, value = top_positive_contributions(contrib, 3)
+    assert index.tolist() == [[2, 0, -1], [-1, -1, -1]]
+    assert value.tolist() == [[0.3, 0.1, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_risk_first_rows_list_raising_factors_then_protective_ones_marked() -> None:
+    feats = pd.DataFrame({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0], "c": [3.0, 3.0, 3.0]})
+    contrib = np.array(
+        [
+            [-0.9, 0.2, 0.1, 0.0],  # two raise the risk, one protective (the largest |value|)
+            [-0.9, 0.2, 0.1, 0.0],  # same contributions, not risk first
+            [-0.3, -0.5, 0.0, 0.0],  # nothing raises the risk: protective ones only
+        ]
+    )
+    risk = np.array([True, False, True])
+    cands = ReasonCandidates.from_contributions(contrib, 3)
+    index, value, protective = cands.choose(risk)
+    assert index.tolist() == [[1, 2, 0], [0, 1, 2], [1, 0, -1]]
+    assert protective.tolist() == [[False, False, True], [False] * 3, [True, True, False]]
+    reasons = reason_texts(contrib, feats, ["a", "b", "c"], risk_first=risk)
+    assert reasons.loc[0, "reason_1"].startswith("b 2: raises churn risk compared with")
+    assert reasons.loc[0, "reason_3"].startswith(PROTECTIVE + "a 1: lowers churn risk")
+    assert reasons.loc[1, "reason_1"].startswith("a 1: lowers churn risk")  # by |value|
+    assert reasons.loc[2, "reason_1"].startswith(PROTECTIVE + "b 2: lowers")
+    assert pd.isna(reasons.loc[2, "reason_3"])
+    # without risk_first the texts are those of the |value| order, as before
+    plain = reason_texts(contrib, feats, ["a", "b", "c"])
+    assert plain.loc[0].tolist() == reasons.loc[1].tolist()
+    # candidates split in parts and joined give the same choice
+    joined = ReasonCandidates.concat([cands.take(slice(0, 1)), cands.take(slice(1, 3))])
+    for got, want in zip(joined.choose(risk), (index, value, protective), strict=True):
+        np.testing.assert_array_equal(got, want)

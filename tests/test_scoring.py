@@ -21,6 +21,7 @@ from retain.features.labels import churn_labels
 from retain.policy import FIVE_DEGREES
 from retain.scoring import (
     OUTPUT_COLUMNS,
+    RISK_STAGES,
     ScoringModels,
     known_prospects,
     last_purchase_gap_days,
@@ -132,10 +133,19 @@ def test_churn_probability_and_reasons_match_the_model(world) -> None:
     np.testing.assert_allclose(got.to_numpy(), expected, atol=1e-12)
     contrib = models.booster.predict(X, pred_contrib=True)
     top = np.abs(contrib[:, :-1]).argmax(axis=1)
-    first = out.set_index("customer_id").loc[feats.index, "reason_1"]
-    for i in range(0, len(feats), 50):
-        direction = "raises" if contrib[i, top[i]] > 0 else "lowers"
-        assert f"{direction} churn risk ({contrib[i, top[i]]:+.2f})" in first.iloc[i]
+    pos = contrib[:, :-1].argmax(axis=1)
+    by_id = out.set_index("customer_id").loc[feats.index]
+    first = by_id["reason_1"]
+    risk = by_id["lifecycle_stage"].isin(RISK_STAGES).to_numpy()
+    assert risk.any() and not risk.all()
+    for i in range(0, len(feats), 10):
+        # risk stages: the largest factor raising the risk; others: the largest either way
+        j = pos[i] if risk[i] and contrib[i, pos[i]] > 0 else top[i]
+        direction = "raises" if contrib[i, j] > 0 else "lowers"
+        assert (
+            f"{direction} churn risk compared with a typical customer ({contrib[i, j]:+.2f})"
+            in first.iloc[i]
+        )
 
 
 def test_result_does_not_depend_on_chunk_size(world) -> None:

@@ -15,6 +15,24 @@ How the work is split
     runs once at the end because value tiers are quantiles of the whole population and budgets
     rank all customers.
 
+Reasons, risk first
+    Each reason compares the customer with a typical customer: the SHAP contributions start
+    from the booster's expected value (its average raw score over the training rows). Which
+    reasons a customer gets depends on the stage, known only after the policy: customers in a
+    stage of :data:`RISK_STAGES` get the factors that raise their risk first and the
+    protective ones after, marked (:mod:`retain.explain.reasons`); the others get the largest
+    factors either way. So each chunk keeps only its top contributions
+    (:class:`retain.explain.reasons.ReasonCandidates`, ``3 x 4`` numbers per customer, not the
+    contribution matrix) and the texts are written after the policy, chunk by chunk.
+
+Next purchase
+    ``expected_next_purchase_date`` is the as-of date plus the CLV model's
+    ``expected_next_purchase_days`` rounded up to whole days: the expected gap to the next
+    purchase *if the customer is still alive* (it ignores ``p_alive``; read the two together).
+    ``p_purchase_30d`` is the CLV model's probability of at least one purchase in the 30 days
+    after the as-of date (it does account for the chance that the customer has churned).
+    Prospects get neither.
+
 Who gets a row
     Every customer with a purchase by the as-of date, plus *prospects*: customers known from
     events or customer attributes (signed up by the as-of date) without a purchase. Prospects
@@ -38,22 +56,26 @@ from retain.churn.train import ChurnModel
 from retain.clv.cutoff_features import CLV_FEATURES, clv_features
 from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, reason_texts
+from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
+from retain.explain.reasons import ReasonCandidates, render_reasons
 from retain.features.build import build_features, check_point_in_time
 from retain.features.engagement import engagement_column_names
 from retain.features.rfm import UNIT_NAMES, occasion_arrays
 from retain.io import DataError
-from retain.policy import FIVE_DEGREES, apply_policy
+from retain.policy import FIVE_DEGREES, STAGE_PHASE, apply_policy
 from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
 
 __all__ = [
+    "NEXT_PURCHASE_WINDOW_DAYS",
     "OUTPUT_COLUMNS",
+    "RISK_STAGES",
     "ScoringModels",
     "count_by",
     "known_prospects",
     "last_purchase_gap_days",
     "model_features",
+    "next_purchase_columns",
     "score_customers",
 ]
 
@@ -73,6 +95,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "expected_purchases",
     "expected_avg_value",
     "clv",
+    "expected_next_purchase_date",
+    "p_purchase_30d",
     "churn_probability",
     "lifecycle_stage",
     "value_tier",
@@ -91,6 +115,17 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     *FIVE_DEGREES,
 )
 """Columns of the scores table, in order (``customer_id`` is a column, not the index)."""
+
+# The stages whose lifecycle phase is retention (at_risk, dormant, lost, reactivated): their
+# actions are about keeping or winning back the customer, so their reasons list what raises the
+# risk first. Derived from the policy's phase table so a new retention stage joins by itself.
+RISK_STAGES: frozenset[str] = frozenset(
+    stage for stage, phase in STAGE_PHASE.items() if phase.startswith("retention")
+)
+"""Lifecycle stages whose reasons list the risk-raising factors first."""
+
+NEXT_PURCHASE_WINDOW_DAYS = 30
+"""Window of ``p_purchase_30d``, in days after the as-of date."""
 
 
 @dataclass
@@ -268,7 +303,7 @@ def _clv_summary(features: pd.DataFrame, time_unit: str) -> pd.DataFrame:
 
 def _churn_chunk(
     inputs: pd.DataFrame, models: ScoringModels, n_threads: int | None
-) -> tuple[np.ndarray, pd.DataFrame]:
+) -> tuple[np.ndarray, ReasonCandidates]:
     X = feature_matrix(inputs, models.feature_names)
     tables = models.tables()
     contrib = _shap(
@@ -282,8 +317,7 @@ def _churn_chunk(
     # which equals it only up to rounding
     raw = models.booster.predict(X, raw_score=True)
     prob = np.asarray(apply_calibration(models.calibrator, raw), dtype=float)
-    reasons = reason_texts(contrib, inputs, models.feature_names)
-    return prob, reasons
+    return prob, ReasonCandidates.from_contributions(contrib, len(REASON_COLUMNS))
 
 
 def check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: FeatureConfig) -> None:
@@ -374,30 +408,90 @@ def _churn_in_chunks(
     chunk_size: int,
     n_threads: int | None,
     note: Callable[[str], None],
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Churn probability and reasons of every customer, ``chunk_size`` customers at a time."""
+) -> tuple[np.ndarray, ReasonCandidates]:
+    """Churn probability and reason candidates of every customer, a chunk at a time."""
     n = len(inputs)
     prob = np.empty(n, dtype=float)
-    parts: list[pd.DataFrame] = []
+    parts: list[ReasonCandidates] = []
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         note(f"churn and reasons: customers {start + 1:,}-{stop:,} of {n:,}")
-        prob[start:stop], reasons = _churn_chunk(inputs.iloc[start:stop], models, n_threads)
-        parts.append(reasons)
+        prob[start:stop], cands = _churn_chunk(inputs.iloc[start:stop], models, n_threads)
+        parts.append(cands)
+    return prob, ReasonCandidates.concat(parts, len(REASON_COLUMNS))
+
+
+def _reasons_after_policy(
+    inputs: pd.DataFrame,
+    candidates: ReasonCandidates,
+    stage: pd.Series,
+    models: ScoringModels,
+    chunk_size: int,
+) -> pd.DataFrame:
+    """Reason texts of every buyer, risk first for the stages of :data:`RISK_STAGES`.
+
+    ``stage`` is indexed like ``inputs``; the texts are written ``chunk_size`` rows at a time.
+    """
+    risk = stage.isin(RISK_STAGES).to_numpy(dtype=bool)
+    n = len(inputs)
+    parts: list[pd.DataFrame] = []
+    for start in range(0, n, chunk_size):
+        rows = slice(start, min(n, start + chunk_size))
+        index, value, protective = candidates.take(rows).choose(risk[rows])
+        parts.append(
+            render_reasons(index, value, inputs.iloc[rows], models.feature_names, protective)
+        )
     if not parts:
-        return prob, pd.DataFrame({c: pd.array([], dtype="string") for c in REASON_COLUMNS})
-    return prob, pd.concat(parts)
+        return pd.DataFrame(
+            {c: pd.array([], dtype="string") for c in REASON_COLUMNS}, index=inputs.index
+        )
+    return pd.concat(parts)
+
+
+def next_purchase_columns(
+    clv_model: Any, summary: pd.DataFrame, predicted: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """``expected_next_purchase_date`` and ``p_purchase_30d`` from the CLV model.
+
+    Parameters
+    ----------
+    clv_model : retain.clv.ClvModel
+        The fitted CLV model.
+    summary : DataFrame
+        The RFM summary in the model's time unit (as given to its ``predict``).
+    predicted : DataFrame
+        ``clv_model.predict(summary)`` (gives ``expected_next_purchase_days``).
+    as_of : Timestamp
+        The as-of day.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``summary``: ``expected_next_purchase_date`` (as-of date plus the
+        expected gap of an alive customer, rounded up to whole days; NaT when undefined) and
+        ``p_purchase_30d`` (P(at least one purchase in the next 30 days), NaN when undefined).
+    """
+    days = predicted["expected_next_purchase_days"].to_numpy(dtype=float)
+    ok = np.isfinite(days) & (days >= 0)
+    whole = np.where(ok, np.ceil(np.where(ok, days, 0.0)), np.nan)
+    date = pd.Timestamp(as_of) + pd.to_timedelta(whole, unit="D")
+    t = NEXT_PURCHASE_WINDOW_DAYS / UNIT_DAYS[clv_model.time_unit]
+    p_none = np.asarray(clv_model.probability_no_purchase(t, summary), dtype=float)
+    p_buy = np.clip(1.0 - p_none, 0.0, 1.0)
+    p_buy[~np.isfinite(p_none)] = np.nan
+    return pd.DataFrame(
+        {"expected_next_purchase_date": date, "p_purchase_30d": p_buy}, index=summary.index
+    )
 
 
 def _policy_inputs(
     feats: pd.DataFrame,
     clv: pd.DataFrame,
     prob: np.ndarray,
-    reasons: pd.DataFrame,
     gaps: pd.Series,
     policy: PolicyConfig,
 ) -> pd.DataFrame:
-    """The per-customer table the policy reads: RFM, CLV, churn, reasons, five-degree sources."""
+    """The per-customer table the policy reads: RFM, CLV, churn, five-degree sources."""
     base = pd.DataFrame(index=feats.index)
     for col in ("frequency", "recency_days", "tenure_days", "monetary_value"):
         base[col] = feats[col].to_numpy(dtype=float)
@@ -407,9 +501,9 @@ def _policy_inputs(
         base[col] = pd.array(feats[col].astype(object).to_numpy(), dtype="string")
     for col in ("p_alive", "expected_purchases", "expected_avg_value", "clv"):
         base[col] = clv[col].to_numpy(dtype=float)
+    base["expected_next_purchase_date"] = clv["expected_next_purchase_date"].to_numpy()
+    base["p_purchase_30d"] = clv["p_purchase_30d"].to_numpy(dtype=float)
     base["churn_probability"] = prob
-    for col in REASON_COLUMNS:
-        base[col] = reasons[col].to_numpy()
     base["last_gap_days"] = gaps.to_numpy(dtype=float)
     degree_sources = {c for cols in policy.five_degrees.values() for c in cols}
     for col in sorted(degree_sources - set(base.columns)):
@@ -484,30 +578,42 @@ def score_customers(
 
     t0 = time.perf_counter()
     note("predicting CLV")
-    clv = models.clv.predict(_clv_summary(feats, models.clv.time_unit))
+    summary = _clv_summary(feats, models.clv.time_unit)
+    clv = models.clv.predict(summary)
+    clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of_ts)], axis=1)
     clock["clv"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    prob, reasons = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
+    prob, candidates = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
     clock["churn_and_reasons"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     note("applying the policy")
-    base = _policy_inputs(feats, clv, prob, reasons, gaps, policy)
+    base = _policy_inputs(feats, clv, prob, gaps, policy)
     prospects = known_prospects(events, customers, as_of_ts, feats.index)
     if len(prospects):
         base = pd.concat([base, pd.DataFrame(index=prospects)])
         base = base.sort_index()
     base.index.name = CUSTOMER_ID
     decided = apply_policy(base, policy, horizon_days(models.clv.horizon))
+    clock["policy"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    note("writing the reasons")
+    stage = decided["lifecycle_stage"].reindex(inputs.index)
+    reasons = _reasons_after_policy(inputs, candidates, stage, models, chunk_size)
+    clock["churn_and_reasons"] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     out = pd.concat([base, decided], axis=1)
+    for col in REASON_COLUMNS:
+        out[col] = reasons[col].reindex(out.index).astype("string")
     out["as_of"] = as_of_ts
     out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
     out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
     out = out.reset_index()
     out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
-    clock["policy"] = time.perf_counter() - t0
+    clock["policy"] += time.perf_counter() - t0
     return out[list(OUTPUT_COLUMNS)]
 
 

@@ -34,6 +34,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from retain.config import ConfigError, RunConfig, check_day_range, load_config
+from retain.names import baseline_metric, holdout_metric
 
 app = typer.Typer(
     help="retain: churn and CLV models, batch scoring and retention actions.",
@@ -333,7 +334,7 @@ def train_clv(config: Path = ConfigOption) -> None:
     cfg = _load_config_or_exit(config)
     with _exit_codes(), _progress("train-clv") as note:
         result = run_train_clv(cfg, progress=note)
-    mae = result.metrics.get("holdout_mae", float("nan"))
+    mae = result.metrics.get(holdout_metric("mae"), float("nan"))
     _say(
         f"train-clv: clv version {result.model_version} (alias challenger), purchase model "
         f"{result.purchase_model}, holdout MAE {mae:.4f}; run {result.run_id} in "
@@ -354,7 +355,7 @@ def train_churn(config: Path = ConfigOption) -> None:
         f"train-churn: churn version {result.model_version} (alias challenger), test AUC "
         f"{m['test_roc_auc']:.4f}, PR AUC {m['test_pr_auc']:.4f}, ECE {m['test_ece']:.4f} "
         f"(raw {m['test_raw_ece']:.4f}), best baseline {result.best_baseline} AUC "
-        f"{m[f'baseline_{result.best_baseline}_roc_auc']:.4f}; run {result.run_id} in "
+        f"{m[baseline_metric(result.best_baseline, 'roc_auc')]:.4f}; run {result.run_id} in "
         f"{result.tracking_uri}"
     )
 
@@ -365,26 +366,52 @@ def promote(
     model: str = typer.Option(
         ..., "--model", "-m", help="Registered model to promote: churn or clv."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Make the challenger champion whatever the gate says (needs --reason; the gate's "
+        "verdict is still logged and the version is tagged promotion.forced=true).",
+    ),
+    reason: str = typer.Option(
+        "", "--reason", help="Why the promotion is forced (with --force; kept as a tag)."
+    ),
 ) -> None:
     """Move the `champion` alias to the challenger if the gate accepts it (exit 5 if refused)."""
     from retain.jobs.promote import run_promotion
+    from retain.promotion import next_steps
 
     if model not in ("churn", "clv"):
         _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    if force and not reason.strip():
+        _fail("usage error", '--force needs --reason "why" (kept with the version)', EXIT_CONFIG)
+    if reason.strip() and not force:
+        _fail("usage error", "--reason goes with --force", EXIT_CONFIG)
     cfg = _load_config_or_exit(config)
     with _exit_codes():
-        result = run_promotion(cfg, model)
+        result = run_promotion(cfg, model, force_reason=reason.strip() if force else None)
     decision = result.decision
+    if decision.forced:
+        _say(
+            f"promote: forced, {model} version {decision.challenger_version} is champion "
+            f"({decision.reason}); logged as forced in run {result.run_id}"
+        )
+        return
     if decision.accepted:
         _say(
             f"promote: accepted, {model} version {decision.challenger_version} "
             f"is champion ({decision.reason})"
         )
         return
-    _say(
+    message = (
         f"promote: refused, {model} version {decision.challenger_version} "
         f"stays challenger; champion remains {decision.champion_version} ({decision.reason})"
     )
+    if decision.champion_version is None:
+        message = (
+            f"promote: refused, {model} version {decision.challenger_version} stays challenger "
+            f"({decision.reason}). {next_steps(str(config), model)}"
+        )
+    _say(message)
     raise typer.Exit(EXIT_PROMOTION)
 
 

@@ -32,7 +32,7 @@ __all__ = [
     "UNIT_DAYS",
     "DateLike",
     "day",
-        "cutoff_end",
+    "cutoff_end",
     "days_to_units",
     "horizon_days",
     "iso_day",

@@ -27,6 +27,7 @@ from retain.clv.model import ClvModel
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.rfm import UNIT_NAMES
 from retain.timeline import UNIT_DAYS
+from retain.timeline import day as to_day
 
 
 def _unit_columns(model: ClvModel) -> tuple[str, str]:
@@ -235,7 +236,7 @@ def cohort_tracking(
         ``actual`` and ``expected`` repeat purchases within the period, and
         ``actual_cumulative`` and ``expected_cumulative`` since ``start``.
     """
-    start_ts, end_ts = pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize()
+    start_ts, end_ts = to_day(start), to_day(end)
     if int(period_days) != period_days or period_days < 1:
         raise ValueError(f"period_days must be a whole number >= 1, got {period_days!r}")
     period_days = int(period_days)
@@ -295,7 +296,7 @@ def p_alive_history(
         Indexed by ``date``; columns ``purchase`` (a purchase that day), ``frequency``,
         ``recency_<unit>``, ``tenure_<unit>`` and ``p_alive``.
     """
-    end_ts = pd.Timestamp(end).normalize()
+    end_ts = to_day(end)
     rows = transactions[transactions[CUSTOMER_ID] == customer_id]
     days = pd.to_datetime(rows[TIMESTAMP]).dt.normalize()
     days = np.unique(days[days <= end_ts].to_numpy())

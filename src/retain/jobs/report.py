@@ -49,6 +49,7 @@ from retain.names import (
 from retain.reporting.html import Report
 from retain.reporting.report import build_report
 from retain.scoring import ScoringModels, check_model_inputs, model_features
+from retain.timeline import day
 from retain.tracking import LoadedScoringModels
 
 Progress = Callable[[str], None]
@@ -202,7 +203,7 @@ def report(
     if cfg.scoring is None:
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
     sc = cfg.scoring
-    when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
+    when = day(as_of or sc.as_of)
     root = output_dir or sc.output_dir
     scores_dir = output_folder(root, cfg.name, SCORES_KIND, when.date())
     report_dir = output_folder(root, cfg.name, REPORT_KIND, when.date())

@@ -62,6 +62,7 @@ from retain.names import (
 )
 from retain.reporting.summary import summary_tables
 from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
+from retain.timeline import day
 from retain.tracking import LoadedScoringModels, TrackingSettings
 
 Progress = Callable[[str], None]
@@ -318,7 +319,7 @@ def score(
     if cfg.scoring is None:
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
     sc = cfg.scoring
-    when = pd.Timestamp(pd.Timestamp(as_of or sc.as_of).date())
+    when = day(as_of or sc.as_of)
     out_dir = output_folder(output_dir or sc.output_dir, cfg.name, SCORES_KIND, when.date())
     check_output_folder(out_dir, SCORES_KIND)
     write_csv = sc.write_csv if csv is None else csv

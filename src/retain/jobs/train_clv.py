@@ -259,8 +259,8 @@ def _backtest(tx: pd.DataFrame, cfg: RunConfig, holdout_end: pd.Timestamp) -> Au
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         auto = run_from_config(tx, cfg.clv, final_cutoff=holdout_end)
-    for w in caught:  # e.g. spend/frequency correlation: keep it visible in the run
-        set_tags({f"warning.{w.category.__name__}": str(w.message)[:5000]})
+    for i, w in enumerate(caught, start=1):  # e.g. spend/frequency correlation: keep it visible
+        set_tags({f"warning.{i}": f"{w.category.__name__}: {w.message}"[:5000]})
     return auto
 
 

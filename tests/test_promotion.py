@@ -124,9 +124,7 @@ def test_churn_champion_keeps_the_tolerance_with_an_interval():
 
 def test_next_steps_name_the_commands_that_go_on():
     churn = next_steps("configs/shop.yaml", "churn")
-    assert (
-        'retain promote --config configs/shop.yaml --model churn --force --reason "..."' in churn
-    )
+    assert 'retain promote --config configs/shop.yaml --model churn --force --reason "..."' in churn
     assert "retain score --config configs/shop.yaml --model-version challenger" in churn
     assert "logged as forced" in churn
     assert "--clv-version challenger" in next_steps("c.yaml", "clv")

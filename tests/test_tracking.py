@@ -453,6 +453,59 @@ def test_clv_promotion_accept_and_refuse(mlflow_tmp, clv_fitted, tmp_path: Path)
     assert not rmse.accepted and rmse.reason == "challenger has no holdout_rmse metric"
 
 
+def test_churn_refusal_without_champion_names_the_next_steps_and_force_goes_on(
+    mlflow_tmp, booster: lgb.Booster, tmp_path: Path
+) -> None:
+    x = pd.DataFrame(np.zeros((5, 3)), columns=["recency_days", "frequency", "f3"])
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(CONFIG))
+    settings = tracking.configure(_cfg().tracking)
+    name = tracking.registered_name(_cfg(), "churn")
+    # worse than the baseline beyond the paired interval: refused, and there is no champion
+    metrics = {
+        "test_roc_auc": 0.84,
+        "baseline_bgnbd_p_no_purchase_roc_auc": 0.87,
+        "auc_diff_vs_bgnbd_p_no_purchase": -0.03,
+        "auc_diff_vs_bgnbd_p_no_purchase_ci_low": -0.045,
+        "auc_diff_vs_bgnbd_p_no_purchase_ci_high": -0.015,
+    }
+    with tracking.start_run(settings, "churn"):
+        version = str(tracking.log_churn_model(_churn(booster), x, model_name=name).version)
+        tracking.log_metrics(metrics)
+
+    runner = CliRunner()
+    base = ["promote", "--config", str(cfg_path), "--model", "churn"]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == EXIT_PROMOTION, refused.output
+    text = " ".join(refused.output.split())
+    assert "95% DeLong interval [-0.0450, -0.0150]" in text
+    assert f'retain promote --config {cfg_path} --model churn --force --reason "..."' in text
+    assert text.rstrip().endswith(f"retain score --config {cfg_path} --model-version challenger")
+    assert "champion" not in _aliases(name)
+
+    # --force needs a reason (a usage error, before anything is read or moved)
+    no_reason = runner.invoke(app, [*base, "--force"])
+    assert no_reason.exit_code == 2 and "--force needs --reason" in no_reason.output
+    assert runner.invoke(app, [*base, "--reason", "why"]).exit_code == 2
+    assert "champion" not in _aliases(name)
+
+    forced = runner.invoke(app, [*base, "--force", "--reason", "first run, gap within noise"])
+    assert forced.exit_code == 0, forced.output
+    assert "promote: forced" in forced.output
+    assert _aliases(name)["champion"] == version
+    tags = tracking.client().get_model_version(name, version).tags
+    assert tags["promotion.forced"] == "true"
+    assert tags["promotion.reason"] == "first run, gap within noise"
+    assert tags["promotion.gate_reason"].startswith("refused: ")
+    runs = mlflow.search_runs(
+        experiment_names=["retain-test"], filter_string="tags.step = 'promote'"
+    )
+    assert sorted(runs["tags.promotion.forced"]) == ["false", "true"]
+    forced_run = runs[runs["tags.promotion.forced"] == "true"].iloc[0]
+    assert forced_run["tags.promotion.accepted"] == "true"
+    assert "promoted by force" in forced_run["tags.mlflow.note.content"]
+
+
 def test_promote_without_challenger_is_a_registry_error(mlflow_tmp) -> None:
     tracking.configure(_cfg().tracking)
     with pytest.raises(tracking.TrackingError, match="no 'challenger'"):

@@ -2,8 +2,9 @@
 
 The gate itself is :func:`retain.tracking.promote`; this job runs it inside an MLflow run of the
 configured experiment (tags ``step=promote``, ``model_name``, ``promotion.accepted``,
-``promotion.reason``; the decision as ``promotion/decision.json``; a one-sentence
-description) so that every decision, accepted or refused, is recorded beside the training runs.
+``promotion.reason``, ``promotion.forced``; the decision as ``promotion/decision.json``; a
+one-sentence description) so that every decision, accepted, refused or forced
+(``retain promote --force --reason ...``), is recorded beside the training runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class PromoteResult:
     run_id: str
 
 
-def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
+def run_promotion(cfg: RunConfig, kind: str, force_reason: str | None = None) -> PromoteResult:
     """Apply the promotion gate to the config's model of one kind and log the decision.
 
     Parameters
@@ -43,6 +44,9 @@ def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
     kind : {"churn", "clv"}
         The kind of model; the registered name comes from the config
         (:func:`retain.tracking.registered_name`).
+    force_reason : str, optional
+        Promote by force, for this reason, whatever the gate says (the gate's verdict is
+        still logged; the run and the version are tagged ``promotion.forced=true``).
 
     Returns
     -------
@@ -55,13 +59,14 @@ def run_promotion(cfg: RunConfig, kind: str) -> PromoteResult:
         When the store is unreachable or the model has no challenger.
     """
     model_name = registered_name(cfg, kind)
-    with tracked_run(
-        cfg, "promote", run_name=f"promote-{model_name}", tags={"model_name": model_name}
-    ) as run:
-        decision = promote(model_name, cfg.promotion)
+    forced = force_reason is not None
+    run_name = f"promote-{model_name}" + ("-forced" if forced else "")
+    with tracked_run(cfg, "promote", run_name=run_name, tags={"model_name": model_name}) as run:
+        decision = promote(model_name, cfg.promotion, force_reason=force_reason)
         set_tags(
             {
                 "promotion.accepted": str(decision.accepted).lower(),
+                "promotion.forced": str(decision.forced).lower(),
                 "promotion.reason": decision.reason,
                 "promotion.challenger_version": str(decision.challenger_version),
                 "promotion.champion_before": str(decision.champion_version),
@@ -87,7 +92,7 @@ def promotion_description(decision: PromotionDecision, dataset: str) -> str:
     -------
     str
         E.g. "Promotion gate for cdnow-churn (data set cdnow_master): challenger version 2
-        accepted against champion version 1. <reason>"
+        accepted against champion version 1. <reason>" ("promoted by force" when forced).
     """
     champion = (
         f"champion version {decision.champion_version}"
@@ -95,6 +100,8 @@ def promotion_description(decision: PromotionDecision, dataset: str) -> str:
         else "no champion"
     )
     verdict = "accepted" if decision.accepted else "refused"
+    if decision.forced:
+        verdict = "promoted by force"
     reason = decision.reason.strip()
     if reason and not reason.endswith("."):
         reason += "."

@@ -12,7 +12,10 @@ What it does, in order:
    the validation AUC only (:func:`retain.churn.tuning.search_params`); the best trial's
    parameters are logged as ``optuna.best.*`` and all trials as ``tables/optuna_trials.csv``.
    Then train, calibrate on the validation cutoff and evaluate on the test cutoff beside the
-   BTYD and recency baselines (:func:`retain.churn.train.fit_and_evaluate`).
+   BTYD and recency baselines (:func:`retain.churn.train.fit_and_evaluate`); for each baseline
+   the paired DeLong difference of test AUCs, model minus baseline, with its standard error and
+   95% interval (:func:`retain.churn.evaluate.baseline_auc_differences`: the promotion gate's
+   evidence, ``auc_diff_vs_<name>`` and ``_se``/``_ci_low``/``_ci_high``).
 4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
    (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
    ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
@@ -36,13 +39,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from retain.churn.dataset import ChurnDataset, feature_catalogue, feature_matrix
-from retain.churn.evaluate import best_baseline, calibration_table
+from retain.churn.evaluate import baseline_auc_differences, best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
 from retain.config import ChurnConfig, ConfigError, RunConfig
 from retain.explain import shap_contributions
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
+    AUC_DIFF_PREFIX,
     CHURN_CATALOGUE,
     CHURN_DATASET,
     CHURN_GATE_METRICS,
@@ -248,15 +252,17 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     params, search = _tune(dataset, churn, cfg.seed, note)
     note("training, calibrating and evaluating")
     fit = fit_and_evaluate(dataset, churn, seed=cfg.seed, params=params)
-    metrics = fit.metrics
+    differences = auc_differences(fit)
+    metrics = {**fit.metrics, **differences}
     best_name, _ = best_baseline(metrics)
     note("logging to MLflow")
     with tracked_run(cfg, "train_churn") as run:
         log_inputs(cfg, inputs, TRAINING)
         _log_training(fit, best_name, search)
+        log_metrics(differences)
         note("explaining the test cutoff (SHAP)")
         _log_shap(fit, cfg.seed)
-        version = _log_model(cfg, fit)
+        version = _log_model(cfg, fit, metrics)
         describe_run(churn_description(data_label(cfg, inputs), fit, best_name))
         logged_to = tracking_uri()
     return TrainChurnResult(
@@ -314,7 +320,18 @@ def _log_training(fit: ChurnFit, best_name: str, search: SearchResult | None) ->
     log_table(_importance(fit), TABLE_FEATURE_IMPORTANCE, index=False)
 
 
-def _log_model(cfg: RunConfig, fit: ChurnFit) -> Any:
+def auc_differences(fit: ChurnFit) -> dict[str, float]:
+    """Paired DeLong differences of test AUC, model minus each baseline, with 95% intervals.
+
+    The model's score is the calibrated probability (the one ``test_roc_auc`` is computed
+    from); every baseline scored the same test rows (``fit.test_scores``).
+    """
+    s = fit.test_scores
+    baselines = {k.split(":", 1)[1]: v for k, v in s.items() if k.startswith("baseline:")}
+    return baseline_auc_differences(s["y"], s["calibrated"], baselines)
+
+
+def _log_model(cfg: RunConfig, fit: ChurnFit, metrics: dict[str, float]) -> Any:
     """Stamp the model with its feature settings and provenance; log and register it.
 
     Returns the registered model version (alias ``challenger``).
@@ -330,7 +347,7 @@ def _log_model(cfg: RunConfig, fit: ChurnFit) -> Any:
     return log_churn_model(
         model,
         example,
-        metrics=gate_metrics(fit.metrics),
+        metrics=gate_metrics(metrics),
         model_name=registered_name(cfg, "churn"),
         tags={
             "horizon_days": str(model.horizon_days),
@@ -395,5 +412,9 @@ def dataset_summary(fit: ChurnFit) -> dict[str, Any]:
 
 
 def gate_metrics(metrics: dict[str, float]) -> dict[str, float]:
-    """The metrics the promotion gate reads (kept as version tags)."""
-    return {k: v for k, v in metrics.items() if k in CHURN_GATE_METRICS or is_baseline(k, ROC_AUC)}
+    """The metrics the promotion gate reads (kept as version tags), the AUC intervals included."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if k in CHURN_GATE_METRICS or is_baseline(k, ROC_AUC) or k.startswith(AUC_DIFF_PREFIX)
+    }

@@ -862,8 +862,10 @@ def _alias_version(model_name: str, alias: str) -> ModelVersion | None:
         raise TrackingError(f"cannot read alias {model_name}@{alias}: {exc.message}") from exc
 
 
-def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
-    """Move the ``champion`` alias to the ``challenger`` when the gate accepts it.
+def promote(
+    model_name: str, cfg: PromotionConfig, force_reason: str | None = None
+) -> PromotionDecision:
+    """Move the ``champion`` alias to the ``challenger`` when the gate accepts it (or by force).
 
     Reads both versions' metrics (:func:`version_metrics`), asks the pure gate
     (:func:`retain.promotion.decide`, which holds the rules) and applies its decision: on
@@ -871,23 +873,33 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
     challenger version gets tags ``promotion.decision``, ``promotion.reason`` and
     ``promotion.decided_at``.
 
+    With ``force_reason`` the challenger becomes champion whatever the gate says; the gate is
+    still asked and its verdict kept (tag ``promotion.gate_reason``), and the version is tagged
+    ``promotion.forced=true`` with ``promotion.reason`` set to the given reason.
+
     Parameters
     ----------
     model_name : str
         A registered churn or CLV model name (see :func:`model_kind`).
     cfg : PromotionConfig
         Tolerances and the CLV metric.
+    force_reason : str, optional
+        Promote by force, for this reason (must not be blank).
 
     Returns
     -------
     PromotionDecision
-        The decision with its reason.
+        The decision with its reason (``forced`` set on a forced promotion).
 
     Raises
     ------
     TrackingError
         When the model has no ``challenger`` or the model name has no rule.
+    ValueError
+        When ``force_reason`` is given but blank.
     """
+    if force_reason is not None and not force_reason.strip():
+        raise ValueError("a forced promotion needs a reason")
     kind = model_kind(model_name)
     if kind not in GATE_KINDS:
         raise TrackingError(f"no promotion rule for model {model_name!r} (churn or clv)")
@@ -913,7 +925,24 @@ def promote(model_name: str, cfg: PromotionConfig) -> PromotionDecision:
         version_metrics(champion) if champion is not None else None,
         cfg,
     )
-    return _apply_decision(model_name, gate, chal_version, champ_version)
+    if force_reason is None:
+        return _apply_decision(model_name, gate, chal_version, champ_version)
+    reason = force_reason.strip()
+    verdict = "accepted" if gate.accepted else "refused"
+    forced = GateResult(
+        True, f"forced: {reason} (the gate {verdict} it: {gate.reason})", gate.metrics
+    )
+    decision = _apply_decision(model_name, forced, chal_version, champ_version)
+    mc = client()
+    for key, value in {
+        "promotion.forced": "true",
+        "promotion.reason": reason,
+        "promotion.gate_reason": f"{verdict}: {gate.reason}",
+    }.items():
+        mc.set_model_version_tag(model_name, chal_version, key, value)
+    return PromotionDecision(
+        True, decision.reason, chal_version, champ_version, model_name, gate.metrics, forced=True
+    )
 
 
 def _apply_decision(

@@ -31,7 +31,16 @@ from pydantic import (
     model_validator,
 )
 
-from retain.contracts import MAX_AMOUNT, MAX_ID_LENGTH, NS_RANGE, NULL_VALUES
+from retain.contracts import (
+    CUSTOMERS,
+    EVENTS,
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    NS_RANGE,
+    NULL_VALUES,
+    TRANSACTIONS,
+)
+from retain.expressions import derivable, is_expression, parse
 
 TimeUnit = Literal["D", "W"]
 M = TypeVar("M", bound="BaseModel")
@@ -128,6 +137,15 @@ class TableSource(StrictModel):
     ``columns`` maps contract names (``customer_id``, ``timestamp``, ...) to the names used
     in the source file; contract names that are absent are taken as they are. ``csv`` states
     the dialect of a CSV file (see :class:`CsvOptions`); it is refused for a Parquet file.
+
+    A numeric contract column (``amount``, ``quantity``; events ``value``) may instead be
+    derived: ``amount: Quantity * UnitPrice`` (see :mod:`retain.expressions`: column names,
+    numbers, ``+ - * /``, unary minus and parentheses; ``"Unit Price"`` quotes a name with
+    spaces). The rule: a value holding none of ``+ - * / ( ) "`` is a column name; a value
+    holding one is an expression, parsed when the config is loaded, unless the file has a
+    column of exactly that name (``Unit-Price`` stays a column if the file has one; a name
+    that is no valid expression, such as ``Price (EUR)``, is quoted: ``'"Price (EUR)"'``). Ids,
+    timestamps and text columns are never derived: their value is always a column name.
     """
 
     path: Path
@@ -193,6 +211,12 @@ class DataConfig(StrictModel):
         MAX_AMOUNT, gt=0, allow_inf_nan=False, description="Largest |amount| and |quantity|"
     )
     max_id_length: int = Field(MAX_ID_LENGTH, gt=0, description="Longest customer_id accepted")
+    id_normalisation: Literal["none", "integer_text"] = Field(
+        "none",
+        description="How customer ids are normalised before use: 'none' keeps them as written; "
+        "'integer_text' writes an id that is an exact integer in float form (17850.0, "
+        "1.785e4) as the integer (17850), in every table",
+    )
     synthetic: SyntheticConfig | None = None
     observed_until: dt.date | None = Field(
         None,
@@ -208,7 +232,27 @@ class DataConfig(StrictModel):
             raise ValueError("source 'files' needs 'observed_until' (the last day the data covers)")
         if self.source == "synthetic" and self.synthetic is None:
             raise ValueError("source 'synthetic' needs a 'synthetic' section")
+        self._check_expressions()
         return self
+
+    def _check_expressions(self) -> None:
+        """Parse every derived column now, so a typo is a config error naming its key."""
+        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+        for table, contract in contracts.items():
+            source = getattr(self, table)
+            if source is None:
+                continue
+            numeric = derivable(contract)
+            for name, value in source.columns.items():
+                if name in numeric and is_expression(value):
+                    try:
+                        parse(value)
+                    except ValueError as exc:
+                        raise ValueError(
+                            f"data.{table}.columns.{name}: cannot read {value!r} as an "
+                            f"expression: {exc}. If it is one column's name, quote it: "
+                            f"'\"{value}\"'"
+                        ) from None
 
     def dataset_id(self) -> str:
         """What data set the models of this config learn from, as a short readable label.

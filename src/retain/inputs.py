@@ -138,7 +138,7 @@ def _read_source(cfg: RunConfig) -> _RawInputs:
         contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
         for name, source in sources.items():
             if source is not None:
-                raw.tables[name] = read_table(source, contracts[name])
+                raw.tables[name] = read_table(source, contracts[name], null_values=data.null_values)
                 raw.formats[name] = source.timestamp_format
                 raw.decimals[name] = source.csv.decimal
                 raw.paths[name] = Path(source.path)
@@ -154,8 +154,10 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     embedded CDNOW files (transactions only; their identical lines are kept as separate
     purchases, see :func:`validate_transactions`); ``synthetic`` runs the generator with the
     config's parameters; ``files`` reads the configured tables with :func:`read_table`.
-    ``data.null_values``, ``data.max_amount``, ``data.max_id_length`` and each table's
-    ``timestamp_format`` and ``csv.decimal`` are passed to the validation.
+    ``data.null_values``, ``data.max_amount``, ``data.max_id_length``,
+    ``data.id_normalisation`` and each table's ``timestamp_format`` and ``csv.decimal`` are
+    passed to the validation (derived columns, e.g. ``amount: Quantity * UnitPrice``, are
+    computed by :func:`read_table`).
 
     Parameters
     ----------
@@ -182,6 +184,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     limits: dict[str, Any] = {
         "null_values": data.null_values,
         "max_id_length": data.max_id_length,
+        "id_normalisation": data.id_normalisation,
     }
     raw_tx = raw["transactions"]
     assert raw_tx is not None

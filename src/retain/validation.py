@@ -23,6 +23,7 @@ docstrings that state each table's checks in order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 import numpy as np
@@ -49,6 +50,7 @@ from retain.timeline import DateLike, cutoff_end
 
 ReturnsPolicy = Literal["drop", "net"]
 DuplicatesPolicy = Literal["drop", "keep"]
+IdNormalisation = Literal["none", "integer_text"]
 
 TABLE_REASONS: dict[str, tuple[str, ...]] = {
     TRANSACTIONS.name: (
@@ -98,7 +100,10 @@ __all__ = [
     "DateLike",
     "DuplicatesPolicy",
     "ReturnsPolicy",
+    "IdNormalisation",
     "empty_rejects",
+    "float_formatted_ids",
+    "normalise_ids",
     "row_counts",
     "validate_customers",
     "validate_events",
@@ -460,11 +465,83 @@ def _end_ns(as_of: DateLike) -> np.datetime64:
     return np.datetime64(cutoff_end(as_of).as_unit("ns").value, "ns")
 
 
+_FLOAT_TEXT = r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][+-]?\d+|\.\d+[eE][+-]?\d+)"
+"""An id written as a float: with a decimal point or an exponent (``17850.0``, ``1.785e4``)."""
+
+_MAX_ID_DIGITS = 64
+"""A float-formatted id with more integer digits than this is kept as written."""
+
+
+def _integer_text(text: str) -> str:
+    """``text`` as the integer's digits when it is an exact integer, else unchanged."""
+    try:
+        number = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        return text
+    if number.adjusted() >= _MAX_ID_DIGITS or number != number.to_integral_value():
+        return text
+    return str(int(number))
+
+
+def normalise_ids(ids: pd.Series, how: IdNormalisation = "none") -> pd.Series:
+    """Customer ids (stripped text, NA where missing) normalised as ``data.id_normalisation``.
+
+    ``none`` keeps them as written. ``integer_text`` writes an id that is an exact integer
+    in float form (``17850.0``, ``17850.00``, ``1.785e4``, ``+17850.``) as the integer's
+    digits (``17850``), exactly (no rounding through a float, so long ids stay whole); any
+    other id (``17850.5``, ``A-17``, ``017850``) is kept as written.
+
+    Parameters
+    ----------
+    ids : Series
+        ``string`` dtype ids.
+    how : {"none", "integer_text"}
+        The normalisation.
+
+    Returns
+    -------
+    Series
+        The ids, same index and dtype.
+    """
+    if how == "none":
+        return ids
+    if how != "integer_text":
+        raise ValueError(f"id_normalisation must be 'none' or 'integer_text', got {how!r}")
+    candidate = ids.str.fullmatch(_FLOAT_TEXT).fillna(False).to_numpy(dtype=bool)
+    if not candidate.any():
+        return ids
+    out = ids.copy()
+    values = ids[candidate]
+    mapping = {v: _integer_text(v) for v in values.unique()}
+    out[candidate] = values.map(mapping).astype(ids.dtype)
+    return out
+
+
+def float_formatted_ids(ids: pd.Series) -> bool:
+    """Whether ids look like integers written as floats (``17850.0``): every present id an
+    exact integer in float form, at least one of them written with a point or an exponent.
+
+    What ``init`` looks for before proposing ``data.id_normalisation: integer_text``.
+    """
+    text = _clean_text(ids).dropna()
+    if text.empty:
+        return False
+    floaty = text.str.fullmatch(_FLOAT_TEXT).fillna(False)
+    if not floaty.any():
+        return False
+    normalised = normalise_ids(text, "integer_text")
+    return bool(normalised.str.fullmatch(r"[+-]?\d+").fillna(False).all())
+
+
 def _check_ids(
-    q: _Quarantine, raw_ids: pd.Series, null_values: Sequence[str], max_id_length: int
+    q: _Quarantine,
+    raw_ids: pd.Series,
+    null_values: Sequence[str],
+    max_id_length: int,
+    id_normalisation: IdNormalisation = "none",
 ) -> pd.Series:
-    """Stripped ids; rejects missing (``customer_id_missing``) and invalid ones."""
-    cid = _clean_text(raw_ids, null_values)
+    """Stripped (and normalised) ids; rejects missing (``customer_id_missing``) and invalid ones."""
+    cid = normalise_ids(_clean_text(raw_ids, null_values), id_normalisation)
     q.reject(cid.isna().to_numpy(dtype=bool), "customer_id_missing")
     q.reject(_invalid_ids(cid, max_id_length), "customer_id_invalid")
     return cid
@@ -551,6 +628,7 @@ def validate_transactions(
     max_amount: float = MAX_AMOUNT,
     max_id_length: int = MAX_ID_LENGTH,
     decimal: str = ".",
+    id_normalisation: IdNormalisation = "none",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw transactions; quarantine the rows that cannot be used.
 
@@ -597,6 +675,10 @@ def validate_transactions(
         Longest ``customer_id`` in characters (``data.max_id_length``).
     decimal : {".", ","}
         Decimal separator of text numbers (``data.<table>.csv.decimal``).
+    id_normalisation : {"none", "integer_text"}
+        ``integer_text`` writes ids such as ``17850.0`` as ``17850`` before any check, so the
+        same customer matches across tables (``data.id_normalisation``; see
+        :func:`normalise_ids`).
 
     Returns
     -------
@@ -622,7 +704,7 @@ def validate_transactions(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length, id_normalisation)
     ts = _check_timestamps(q, raw[TIMESTAMP], TIMESTAMP, timestamp_format, null_values)
     amount, amount_missing, amount_bad = _parse_numbers(raw["amount"], null_values, decimal)
     q.reject(amount_missing, "amount_missing")
@@ -664,6 +746,7 @@ def validate_events(
     null_values: Sequence[str] = NULL_VALUES,
     max_id_length: int = MAX_ID_LENGTH,
     decimal: str = ".",
+    id_normalisation: IdNormalisation = "none",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw engagement events; quarantine the rows that cannot be used.
 
@@ -689,6 +772,10 @@ def validate_events(
         Longest ``customer_id`` in characters (``data.max_id_length``).
     decimal : {".", ","}
         Decimal separator of text values (``data.events.csv.decimal``).
+    id_normalisation : {"none", "integer_text"}
+        ``integer_text`` writes ids such as ``17850.0`` as ``17850`` before any check, so the
+        same customer matches across tables (``data.id_normalisation``; see
+        :func:`normalise_ids`).
 
     Returns
     -------
@@ -709,7 +796,7 @@ def validate_events(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length, id_normalisation)
     ts = _check_timestamps(q, raw[TIMESTAMP], TIMESTAMP, timestamp_format, null_values)
     event_type = _clean_text(raw["event_type"], null_values).str.lower()
     type_missing = event_type.isna().to_numpy(dtype=bool)
@@ -742,6 +829,7 @@ def validate_customers(
     timestamp_format: str | None = None,
     null_values: Sequence[str] = NULL_VALUES,
     max_id_length: int = MAX_ID_LENGTH,
+    id_normalisation: IdNormalisation = "none",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validate raw customer attributes; quarantine the rows that cannot be used.
 
@@ -764,6 +852,10 @@ def validate_customers(
         (``data.null_values``).
     max_id_length : int
         Longest ``customer_id`` in characters (``data.max_id_length``).
+    id_normalisation : {"none", "integer_text"}
+        ``integer_text`` writes ids such as ``17850.0`` as ``17850`` before any check, so the
+        same customer matches across tables (``data.id_normalisation``; see
+        :func:`normalise_ids`).
 
     Returns
     -------
@@ -784,7 +876,7 @@ def validate_customers(
     _check_input(raw, contract)
     n = len(raw)
     q = _Quarantine(table, n)
-    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length)
+    cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length, id_normalisation)
     columns: dict[str, Any] = {CUSTOMER_ID: cid}
     if "signup_date" in raw:
         signup, _, signup_bad, signup_far = _parse_timestamps(

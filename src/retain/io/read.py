@@ -19,11 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 from duckdb.sqltypes import DuckDBPyType
 
 from retain.config import ConfigError, CsvOptions, TableSource
-from retain.contracts import Contract, DataError
+from retain.contracts import NULL_VALUES, Contract, DataError
+from retain.expressions import (
+    Column,
+    Expr,
+    derivable,
+    evaluate,
+    inputs_missing,
+    is_expression,
+    parse,
+)
 
 __all__ = ["read_table"]
 
@@ -166,20 +176,52 @@ are both ``list``), so no type name is parsed.
 """
 
 
+def _resolve(
+    source: TableSource, contract: Contract, available: list[str]
+) -> tuple[dict[str, str], dict[str, Expr]]:
+    """Split the contract columns into plain source columns and derived (computed) ones.
+
+    A mapped value that is a column of the file is that column. Otherwise a numeric contract
+    column (:func:`retain.expressions.derivable`) whose value holds an operator, a parenthesis
+    or a quote is an expression; a quoted single name (``'"Unit Price"'``) is a plain column.
+    Every other value is a column name, as written.
+    """
+    table = contract.name
+    numeric = derivable(contract)
+    plain: dict[str, str] = {}
+    derived: dict[str, Expr] = {}
+    for name in contract.columns:
+        value = source.columns.get(name, name)
+        if value in available or name not in numeric or not is_expression(value):
+            plain[name] = value
+            continue
+        try:
+            expr = parse(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"data.{table}.columns.{name}: cannot read {value!r} as an expression: {exc}"
+            ) from None
+        if isinstance(expr, Column):
+            plain[name] = expr.name
+        else:
+            derived[name] = expr
+    return plain, derived
+
+
 def _check_column_types(
     source: TableSource,
     contract: Contract,
+    used: dict[str, str],
     available: list[str],
     types: Sequence[DuckDBPyType],
 ) -> None:
-    """Refuse a contract column stored as a list, struct, map or bytes (one value expected)."""
+    """Refuse a contract column (or a source of a derived one) stored as a list, struct, map
+    or bytes (one value expected). ``used`` maps what is shown to the source column."""
     by_name = dict(zip(available, types, strict=True))
-    for name in contract.columns:
-        src = source.columns.get(name, name)
+    for shown, src in used.items():
         column_type = by_name.get(src)
         if column_type is not None and column_type.id in _NESTED_IDS:
             type_name = str(column_type)
-            shown = name if src == name else f"{name} (source column {src!r})"
             raise DataError(
                 f"{contract.name}: column {shown} in {source.path} has type {type_name}, "
                 "not one value per row; store it as text or a number (e.g. take the list's "
@@ -187,35 +229,93 @@ def _check_column_types(
             )
 
 
-def _projection(source: TableSource, contract: Contract, available: list[str]) -> list[str]:
-    """SELECT items renaming source columns to contract names, keeping every other column."""
+def _projection(
+    source: TableSource,
+    contract: Contract,
+    plain: dict[str, str],
+    derived: dict[str, Expr],
+    available: list[str],
+) -> tuple[list[str], dict[str, str]]:
+    """SELECT items renaming source columns to contract names, keeping every other column.
+
+    Returns the items and, per source column, the name it gets in the result (a derived
+    column is computed from those).
+    """
     table = contract.name
     missing = []
     used_sources: set[str] = set()
     items = []
-    for name in contract.columns:
-        src = source.columns.get(name, name)
+    where: dict[str, str] = {}
+    numeric = derivable(contract)
+    for name, src in plain.items():
         if src in available:
             items.append(f"{_quote(src)} AS {_quote(name)}")
             used_sources.add(src)
+            where.setdefault(src, name)
         elif name in contract.required or name in source.columns:
-            missing.append(name if src == name else f"{name} (source column {src!r})")
+            shown = name if src == name else f"{name} (source column {src!r})"
+            if name not in numeric and is_expression(src):
+                shown += (
+                    f" (a computed column is only allowed for {', '.join(numeric)}; "
+                    f"{name} must name one column of the file)"
+                    if numeric
+                    else f" (computed columns are not allowed in {table}; {name} must name "
+                    "one column of the file)"
+                )
+            missing.append(shown)
     if missing:
         kind = "required column" if len(missing) == 1 else "required columns"
         raise DataError(
             f"{table}: {kind} {', '.join(missing)} missing from {source.path}; "
             f"columns present: {', '.join(available)}"
         )
+    for name, expr in derived.items():
+        absent = sorted(expr.columns() - set(available))
+        if absent:
+            kind = "column" if len(absent) == 1 else "columns"
+            raise DataError(
+                f"{table}: source {kind} {', '.join(map(repr, absent))} of "
+                f"data.{table}.columns.{name} ({source.columns[name]!r}) missing from "
+                f"{source.path}; columns present: {', '.join(available)}"
+            )
     produced = set(contract.columns)
     for col in available:
         if col in used_sources:
             continue
         alias = f"source.{col}" if col in produced else col
         items.append(f"{_quote(col)} AS {_quote(alias)}")
-    return items
+        where[col] = alias
+    return items, where
 
 
-def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
+def _compute(
+    frame: pd.DataFrame,
+    derived: dict[str, Expr],
+    where: dict[str, str],
+    contract: Contract,
+    decimal: str,
+    null_values: Sequence[str],
+) -> pd.DataFrame:
+    """Add the derived contract columns, placed among the contract columns in their order.
+
+    A row whose source cells are all present but whose result is not a number (a cell that
+    is no number, a division by zero) gets ``inf``, which validation rejects as not numeric
+    (``amount_not_numeric``); a row with a missing source cell gets NaN (missing).
+    """
+    if not derived:
+        return frame
+    for name, expr in derived.items():
+        inputs = pd.DataFrame({col: frame[where[col]] for col in sorted(expr.columns())})
+        values = evaluate(expr, inputs, decimal=decimal, null_values=null_values).to_numpy()
+        bad = np.isnan(values) & ~inputs_missing(expr, inputs, null_values=null_values)
+        frame[name] = np.where(bad, np.inf, values)
+    first = [c for c in contract.columns if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def read_table(
+    source: TableSource, contract: Contract, *, null_values: Sequence[str] = NULL_VALUES
+) -> pd.DataFrame:
     """Read one CSV or Parquet file through DuckDB, with source columns renamed to the contract.
 
     Values are kept as raw as possible: every CSV column is read as text (validation parses
@@ -230,6 +330,13 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
     inside quotes is read right wherever it first appears. Header names are stripped and a
     UTF-8 byte-order mark is dropped.
 
+    A numeric contract column mapped to an expression (``amount: Quantity * UnitPrice``, see
+    :class:`retain.config.TableSource` and :mod:`retain.expressions`) is computed here as
+    float64, text source cells read with ``source.csv.decimal``: NaN where a source cell is
+    missing (blank, NA or one of ``null_values``), ``inf`` where one is not a number or a
+    division by zero happens, so that validation rejects the row as missing or not numeric.
+    Its source columns stay in the result under their own names, like every unmapped column.
+
     Parameters
     ----------
     source : TableSource
@@ -237,6 +344,8 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
         source names.
     contract : Contract
         The contract the table is read for (its name is used in messages).
+    null_values : sequence of str
+        Text read as a missing source cell of a derived column (``data.null_values``).
 
     Returns
     -------
@@ -246,13 +355,15 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
     Raises
     ------
     DataError
-        The file is missing, has no rows, lacks a required (or an explicitly mapped) column,
+        The file is missing, has no rows, lacks a required (or an explicitly mapped) column
+        or a source column of a derived one,
         stores a contract column as a list, struct, map or bytes, or cannot be parsed: a CSV
         row with the wrong number of fields or an unterminated quote, or text that is not in
         the configured encoding. The message names the table, the file, the line (when DuckDB
         reports it), the column, and what to change.
     ConfigError
-        ``columns`` maps a name that is not a column of the contract.
+        ``columns`` maps a name that is not a column of the contract, or an expression that
+        cannot be parsed (the message names ``data.<table>.columns.<name>``).
     """
     table = contract.name
     unknown = sorted(set(source.columns) - set(contract.columns))
@@ -283,8 +394,15 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
             types = list(rel.types)
         except duckdb.Error as exc:
             raise failure(exc) from exc
-        items = _projection(source, contract, available)
-        _check_column_types(source, contract, available, types)
+        plain, derived = _resolve(source, contract, available)
+        items, where = _projection(source, contract, plain, derived, available)
+        used = {
+            name if src == name else f"{name} (source column {src!r})": src
+            for name, src in plain.items()
+        }
+        for name, expr in derived.items():
+            used.update({f"{col!r} (used by {name})": col for col in sorted(expr.columns())})
+        _check_column_types(source, contract, used, available, types)
         try:
             frame = rel.project(", ".join(items)).to_arrow_table().to_pandas()
         except duckdb.Error as exc:
@@ -293,4 +411,5 @@ def read_table(source: TableSource, contract: Contract) -> pd.DataFrame:
         con.close()
     if len(frame) == 0:
         raise DataError(f"{table}: file has no data rows (0 rows): {path}")
+    frame = _compute(frame, derived, where, contract, source.csv.decimal, null_values)
     return frame.reset_index(drop=True)

@@ -439,6 +439,14 @@ def test_train_churn_job_registers_a_challenger_that_scores_without_pickle(tmp_p
     for key in ("test_roc_auc", "test_pr_auc", "test_brier", "test_log_loss", "test_ece"):
         assert key in run.data.metrics
     assert "baseline_bgnbd_p_no_purchase_roc_auc" in run.data.metrics
+    # the paired DeLong interval of model - baseline, on the run and on the version (the gate's)
+    diff = run.data.metrics["auc_diff_vs_bgnbd_p_no_purchase"]
+    assert diff == pytest.approx(
+        result.metrics["test_roc_auc"] - result.metrics["baseline_bgnbd_p_no_purchase_roc_auc"]
+    )
+    low = run.data.metrics["auc_diff_vs_bgnbd_p_no_purchase_ci_low"]
+    assert low < diff < run.data.metrics["auc_diff_vs_bgnbd_p_no_purchase_ci_high"]
+    assert "metric.auc_diff_vs_bgnbd_p_no_purchase_ci_high" in version.tags
     catalogue = json.loads(
         Path(
             mlflow.artifacts.download_artifacts(

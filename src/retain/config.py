@@ -503,9 +503,19 @@ class TrackingConfig(StrictModel):
 
 
 class PromotionConfig(StrictModel):
-    """The gate that moves the ``champion`` alias to a challenger."""
+    """The gate that moves the ``champion`` alias to a challenger.
 
-    auc_tolerance: float = Field(0.005, ge=0.0)
+    Against the baselines the churn gate needs no setting: it uses the paired 95% DeLong
+    interval logged by ``train_churn`` (:mod:`retain.promotion`). ``auc_tolerance`` is for the
+    champion only, whose AUC comes from another test cutoff, so no paired test is possible.
+    """
+
+    auc_tolerance: float = Field(
+        0.005,
+        ge=0.0,
+        description="How far the challenger's test AUC may be below the champion's (the "
+        "champion was tested on other rows: a fixed slack, not an interval)",
+    )
     clv_metric: Literal["mae", "rmse", "total_abs_error"] = "mae"
     clv_tolerance: float = Field(0.0, ge=0.0, description="Relative worsening allowed")
 

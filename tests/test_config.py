@@ -207,3 +207,38 @@ def test_segment_rules_come_from_the_named_file_or_the_built_in_ones(tmp_path):
     from retain.features.segments import DEFAULT_SEGMENT_RULES
 
     assert shipped == DEFAULT_SEGMENT_RULES
+
+
+def test_derived_columns_are_parsed_at_load_and_errors_name_the_key(tmp_path):
+    mapping = {"amount": "Quantity * UnitPrice", "quantity": "Quantity"}
+    cfg = load_config(_write(tmp_path, _files_data({"path": "t.csv", "columns": mapping})))
+    assert cfg.data.transactions.columns["amount"] == "Quantity * UnitPrice"
+    for value, detail in (
+        ("Quantity *", "position 11"),
+        ("abs(Quantity)", "function calls are not supported"),
+        ("Price (EUR)", "quote it"),
+    ):
+        data = _files_data({"path": "t.csv", "columns": {"amount": value}})
+        with pytest.raises(ConfigError, match=r"data\.transactions\.columns\.amount: ") as err:
+            load_config(_write(tmp_path, data))
+        assert detail in str(err.value)
+    data = _files_data({"path": "t.csv"})
+    data["data"]["events"] = {"path": "e.csv", "columns": {"value": "score /"}}
+    with pytest.raises(ConfigError, match=r"data\.events\.columns\.value: "):
+        load_config(_write(tmp_path, data))
+
+
+def test_id_and_text_columns_keep_names_with_operator_characters(tmp_path):
+    mapping = {"customer_id": "customer-id", "timestamp": "date (UTC)"}
+    cfg = load_config(_write(tmp_path, _files_data({"path": "t.csv", "columns": mapping})))
+    assert cfg.data.transactions.columns == mapping
+
+
+def test_id_normalisation_defaults_to_none_and_is_checked(tmp_path):
+    assert load_config(CONFIGS / "cdnow_sample.yaml").data.id_normalisation == "none"
+    data = _base()
+    data["data"]["id_normalisation"] = "integer_text"
+    assert load_config(_write(tmp_path, data)).data.id_normalisation == "integer_text"
+    data["data"]["id_normalisation"] = "int"
+    with pytest.raises(ConfigError, match="data.id_normalisation: "):
+        load_config(_write(tmp_path, data))

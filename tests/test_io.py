@@ -917,3 +917,206 @@ def test_write_text_atomic_replaces_whole_file_readable_by_all(tmp_path):
     assert path.read_text() == "<!DOCTYPE html>new"
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temp file left
+
+
+# ------------------------------------------------ derived columns and id normalisation
+
+RETAIL_HEADER = (
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+)
+RETAIL_MAPPING = {
+    "customer_id": "CustomerID",
+    "timestamp": "InvoiceDate",
+    "amount": "Quantity * UnitPrice",
+    "quantity": "Quantity",
+    "order_id": "InvoiceNo",
+}
+
+
+def retail_config(tmp_path: Path, transactions: dict, **data: object) -> RunConfig:
+    """A ``files`` run config written as YAML and loaded as a run loads it."""
+    import yaml
+
+    from retain.config import load_config
+
+    run = {
+        "name": "retail",
+        "data": {
+            "source": "files",
+            "observed_until": "2011-12-09",
+            "transactions": transactions,
+            **data,
+        },
+        "clv": {"calibration_end": "2011-06-30", "holdout_end": "2011-12-09"},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run))
+    return load_config(path)
+
+
+def test_online_retail_export_amount_is_quantity_times_unit_price(tmp_path):
+    path = write_csv(
+        tmp_path / "retail.csv",
+        RETAIL_HEADER + "536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0,UK\n"
+        '536365,71053,"LANTERN, WHITE",2,12/1/2010 8:26,3.39,17850.0,UK\n'
+        "536366,22633,HAND WARMER,6,12/1/2010 8:28,1.85,,UK\n"
+        "536367,84879,BIRD ORNAMENT,32,12/1/2010 8:34,abc,13047.0,UK\n"
+        "536368,22960,JAM MAKING SET,6,12/1/2010 8:34,,13047.0,UK\n"
+        "536369,21756,BATH BUILDING,3,12/1/2010 8:35,0.5,13047.0,UK\n"
+        "C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527.0,UK\n",
+    )
+    transactions = {
+        "path": str(path),
+        "columns": RETAIL_MAPPING,
+        "timestamp_format": "%m/%d/%Y %H:%M",
+    }
+    cfg = retail_config(tmp_path, transactions, id_normalisation="integer_text")
+    inputs = load_inputs(cfg, "2011-12-09")
+    tx = inputs.transactions
+    assert tx["customer_id"].tolist() == ["17850", "17850", "13047"]
+    np.testing.assert_allclose(tx["amount"], [6 * 2.55, 2 * 3.39, 3 * 0.5])
+    assert tx["quantity"].tolist() == [6.0, 2.0, 3.0]
+    assert tx["timestamp"].iloc[0] == pd.Timestamp("2010-12-01 08:26")
+    reasons = dict(zip(inputs.rejects["row_number"], inputs.rejects["reason"], strict=True))
+    assert reasons == {
+        2: "customer_id_missing",
+        3: "amount_not_numeric",
+        4: "amount_missing",
+        6: "return",
+    }
+    assert inputs.rejects["customer_id"].tolist()[1] == "13047.0"  # as in the input
+    # the contract is unchanged by default: ids stay as written
+    cfg = retail_config(tmp_path, transactions)
+    assert cfg.data.id_normalisation == "none"
+    ids = load_inputs(cfg, "2011-12-09").transactions["customer_id"]
+    assert ids.tolist() == ["17850.0", "17850.0", "13047.0"]
+
+
+def test_derived_columns_honour_the_decimal_separator_and_refuse_division_by_zero(tmp_path):
+    path = write_csv(
+        tmp_path / "tx.csv",
+        "cust;ts;qty;total\nA;2020-01-01;2;12,50\nB;2020-01-02;0;3\nC;2020-01-03;4;1.5\n",
+    )
+    source = TableSource(
+        path=path,
+        csv=CsvOptions(delimiter=";", decimal=","),
+        columns={"customer_id": "cust", "timestamp": "ts", "amount": "total / qty"},
+    )
+    raw = read_table(source, TRANSACTIONS)
+    assert list(raw.columns) == ["customer_id", "timestamp", "amount", "qty", "total"]
+    clean, rejects = validate_transactions(raw, AS_OF, decimal=",")
+    assert clean["amount"].tolist() == [6.25]
+    assert rejects["reason"].tolist() == ["amount_not_numeric", "amount_not_numeric"]
+
+
+def test_derived_columns_from_parquet_numbers_and_for_event_values(tmp_path):
+    path = tmp_path / "tx.parquet"
+    pd.DataFrame(
+        {
+            "cid": ["a", "b"],
+            "ts": pd.to_datetime(["2020-01-01", "2020-01-02"]),
+            "Quantity": [3, 2],
+            "Unit Price": [1.5, np.nan],
+        }
+    ).to_parquet(path)
+    source = TableSource(
+        path=path,
+        columns={"customer_id": "cid", "timestamp": "ts", "amount": 'Quantity * "Unit Price"'},
+    )
+    raw = read_table(source, TRANSACTIONS)
+    assert raw["amount"].iloc[0] == 4.5 and np.isnan(raw["amount"].iloc[1])
+    events = write_csv(
+        tmp_path / "ev.csv", "customer_id,timestamp,event_type,score\n1,2020-01-01,survey,4\n"
+    )
+    raw = read_table(TableSource(path=events, columns={"value": "score * 2 + 1"}), EVENTS)
+    assert raw["value"].tolist() == [9.0]
+
+
+def test_a_header_with_operator_characters_is_still_a_plain_column(tmp_path):
+    path = write_csv(
+        tmp_path / "tx.csv", 'customer_id,timestamp,Unit-Price,"Price (EUR)"\nA,2020-01-01,2,3\n'
+    )
+    for value, want in (("Unit-Price", "2"), ('"Price (EUR)"', "3")):
+        raw = read_table(TableSource(path=path, columns={"amount": value}), TRANSACTIONS)
+        assert raw["amount"].tolist() == [want]  # the column's text, not a computed number
+
+
+def test_a_missing_source_column_of_a_derived_column_names_it_and_the_key(tmp_path):
+    path = write_csv(tmp_path / "tx.csv", "customer_id,timestamp,Quantity\nA,2020-01-01,2\n")
+    source = TableSource(path=path, columns={"amount": "Quantity * UnitPrice"})
+    with pytest.raises(DataError, match=r"'UnitPrice' of data\.transactions\.columns\.amount"):
+        read_table(source, TRANSACTIONS)
+    bad = TableSource(path=path, columns={"amount": "Quantity *"})
+    with pytest.raises(ConfigError, match=r"data\.transactions\.columns\.amount: .*position 11"):
+        read_table(bad, TRANSACTIONS)
+
+
+def test_ids_and_timestamps_are_never_derived(tmp_path):
+    path = write_csv(tmp_path / "tx.csv", "a,b,timestamp,amount\n1,2,2020-01-01,3\n")
+    source = TableSource(path=path, columns={"customer_id": "a * b"})
+    with pytest.raises(DataError, match="only allowed for amount, quantity"):
+        read_table(source, TRANSACTIONS)
+    typo = TableSource(path=path, columns={"amount": "a x b"})
+    with pytest.raises(DataError, match=r"'a x b'\) \(to compute amount, use \+ - \* /"):
+        read_table(typo, TRANSACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("17850.0", "17850"),
+        ("17850.00", "17850"),
+        ("1.785e4", "17850"),
+        ("1.785E+4", "17850"),
+        ("+17850.", "17850"),
+        ("-3.0", "-3"),
+        (".0", "0"),
+        ("123456789012345678901.0", "123456789012345678901"),  # exact, no float rounding
+        ("17850.5", "17850.5"),
+        ("1.7855e3", "1.7855e3"),
+        ("017850", "017850"),
+        ("A-17.0", "A-17.0"),
+        ("17850", "17850"),
+        ("1e999999999", "1e999999999"),  # too long to be an id: kept as written
+    ],
+)
+def test_integer_text_normalises_exact_integers_only(raw, want):
+    from retain.validation import normalise_ids
+
+    ids = pd.Series([raw, None], dtype="string")
+    assert normalise_ids(ids, "integer_text").tolist() == [want, pd.NA]
+    assert normalise_ids(ids, "none").tolist() == [raw, pd.NA]
+
+
+def test_float_formatted_ids_are_recognised():
+    from retain.validation import float_formatted_ids
+
+    assert float_formatted_ids(pd.Series(["17850.0", "13047.0", None, ""]))
+    assert not float_formatted_ids(pd.Series(["17850", "13047"]))
+    assert not float_formatted_ids(pd.Series(["17850.0", "A17"]))
+    assert not float_formatted_ids(pd.Series(["17850.5"]))
+    assert not float_formatted_ids(pd.Series([None], dtype="string"))
+
+
+def test_id_normalisation_matches_customers_across_tables_and_before_duplicate_checks():
+    customers = pd.DataFrame({"customer_id": ["17850", "17850.0", "13047.00"]})
+    clean, rejects = validate_customers(customers, AS_OF, id_normalisation="integer_text")
+    assert clean.index.tolist() == ["17850", "13047"]
+    assert rejects["reason"].tolist() == ["customer_id_duplicate"]
+    clean, rejects = validate_customers(customers, AS_OF)
+    assert clean.index.tolist() == ["17850", "17850.0", "13047.00"] and len(rejects) == 0
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["17850.0", "17850"],
+            "timestamp": ["2020-01-01", "2020-01-01"],
+            "amount": ["5", "5"],
+        }
+    )
+    clean, rejects = validate_transactions(tx, AS_OF, id_normalisation="integer_text")
+    assert clean["customer_id"].tolist() == ["17850"]
+    assert rejects["reason"].tolist() == ["duplicate"]
+    events = pd.DataFrame(
+        {"customer_id": ["1.785e4"], "timestamp": ["2020-01-01"], "event_type": ["session"]}
+    )
+    clean, _ = validate_events(events, AS_OF, id_normalisation="integer_text")
+    assert clean["customer_id"].tolist() == ["17850"]

@@ -262,6 +262,8 @@ def _projection(
                     else f" (computed columns are not allowed in {table}; {name} must name "
                     "one column of the file)"
                 )
+            elif name in numeric and " " in src.strip():
+                shown += f" (to compute {name}, use + - * /, e.g. Quantity * UnitPrice)"
             missing.append(shown)
     if missing:
         kind = "required column" if len(missing) == 1 else "required columns"

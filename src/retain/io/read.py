@@ -1,8 +1,10 @@
 """Reading one table: a CSV or Parquet file through DuckDB, renamed to its contract.
 
 :func:`read_table` reads one file and renames the source columns to the contract names given in
-the config. CSV columns are read as text, so a bad value in one row becomes a quarantined row
-later (:mod:`retain.validation`) instead of a crash now. The CSV dialect is stated (``csv:`` per
+the config; a numeric contract column may be computed from source columns
+(``amount: Quantity * UnitPrice``, see :mod:`retain.expressions`). CSV columns are read as
+text, so a bad value in one row becomes a quarantined row later (:mod:`retain.validation`)
+instead of a crash now. The CSV dialect is stated (``csv:`` per
 table in the config, RFC 4180 by default), never sniffed. A file that cannot be read as a whole
 (missing, empty, a missing required column, a column of lists or bytes, a CSV row with the wrong
 number of fields, text in another encoding) raises one :class:`retain.contracts.DataError`

@@ -180,3 +180,17 @@ def test_clv_missing_metric_is_refused():
     no_champ = decide("clv", {"holdout_mae": 1.0}, {"holdout_rmse": 1.0}, CFG)
     assert not no_champ.accepted
     assert no_champ.reason == "champion has no holdout_mae metric to compare with"
+
+
+@pytest.mark.parametrize("kind,key", [("churn", "test_roc_auc"), ("clv", "holdout_mae")])
+def test_a_nan_metric_is_missing_never_a_pass(kind, key):
+    cfg = PromotionConfig()
+    nan = float("nan")
+    assert not decide(kind, {key: nan}, None, cfg).accepted
+    good = {key: 0.8}
+    assert not decide(kind, good, {key: nan}, cfg).accepted  # nothing to compare with
+    # a NaN baseline is ignored, a finite one still counts
+    baseline = "baseline_x_roc_auc" if kind == "churn" else "baseline_x_holdout_mae"
+    worse = 0.9 if kind == "churn" else 0.5
+    assert decide(kind, {**good, baseline: nan}, None, cfg).accepted
+    assert not decide(kind, {**good, baseline: worse}, None, cfg).accepted

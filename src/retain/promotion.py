@@ -20,6 +20,7 @@ No MLflow here: :func:`retain.tracking.promote` reads the metrics of the ``chall
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -267,6 +268,11 @@ def decide(
     GateResult
         Accepted or refused, the reason and the numbers used.
 
+    Notes
+    -----
+    A metric that is NaN or infinite counts as missing: a challenger without a finite value
+    of the deciding metric is refused, and so is a comparison with such a champion.
+
     Raises
     ------
     ValueError
@@ -274,7 +280,14 @@ def decide(
     """
     if kind not in _GATES:
         raise ValueError(f"no promotion rule for model kind {kind!r} (one of {GATE_KINDS})")
-    return _GATES[kind](challenger, champion, cfg)
+    # a NaN or infinite number counts as missing: every comparison with NaN is False, which
+    # would otherwise wave a challenger through
+    finite_champion = None if champion is None else _finite(champion)
+    return _GATES[kind](_finite(challenger), finite_champion, cfg)
+
+
+def _finite(metrics: Metrics) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
 
 
 def next_steps(config: str, kind: str) -> str:

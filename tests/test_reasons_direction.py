@@ -164,3 +164,19 @@ def test_next_purchase_columns_on_synthetic(synthetic_scored) -> None:
 def test_next_purchase_columns_on_cdnow(cdnow_scored) -> None:
     *_, out, as_of = cdnow_scored
     _check_next_purchase(out, as_of)
+
+
+def test_report_names_the_typical_customer_and_the_base_rate(synthetic_scored) -> None:
+    from retain.churn.calibration import apply_calibration
+    from retain.reporting.report import reasons_explained, shap_sample
+
+    tx, events, models, out, as_of = synthetic_scored
+    inputs = model_features(build_features(tx, as_of, events), models)
+    sample = shap_sample(out, inputs, models, 50, 0)
+    text = reasons_explained(out, models, sample)
+    typical = float(apply_calibration(models.calibrator, np.array([sample.contrib[0, -1]]))[0])
+    mean = out.loc[out["lifecycle_stage"] != "prospect", "churn_probability"].mean()
+    assert "compares the customer with a typical customer" in text
+    assert f"a churn probability of {typical:.2f}" in text
+    assert f"mean churn probability of {mean:.2f}" in text
+    assert "'(protective)'" in text and "at_risk" in text

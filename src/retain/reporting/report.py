@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from retain.churn.calibration import apply_calibration
 from retain.churn.dataset import feature_matrix
 from retain.clv.diagnostics import expected_purchases_matrix, p_alive_matrix, period_transactions
 from retain.config import STAGES, TIERS, PolicyConfig
@@ -50,7 +51,7 @@ from retain.reporting.summary import (
     format_amount,
     stage_tier_table,
 )
-from retain.scoring import ScoringModels
+from retain.scoring import RISK_STAGES, ScoringModels
 from retain.timeline import days_to_units, horizon_days
 
 RETENTION_STAGES = ("at_risk", "dormant", "loyal", "new", "growing", "active", "lost")
@@ -165,7 +166,8 @@ def build_report(
     rep.banners.extend(
         model_banners(churn_metrics or {}, clv_metrics or {}, model_aliases or {}, models)
     )
-    summary_section(rep.section("Summary"), scores, len(sample.ids), currency)
+    reasons_note = reasons_explained(scores, models, sample)
+    summary_section(rep.section("Summary"), scores, len(sample.ids), currency, reasons_note)
     metrics_section(
         rep.section("Model metrics against baselines"),
         churn_metrics or {},
@@ -173,9 +175,9 @@ def build_report(
         churn_images or {},
     )
     shap_sections(rep, scores, sample)
-    examples_section(rep.section("Example customers"), scores, sample, currency)
+    examples_section(rep.section("Example customers"), scores, sample, currency, reasons_note)
     stage_tier_section(rep.section("Lifecycle stage x value tier"), scores, currency)
-    action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n)
+    action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n, reasons_note)
     backtest_section(rep.section("CLV backtest"), backtest or {})
     if models.clv is not None and len(scores):
         clv_diagnostics_section(rep.section("CLV model diagnostics"), models.clv, scores)
@@ -246,8 +248,54 @@ def model_banners(
     return out
 
 
+def typical_churn_probability(models: ScoringModels, sample: ShapSample) -> float:
+    """Churn probability of the typical customer the reasons compare with (NaN: unknown).
+
+    SHAP contributions start from the booster's expected value (its average raw score over
+    the training rows, the last column of every contribution row); the calibrator turns it
+    into a probability.
+    """
+    if not len(sample.contrib):
+        return float("nan")
+    expected = np.asarray([sample.contrib[0, -1]], dtype=float)
+    return float(np.asarray(apply_calibration(models.calibrator, expected), dtype=float)[0])
+
+
+def reasons_explained(scores: pd.DataFrame, models: ScoringModels, sample: ShapSample) -> str:
+    """What the reasons compare with, the base rates, and the risk-first order, in words."""
+    typical = typical_churn_probability(models, sample)
+    buyers = scores["lifecycle_stage"] != "prospect"
+    mean = float(np.nanmean(scores.loc[buyers, "churn_probability"])) if buyers.any() else np.nan
+    parts = [
+        "Each reason compares the customer with a typical customer: the churn model's average "
+        "score over the customers it was trained on"
+        + (f", a churn probability of {typical:.2f}" if np.isfinite(typical) else "")
+        + ". 'Raises churn risk' means the factor pushes this customer's risk above that "
+        "typical customer's, 'lowers churn risk' below it; so a factor can lower the risk of "
+        "a customer whose churn probability is still high."
+    ]
+    if np.isfinite(mean):
+        parts.append(
+            f"The customers scored here have a mean churn probability of {mean:.2f} (the "
+            "probability at the average score and the average probability differ, since the "
+            "probability is not linear in the score)."
+        )
+    parts.append(
+        f"For customers in a retention stage ({', '.join(sorted(RISK_STAGES))}) the reasons "
+        "list the factors that raise the risk first, largest first; factors that lower it "
+        "follow, marked '(protective)', only when fewer than three raise it. Other customers "
+        "get their largest factors either way. The number in brackets is the factor's "
+        "contribution in log-odds."
+    )
+    return " ".join(parts)
+
+
 def summary_section(
-    sec: Section, scores: pd.DataFrame, n_sampled: int, currency: str = "$"
+    sec: Section,
+    scores: pd.DataFrame,
+    n_sampled: int,
+    currency: str = "$",
+    reasons_note: str = "",
 ) -> Section:
     """Customers, prospects, total CLV, mean churn probability, contacts, cost and value."""
     money = partial(format_amount, currency=currency)
@@ -281,7 +329,8 @@ def summary_section(
         "Churn probabilities are calibrated. All SHAP values and reasons are in log-odds of the "
         "uncalibrated LightGBM model (the calibrator is monotone, so signs and rankings carry "
         "over); SHAP values are exact (equal to LightGBM's pred_contrib) and computed for a "
-        f"random sample of {n_sampled:,} buying customers in the plots below.",
+        f"random sample of {n_sampled:,} buying customers in the plots below."
+        + (f" {reasons_note}" if reasons_note else ""),
         note=True,
     )
     return sec
@@ -457,14 +506,21 @@ def example_customers(scores: pd.DataFrame, sample_ids: pd.Index, n: int = 4) ->
 
 
 def examples_section(
-    sec: Section, scores: pd.DataFrame, sample: ShapSample, currency: str = "$"
+    sec: Section,
+    scores: pd.DataFrame,
+    sample: ShapSample,
+    currency: str = "$",
+    reasons_note: str = "",
 ) -> Section:
     """A few customers with their stage, tier, action, reasons and SHAP waterfall."""
     by_id = scores.set_index("customer_id")
     sec.howto(
-        "each waterfall starts from the average score (bottom) and adds the customer's "
-        "features one by one; red bars push towards churn, blue ones away from it."
+        "each waterfall starts from the average score (bottom), the typical customer the "
+        "reasons compare with, and adds the customer's features one by one; red bars push "
+        "towards churn, blue ones away from it."
     )
+    if reasons_note:
+        sec.text(reasons_note, note=True)
     for cid in example_customers(scores, sample.ids):
         row = by_id.loc[cid]
         i = sample.ids.get_loc(cid)
@@ -513,6 +569,7 @@ def action_plan_section(
     currency: str = "$",
     policy: PolicyConfig | None = None,
     top_n: int = 20,
+    reasons_note: str = "",
 ) -> Section:
     """Actions by channel with cost and expected value, then the first customers to act on.
 
@@ -584,6 +641,8 @@ def action_plan_section(
         "beside the scores."
     )
     sec.table(rows, index=False, stack=True)
+    if reasons_note:
+        sec.text(f"Main churn reason: {reasons_note}", note=True)
     return sec
 
 

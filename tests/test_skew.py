@@ -90,6 +90,11 @@ def test_models_of_another_data_set_are_refused_unless_asked(mlflow_tmp):
         tracking.check_dataset(version, other)
     tracking.check_dataset(version, other, allow_other=True)  # asked to
     tracking.check_dataset(version, cfg)  # its own data set
+    from retain.jobs.promote import run_promotion
+
+    with pytest.raises(TrackingError, match="cdnow_master"):  # nor does it take over its alias
+        run_promotion(other, "clv")
+    assert run_promotion(cfg, "clv").decision.accepted
 
 
 def test_the_saved_form_loses_nothing(cdnow_sample):

@@ -417,7 +417,11 @@ def test_clv_promotion_accept_and_refuse(mlflow_tmp, clv_fitted, tmp_path: Path)
             metrics["baseline_naive_rate_holdout_mae"] = baseline
         with tracking.start_run(settings, "clv"):
             version = tracking.log_clv_model(
-                model, summary.head(5), metrics=metrics, model_name=name
+                model,
+                summary.head(5),
+                metrics=metrics,
+                model_name=name,
+                tags=tracking.provenance_tags(_cfg()),  # trained on the config's data set
             )
         return str(version.version)
 
@@ -470,7 +474,10 @@ def test_churn_refusal_without_champion_names_the_next_steps_and_force_goes_on(
         "auc_diff_vs_bgnbd_p_no_purchase_ci_high": -0.015,
     }
     with tracking.start_run(settings, "churn"):
-        version = str(tracking.log_churn_model(_churn(booster), x, model_name=name).version)
+        logged = tracking.log_churn_model(
+            _churn(booster), x, model_name=name, tags=tracking.provenance_tags(_cfg())
+        )
+        version = str(logged.version)
         tracking.log_metrics(metrics)
 
     runner = CliRunner()

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from retain.config import RunConfig
 from retain.names import PROMOTION_ACCEPTED, PROMOTION_DECISION
 from retain.tracking import (
+    CHALLENGER,
+    CHAMPION,
     PromotionDecision,
+    alias_version,
+    check_dataset,
     describe_run,
     log_dict,
     log_metrics,
@@ -56,9 +60,15 @@ def run_promotion(cfg: RunConfig, kind: str, force_reason: str | None = None) ->
     Raises
     ------
     retain.tracking.TrackingError
-        When the store is unreachable or the model has no challenger.
+        When the store is unreachable, the model has no challenger, or the challenger or the
+        champion was trained on another data set than the config's.
     """
     model_name = registered_name(cfg, kind)
+    # a challenger (or champion) of another data set never takes over this data set's alias
+    for alias in (CHALLENGER, CHAMPION):
+        version = alias_version(model_name, alias)
+        if version is not None:
+            check_dataset(version, cfg)
     forced = force_reason is not None
     run_name = f"promote-{model_name}" + ("-forced" if forced else "")
     with tracked_run(cfg, "promote", run_name=run_name, tags={"model_name": model_name}) as run:

@@ -45,6 +45,7 @@ from retain.tracking.registry import (
     LoadedClvModel,
     LoadedScoringModels,
     PromotionDecision,
+    alias_version,
     check_dataset,
     clv_input_columns,
     load_churn_model,
@@ -90,6 +91,7 @@ from retain.tracking.store import (
 )
 
 __all__ = [
+    "alias_version",
     "CHALLENGER",
     "CHAMPION",
     "CHURN_ARTIFACT",

@@ -851,9 +851,26 @@ def version_metrics(version: ModelVersion) -> dict[str, float]:
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def _alias_version(model_name: str, alias: str) -> ModelVersion | None:
-    # only "no such model/alias" means absent; a server or network error must not look like
-    # "no champion yet" (which would promote without comparison)
+def alias_version(model_name: str, alias: str) -> ModelVersion | None:
+    """The version an alias points at, or None when the model or the alias does not exist.
+
+    Parameters
+    ----------
+    model_name : str
+        Registered model name.
+    alias : str
+        E.g. ``champion``.
+
+    Returns
+    -------
+    ModelVersion or None
+
+    Raises
+    ------
+    TrackingError
+        When the registry cannot answer (only "no such model/alias" means absent: a server
+        error must not look like "no champion yet", which would promote without comparison).
+    """
     try:
         return client().get_model_version_by_alias(model_name, alias)
     except MlflowException as exc:
@@ -903,12 +920,12 @@ def promote(
     kind = model_kind(model_name)
     if kind not in GATE_KINDS:
         raise TrackingError(f"no promotion rule for model {model_name!r} (churn or clv)")
-    challenger = _alias_version(model_name, CHALLENGER)
+    challenger = alias_version(model_name, CHALLENGER)
     if challenger is None:
         raise TrackingError(
             f"model {model_name!r} has no {CHALLENGER!r} version in {mlflow.get_registry_uri()}"
         )
-    champion = _alias_version(model_name, CHAMPION)
+    champion = alias_version(model_name, CHAMPION)
     champ_version = str(champion.version) if champion is not None else None
     chal_version = str(challenger.version)
     if champ_version == chal_version:
@@ -987,8 +1004,8 @@ def rollback(model_name: str) -> str:
     TrackingError
         When the model has no ``champion`` or no ``previous_champion``.
     """
-    champion = _alias_version(model_name, CHAMPION)
-    previous = _alias_version(model_name, PREVIOUS_CHAMPION)
+    champion = alias_version(model_name, CHAMPION)
+    previous = alias_version(model_name, PREVIOUS_CHAMPION)
     if champion is None or previous is None:
         raise TrackingError(
             f"model {model_name!r} needs both {CHAMPION!r} and {PREVIOUS_CHAMPION!r} to roll back"

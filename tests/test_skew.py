@@ -56,9 +56,7 @@ def test_scoring_the_test_cutoff_reproduces_the_training_predictions(mlflow_tmp,
     plain = load_config(CONFIG, {"data.source": "cdnow_sample"})
     inputs = load_inputs(plain, cutoff)
     policy = load_policy(plain.policy_path)
-    scores = score_customers(
-        inputs.transactions, cutoff, models, policy, feature_config=plain.features
-    )
+    scores = score_customers(inputs.transactions, cutoff, models, policy)
     got = scores.set_index("customer_id")["churn_probability"].reindex(feats.index)
     np.testing.assert_array_equal(got.to_numpy(), expected)
 

@@ -308,9 +308,7 @@ _STAGE_RULES: tuple[_StageRule, ...] = (
 takes everyone left."""
 
 
-def assign_stages(
-    scores: pd.DataFrame, rules: StageRules, value_horizon_days: int
-) -> pd.DataFrame:
+def assign_stages(scores: pd.DataFrame, rules: StageRules, value_horizon_days: int) -> pd.DataFrame:
     """Lifecycle stage of every customer, with the rule and values that decided it.
 
     The rules of :data:`_STAGE_RULES` are tried in order and the first that applies decides.
@@ -612,7 +610,9 @@ def apply_policy(
         stages["lifecycle_stage"], tiers, scores["churn_probability"], scores["clv"], policy
     )
     actions = apply_budget(actions, policy)
-    out = pd.concat([stages, tiers, actions.drop(columns=["save_rate"])], axis=1)
+    out = pd.concat(
+        [stages, tiers, actions.rename(columns={"save_rate": "action_save_rate"})], axis=1
+    )
     out["action_priority"] = action_priority(actions)
     degrees = five_degrees(pd.concat([scores, out], axis=1), policy)
     return pd.concat([out, degrees], axis=1)

@@ -104,6 +104,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "action_channel",
     "action_offer",
     "action_cost",
+    "action_save_rate",
     "expected_value_saved",
     "action_priority",
     *REASON_COLUMNS,
@@ -178,10 +179,9 @@ class ScoringModels:
         return self.churn.clv_feature_model
 
     @property
-    def feature_config(self) -> FeatureConfig | None:
-        """The feature windows the churn model was trained with (None: not recorded)."""
-        settings = self.churn.feature_settings
-        return FeatureConfig(**settings) if settings else None
+    def feature_config(self) -> FeatureConfig:
+        """The feature windows the churn model was trained with."""
+        return FeatureConfig(**self.churn.feature_settings)
 
     def tables(self) -> TreeShapTables | None:
         """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
@@ -520,7 +520,6 @@ def score_customers(
     *,
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
-    feature_config: FeatureConfig | None = None,
     segment_rules: SegmentRules | None = None,
     chunk_size: int = 250_000,
     n_threads: int | None = None,
@@ -541,9 +540,6 @@ def score_customers(
         Stage rules, tiers, action table, budgets.
     events, customers : DataFrame, optional
         Validated events and customer attributes (engagement features, prospects).
-    feature_config : FeatureConfig, optional
-        Feature windows, used only when the churn model does not record its own (the
-        model's training windows always win, so scoring builds the features it was trained on).
     segment_rules : SegmentRules, optional
         RFM segment rules (the config's ``segments`` file); default
         :data:`retain.features.segments.DEFAULT_SEGMENT_RULES`.
@@ -568,7 +564,7 @@ def score_customers(
 
     t0 = time.perf_counter()
     note("building features")
-    settings = models.feature_config or feature_config or FeatureConfig()
+    settings = models.feature_config  # the churn model's own windows, never the run config's
     feats = build_features(transactions, as_of_ts, events, settings, segment_rules)
     check_point_in_time(feats, as_of_ts)
     inputs = model_features(feats, models)

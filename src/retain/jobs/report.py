@@ -285,7 +285,7 @@ def _load_models(
 def _model_inputs(cfg: RunConfig, when: pd.Timestamp, models: ScoringModels) -> pd.DataFrame:
     """Rebuild the churn model's inputs as of the date, with the model's feature settings."""
     inputs = load_inputs(cfg, when)
-    settings = models.feature_config or cfg.features
+    settings = models.feature_config
     feats = build_features(inputs.transactions, when, inputs.events, settings)
     model_inputs = model_features(feats, models)
     check_model_inputs(model_inputs, models, settings)

@@ -338,7 +338,6 @@ def score(
         policy,
         events=inputs.events,
         customers=inputs.customers,
-        feature_config=cfg.features,
         segment_rules=cfg.segment_rules(),
         chunk_size=sc.chunk_size,
         timings=timings,

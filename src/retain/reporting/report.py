@@ -595,9 +595,9 @@ def action_plan_section(
     )
     sec.table(shown, index=False, stack=True)
 
-    if policy is not None:
+    if policy is not None or "action_save_rate" in scores:
         first = contact_list(scores, policy, top_n)
-        rate_note = "the save rate assumed by the policy's action table"
+        rate_note = "the save rate assumed by the policy's action table when the scores were made"
     else:
         first = scores[scores["action_priority"].notna()].sort_values("action_priority")
         first = first.head(top_n).copy()

@@ -136,12 +136,17 @@ def action_plan_table(scores: pd.DataFrame) -> pd.DataFrame:
     return plan
 
 
-def save_rates(scores: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
-    """The policy's assumed save rate of each customer's (stage, tier) action.
+def save_rates(scores: pd.DataFrame, policy: PolicyConfig | None = None) -> pd.Series:
+    """The save rate assumed for each customer's action.
 
-    Customers whose action was dropped by a channel budget keep no save rate (0, as in
-    :func:`retain.policy.apply_budget`).
+    The scores carry it (``action_save_rate``, the rate they were computed with); for older
+    scores without the column it is looked up in ``policy``. Customers whose action was
+    dropped by a channel budget keep no save rate (0, as in :func:`retain.policy.apply_budget`).
     """
+    if "action_save_rate" in scores:
+        return scores["action_save_rate"].astype(float)
+    if policy is None:
+        raise ValueError("scores without action_save_rate need the policy for the save rates")
     keys = list(
         zip(scores["lifecycle_stage"].astype(str), scores["value_tier"].astype(str), strict=True)
     )
@@ -151,7 +156,9 @@ def save_rates(scores: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
     return out.mask(dropped, 0.0)
 
 
-def contact_list(scores: pd.DataFrame, policy: PolicyConfig, top_n: int = 20) -> pd.DataFrame:
+def contact_list(
+    scores: pd.DataFrame, policy: PolicyConfig | None = None, top_n: int = 20
+) -> pd.DataFrame:
     """The first ``top_n`` customers to contact, with the numbers that rank them.
 
     Customers are ranked by ``action_priority``, i.e. by expected value saved =
@@ -162,8 +169,8 @@ def contact_list(scores: pd.DataFrame, policy: PolicyConfig, top_n: int = 20) ->
     ----------
     scores : DataFrame
         Output of :func:`retain.scoring.score_customers`.
-    policy : PolicyConfig
-        The policy the scores were made with (for the save rates).
+    policy : PolicyConfig, optional
+        The policy, for scores that do not carry their save rates (``action_save_rate``).
     top_n : int
         Customers listed.
 

@@ -226,7 +226,7 @@ def test_report_page_is_responsive() -> None:
     rep = Report("t")
     rep.section("s").table(pd.DataFrame({"a": range(3)}))
     html = rep.render()
-    assert 'name=\'viewport\'' in html
+    assert "name='viewport'" in html
     assert '<div class="table-wrap"><table' in html
     assert "@media (max-width" in html
 

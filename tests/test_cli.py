@@ -100,6 +100,7 @@ def test_features_writes_every_customer(tmp_path):
 def test_scoring_without_a_champion_exits_4(tmp_path, mlflow_tmp):
     result = runner.invoke(app, ["score", "--config", str(_config(tmp_path))])
     assert result.exit_code == EXIT_MODEL, result.output
+    assert "--clv-version challenger" in result.output  # the next step is named
     assert not (tmp_path / "out").exists()
 
 

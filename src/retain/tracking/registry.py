@@ -447,9 +447,17 @@ def resolve_version(model_name: str, ref: str | int = CHAMPION) -> ModelVersion:
             return max(found, key=lambda v: int(v.version))
         return mc.get_model_version_by_alias(model_name, text)
     except MlflowException as exc:
+        hint = ""
+        if text == CHAMPION:
+            kind = model_kind(model_name) or "churn"
+            option = "--model-version" if kind == CHURN_MODEL_NAME else "--clv-version"
+            hint = (
+                f"; promote a challenger first (retain promote --model {kind}, see its message "
+                f"if refused) or score with {option} challenger"
+            )
         raise TrackingError(
             f"model {model_name!r} has no version {text!r} in {mlflow.get_registry_uri()}: "
-            f"{exc.message}"
+            f"{exc.message}{hint}"
         ) from exc
 
 

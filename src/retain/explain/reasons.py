@@ -75,22 +75,7 @@ def top_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.n
         The contributions (0 where ``index`` is -1).
     """
     phi = contrib[:, :-1]
-    k_eff = min(k, phi.shape[1])
-    absphi = np.abs(phi)
-    if k_eff < phi.shape[1]:
-        part = np.argpartition(-absphi, k_eff - 1, axis=1)[:, :k_eff]
-    else:
-        part = np.tile(np.arange(phi.shape[1]), (phi.shape[0], 1))
-    order = np.argsort(-np.take_along_axis(absphi, part, axis=1), axis=1, kind="stable")
-    index = np.take_along_axis(part, order, axis=1)
-    value = np.take_along_axis(phi, index, axis=1)
-    index = np.where(value != 0.0, index, -1)
-    value = np.where(index >= 0, value, 0.0)
-    if k_eff < k:
-        pad = k - k_eff
-        index = np.hstack([index, np.full((len(index), pad), -1)])
-        value = np.hstack([value, np.zeros((len(value), pad))])
-    return index, value
+    return _top_k(phi, np.abs(phi), phi != 0.0, k)
 
 
 def top_positive_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -112,15 +97,22 @@ def top_positive_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndar
         The contributions (0 where ``index`` is -1).
     """
     phi = contrib[:, :-1]
+    return _top_k(phi, phi, phi > 0.0, k)
+
+
+def _top_k(
+    phi: np.ndarray, rank: np.ndarray, keep: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` entries of largest ``rank`` per row, of those where ``keep`` (others -1/0)."""
     k_eff = min(k, phi.shape[1])
     if k_eff < phi.shape[1]:
-        part = np.argpartition(-phi, k_eff - 1, axis=1)[:, :k_eff]
+        part = np.argpartition(-rank, k_eff - 1, axis=1)[:, :k_eff]
     else:
         part = np.tile(np.arange(phi.shape[1]), (phi.shape[0], 1))
-    order = np.argsort(-np.take_along_axis(phi, part, axis=1), axis=1, kind="stable")
+    order = np.argsort(-np.take_along_axis(rank, part, axis=1), axis=1, kind="stable")
     index = np.take_along_axis(part, order, axis=1)
     value = np.take_along_axis(phi, index, axis=1)
-    index = np.where(value > 0.0, index, -1)
+    index = np.where(np.take_along_axis(keep, index, axis=1), index, -1)
     value = np.where(index >= 0, value, 0.0)
     if k_eff < k:
         pad = k - k_eff

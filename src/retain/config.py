@@ -202,7 +202,13 @@ class DataConfig(StrictModel):
     transactions: TableSource | None = None
     events: TableSource | None = None
     customers: TableSource | None = None
-    returns: Literal["drop", "net"] = "drop"
+    returns: Literal["drop", "net", "net_earlier"] = Field(
+        "drop",
+        description="Negative amounts: 'drop' rejects them; 'net' nets each into its order "
+        "(same customer and order_id); 'net_earlier' also nets a return without an order of "
+        "its own (cancellations with their own invoice number) against the customer's earlier "
+        "purchases of the same item_id, else their latest earlier order",
+    )
     null_values: tuple[str, ...] = Field(
         NULL_VALUES,
         description="Text read as missing in every text column (exact match after strip)",

@@ -45,7 +45,7 @@ class Contract:
 TRANSACTIONS = Contract(
     name="transactions",
     required={CUSTOMER_ID: "string", TIMESTAMP: "datetime64[ns]", "amount": "float64"},
-    optional={"quantity": "float64", "order_id": "string"},
+    optional={"quantity": "float64", "order_id": "string", "item_id": "string"},
 )
 
 EVENT_TYPES = (
@@ -130,9 +130,9 @@ REJECT_REASONS: dict[str, str] = {
     "signup_date_after_as_of": "signup_date: after the as-of date",
     "duplicate": "row: exact duplicate of an earlier row",
     "return": "amount: negative (return, dropped)",
-    "return_netted": "amount: return netted into its order",
-    "return_netted_to_zero": "amount: order netted to zero or less",
-    "return_unmatched": "amount: return without a matching order",
+    "return_netted": "amount: return netted into its order or earlier purchases",
+    "return_netted_to_zero": "amount: purchase netted to zero or less by a return",
+    "return_unmatched": "amount: return without a matching order or earlier purchase",
 }
 """Every value of the rejects table's ``reason`` column, with a short "column: problem" text
 used in messages and reports. Each rejected row carries the first reason that applies, in

@@ -48,7 +48,7 @@ from retain.contracts import (
 )
 from retain.timeline import DateLike, cutoff_end
 
-ReturnsPolicy = Literal["drop", "net"]
+ReturnsPolicy = Literal["drop", "net", "net_earlier"]
 DuplicatesPolicy = Literal["drop", "keep"]
 IdNormalisation = Literal["none", "integer_text"]
 
@@ -576,45 +576,141 @@ def _value_out_of_range(event_type: pd.Series, value: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------- transactions
 
 
-def _net_returns(parsed: pd.DataFrame, q: _Quarantine, codes: dict[str, np.ndarray]) -> np.ndarray:
-    """Apply returns to their orders; returns the (possibly reduced) amounts."""
+def _net_returns(
+    parsed: pd.DataFrame, q: _Quarantine, codes: dict[str, np.ndarray], earlier: bool = False
+) -> np.ndarray:
+    """Apply returns to their orders (and, when ``earlier``, the loose ones to earlier
+    purchases, see :func:`_net_earlier`); returns the (possibly reduced) amounts."""
     amount = parsed["amount"].to_numpy(dtype=float, copy=True)
     ok = q.ok
     neg = ok & (amount < 0)
     if not neg.any():
         return amount
     if "order_id" not in parsed:
-        q.reject(neg, "return_unmatched")
-        return amount
-    order = codes["order_id"]
-    has_order = ok & (order >= 0)
-    q.reject(neg & ~has_order, "return_unmatched")
-    rows = np.flatnonzero(has_order)
-    key = codes[CUSTOMER_ID][rows] * (int(order.max()) + 1) + order[rows]
-    group = _codes(key)
-    a = amount[rows]
-    is_return = a < 0
-    purchased = np.bincount(group, weights=np.where(is_return, 0.0, a))
-    n_purchases = np.bincount(group, weights=(~is_return).astype(float))
-    returned = np.bincount(group, weights=np.where(is_return, a, 0.0))
-    has_return = returned < 0
-    unmatched = has_return & (n_purchases == 0)
-    net = purchased + returned
-    to_zero = has_return & ~unmatched & (net <= _RETURN_TOLERANCE * purchased)
-    netted = has_return & ~unmatched & ~to_zero
+        loose = neg
+    else:
+        order = codes["order_id"]
+        has_order = ok & (order >= 0)
+        loose = neg & ~has_order
+        rows = np.flatnonzero(has_order)
+        key = codes[CUSTOMER_ID][rows] * (int(order.max()) + 1) + order[rows]
+        group = _codes(key)
+        a = amount[rows]
+        is_return = a < 0
+        purchased = np.bincount(group, weights=np.where(is_return, 0.0, a))
+        n_purchases = np.bincount(group, weights=(~is_return).astype(float))
+        returned = np.bincount(group, weights=np.where(is_return, a, 0.0))
+        has_return = returned < 0
+        unmatched = has_return & (n_purchases == 0)
+        net = purchased + returned
+        to_zero = has_return & ~unmatched & (net <= _RETURN_TOLERANCE * purchased)
+        netted = has_return & ~unmatched & ~to_zero
 
-    def full(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(amount), dtype=bool)
-        out[rows[mask]] = True
-        return out
+        def full(mask: np.ndarray) -> np.ndarray:
+            out = np.zeros(len(amount), dtype=bool)
+            out[rows[mask]] = True
+            return out
 
-    q.reject(full(unmatched[group]), "return_unmatched")
-    q.reject(full(to_zero[group]), "return_netted_to_zero")
-    q.reject(full(netted[group] & is_return), "return_netted")
-    scaled = netted[group] & ~is_return
-    factor = np.divide(net, purchased, out=np.ones_like(net), where=netted)
-    amount[rows[scaled]] = a[scaled] * factor[group[scaled]]
+        loose = loose | full(unmatched[group])
+        q.reject(full(to_zero[group]), "return_netted_to_zero")
+        q.reject(full(netted[group] & is_return), "return_netted")
+        scaled = netted[group] & ~is_return
+        factor = np.divide(net, purchased, out=np.ones_like(net), where=netted)
+        amount[rows[scaled]] = a[scaled] * factor[group[scaled]]
+    if earlier and loose.any():
+        _net_earlier(parsed, q, amount, loose, codes)
+    q.reject(loose, "return_unmatched")
     return amount
+
+
+def _order_keys(parsed: pd.DataFrame, codes: dict[str, np.ndarray], ts: np.ndarray) -> np.ndarray:
+    """An order code per row: its ``order_id``, else (no id) its timestamp."""
+    by_time = _codes(ts)
+    if "order_id" not in codes:
+        return by_time
+    order = codes["order_id"]
+    return np.where(order >= 0, order, int(order.max()) + 1 + by_time)
+
+
+def _net_earlier(
+    parsed: pd.DataFrame,
+    q: _Quarantine,
+    amount: np.ndarray,
+    loose: np.ndarray,
+    codes: dict[str, np.ndarray],
+) -> None:
+    """Net the ``loose`` returns (no order of their own with a purchase) against the same
+    customer's earlier purchases; ``amount`` is reduced in place.
+
+    One return at a time, by timestamp then row: first the customer's purchases of the same
+    ``item_id`` at or before the return, latest first, until the returned amount is used up
+    (what is left beyond them is not carried to other items); with no such purchase (or no
+    ``item_id``), the customer's latest order at or before the return, scaled down in
+    proportion (its rows at or before the return; an order is an ``order_id``, or one
+    timestamp for rows without one). A purchase reduced to zero or less is rejected as
+    ``return_netted_to_zero``, a return that reduced something as ``return_netted``; the
+    others are left for the caller (``return_unmatched``). The loop runs over the returns
+    only; the purchases are searched through sorted arrays.
+    """
+    ts = parsed[TIMESTAMP].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    cust = codes[CUSTOMER_ID]
+    ret = np.flatnonzero(loose)
+    ret = ret[np.lexsort((ret, ts[ret]))]
+    buys = np.flatnonzero(q.ok & (amount > 0) & np.isin(cust, cust[ret]))
+    if not buys.size:
+        return
+    floor = amount * _RETURN_TOLERANCE  # a purchase at or below this is netted to zero
+    item = codes.get("item_id")
+    if item is not None:
+        ib = buys[item[buys] >= 0]
+        ib = ib[np.lexsort((ib, ts[ib], item[ib], cust[ib]))]
+        n_items = int(item.max()) + 1
+        ikey, its = cust[ib] * n_items + item[ib], ts[ib]
+    ob = buys[np.lexsort((buys, ts[buys], cust[buys]))]
+    ocust, ots = cust[ob], ts[ob]
+    order = _order_keys(parsed, codes, ts)
+    n_orders = int(order.max()) + 1
+    gb = buys[np.lexsort((buys, order[buys], cust[buys]))]
+    gkey = cust[gb] * n_orders + order[gb]
+    netted = np.zeros(len(amount), dtype=bool)
+    for r in ret.tolist():
+        need, c, t = -amount[r], cust[r], ts[r]
+        if item is not None and item[r] >= 0:
+            lo = int(np.searchsorted(ikey, c * n_items + item[r], side="left"))
+            hi = int(np.searchsorted(ikey, c * n_items + item[r], side="right"))
+            end = lo + int(np.searchsorted(its[lo:hi], t, side="right"))
+            for p in ib[lo:end][::-1].tolist():
+                if need <= 0:
+                    break
+                if amount[p] <= 0:
+                    continue
+                take = min(amount[p], need)
+                amount[p] = 0.0 if amount[p] - take <= floor[p] else amount[p] - take
+                need -= take
+                netted[r] = True
+        if netted[r]:
+            continue
+        lo = int(np.searchsorted(ocust, c, side="left"))
+        hi = int(np.searchsorted(ocust, c, side="right"))
+        j = lo + int(np.searchsorted(ots[lo:hi], t, side="right")) - 1
+        while j >= lo and amount[ob[j]] <= 0:
+            j -= 1
+        if j < lo:
+            continue
+        g = cust[ob[j]] * n_orders + order[ob[j]]
+        rows = gb[np.searchsorted(gkey, g, side="left") : np.searchsorted(gkey, g, side="right")]
+        rows = rows[(ts[rows] <= t) & (amount[rows] > 0)]
+        total = amount[rows].sum()
+        left = total - need
+        if left <= _RETURN_TOLERANCE * total:
+            amount[rows] = 0.0
+        else:
+            amount[rows] *= left / total
+        netted[r] = True
+    q.reject(netted, "return_netted")
+    zeroed = np.zeros(len(amount), dtype=bool)
+    zeroed[buys[amount[buys] <= 0]] = True
+    q.reject(zeroed, "return_netted_to_zero")
 
 
 def validate_transactions(
@@ -648,17 +744,26 @@ def validate_transactions(
       lives on in the order). An order whose net is <= 0 loses all its rows
       (``return_netted_to_zero``); a return with no order id or no purchase in its order is
       ``return_unmatched``. ``quantity`` is left unchanged.
+    - ``returns="net_earlier"``: as ``net``; then each return without an order of its own
+      holding a purchase (a cancellation with its own invoice number, or no ``order_id``) is
+      netted against the same customer's purchases at or before it: those of the same
+      ``item_id``, latest first, until the returned amount is used up; without one (or
+      without ``item_id``), the customer's latest such order, scaled down in proportion.
+      The return is rejected as ``return_netted``, a purchase reduced to zero or less as
+      ``return_netted_to_zero``; a return with no earlier purchase stays ``return_unmatched``.
+      A returned amount beyond the purchases it matched is dropped (spend never goes below
+      zero).
 
     Zero amounts are kept (free items are purchases).
 
     Parameters
     ----------
     raw : DataFrame
-        Columns ``customer_id``, ``timestamp``, ``amount`` and optionally ``quantity`` and
-        ``order_id``, of any dtype (text from CSV, typed from Parquet).
+        Columns ``customer_id``, ``timestamp``, ``amount`` and optionally ``quantity``,
+        ``order_id`` and ``item_id``, of any dtype (text from CSV, typed from Parquet).
     as_of : date or str
         The as-of date; rows after this day are not used.
-    returns : {"drop", "net"}
+    returns : {"drop", "net", "net_earlier"}
         How negative amounts are handled (``data.returns`` in the config).
     timestamp_format : str, optional
         A ``strftime`` format for text timestamps; ISO 8601 when omitted.
@@ -685,8 +790,8 @@ def validate_transactions(
     clean : DataFrame
         The usable rows in input order: ``customer_id`` (string, stripped), ``timestamp``
         (datetime64[ns], tz-naive: input in one time zone is converted to UTC first),
-        ``amount`` (float64) and, when given, ``quantity`` (float64) and ``order_id``
-        (string). Other input columns are dropped. Fresh RangeIndex.
+        ``amount`` (float64) and, when given, ``quantity`` (float64), ``order_id`` and
+        ``item_id`` (string). Other input columns are dropped. Fresh RangeIndex.
     rejects : DataFrame
         One row per rejected input row: ``table``, ``row_number`` (0-based position in
         ``raw``), ``customer_id`` (as in the input), ``reason``.
@@ -697,8 +802,8 @@ def validate_transactions(
         A required column is missing, the input is empty, every row is rejected, or the
         timestamps mix time zones.
     """
-    if returns not in ("drop", "net"):
-        raise ValueError(f"returns must be 'drop' or 'net', got {returns!r}")
+    if returns not in ("drop", "net", "net_earlier"):
+        raise ValueError(f"returns must be 'drop', 'net' or 'net_earlier', got {returns!r}")
     contract = TRANSACTIONS
     table = contract.name
     _check_input(raw, contract)
@@ -716,11 +821,13 @@ def validate_transactions(
         q.reject(quantity_bad, "quantity_not_numeric")
         q.reject(_out_of_range(quantity, max_amount), "quantity_out_of_range")
         columns["quantity"] = quantity
-    if "order_id" in raw:
-        columns["order_id"] = _clean_text(raw["order_id"], null_values)
+    for col in ("order_id", "item_id"):
+        if col in raw:
+            columns[col] = _clean_text(raw[col], null_values)
     q.reject(ts >= _end_ns(as_of), "timestamp_after_as_of")
     parsed = pd.DataFrame(columns)
-    codes = {col: _codes(parsed[col]) for col in (CUSTOMER_ID, "order_id") if col in parsed}
+    keys = (CUSTOMER_ID, "order_id", "item_id")
+    codes = {col: _codes(parsed[col]) for col in keys if col in parsed}
     if duplicates == "drop":
         q.reject(_duplicated(parsed, raw, contract, q.ok, codes), "duplicate")
     elif duplicates != "keep":
@@ -728,7 +835,7 @@ def validate_transactions(
     if returns == "drop":
         q.reject(q.ok & (amount < 0), "return")
     else:
-        parsed["amount"] = _net_returns(parsed, q, codes)
+        parsed["amount"] = _net_returns(parsed, q, codes, earlier=returns == "net_earlier")
     clean = _kept(parsed, q.ok)
     rejects = q.rejects(raw[CUSTOMER_ID])
     q.finish(n, clean, rejects)

@@ -992,6 +992,40 @@ def test_online_retail_export_amount_is_quantity_times_unit_price(tmp_path):
     assert ids.tolist() == ["17850.0", "17850.0", "13047.0"]
 
 
+def test_online_retail_cancellations_net_against_the_earlier_purchase_of_the_item(tmp_path):
+    path = write_csv(
+        tmp_path / "retail.csv",
+        RETAIL_HEADER + "536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0,UK\n"
+        '536365,71053,"LANTERN, WHITE",2,12/1/2010 8:26,3.39,17850.0,UK\n'
+        "C536379,85123A,WHITE HANGING HEART,-2,12/1/2010 9:41,2.55,17850.0,UK\n"
+        "536370,22728,ALARM CLOCK,24,12/1/2010 8:45,3.75,12583.0,France\n"
+        "C536383,D,Discount,-1,12/1/2010 9:49,9.00,12583.0,France\n"
+        "C536391,22556,PLASTERS,-12,12/1/2010 10:24,1.65,17548.0,UK\n",
+    )
+    transactions = {
+        "path": str(path),
+        "columns": {**RETAIL_MAPPING, "item_id": "StockCode"},
+        "timestamp_format": "%m/%d/%Y %H:%M",
+    }
+    cfg = retail_config(tmp_path, transactions, returns="net_earlier")
+    inputs = load_inputs(cfg, "2011-12-09")
+    tx = inputs.transactions
+    assert tx["item_id"].tolist() == ["85123A", "71053", "22728"]
+    # 85123A: 6 x 2.55 less 2 x 2.55; the discount without an item match nets against the
+    # customer's latest earlier order; 17548 bought nothing before: unmatched
+    np.testing.assert_allclose(tx["amount"], [4 * 2.55, 2 * 3.39, 24 * 3.75 - 9.0])
+    assert tx["quantity"].tolist() == [6.0, 2.0, 24.0]  # quantities are left as they are
+    counts = inputs.counts["transactions"]
+    assert counts["rejected_return_netted"] == 2
+    assert counts["rejected_return_unmatched"] == 1
+    assert counts["rows_in"] == counts["rows_used"] + counts["rows_rejected"] == 6
+    # the same file under `net`: every cancellation is unmatched, spend overstated
+    cfg = retail_config(tmp_path, transactions, returns="net")
+    inputs = load_inputs(cfg, "2011-12-09")
+    assert inputs.counts["transactions"]["rejected_return_unmatched"] == 3
+    np.testing.assert_allclose(inputs.transactions["amount"], [6 * 2.55, 2 * 3.39, 24 * 3.75])
+
+
 def test_derived_columns_honour_the_decimal_separator_and_refuse_division_by_zero(tmp_path):
     path = write_csv(
         tmp_path / "tx.csv",

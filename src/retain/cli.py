@@ -326,6 +326,38 @@ def features(
     )
 
 
+@app.command()
+def init(
+    data_file: Path = typer.Argument(..., help="The transactions file (CSV or Parquet)."),
+    config: Path = typer.Option(..., "--config", "-c", help="The config YAML to write."),
+    events: str = typer.Option("", "--events", help="The events file, if any."),
+    customers: str = typer.Option("", "--customers", help="The customers file, if any."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing config file."),
+) -> None:
+    """Inspect your files and write a commented run config for them.
+
+    Reads the first 200,000 rows of each file (and the transactions' dates to the end), guesses
+    the column mapping, the timestamp format, the CSV dialect, returns and id normalisation, and
+    places the churn horizon, the cutoffs and the CLV backtest inside the data's span. Prints
+    what it chose and why; what it could not decide is a '# QUESTION:' line in the file.
+    """
+    from retain.jobs.init import init_config
+
+    with _exit_codes():
+        result = init_config(
+            data_file,
+            config,
+            events=_path_or_none(events),
+            customers=_path_or_none(customers),
+            force=force,
+        )
+    _say(result.summary)
+    for decision in result.decisions:
+        _say(decision.line())
+    for question in result.questions:
+        _say(f"QUESTION: {question}")
+
+
 @app.command("train-clv")
 def train_clv(config: Path = ConfigOption) -> None:
     """Backtest the CLV models, fit the production model, log it to MLflow as `clv`@challenger."""

@@ -33,14 +33,12 @@ from pydantic import (
 
 from retain.contracts import (
     CUSTOMERS,
-    EVENT_ROLES,
     EVENTS,
     MAX_AMOUNT,
     MAX_ID_LENGTH,
     NS_RANGE,
     NULL_VALUES,
     TRANSACTIONS,
-    event_role_renames,
 )
 from retain.expressions import derivable, is_expression, parse
 
@@ -180,25 +178,6 @@ class TableSource(StrictModel):
         return "csv"
 
 
-class EventsSource(TableSource):
-    """Where the events table lives, plus the names the source gives the event roles.
-
-    ``roles`` maps a role (``session``, ``email_sent``, ``email_open``, ``email_click``,
-    ``support_ticket``, ``survey``, ``referral``; :data:`retain.contracts.EVENT_ROLES`) to the
-    source's type name, or a list of names: ``roles: {session: web_session, support_ticket:
-    ticket_closed}``. A role not listed is its own name. Every other type is kept as its own
-    type (see :func:`retain.contracts.event_role_renames`).
-    """
-
-    roles: dict[str, str | list[str]] = Field(default_factory=dict)
-
-    @field_validator("roles")
-    @classmethod
-    def _roles(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        event_role_renames(value)
-        return value
-
-
 class SyntheticConfig(StrictModel):
     """Parameters of the synthetic generator used by ``source: synthetic``."""
 
@@ -221,7 +200,7 @@ class DataConfig(StrictModel):
 
     source: Literal["cdnow_master", "cdnow_sample", "synthetic", "files"] = "cdnow_master"
     transactions: TableSource | None = None
-    events: EventsSource | None = None
+    events: TableSource | None = None
     customers: TableSource | None = None
     returns: Literal["drop", "net", "net_earlier"] = Field(
         "drop",
@@ -238,12 +217,6 @@ class DataConfig(StrictModel):
         MAX_AMOUNT, gt=0, allow_inf_nan=False, description="Largest |amount| and |quantity|"
     )
     max_id_length: int = Field(MAX_ID_LENGTH, gt=0, description="Longest customer_id accepted")
-    max_rejected_share: float = Field(
-        0.05,
-        ge=0,
-        le=1,
-        description="Share of a table's rows rejected above which every step reading it warns",
-    )
     id_normalisation: Literal["none", "integer_text"] = Field(
         "none",
         description="How customer ids are normalised before use: 'none' keeps them as written; "
@@ -321,34 +294,15 @@ class DataConfig(StrictModel):
 
 
 class FeatureConfig(StrictModel):
-    """Point-in-time feature settings.
-
-    ``event_types`` fixes the non-role event types that get generic per-type features
-    (``events_<type>_<w>d``, ``days_since_<type>``; see :mod:`retain.features.engagement`);
-    without it the ``event_types_top_n`` most frequent non-role types before each cutoff are
-    taken (0: none).
-    """
+    """Point-in-time feature settings."""
 
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
     trend_window_days: int = Field(90, gt=0)
-    event_types: tuple[str, ...] | None = Field(
-        None, description="Event types with generic features; default: the top n by count"
-    )
-    event_types_top_n: int = Field(5, ge=0, description="Generic event types without a list")
 
     @model_validator(mode="after")
     def _windows(self) -> FeatureConfig:
         if not self.windows_days or any(w <= 0 for w in self.windows_days):
             raise ValueError("windows_days must be a non-empty list of positive day counts")
-        for name in self.event_types or ():
-            key = name.strip().lower()
-            if not key:
-                raise ValueError("event_types: empty type name")
-            if key in EVENT_ROLES:
-                raise ValueError(
-                    f"event_types: {key!r} is an event role, whose features are always made; "
-                    "list only other types"
-                )
         return self
 
 
@@ -479,12 +433,19 @@ class OptunaConfig(StrictModel):
 
 
 class ChurnConfig(StrictModel):
-    """Churn model settings: snapshot cutoffs, horizon and LightGBM parameters."""
+    """Churn model settings: snapshot cutoffs, horizon and LightGBM parameters.
+
+    ``train_cutoffs``, ``validation_cutoff`` and ``test_cutoff`` may each be ``auto``: resolved
+    at run time from the data's first and last day by
+    :func:`retain.churn.dataset.auto_cutoffs` (the rule ``retain init`` proposes; dates given
+    explicitly are kept) and logged with the run. :attr:`has_auto_cutoffs` tells whether any
+    is ``auto``.
+    """
 
     horizon_days: int = Field(182, gt=0)
-    train_cutoffs: tuple[dt.date, ...]
-    validation_cutoff: dt.date
-    test_cutoff: dt.date
+    train_cutoffs: tuple[dt.date, ...] | Literal["auto"]
+    validation_cutoff: dt.date | Literal["auto"]
+    test_cutoff: dt.date | Literal["auto"]
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
     lightgbm: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(500, gt=0)
@@ -510,15 +471,23 @@ class ChurnConfig(StrictModel):
         1000, ge=0, description="Customers re-featurised per cutoff by the leakage guard (0: off)"
     )
 
+    @property
+    def has_auto_cutoffs(self) -> bool:
+        """Whether any cutoff is ``auto`` (to be resolved from the data at run time)."""
+        return "auto" in (self.train_cutoffs, self.validation_cutoff, self.test_cutoff)
+
     @model_validator(mode="after")
     def _cutoffs(self) -> ChurnConfig:
-        if not self.train_cutoffs:
-            raise ValueError("train_cutoffs must list at least one date")
-        if sorted(self.train_cutoffs) != list(self.train_cutoffs):
-            raise ValueError("train_cutoffs must be in increasing order")
-        if self.validation_cutoff <= max(self.train_cutoffs):
-            raise ValueError("validation_cutoff must be later than every training cutoff")
-        if self.test_cutoff <= self.validation_cutoff:
+        train = self.train_cutoffs
+        validation, test = self.validation_cutoff, self.test_cutoff
+        if train != "auto":
+            if not train:
+                raise ValueError("train_cutoffs must list at least one date (or be 'auto')")
+            if sorted(train) != list(train):
+                raise ValueError("train_cutoffs must be in increasing order")
+            if validation != "auto" and validation <= max(train):
+                raise ValueError("validation_cutoff must be later than every training cutoff")
+        if validation != "auto" and test != "auto" and test <= validation:
             raise ValueError("test_cutoff must be later than validation_cutoff")
         return self
 

@@ -206,6 +206,133 @@ def make_time_split(
     return split
 
 
+# ------------------------------------------------------------------------ automatic cutoffs
+
+HORIZON_CHOICES = (182, 90, 30)
+"""Churn horizons :func:`horizon_for_span` picks from, longest first (26 weeks, a quarter, a
+month)."""
+
+MIN_HISTORY_DAYS = 30
+"""Days of data before the first automatic training cutoff (customers need some history)."""
+
+MAX_AUTO_TRAIN_CUTOFFS = 6
+"""At most this many automatic training cutoffs (the most recent ones)."""
+
+
+def horizon_for_span(span_days: int) -> int:
+    """The churn horizon for data covering ``span_days`` days.
+
+    The rule: the longest of :data:`HORIZON_CHOICES` (182, 90, 30 days) that fits four times
+    into the span, since a training window, a test window and enough history before them must
+    all fit: two years or more give 182 days, about a year (360 days or more) 90, four months
+    or more 30.
+
+    Parameters
+    ----------
+    span_days : int
+        Days from the first to the last day of the data.
+
+    Returns
+    -------
+    int
+        The horizon in days.
+
+    Raises
+    ------
+    ValueError
+        When the span is shorter than four times the shortest horizon (120 days).
+    """
+    for horizon in HORIZON_CHOICES:
+        if span_days >= 4 * horizon:
+            return horizon
+    raise ValueError(
+        f"the data covers {span_days} days; a churn model needs at least "
+        f"{4 * HORIZON_CHOICES[-1]} (four times the shortest horizon, {HORIZON_CHOICES[-1]} days)"
+    )
+
+
+def auto_cutoffs(
+    first_day: DateLike,
+    last_day: DateLike,
+    horizon_days: int,
+    *,
+    train_cutoffs: Sequence[DateLike] | None = None,
+    validation_cutoff: DateLike | None = None,
+    test_cutoff: DateLike | None = None,
+    strict_validation: bool = False,
+) -> TimeSplit:
+    """Cutoffs that fit the data's span: what ``churn.train_cutoffs: auto`` resolves to.
+
+    The rule (one implementation, used at run time by ``train_churn`` and proposed by
+    ``retain init``):
+
+    - test cutoff = ``last_day - H``: the latest whose label window ends inside the data;
+    - validation cutoff = ``test - H // 2`` (its window overlaps the test window by the other
+      half, as the split rules allow), or ``test - H`` with ``strict_validation`` (disjoint);
+    - training cutoffs a horizon apart, the last one ``test - H`` (its window ends on the test
+      cutoff) or the day before the validation cutoff if that is earlier, going back while at
+      least :data:`MIN_HISTORY_DAYS` of data precede a cutoff, at most
+      :data:`MAX_AUTO_TRAIN_CUTOFFS` of them.
+
+    Cutoffs given explicitly are kept. The result is checked with
+    :func:`make_time_split`.
+
+    Parameters
+    ----------
+    first_day, last_day : date
+        First and last day of the data (``last_day`` is ``data.observed_until``).
+    horizon_days : int
+        Label horizon H in days.
+    train_cutoffs : sequence of date, optional
+    validation_cutoff, test_cutoff : date, optional
+        Configured cutoffs to keep instead of choosing them.
+    strict_validation : bool
+        Keep the validation label window clear of the test window.
+
+    Returns
+    -------
+    TimeSplit
+        The checked split.
+
+    Raises
+    ------
+    LeakageError
+        When the span leaves no room for a training cutoff, or the split breaks its rules.
+    """
+    first, last = _day(first_day), _day(last_day)
+    h = pd.Timedelta(days=int(horizon_days))
+    test = _day(test_cutoff) if test_cutoff is not None else last - h
+    if validation_cutoff is not None:
+        validation = _day(validation_cutoff)
+    else:
+        validation = test - (h if strict_validation else pd.Timedelta(days=int(horizon_days) // 2))
+    if train_cutoffs is not None:
+        return make_time_split(
+            train_cutoffs, validation, test, horizon_days, last, strict_validation=strict_validation
+        )
+    latest = min(test - h, validation - pd.Timedelta(days=1))
+    earliest = first + pd.Timedelta(days=MIN_HISTORY_DAYS)
+    train: list[pd.Timestamp] = []
+    cutoff = latest
+    while cutoff >= earliest and len(train) < MAX_AUTO_TRAIN_CUTOFFS:
+        train.append(cutoff)
+        cutoff = cutoff - h
+    if not train:
+        raise LeakageError(
+            f"data from {first.date()} to {last.date()} leave no room for a training cutoff "
+            f"with a {horizon_days}-day horizon: the last one allowed, {latest.date()}, is less "
+            f"than {MIN_HISTORY_DAYS} days after the first day; use a shorter churn.horizon_days"
+        )
+    return make_time_split(
+        sorted(train),
+        validation,
+        test,
+        horizon_days,
+        last,
+        strict_validation=strict_validation,
+    )
+
+
 # ------------------------------------------------------------------------ leakage guard
 
 

@@ -56,8 +56,7 @@ def build_features(
     events : DataFrame, optional
         Validated events. Without them there are no engagement columns.
     config : FeatureConfig
-        Trailing windows, trend window and the generic event types (``event_types``, else
-        the ``event_types_top_n`` most frequent before the cutoff).
+        Trailing windows and trend window.
     segment_rules : SegmentRules, optional
         RFM segment rules; default :data:`retain.features.segments.DEFAULT_SEGMENT_RULES`.
 
@@ -70,10 +69,9 @@ def build_features(
         columns (:mod:`retain.features.behaviour`); ``r_score``, ``f_score``, ``m_score``,
         ``rfm_segment``, ``rfm_class`` (:mod:`retain.features.segments`; the last two
         categorical); and, when ``events`` is given, the engagement columns
-        (:mod:`retain.features.engagement`: the generic per-type columns, then the role
-        columns), where customers without events have 0 counts and NaN elsewhere.
-        ``attrs["point_in_time"]`` records the cutoff and the latest source timestamp used
-        (see :func:`check_point_in_time`).
+        (:mod:`retain.features.engagement`), where customers without events have 0 counts and
+        NaN elsewhere. ``attrs["point_in_time"]`` records the cutoff and the latest source
+        timestamp used (see :func:`check_point_in_time`).
     """
     windows = tuple(config.windows_days)
     occ = occasion_arrays(transactions, cutoff)
@@ -95,14 +93,7 @@ def build_features(
             columns[col] = part[col]
     max_ts = occ.max_timestamp
     if events is not None:
-        engagement = engagement_features(
-            events,
-            cutoff,
-            windows,
-            config.trend_window_days,
-            config.event_types,
-            config.event_types_top_n,
-        )
+        engagement = engagement_features(events, cutoff, windows, config.trend_window_days)
         # Customers without events: 0 for counts, NaN for everything else. Position -1 picks
         # the appended fill value.
         pos = engagement.index.get_indexer(summary.index)

@@ -38,11 +38,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from retain.churn.dataset import ChurnDataset, feature_catalogue, feature_matrix
+from retain.churn.dataset import (
+    ChurnDataset,
+    auto_cutoffs,
+    feature_catalogue,
+    feature_matrix,
+)
 from retain.churn.evaluate import baseline_auc_differences, best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
 from retain.config import ChurnConfig, ConfigError, RunConfig
+from retain.contracts import TIMESTAMP
 from retain.explain import shap_contributions
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
@@ -238,9 +244,12 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     note("loading inputs")
     until = observed_until(cfg)
     inputs = load_inputs(cfg, until)
-    check_dates_against_data(cfg, inputs.transactions, ("churn",))
+    churn, resolved = resolve_cutoffs(churn, inputs.transactions, until)
+    check_dates_against_data(
+        cfg.model_copy(update={"churn": churn}), inputs.transactions, ("churn",)
+    )
     observed_until(cfg, inputs)
-    note("building point-in-time snapshots")
+    note(f"building point-in-time snapshots{' (' + resolved + ')' if resolved else ''}")
     dataset = prepare_dataset(
         inputs.transactions,
         churn,
@@ -258,6 +267,8 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     note("logging to MLflow")
     with tracked_run(cfg, "train_churn") as run:
         log_inputs(cfg, inputs, TRAINING)
+        if resolved:
+            log_params_flat({"resolved": resolved}, prefix="split.")
         _log_training(fit, best_name, search)
         log_metrics(differences)
         note("explaining the test cutoff (SHAP)")
@@ -273,6 +284,63 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         best_baseline=best_name,
         tracking_uri=logged_to,
     )
+
+
+def resolve_cutoffs(
+    churn: ChurnConfig, transactions: pd.DataFrame, until: pd.Timestamp
+) -> tuple[ChurnConfig, str]:
+    """Replace ``auto`` cutoffs by the dates the data's span gives them.
+
+    The rule is :func:`retain.churn.dataset.auto_cutoffs`, from the first transaction day to
+    ``until`` (``data.observed_until``); dates given in the config are kept.
+
+    Parameters
+    ----------
+    churn : ChurnConfig
+        The configured churn section.
+    transactions : DataFrame
+        Validated transactions (their first day starts the span).
+    until : Timestamp
+        The last day the data covers.
+
+    Returns
+    -------
+    churn : ChurnConfig
+        The section with dates only (``churn`` itself when nothing was ``auto``).
+    resolved : str
+        What was resolved, e.g. ``"auto cutoffs: train 2011-03-14,2011-06-12, validation
+        2011-07-27, test 2011-09-10"`` (logged as ``split.resolved``); empty when nothing was.
+
+    Raises
+    ------
+    retain.churn.LeakageError
+        When the data leave no room for the cutoffs.
+    """
+    if not churn.has_auto_cutoffs:
+        return churn, ""
+    if transactions.empty:
+        raise ConfigError("churn cutoffs are 'auto' but there are no transactions to place them")
+    first = pd.Timestamp(transactions[TIMESTAMP].min()).normalize()
+    split = auto_cutoffs(
+        first,
+        until,
+        churn.horizon_days,
+        train_cutoffs=None if churn.train_cutoffs == "auto" else churn.train_cutoffs,
+        validation_cutoff=None if churn.validation_cutoff == "auto" else churn.validation_cutoff,
+        test_cutoff=None if churn.test_cutoff == "auto" else churn.test_cutoff,
+        strict_validation=churn.strict_validation,
+    )
+    update = {
+        "train_cutoffs": tuple(c.date() for c in split.train_cutoffs),
+        "validation_cutoff": split.validation_cutoff.date(),
+        "test_cutoff": split.test_cutoff.date(),
+    }
+    params = split.as_params()
+    text = (
+        f"auto cutoffs from {first.date()}..{until.date()}: train {params['train_cutoffs']}, "
+        f"validation {params['validation_cutoff']}, test {params['test_cutoff']}"
+    )
+    return churn.model_copy(update=update), text
 
 
 def _tune(

@@ -26,7 +26,12 @@ import pandas as pd
 from retain.config import FeatureConfig, SegmentRules
 from retain.contracts import TIMESTAMP
 from retain.features.behaviour import behaviour_from_arrays
-from retain.features.engagement import engagement_features, zero_when_absent
+from retain.features.engagement import (
+    engagement_features,
+    generic_event_types,
+    top_event_types,
+    zero_when_absent,
+)
 from retain.features.rfm import occasion_arrays, summary_from_arrays
 from retain.features.segments import rfm_scores, rfm_segments
 from retain.timeline import cutoff_end, iso_day
@@ -56,7 +61,8 @@ def build_features(
     events : DataFrame, optional
         Validated events. Without them there are no engagement columns.
     config : FeatureConfig
-        Trailing windows and trend window.
+        Trailing windows, trend window and the generic event types (``event_types``, else
+        the ``event_types_top_n`` most frequent before the cutoff).
     segment_rules : SegmentRules, optional
         RFM segment rules; default :data:`retain.features.segments.DEFAULT_SEGMENT_RULES`.
 
@@ -69,9 +75,10 @@ def build_features(
         columns (:mod:`retain.features.behaviour`); ``r_score``, ``f_score``, ``m_score``,
         ``rfm_segment``, ``rfm_class`` (:mod:`retain.features.segments`; the last two
         categorical); and, when ``events`` is given, the engagement columns
-        (:mod:`retain.features.engagement`), where customers without events have 0 counts and
-        NaN elsewhere. ``attrs["point_in_time"]`` records the cutoff and the latest source
-        timestamp used (see :func:`check_point_in_time`).
+        (:mod:`retain.features.engagement`: the generic per-type columns, then the role
+        columns), where customers without events have 0 counts and NaN elsewhere.
+        ``attrs["point_in_time"]`` records the cutoff and the latest source timestamp used
+        (see :func:`check_point_in_time`).
     """
     windows = tuple(config.windows_days)
     occ = occasion_arrays(transactions, cutoff)
@@ -93,7 +100,14 @@ def build_features(
             columns[col] = part[col]
     max_ts = occ.max_timestamp
     if events is not None:
-        engagement = engagement_features(events, cutoff, windows, config.trend_window_days)
+        engagement = engagement_features(
+            events,
+            cutoff,
+            windows,
+            config.trend_window_days,
+            config.event_types,
+            config.event_types_top_n,
+        )
         # Customers without events: 0 for counts, NaN for everything else. Position -1 picks
         # the appended fill value.
         pos = engagement.index.get_indexer(summary.index)
@@ -111,6 +125,58 @@ def build_features(
         iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
     }
     return out
+
+
+def fix_event_types(
+    config: FeatureConfig, events: pd.DataFrame | None, cutoff: dt.date | str
+) -> FeatureConfig:
+    """``config`` with its generic event types fixed: the list it has, else the top n at ``cutoff``.
+
+    Training stacks several cutoffs: fix the types once (at the last training cutoff, say) so
+    every snapshot has the same columns and the model records the list in its feature
+    settings. Only events on or before ``cutoff`` decide.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        The run's feature settings.
+    events : DataFrame or None
+        Validated events.
+    cutoff : date or str
+        The cutoff whose data chooses the types.
+
+    Returns
+    -------
+    FeatureConfig
+        ``config`` itself when it lists ``event_types``, else a copy listing
+        :func:`retain.features.engagement.top_event_types` (empty without events).
+    """
+    if config.event_types is not None:
+        return config
+    types = top_event_types(events, cutoff, config.event_types_top_n)
+    return config.model_copy(update={"event_types": types})
+
+
+def model_feature_config(config: FeatureConfig, feature_names: Iterable[str]) -> FeatureConfig:
+    """The feature settings that make every generic event column a model was trained on.
+
+    Parameters
+    ----------
+    config : FeatureConfig
+        The model's recorded feature settings (windows).
+    feature_names : iterable of str
+        The model's input columns.
+
+    Returns
+    -------
+    FeatureConfig
+        ``config`` with ``event_types`` set to the generic types among ``feature_names``
+        (:func:`retain.features.engagement.generic_event_types`), so
+        :func:`build_features` makes their columns even when a type is absent from the data
+        (0 counts, NaN days), and no other generic column.
+    """
+    types = generic_event_types(feature_names)
+    return config.model_copy(update={"event_types": types})
 
 
 def check_point_in_time(

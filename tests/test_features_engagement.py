@@ -46,7 +46,7 @@ def events():
             ("a", "2022-01-01", "support_ticket", 1.0),  # after the cutoff
             ("b", "2021-12-30", "survey", 3.0),
             ("b", "2021-12-30", "survey", 7.0),  # same instant: the greater value wins
-            ("b", "2021-12-30", "webinar", nan),  # unknown type: ignored
+            ("b", "2021-12-30", "webinar", nan),  # no role: a generic type
             ("e", "2022-02-01", "session", nan),  # only after the cutoff: absent
         ]
     )
@@ -55,7 +55,7 @@ def events():
 def test_hand_built_values(events):
     f = engagement_features(events, CUTOFF)
     assert list(f.index) == ["a", "b"]
-    assert list(f.columns) == engagement_column_names()
+    assert list(f.columns) == engagement_column_names(event_types=["webinar"])
     a, b = f.loc["a"], f.loc["b"]
     assert a["session_count_30d"] == 2 and a["session_count_180d"] == 3
     assert a["days_since_last_session"] == 0
@@ -72,6 +72,8 @@ def test_hand_built_values(events):
     assert np.isnan(b["days_since_last_session"]) and b["session_count_365d"] == 0
     assert np.isnan(b["email_click_rate"]) and np.isnan(b["last_satisfaction"])
     assert np.isnan(b["engagement_trend"])
+    assert b["events_webinar_30d"] == 1 and b["days_since_webinar"] == 1
+    assert a["events_webinar_365d"] == 0 and np.isnan(a["days_since_webinar"])
 
 
 def test_no_events_gives_no_columns():
@@ -99,8 +101,8 @@ def test_customers_without_events_get_zero_counts_and_nan_elsewhere(events):
     f = build_features(tx, CUTOFF, events=events)
     assert list(f.index) == ["a", "z"]  # purchasers only: b has events but no purchase
     z = f.loc["z"]
-    for col in engagement_column_names():
-        if "_count_" in col or col == "referrals_total":
+    for col in engagement_column_names(event_types=["webinar"]):
+        if "_count_" in col or col.startswith("events_") or col == "referrals_total":
             assert z[col] == 0, col
             assert f[col].dtype == np.int64, col
         else:
@@ -108,10 +110,16 @@ def test_customers_without_events_get_zero_counts_and_nan_elsewhere(events):
     assert f.loc["a", "last_satisfaction"] == 4.0
 
 
-def test_columns_do_not_depend_on_types_present(events):
+def test_role_and_listed_columns_do_not_depend_on_types_present(events):
     only_sessions = events[events["event_type"] == "session"]
     f = engagement_features(only_sessions, CUTOFF, windows_days=(14,))
     assert list(f.columns) == engagement_column_names((14,))
     assert all(f"days_since_last_{t}" in f for t in EVENT_TYPES)
+    listed = engagement_features(only_sessions, CUTOFF, (14,), event_types=["Webinar", "demo"])
+    assert list(listed.columns) == engagement_column_names((14,), ["webinar", "demo"])
+    assert (listed["events_demo_14d"] == 0).all() and listed["days_since_webinar"].isna().all()
     empty = engagement_features(events.iloc[:0], CUTOFF)
     assert empty.empty and list(empty.columns) == engagement_column_names()
+    assert engagement_features(events, CUTOFF, top_n=0).columns.tolist() == (
+        engagement_column_names()
+    )

@@ -373,8 +373,8 @@ def test_each_event_reason_is_counted_exactly():
             ("b", "soon", "session", None),  # 4 timestamp_unparseable
             ("b", None, "session", None),  # 5 timestamp_missing
             ("b", "2020-01-01", None, None),  # 6 event_type_missing
-            ("b", "2020-01-01", "purchase", None),  # 7 event_type_unknown
-            ("b", "2020-01-01", "pageview", None),  # 8 event_type_unknown
+            ("b", "2020-01-01", "purchase", None),  # 7 ok: any type is kept
+            ("b", "2020-01-01", " PageView", None),  # 8 ok: kept, normalised
             ("b", "2020-01-01", "survey", "ten"),  # 9 value_not_numeric
             ("b", "2020-07-01", "survey", "9"),  # 10 timestamp_after_as_of
             ("a", "2020-01-01", "session", None),  # 11 duplicate of 0
@@ -385,18 +385,24 @@ def test_each_event_reason_is_counted_exactly():
     counts = row_counts("events", len(raw), clean, rejects)
     assert nonzero(counts) == {
         "rows_in": 12,
-        "rows_used": 3,
-        "rows_rejected": 9,
+        "rows_used": 5,
+        "rows_rejected": 7,
         "rejected_customer_id_missing": 1,
         "rejected_timestamp_missing": 1,
         "rejected_timestamp_unparseable": 1,
         "rejected_event_type_missing": 1,
-        "rejected_event_type_unknown": 2,
         "rejected_value_not_numeric": 1,
         "rejected_timestamp_after_as_of": 1,
         "rejected_duplicate": 1,
     }
-    assert clean["event_type"].tolist() == ["session", "email_open", "support_ticket"]
+    assert clean["event_type"].tolist() == [
+        "session",
+        "email_open",
+        "support_ticket",
+        "purchase",
+        "pageview",
+    ]
+    assert "rejected_event_type_unknown" not in counts
     assert clean["value"].tolist()[2] == 4.0 and np.isnan(clean["value"].tolist()[1])
     assert {c: str(t) for c, t in clean.dtypes.items()} == {
         "customer_id": "string",
@@ -407,16 +413,52 @@ def test_each_event_reason_is_counted_exactly():
     assert (rejects["table"] == "events").all()
 
 
-def test_events_all_unknown_types_is_an_error():
+def test_events_of_unknown_types_are_kept():
     raw = pd.DataFrame(
-        {"customer_id": ["a", "b"], "timestamp": ["2020-01-01"] * 2, "event_type": ["x", "y"]}
+        {"customer_id": ["a", "b"], "timestamp": ["2020-01-01"] * 2, "event_type": ["x", " Y "]}
     )
-    with pytest.raises(
-        DataError,
-        match=r"events: all 2 rows were rejected \(event_type: unknown 2, e\.g\. 'x', 'y'\); "
-        r"the known event types are session, ",
-    ):
-        validate_events(raw, AS_OF)
+    clean, rejects = validate_events(raw, AS_OF)
+    assert clean["event_type"].tolist() == ["x", "y"] and rejects.empty
+
+
+def test_events_roles_rename_source_types_and_ranges_apply_to_the_role():
+    raw = pd.DataFrame(
+        [
+            ("a", "2020-01-01", "Web_Session", None),  # -> session
+            ("a", "2020-01-02", "ticket_closed", "4"),  # -> support_ticket, in 1-5
+            ("a", "2020-01-03", "ticket_closed", "7"),  # value_out_of_range for the role
+            ("a", "2020-01-04", "nps", "9"),  # -> survey
+            ("a", "2020-01-05", "session", None),  # a role name is always that role
+            ("a", "2020-01-06", "webinar", "99"),  # no role: kept, no range
+        ],
+        columns=["customer_id", "timestamp", "event_type", "value"],
+    )
+    roles = {"session": "web_session", "support_ticket": ["ticket_closed"], "survey": " NPS "}
+    clean, rejects = validate_events(raw, AS_OF, roles=roles)
+    assert clean["event_type"].tolist() == [
+        "session",
+        "support_ticket",
+        "survey",
+        "session",
+        "webinar",
+    ]
+    assert rejects["reason"].tolist() == ["value_out_of_range"]
+    assert rejects["row_number"].tolist() == [2]
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        ({"visit": "web_session"}, "unknown event role 'visit'"),
+        ({"session": "x", "referral": "x"}, "'x' is given for two roles"),
+        ({"session": "survey"}, "'survey' is the name of another role"),
+        ({"session": " "}, "empty type name"),
+    ],
+)
+def test_events_roles_are_checked(roles, message):
+    raw = pd.DataFrame({"customer_id": ["a"], "timestamp": ["2020-01-01"], "event_type": ["x"]})
+    with pytest.raises(ValueError, match=message):
+        validate_events(raw, AS_OF, roles=roles)
 
 
 def test_each_customer_reason_is_counted_exactly():
@@ -638,7 +680,8 @@ def test_load_inputs_files(tmp_path):
         "customer_id,timestamp,event_type,value\n"
         "1,2020-01-01,session,\n"
         "4,2020-01-05,survey,9\n"
-        "5,2020-01-05,tweet,\n",
+        "4,2020-01-06,tweet,\n"
+        "5,2020-01-05,survey,11\n",
     )
     write_csv(tmp_path / "cu.csv", "customer_id,signup_date\n1,01/12/2019\n2,02/12/2019\n")
     cfg = run_config(
@@ -655,7 +698,7 @@ def test_load_inputs_files(tmp_path):
                     "order_id": "order",
                 },
             },
-            "events": {"path": str(tmp_path / "ev.csv")},
+            "events": {"path": str(tmp_path / "ev.csv"), "roles": {"referral": "tweet"}},
             "customers": {"path": str(tmp_path / "cu.csv"), "timestamp_format": "%d/%m/%Y"},
         }
     )
@@ -663,7 +706,8 @@ def test_load_inputs_files(tmp_path):
     assert inputs.transactions["amount"].tolist() == [6.0, 5.0]
     assert inputs.counts["transactions"]["rejected_return_netted"] == 1
     assert inputs.counts["transactions"]["rejected_timestamp_after_as_of"] == 1
-    assert inputs.counts["events"]["rejected_event_type_unknown"] == 1
+    assert inputs.counts["events"]["rejected_value_out_of_range"] == 1
+    assert inputs.events["event_type"].tolist() == ["session", "survey", "referral"]
     assert inputs.customers.index.tolist() == ["1", "2"]
     assert inputs.customers["signup_date"].tolist() == [
         pd.Timestamp("2019-12-01"),
@@ -672,7 +716,7 @@ def test_load_inputs_files(tmp_path):
     assert inputs.rejects["table"].tolist() == ["transactions", "transactions", "events"]
     assert inputs.as_of == pd.Timestamp(AS_OF)
     assert observed_until(cfg) == pd.Timestamp("2020-12-31")
-    # customer 3 has only a future purchase, 5 only an unknown event: all their rows rejected
+    # customer 3 has only a future purchase, 5 only an NPS of 11: all their rows rejected
     assert rejected_customers(inputs).tolist() == ["3", "5"]
     # 4 has no usable transaction but a usable event
     assert rejected_customers(inputs, "transactions").tolist() == ["3"]
@@ -859,7 +903,7 @@ def test_property_events_rows_balance(rows):
     given_ids = {s.strip() for s in raw["customer_id"].dropna() if s.strip()}
     rejected_ids = {s.strip() for s in rejects["customer_id"].dropna() if s.strip()}
     assert given_ids == set(clean["customer_id"]) | rejected_ids
-    assert clean["event_type"].isin(["session", "survey", "email_click"]).all()
+    assert clean["event_type"].isin(["session", "survey", "email_click", "tweet"]).all()
     assert not clean.duplicated().any()
 
 

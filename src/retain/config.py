@@ -33,12 +33,14 @@ from pydantic import (
 
 from retain.contracts import (
     CUSTOMERS,
+    EVENT_ROLES,
     EVENTS,
     MAX_AMOUNT,
     MAX_ID_LENGTH,
     NS_RANGE,
     NULL_VALUES,
     TRANSACTIONS,
+    event_role_renames,
 )
 from retain.expressions import derivable, is_expression, parse
 
@@ -178,6 +180,25 @@ class TableSource(StrictModel):
         return "csv"
 
 
+class EventsSource(TableSource):
+    """Where the events table lives, plus the names the source gives the event roles.
+
+    ``roles`` maps a role (``session``, ``email_sent``, ``email_open``, ``email_click``,
+    ``support_ticket``, ``survey``, ``referral``; :data:`retain.contracts.EVENT_ROLES`) to the
+    source's type name, or a list of names: ``roles: {session: web_session, support_ticket:
+    ticket_closed}``. A role not listed is its own name. Every other type is kept as its own
+    type (see :func:`retain.contracts.event_role_renames`).
+    """
+
+    roles: dict[str, str | list[str]] = Field(default_factory=dict)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        event_role_renames(value)
+        return value
+
+
 class SyntheticConfig(StrictModel):
     """Parameters of the synthetic generator used by ``source: synthetic``."""
 
@@ -200,7 +221,7 @@ class DataConfig(StrictModel):
 
     source: Literal["cdnow_master", "cdnow_sample", "synthetic", "files"] = "cdnow_master"
     transactions: TableSource | None = None
-    events: TableSource | None = None
+    events: EventsSource | None = None
     customers: TableSource | None = None
     returns: Literal["drop", "net", "net_earlier"] = Field(
         "drop",
@@ -217,6 +238,12 @@ class DataConfig(StrictModel):
         MAX_AMOUNT, gt=0, allow_inf_nan=False, description="Largest |amount| and |quantity|"
     )
     max_id_length: int = Field(MAX_ID_LENGTH, gt=0, description="Longest customer_id accepted")
+    max_rejected_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of a table's rows rejected above which every step reading it warns",
+    )
     id_normalisation: Literal["none", "integer_text"] = Field(
         "none",
         description="How customer ids are normalised before use: 'none' keeps them as written; "
@@ -294,15 +321,34 @@ class DataConfig(StrictModel):
 
 
 class FeatureConfig(StrictModel):
-    """Point-in-time feature settings."""
+    """Point-in-time feature settings.
+
+    ``event_types`` fixes the non-role event types that get generic per-type features
+    (``events_<type>_<w>d``, ``days_since_<type>``; see :mod:`retain.features.engagement`);
+    without it the ``event_types_top_n`` most frequent non-role types before each cutoff are
+    taken (0: none).
+    """
 
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
     trend_window_days: int = Field(90, gt=0)
+    event_types: tuple[str, ...] | None = Field(
+        None, description="Event types with generic features; default: the top n by count"
+    )
+    event_types_top_n: int = Field(5, ge=0, description="Generic event types without a list")
 
     @model_validator(mode="after")
     def _windows(self) -> FeatureConfig:
         if not self.windows_days or any(w <= 0 for w in self.windows_days):
             raise ValueError("windows_days must be a non-empty list of positive day counts")
+        for name in self.event_types or ():
+            key = name.strip().lower()
+            if not key:
+                raise ValueError("event_types: empty type name")
+            if key in EVENT_ROLES:
+                raise ValueError(
+                    f"event_types: {key!r} is an event role, whose features are always made; "
+                    "list only other types"
+                )
         return self
 
 

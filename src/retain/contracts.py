@@ -8,6 +8,7 @@ quarantined instead (:mod:`retain.validation`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 CUSTOMER_ID = "customer_id"
@@ -48,7 +49,7 @@ TRANSACTIONS = Contract(
     optional={"quantity": "float64", "order_id": "string", "item_id": "string"},
 )
 
-EVENT_TYPES = (
+EVENT_ROLES = (
     "session",
     "email_sent",
     "email_open",
@@ -57,15 +58,66 @@ EVENT_TYPES = (
     "survey",
     "referral",
 )
-"""Known engagement event types. ``support_ticket`` and ``survey`` carry a score in
-``value`` (satisfaction 1-5 and NPS 0-10); the others leave ``value`` empty."""
+"""The semantic roles of engagement events: the types the engagement features give a meaning
+(sessions, the e-mail funnel, satisfaction, NPS, referrals). ``support_ticket`` and ``survey``
+carry a score in ``value`` (satisfaction 1-5 and NPS 0-10); the others leave ``value`` empty.
+
+The event vocabulary is open: ``data.events.roles`` maps the source's own type names onto these
+roles (``session: web_session``; by default each role is its own name), and every other type is
+kept under its own name (stripped, lower case) and gets the generic per-type features of
+:mod:`retain.features.engagement`. A type spelt like a role name is that role."""
+
+EVENT_TYPES = EVENT_ROLES
+"""Former name of :data:`EVENT_ROLES`, kept for the code that still imports it."""
+
+
+def event_role_renames(roles: Mapping[str, str | Sequence[str]] | None) -> dict[str, str]:
+    """Source event type name to role, from a ``data.events.roles`` mapping.
+
+    Parameters
+    ----------
+    roles : mapping or None
+        Role (one of :data:`EVENT_ROLES`) to the source's type name, or a list of names, for
+        the roles the source spells differently (``{"session": "web_session"}``). Names are
+        compared stripped and in lower case. None or empty: every role is its own name.
+
+    Returns
+    -------
+    dict
+        Only the renames (source name to role); a source name equal to its role is left out.
+
+    Raises
+    ------
+    ValueError
+        A key that is no role, an empty name, or one source name given for two roles.
+    """
+    out: dict[str, str] = {}
+    for role, names in (roles or {}).items():
+        if role not in EVENT_ROLES:
+            raise ValueError(f"unknown event role {role!r}; the roles are {', '.join(EVENT_ROLES)}")
+        for name in [names] if isinstance(names, str) else list(names):
+            key = str(name).strip().lower()
+            if not key:
+                raise ValueError(f"event role {role!r}: empty type name")
+            if key in EVENT_ROLES and key != role:
+                raise ValueError(
+                    f"event role {role!r}: {key!r} is the name of another role and always "
+                    "means that role"
+                )
+            if out.get(key, role) != role:
+                raise ValueError(f"event type {key!r} is given for two roles")
+            if key != role:
+                out[key] = role
+    return out
+
 
 EVENT_VALUE_RANGES: dict[str, tuple[float, float]] = {
     "support_ticket": (1.0, 5.0),
     "survey": (0.0, 10.0),
 }
-"""The documented range (inclusive) of ``value`` per event type: satisfaction 1-5 on a support
-ticket, NPS 0-10 on a survey. A value outside it is rejected as ``value_out_of_range``; event
+"""The documented range (inclusive) of ``value`` per event role: satisfaction 1-5 on a support
+ticket, NPS 0-10 on a survey. A value outside it is rejected as ``value_out_of_range``; it
+applies after the source's type names are mapped to roles (``data.events.roles``). Roles and
 types not listed here have no range (their ``value`` is not used)."""
 
 NULL_VALUES: tuple[str, ...] = (
@@ -122,7 +174,6 @@ REJECT_REASONS: dict[str, str] = {
     "quantity_not_numeric": "quantity: not numeric",
     "quantity_out_of_range": "quantity: larger than data.max_amount",
     "event_type_missing": "event_type: missing",
-    "event_type_unknown": "event_type: unknown",
     "value_not_numeric": "value: not numeric",
     "value_out_of_range": "value: outside the range of its event type",
     "signup_date_unparseable": "signup_date: unparseable",

@@ -155,9 +155,9 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     purchases, see :func:`validate_transactions`); ``synthetic`` runs the generator with the
     config's parameters; ``files`` reads the configured tables with :func:`read_table`.
     ``data.null_values``, ``data.max_amount``, ``data.max_id_length``,
-    ``data.id_normalisation`` and each table's ``timestamp_format`` and ``csv.decimal`` are
-    passed to the validation (derived columns, e.g. ``amount: Quantity * UnitPrice``, are
-    computed by :func:`read_table`).
+    ``data.id_normalisation``, each table's ``timestamp_format`` and ``csv.decimal`` and the
+    events' ``roles`` are passed to the validation (derived columns, e.g. ``amount: Quantity *
+    UnitPrice``, are computed by :func:`read_table`).
 
     Parameters
     ----------
@@ -208,6 +208,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
             events, ev_rejects = validate_events(
                 raw_events,
                 as_of_ts,
+                roles=data.events.roles if data.events is not None else None,
                 timestamp_format=formats["events"],
                 decimal=decimals["events"],
                 **limits,

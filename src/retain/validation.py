@@ -22,7 +22,7 @@ docstrings that state each table's checks in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -32,7 +32,6 @@ import pandas as pd
 from retain.contracts import (
     CUSTOMER_ID,
     CUSTOMERS,
-    EVENT_TYPES,
     EVENT_VALUE_RANGES,
     EVENTS,
     MAX_AMOUNT,
@@ -45,6 +44,7 @@ from retain.contracts import (
     TRANSACTIONS,
     Contract,
     DataError,
+    event_role_renames,
 )
 from retain.timeline import DateLike, cutoff_end
 
@@ -78,7 +78,6 @@ TABLE_REASONS: dict[str, tuple[str, ...]] = {
         "timestamp_unparseable",
         "timestamp_out_of_range",
         "event_type_missing",
-        "event_type_unknown",
         "value_not_numeric",
         "value_out_of_range",
         "timestamp_after_as_of",
@@ -104,6 +103,7 @@ __all__ = [
     "empty_rejects",
     "float_formatted_ids",
     "normalise_ids",
+    "rejected_share_warnings",
     "row_counts",
     "validate_customers",
     "validate_events",
@@ -263,7 +263,6 @@ _HINTS = {
     "signup_date_unparseable": "set data.{table}.timestamp_format to the strftime format of "
     "the file (e.g. '%m/%d/%Y'); without it dates must be ISO 8601",
     "amount_not_numeric": "check data.{table}.csv.decimal ('.' or ',') against the file",
-    "event_type_unknown": "the known event types are " + ", ".join(EVENT_TYPES),
     "amount_out_of_range": "amounts larger than data.max_amount are refused; raise it if "
     "they are real",
 }
@@ -375,6 +374,57 @@ def row_counts(
     for reason, n in by_reason.items():
         counts.setdefault("rejected_" + str(reason), int(n))
     return counts
+
+
+NOT_A_DATA_PROBLEM: tuple[str, ...] = ("timestamp_after_as_of", "return_netted")
+"""Reject reasons that are no loss of usable data, left out of :func:`rejected_share_warnings`:
+rows after the as-of date belong to a later run, and a netted return lives on in its order."""
+
+
+def rejected_share_warnings(
+    counts: Mapping[str, Mapping[str, int]], threshold: float = 0.05
+) -> list[str]:
+    """One warning per table whose share of rejected rows is above ``threshold``.
+
+    The share is the rows rejected for a data problem over the rows the run could have used:
+    rows rejected as :data:`NOT_A_DATA_PROBLEM` (after the as-of date, netted returns) count
+    in neither. Tables are taken in the order given; reasons by count, largest first (ties by
+    name), each as a share of the same rows.
+
+    Parameters
+    ----------
+    counts : mapping
+        Table name to its :func:`row_counts` dict (``Inputs.counts``).
+    threshold : float
+        Largest share (0-1) of rejected rows that passes without a warning
+        (``data.max_rejected_share``).
+
+    Returns
+    -------
+    list of str
+        E.g. ``["events: 73.2% of rows rejected (7,320 of 10,000: value_out_of_range 70.1%,
+        duplicate 3.1%)"]``; empty when every table is within the threshold.
+    """
+    out = []
+    for table, c in counts.items():
+        by_reason = {
+            key[len("rejected_") :]: int(n)
+            for key, n in c.items()
+            if key.startswith("rejected_") and n
+        }
+        exempt = sum(by_reason.pop(r, 0) for r in NOT_A_DATA_PROBLEM)
+        rows = int(c.get("rows_in", 0)) - exempt
+        rejected = sum(by_reason.values())
+        if rows <= 0 or rejected / rows <= threshold:
+            continue
+        parts = ", ".join(
+            f"{reason} {n / rows:.1%}"
+            for reason, n in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        out.append(
+            f"{table}: {rejected / rows:.1%} of rows rejected ({rejected:,} of {rows:,}: {parts})"
+        )
+    return out
 
 
 def _check_input(raw: pd.DataFrame, contract: Contract) -> None:
@@ -849,6 +899,7 @@ def validate_events(
     raw: pd.DataFrame,
     as_of: DateLike,
     *,
+    roles: Mapping[str, str | Sequence[str]] | None = None,
     timestamp_format: str | None = None,
     null_values: Sequence[str] = NULL_VALUES,
     max_id_length: int = MAX_ID_LENGTH,
@@ -859,11 +910,14 @@ def validate_events(
 
     Checks, in order: missing, blank or null-text ``customer_id``; an id with a control
     character or longer than ``max_id_length``; missing, unparseable or out-of-range
-    ``timestamp``; missing ``event_type`` or one outside :data:`retain.contracts.EVENT_TYPES`
-    (compared after stripping and lower-casing); non-numeric ``value``; a ``value`` outside the
-    range of its event type (:data:`retain.contracts.EVENT_VALUE_RANGES`: support_ticket 1-5,
-    survey 0-10; a missing value is kept); timestamp after the as-of date (day included);
-    exact duplicate of an earlier row (the first copy is kept).
+    ``timestamp``; missing (blank or null-text) ``event_type``; non-numeric ``value``; a
+    ``value`` outside the range of its role (:data:`retain.contracts.EVENT_VALUE_RANGES`:
+    support_ticket 1-5, survey 0-10; a missing value is kept); timestamp after the as-of date
+    (day included); exact duplicate of an earlier row (the first copy is kept).
+
+    The vocabulary is open: every event type is accepted. Types are stripped and lower-cased,
+    then the source's names of the roles (``roles``) are renamed to the role
+    (:data:`retain.contracts.EVENT_ROLES`); any other type keeps its own name.
 
     Parameters
     ----------
@@ -871,6 +925,10 @@ def validate_events(
         Columns ``customer_id``, ``timestamp``, ``event_type`` and optionally ``value``.
     as_of : date or str
         The as-of date; rows after this day are not used.
+    roles : mapping, optional
+        Role to the source's type name (or list of names) for the roles the source spells
+        differently, e.g. ``{"session": "web_session"}`` (``data.events.roles``; see
+        :func:`retain.contracts.event_role_renames`). Default: every role is its own name.
     timestamp_format : str, optional
         A ``strftime`` format for text timestamps; ISO 8601 when omitted.
     null_values : sequence of str
@@ -888,7 +946,8 @@ def validate_events(
     -------
     clean : DataFrame
         ``customer_id`` (string), ``timestamp`` (datetime64[ns]), ``event_type`` (string,
-        lower case) and, when given, ``value`` (float64); input order, fresh RangeIndex.
+        stripped, lower case, role names for the mapped types) and, when given, ``value``
+        (float64); input order, fresh RangeIndex.
     rejects : DataFrame
         ``table``, ``row_number``, ``customer_id``, ``reason``.
 
@@ -898,6 +957,7 @@ def validate_events(
         A required column is missing, the input is empty, every row is rejected, or the
         timestamps mix time zones.
     """
+    renames = event_role_renames(roles)
     contract = EVENTS
     table = contract.name
     _check_input(raw, contract)
@@ -906,10 +966,9 @@ def validate_events(
     cid = _check_ids(q, raw[CUSTOMER_ID], null_values, max_id_length, id_normalisation)
     ts = _check_timestamps(q, raw[TIMESTAMP], TIMESTAMP, timestamp_format, null_values)
     event_type = _clean_text(raw["event_type"], null_values).str.lower()
-    type_missing = event_type.isna().to_numpy(dtype=bool)
-    q.reject(type_missing, "event_type_missing")
-    known = event_type.isin(EVENT_TYPES).fillna(False).to_numpy(dtype=bool)
-    q.reject(~type_missing & ~known, "event_type_unknown", raw["event_type"])
+    if renames:
+        event_type = event_type.replace(renames)
+    q.reject(event_type.isna().to_numpy(dtype=bool), "event_type_missing")
     columns: dict[str, Any] = {CUSTOMER_ID: cid, TIMESTAMP: ts, "event_type": event_type}
     if "value" in raw:
         value, _, value_bad = _parse_numbers(raw["value"], null_values, decimal)

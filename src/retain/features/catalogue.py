@@ -7,8 +7,10 @@ the feature itself and any other ``{name}`` is the customer's value of that colu
 value is missing or NaN, the shorter ``fallback`` template (which uses ``{value}`` only) is used.
 
 :data:`FEATURE_CATALOGUE` holds every column :func:`retain.features.build.build_features` makes
-with the default windows (30, 90, 180, 365 days); :func:`feature_info` also resolves the
-windowed columns of any other window length.
+with the default windows (30, 90, 180, 365 days) and no generic event types; :func:`feature_info`
+also resolves the windowed columns of any other window length and the generic per-type event
+columns of any type (``events_<type>_<w>d``, ``days_since_<type>``; see
+:mod:`retain.features.engagement`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from retain.contracts import EVENT_TYPES
+from retain.contracts import EVENT_ROLES
 from retain.features.behaviour import DEFAULT_WINDOWS_DAYS
+from retain.features.engagement import (
+    GENERIC_COUNT_PREFIX,
+    generic_column_names,
+    generic_event_types,
+)
 
 __all__ = ["FEATURE_CATALOGUE", "FeatureInfo", "build_catalogue", "feature_info", "reason_text"]
 
@@ -288,7 +295,7 @@ def _windowed(name: str) -> FeatureInfo | None:
             "count",
             f"{{value:.0f}} purchases in the last {w} days",
         )
-    if event in EVENT_TYPES:
+    if event in EVENT_ROLES:
         return FeatureInfo(
             f"Number of {event} events in the last {w} days (cutoff day included).",
             "count",
@@ -306,30 +313,59 @@ def _days_since(t: str) -> FeatureInfo:
     )
 
 
-def build_catalogue(windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS) -> dict[str, FeatureInfo]:
-    """Catalogue entries for every feature column made with the given windows.
+def _generic(name: str) -> FeatureInfo | None:
+    """Entry of a generic per-type event column (``events_<type>_<w>d``, ``days_since_<type>``)."""
+    slugs = generic_event_types([name])
+    if not slugs:
+        return None
+    t = slugs[0]
+    if name.startswith(GENERIC_COUNT_PREFIX):
+        w = int(name[len(GENERIC_COUNT_PREFIX) + len(t) + 1 : -1])
+        return FeatureInfo(
+            f"Number of {t} events in the last {w} days (cutoff day included).",
+            "count",
+            f"{{value:.0f}} {t} events in the last {w} days",
+        )
+    return FeatureInfo(
+        f"Days from the latest {t} event to the cutoff (NaN when there is none).",
+        "days",
+        f"last {t} event {{value:.0f}} days ago",
+        missing=f"no {t} events recorded",
+    )
+
+
+def build_catalogue(
+    windows_days: Iterable[int] = DEFAULT_WINDOWS_DAYS, event_types: Iterable[str] = ()
+) -> dict[str, FeatureInfo]:
+    """Catalogue entries for every feature column made with the given windows and types.
 
     Parameters
     ----------
     windows_days : iterable of int
         Trailing window lengths in days.
+    event_types : iterable of str
+        Generic event types (names or slugs) whose per-type columns to add.
 
     Returns
     -------
     dict
         Column name to :class:`FeatureInfo`.
     """
+    windows_days = tuple(windows_days)
     out = dict(_STATIC)
-    for t in EVENT_TYPES:
+    for t in EVENT_ROLES:
         out[f"days_since_last_{t}"] = _days_since(t)
     for w in windows_days:
-        for name in (f"spend_{w}d", f"occasions_{w}d", *(f"{t}_count_{w}d" for t in EVENT_TYPES)):
+        for name in (f"spend_{w}d", f"occasions_{w}d", *(f"{t}_count_{w}d" for t in EVENT_ROLES)):
             out[name] = feature_info(name)
+    for name in generic_column_names(event_types, windows_days):
+        out[name] = feature_info(name)
     return out
 
 
 def feature_info(name: str) -> FeatureInfo:
-    """Catalogue entry of a feature column, including windowed columns of any window length.
+    """Catalogue entry of a feature column, including windowed columns of any window length
+    and the generic per-type event columns of any event type.
 
     Parameters
     ----------
@@ -348,9 +384,9 @@ def feature_info(name: str) -> FeatureInfo:
     """
     if name in _STATIC:
         return _STATIC[name]
-    if name.startswith("days_since_last_") and name[16:] in EVENT_TYPES:
+    if name.startswith("days_since_last_") and name[16:] in EVENT_ROLES:
         return _days_since(name[16:])
-    info = _windowed(name)
+    info = _windowed(name) or _generic(name)
     if info is not None:
         return info
     raise KeyError(f"feature {name!r} is not in the feature catalogue")

@@ -128,3 +128,19 @@ def test_ambiguous_dates_become_a_question(tmp_path: Path) -> None:
     assert tx is not None and tx.timestamp_format == "%m/%d/%Y"
     assert tx.csv.delimiter == ";" and tx.csv.decimal == ","
     assert tx.columns["amount"] == "total"
+
+
+def test_a_latin1_byte_late_in_the_file_makes_it_latin1(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    body = "".join(f"c{i},2020-01-{i % 28 + 1:02d},1.5\n" for i in range(5000))
+    path.write_bytes(
+        b"customer_id,timestamp,amount\n"
+        + body.encode()
+        + "c1,2020-02-01,2\xe9\n".encode("latin-1")
+    )
+    assert sniff_csv(path).encoding == "latin-1"
+    assert sniff_csv(retail_path(tmp_path)).encoding == "utf-8"
+
+
+def retail_path(folder: Path) -> Path:
+    return write_online_retail(folder / "retail.csv", rows=50)

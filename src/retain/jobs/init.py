@@ -1,7 +1,7 @@
 """``retain init``: read the user's files, propose a config, write it with its reasons.
 
-1. Guess each CSV file's dialect from its first bytes (encoding: UTF-16 by its byte-order mark,
-   else UTF-8 when the bytes decode, else Latin-1; delimiter: the most frequent of ``, ; tab |``
+1. Guess each CSV file's dialect (encoding: UTF-16 by its byte-order mark, else UTF-8 when the
+   whole file decodes, else Latin-1; delimiter: the most frequent of ``, ; tab |``
    in the header line; decimal comma when the numbers are written ``12,50``). The config states
    the dialect, so the run never guesses it.
 2. Read the first ``sample_rows`` rows of every file as text and profile them
@@ -29,7 +29,7 @@ from typing import get_args
 import pandas as pd
 
 from retain.config import ConfigError, DataConfig, load_config
-from retain.contracts import EVENT_TYPES, TRANSACTIONS
+from retain.contracts import EVENT_ROLES, TRANSACTIONS
 from retain.setup import Decision, TableProfile, inspect_table, propose_split
 
 SAMPLE_ROWS = 200_000
@@ -76,7 +76,7 @@ def _is_parquet(path: Path) -> bool:
 
 
 def sniff_csv(path: Path) -> CsvGuess:
-    """Encoding and delimiter of a CSV file from its first bytes (decimal comes later).
+    """Encoding (of the whole file) and delimiter (of the header) of a CSV file.
 
     Parameters
     ----------
@@ -92,17 +92,28 @@ def sniff_csv(path: Path) -> CsvGuess:
         head = handle.read(_SNIFF_BYTES)
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding, text = "utf-16", head.decode("utf-16", errors="replace")
+    elif _is_utf8(path):
+        encoding, text = "utf-8", head.decode("utf-8-sig", errors="replace")
     else:
-        cut = head if len(head) < _SNIFF_BYTES else head[: head.rfind(b"\n") + 1] or head
-        try:
-            text, encoding = cut.decode("utf-8-sig"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = cut.decode("latin-1"), "latin-1"
+        encoding, text = "latin-1", head.decode("latin-1")
     header = text.splitlines()[0] if text else ""
     delimiter = max(_DELIMITERS, key=header.count) if header else ","
     if header.count(delimiter) == 0:
         delimiter = ","
     return CsvGuess(delimiter=delimiter, encoding=encoding)
+
+
+def _is_utf8(path: Path) -> bool:
+    """Whether the whole file decodes as UTF-8 (a Latin-1 byte on the last line counts too)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _decimal(frame: pd.DataFrame, guess: CsvGuess) -> CsvGuess:
@@ -237,14 +248,14 @@ def _table_lines(
     if guess is not None:
         lines.append(
             f"    csv: {{delimiter: {_q(guess.delimiter)}, encoding: {_q(guess.encoding)}, "
-            f"decimal: {_q(guess.decimal)}}}  # read from the file's first bytes"
+            f"decimal: {_q(guess.decimal)}}}  # read from the file"
         )
     if name == "events" and profile.event_types:
-        unknown = [t for t in profile.event_types if t.strip().lower() not in EVENT_TYPES]
+        unknown = [t for t in profile.event_types if t.strip().lower() not in EVENT_ROLES]
         if unknown:
             text = (
                 f"event types retain has no role for: {', '.join(unknown[:10])} (roles: "
-                f"{', '.join(EVENT_TYPES)})"
+                f"{', '.join(EVENT_ROLES)})"
             )
             lines.append(f"    # QUESTION: {text}")
             questions.append(f"data.events: {text}")

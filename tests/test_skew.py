@@ -117,3 +117,51 @@ def test_the_saved_form_loses_nothing(cdnow_sample):
         ChurnModel.from_dict(reordered)
     with pytest.raises(ValueError, match="feature settings"):
         ChurnModel.from_dict({**saved, "feature_settings": {}})
+
+
+def test_a_generic_event_type_absent_at_scoring_gives_zero_counts_not_an_error():
+    import lightgbm as lgb
+
+    from retain.churn import ChurnModel
+    from retain.churn.dataset import feature_matrix, select_feature_columns
+    from retain.clv import ClvModel
+    from retain.config import FeatureConfig
+    from retain.features.build import build_features, fix_event_types
+    from retain.features.labels import churn_labels
+    from retain.synthetic import generate_synthetic
+
+    data = generate_synthetic(400, "2022-01-01", "2023-12-31", seed=3, with_events=True)
+    tx, events = data.transactions, data.events.copy()
+    downloads = events["event_type"].eq("session") & (events.index % 3 == 0)
+    events.loc[downloads, "event_type"] = "download"  # a type of the user's own
+    cut, as_of = pd.Timestamp("2023-03-31"), pd.Timestamp("2023-12-31")
+    settings = fix_event_types(FeatureConfig(windows_days=(90,)), events, cut)
+    assert list(settings.event_types) == ["download"]
+    feats = build_features(tx, cut, events, settings)
+    names = [c for c in select_feature_columns(feats.reset_index())[0] if c != "customer_id"]
+    assert "events_download_90d" in names
+    y = churn_labels(tx, cut, 90, as_of).reindex(feats.index).astype(int)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 4, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(feature_matrix(feats, names), y.to_numpy()), 10)
+    churn = ChurnModel(
+        booster,
+        names,
+        {"method": "sigmoid", "a": 1.0, "b": 0.0},
+        90,
+        feature_settings=settings.model_dump(mode="json"),
+    )
+    summary = pd.DataFrame(
+        {
+            "frequency": feats["frequency"],
+            "recency_weeks": feats["recency_days"] / 7,
+            "tenure_weeks": feats["tenure_days"] / 7,
+            "monetary_value": feats["monetary_value"],
+        }
+    )
+    models = ScoringModels(ClvModel(time_unit="W").fit(summary), churn)
+    no_downloads = events[events["event_type"] != "download"]
+    policy = load_policy(Path(__file__).resolve().parents[1] / "configs" / "policy.yaml")
+    scores = score_customers(tx, as_of, models, policy, events=no_downloads)
+    assert scores["churn_probability"].notna().any()
+    rebuilt = build_features(tx, as_of, no_downloads, models.feature_config)
+    assert (rebuilt["events_download_90d"] == 0).all()

@@ -59,7 +59,7 @@ from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
 from retain.explain.reasons import ReasonCandidates, render_reasons
-from retain.features.build import build_features, check_point_in_time
+from retain.features.build import build_features, check_point_in_time, model_feature_config
 from retain.features.engagement import engagement_column_names
 from retain.features.rfm import UNIT_NAMES, occasion_arrays
 from retain.io import DataError
@@ -180,8 +180,14 @@ class ScoringModels:
 
     @property
     def feature_config(self) -> FeatureConfig:
-        """The feature windows the churn model was trained with."""
-        return FeatureConfig(**self.churn.feature_settings)
+        """The feature settings the churn model was trained with.
+
+        Its windows, and every generic event type among its inputs, so that the features are
+        built with exactly the columns the model reads (a type absent today gets 0 counts).
+        """
+        return model_feature_config(
+            FeatureConfig(**self.churn.feature_settings), self.feature_names
+        )
 
     def tables(self) -> TreeShapTables | None:
         """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
@@ -340,7 +346,7 @@ def check_model_inputs(inputs: pd.DataFrame, models: ScoringModels, cfg: Feature
     missing = [c for c in models.feature_names if c not in inputs.columns]
     if not missing:
         return
-    engagement = set(engagement_column_names(cfg.windows_days))
+    engagement = set(engagement_column_names(cfg.windows_days, cfg.event_types or ()))
     needs_events = [c for c in missing if c in engagement]
     needs_quantity = [c for c in missing if c == "mean_basket_size"]
     other = [c for c in missing if c not in engagement and c != "mean_basket_size"]

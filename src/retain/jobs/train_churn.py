@@ -47,9 +47,10 @@ from retain.churn.dataset import (
 from retain.churn.evaluate import baseline_auc_differences, best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
-from retain.config import ChurnConfig, ConfigError, RunConfig
+from retain.config import ChurnConfig, ConfigError, FeatureConfig, RunConfig
 from retain.contracts import TIMESTAMP
 from retain.explain import shap_contributions
+from retain.features.build import fix_event_types
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
     AUC_DIFF_PREFIX,
@@ -250,12 +251,15 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     )
     observed_until(cfg, inputs)
     note(f"building point-in-time snapshots{' (' + resolved + ')' if resolved else ''}")
+    # the generic event types are fixed once, so every snapshot has the same columns and the
+    # model records the list (only events up to the last training cutoff choose them)
+    features = fix_event_types(cfg.features, inputs.events, max(churn.train_cutoffs))
     dataset = prepare_dataset(
         inputs.transactions,
         churn,
         until,
         inputs.events,
-        feature_config=cfg.features,
+        feature_config=features,
         seed=cfg.seed,
     )
     params, search = _tune(dataset, churn, cfg.seed, note)
@@ -273,7 +277,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         log_metrics(differences)
         note("explaining the test cutoff (SHAP)")
         _log_shap(fit, cfg.seed)
-        version = _log_model(cfg, fit, metrics)
+        version = _log_model(cfg, fit, metrics, features)
         describe_run(churn_description(data_label(cfg, inputs), fit, best_name))
         logged_to = tracking_uri()
     return TrainChurnResult(
@@ -399,13 +403,15 @@ def auc_differences(fit: ChurnFit) -> dict[str, float]:
     return baseline_auc_differences(s["y"], s["calibrated"], baselines)
 
 
-def _log_model(cfg: RunConfig, fit: ChurnFit, metrics: dict[str, float]) -> Any:
+def _log_model(
+    cfg: RunConfig, fit: ChurnFit, metrics: dict[str, float], features: FeatureConfig
+) -> Any:
     """Stamp the model with its feature settings and provenance; log and register it.
 
     Returns the registered model version (alias ``challenger``).
     """
     model = fit.model
-    model.feature_settings = cfg.features.model_dump(mode="json")
+    model.feature_settings = features.model_dump(mode="json")
     model.training = training_provenance(cfg)
     catalogue = feature_catalogue(model.feature_names)
     log_dict(model.metadata(), CHURN_METADATA)

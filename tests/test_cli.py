@@ -178,3 +178,23 @@ def test_the_configured_segment_rules_are_the_ones_used(tmp_path):
     folder = tmp_path / "f" / "cli-test" / "features" / "as_of=1997-09-30"
     segments = set(pd.read_parquet(folder / "features.parquet")["rfm_segment"].astype(str))
     assert "Stars" in segments and "Champions" not in segments
+
+
+def test_a_table_with_many_rejected_rows_warns_in_the_summary_line(tmp_path):
+    csv = tmp_path / "tx.csv"
+    rows = [("a", "2024-01-01", "10"), ("b", "2024-02-01", "12")] + [("c", "not a date", "1")] * 3
+    pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"]).to_csv(csv, index=False)
+    cfg = yaml.safe_load(_config(tmp_path).read_text())
+    cfg["data"] = {
+        "source": "files",
+        "observed_until": "2024-12-31",
+        "transactions": {"path": str(csv)},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    args = ["features", "--config", str(path), "--as-of", "2024-06-30", "-o", str(tmp_path / "f")]
+    result = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "WARNING transactions: 60.0% of rows rejected" in lines[0]
+    assert "timestamp_unparseable" in lines[0]

@@ -153,6 +153,13 @@ def test_job_runs_record_inputs_descriptions_and_shap_plots(mlflow_tmp, tmp_path
         "amount": "double",
         "quantity": "double",
     }
+    run_metrics = tracking.client().get_run(clv.run_id).data.metrics
+    assert run_metrics["input_transactions_rows_in"] == 6919  # counts by reason as metrics
+    assert (
+        run_metrics["input_transactions_rows_used"]
+        + run_metrics["input_transactions_rows_rejected"]
+        == run_metrics["input_transactions_rows_in"]
+    )
     text = _description(clv.run_id)
     assert text.startswith(
         "CLV model bgnbd + gamma_gamma fitted on cdnow_sample (6,919 transactions, 2,357 "

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -128,8 +128,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _say(text: str) -> None:
-    """The one summary line of a command that succeeded (plain text: no markup, no colours)."""
+def _say(text: str, warnings: Sequence[str] = ()) -> None:
+    """The one summary line of a command that succeeded (plain text: no markup, no colours).
+
+    ``warnings`` (e.g. a table with many rejected rows) end the same line, so a batch log keeps
+    one line per step and still shows them.
+    """
+    text += "".join(f"; WARNING {w}" for w in warnings)
     console.print(" ".join(text.split()), soft_wrap=True, markup=False, highlight=False)
 
 
@@ -322,7 +327,8 @@ def features(
         result = write_features(cfg, cutoff, output_dir=_path_or_none(output), progress=note)
     _say(
         f"features: wrote {result.n_customers:,} customers x {result.n_features} features to "
-        f"{result.output_dir} ({result.n_rejected:,} rejected rows)"
+        f"{result.output_dir} ({result.n_rejected:,} rejected rows)",
+        result.warnings,
     )
 
 
@@ -370,7 +376,8 @@ def train_clv(config: Path = ConfigOption) -> None:
     _say(
         f"train-clv: clv version {result.model_version} (alias challenger), purchase model "
         f"{result.purchase_model}, holdout MAE {mae:.4f}; run {result.run_id} in "
-        f"{result.tracking_uri}"
+        f"{result.tracking_uri}",
+        result.warnings,
     )
 
 
@@ -388,7 +395,8 @@ def train_churn(config: Path = ConfigOption) -> None:
         f"{m['test_roc_auc']:.4f}, PR AUC {m['test_pr_auc']:.4f}, ECE {m['test_ece']:.4f} "
         f"(raw {m['test_raw_ece']:.4f}), best baseline {result.best_baseline} AUC "
         f"{m[baseline_metric(result.best_baseline, 'roc_auc')]:.4f}; run {result.run_id} in "
-        f"{result.tracking_uri}"
+        f"{result.tracking_uri}",
+        result.warnings,
     )
 
 
@@ -503,7 +511,8 @@ def score(
         f"score: scored {c['customers_scored']:,} customers as of {m['as_of']} "
         f"({c['customers_rejected']:,} rejected) into {result.output_dir} with "
         f"clv v{m['models']['clv']['version']}, churn v{m['models']['churn']['version']}; "
-        f"run {result.run_id}"
+        f"run {result.run_id}",
+        result.warnings,
     )
 
 

@@ -25,6 +25,7 @@ from retain.validation import (
     DateLike,
     DuplicatesPolicy,
     _clean_text,
+    rejected_share_warnings,
     row_counts,
     validate_customers,
     validate_events,
@@ -61,6 +62,9 @@ class Inputs:
         The as-of date the inputs were validated for.
     truth : DataFrame or None
         The generating parameters per customer, for synthetic data only.
+    warnings : list of str
+        One line per table whose share of rejected rows is above ``data.max_rejected_share``
+        (:func:`retain.validation.rejected_share_warnings`).
     """
 
     transactions: pd.DataFrame
@@ -70,6 +74,7 @@ class Inputs:
     counts: dict[str, dict[str, int]]
     as_of: pd.Timestamp | None = None
     truth: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -231,6 +236,7 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
         counts=counts,
         as_of=as_of_ts,
         truth=truth,
+        warnings=rejected_share_warnings(counts, cfg.data.max_rejected_share),
     )
 
 

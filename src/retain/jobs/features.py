@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,7 @@ class FeaturesResult:
     n_customers: int
     n_features: int
     n_rejected: int
+    warnings: list[str] = field(default_factory=list)
 
 
 def write_features(
@@ -87,4 +88,6 @@ def write_features(
     with owned_directory(folder, FEATURES_KIND, info) as tmp:
         write_table_atomic(table.reset_index(), tmp / FEATURES_FILE)
         write_rejects(inputs.rejects, tmp / REJECTS_FILE)
-    return FeaturesResult(folder, len(table), int(table.shape[1]), len(inputs.rejects))
+    return FeaturesResult(
+        folder, len(table), int(table.shape[1]), len(inputs.rejects), inputs.warnings
+    )

@@ -90,6 +90,7 @@ class ScoreResult:
     output_dir: Path
     manifest: dict[str, Any] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def customer_balance(inputs: Inputs, scores: pd.DataFrame) -> dict[str, Any]:
@@ -354,7 +355,7 @@ def score(
         params = score_params(when, models, out_dir, output_dir or sc.output_dir)
         _log(cfg, inputs, scores, manifest, params)
         run_id = run.info.run_id
-    return ScoreResult(run_id, out_dir, manifest, files)
+    return ScoreResult(run_id, out_dir, manifest, files, inputs.warnings)
 
 
 def _load_models(

@@ -129,6 +129,7 @@ class TrainChurnResult:
     feature_names: list[str] = field(default_factory=list)
     best_baseline: str = ""
     tracking_uri: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _log_plots(fit: ChurnFit) -> None:
@@ -287,6 +288,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         feature_names=list(fit.model.feature_names),
         best_baseline=best_name,
         tracking_uri=logged_to,
+        warnings=inputs.warnings,
     )
 
 

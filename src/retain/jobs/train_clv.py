@@ -103,6 +103,7 @@ class TrainClvResult:
     metrics: dict[str, float] = field(default_factory=dict)
     comparison: pd.DataFrame = field(default_factory=pd.DataFrame)
     tracking_uri: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 def _log_plots(auto: AutoResult) -> None:
@@ -187,6 +188,7 @@ def train_clv(cfg: RunConfig, progress: Progress | None = None) -> TrainClvResul
         metrics=metrics,
         comparison=auto.comparison,
         tracking_uri=tracking_uri(),
+        warnings=inputs.warnings,
     )
 
 

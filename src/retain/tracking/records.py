@@ -231,6 +231,12 @@ def log_inputs(cfg: RunConfig, inputs: Inputs, context: str) -> dict[str, str]:
     -------
     dict
         Dataset name (``<config name>.<table>``) to digest, for each table logged.
+
+    Notes
+    -----
+    Each table's row counts (``rows_in``, ``rows_used``, ``rows_rejected`` and
+    ``rejected_<reason>``) are also logged as metrics ``input_<table>_<count>``, and the
+    inputs' rejected-share warnings as the tag ``warning.rejected_rows``.
     """
     digests: dict[str, str] = {}
     for table in INPUT_TABLES:
@@ -244,4 +250,9 @@ def log_inputs(cfg: RunConfig, inputs: Inputs, context: str) -> dict[str, str]:
         tags = input_tags(inputs.counts.get(table, {"rows_used": len(frame)}), inputs.as_of)
         mlflow.log_input(dataset, context=context, tags=tags)
         digests[name] = digest
+        counts = inputs.counts.get(table, {})
+        # rows in/used/rejected and rejected rows per reason, as metrics (comparable by run)
+        mlflow.log_metrics({f"input_{table}_{key}": float(n) for key, n in counts.items()})
+    if inputs.warnings:
+        mlflow.set_tag("warning.rejected_rows", " | ".join(inputs.warnings)[:5000])
     return digests

@@ -254,11 +254,11 @@ def _table_lines(
         unknown = [t for t in profile.event_types if t.strip().lower() not in EVENT_ROLES]
         if unknown:
             text = (
-                f"event types retain has no role for: {', '.join(unknown[:10])} (roles: "
-                f"{', '.join(EVENT_ROLES)})"
+                f"event types without a role: {', '.join(unknown[:10])}; each gets features of "
+                f"its own. If one of them is a role ({', '.join(EVENT_ROLES)}), map it here, "
+                "e.g. roles: {session: web_session}"
             )
-            lines.append(f"    # QUESTION: {text}")
-            questions.append(f"data.events: {text}")
+            lines.append(f"    # {text}")
     return lines
 
 

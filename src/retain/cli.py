@@ -557,7 +557,10 @@ def report(
             allow_other_dataset=allow_other_dataset,
             progress=note,
         )
-    _say(f"report: wrote {result.path} ({result.n_images} images); run {result.run_id}")
+    _say(
+        f"report: wrote {result.path} ({result.n_images} images); run {result.run_id}",
+        result.warnings,
+    )
 
 
 @app.command()

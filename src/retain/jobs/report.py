@@ -16,7 +16,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ class ReportResult:
     path: Path
     n_images: int
     run_id: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def _training_artifacts(version: Any, wanted: Mapping[str, str], dst: str) -> dict[str, Path]:
@@ -217,7 +218,7 @@ def report(
     loaded = _load_models(cfg, manifest, when, model_version, allow_other_dataset)
     models = loaded.models
     note("loading inputs and features")
-    model_inputs = _model_inputs(cfg, when, models)
+    model_inputs, warnings = _model_inputs(cfg, when, models)
 
     note("reading model metrics and backtest tables")
     evidence = _training_evidence(loaded)
@@ -249,7 +250,7 @@ def report(
             f"{models.clv_version}): {path}."
         )
         run_id = run.info.run_id
-    return ReportResult(path, rep.n_images, run_id)
+    return ReportResult(path, rep.n_images, run_id, warnings)
 
 
 def _load_models(
@@ -282,14 +283,16 @@ def _load_models(
     return loaded
 
 
-def _model_inputs(cfg: RunConfig, when: pd.Timestamp, models: ScoringModels) -> pd.DataFrame:
-    """Rebuild the churn model's inputs as of the date, with the model's feature settings."""
+def _model_inputs(
+    cfg: RunConfig, when: pd.Timestamp, models: ScoringModels
+) -> tuple[pd.DataFrame, list[str]]:
+    """The churn model's inputs as of the date (its own feature settings), and input warnings."""
     inputs = load_inputs(cfg, when)
     settings = models.feature_config
     feats = build_features(inputs.transactions, when, inputs.events, settings)
     model_inputs = model_features(feats, models)
     check_model_inputs(model_inputs, models, settings)
-    return model_inputs
+    return model_inputs, inputs.warnings
 
 
 def _training_evidence(loaded: LoadedScoringModels) -> dict[str, Any]:

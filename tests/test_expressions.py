@@ -179,3 +179,14 @@ def test_a_point_is_not_a_number_with_comma_decimals():
 def test_a_column_missing_from_the_frame_is_named():
     with pytest.raises(ValueError, match="'UnitPrice' not found"):
         evaluate(parse("Quantity * UnitPrice"), pd.DataFrame({"Quantity": [1]}))
+
+
+def test_a_deep_or_long_expression_is_an_error_not_a_crash():
+    from retain.expressions import parse
+
+    with pytest.raises(ValueError, match="nests too deeply|characters long"):
+        parse("(" * 3000 + "a" + ")" * 3000)
+    with pytest.raises(ValueError):
+        parse("-" * 5000 + "a")
+    with pytest.raises(ValueError):
+        parse("\u0663 * a")  # an Arabic-Indic digit is not a number here

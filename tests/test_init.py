@@ -87,7 +87,7 @@ def test_init_writes_a_config_that_loads_and_runs(
     assert tx.columns["order_id"] == "InvoiceNo"
     assert tx.timestamp_format == "%m/%d/%Y %H:%M"
     assert cfg.data.id_normalisation == "integer_text"
-    assert cfg.data.returns != "net"  # cancellations have invoices of their own
+    assert cfg.data.returns == "net_earlier"  # cancellations have invoices of their own
     assert cfg.data.observed_until is not None
     assert dt.date(2011, 12, 1) <= cfg.data.observed_until <= dt.date(2011, 12, 9)
     assert cfg.churn is not None and cfg.churn.horizon_days == 90

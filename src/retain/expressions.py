@@ -149,7 +149,9 @@ class _Token:
     value: float | str | None = None
 
 
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+MAX_LENGTH = 1000
+"""The longest expression accepted (a mapping is a short formula, not a program)."""
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -188,7 +190,7 @@ def _tokens(text: str) -> list[_Token]:
             i = j + 1
             continue
         m = _NUMBER.match(text, i)
-        if m and (c.isdigit() or c == "."):
+        if m and (c in "0123456789" or c == "."):
             out.append(_Token("number", m.group(), i + 1, float(m.group())))
             i = m.end()
             continue
@@ -303,7 +305,12 @@ def parse(text: str) -> Expr:
         raise ValueError(f"expected text, got {type(text).__name__}")
     if not text.strip():
         raise ValueError("empty expression")
-    return _Parser(text).parse()
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"the expression is {len(text):,} characters long, more than {MAX_LENGTH}")
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise ValueError("the expression nests too deeply") from None
 
 
 # ------------------------------------------------------------------------ evaluation

@@ -293,7 +293,7 @@ def _quote_name(name: str) -> str:
     """A column name as an expression operand: bare when it is a plain identifier."""
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         return name
-    return '"' + name.replace('"', "") + '"'
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _timestamp_role(columns: dict[str, ColumnProfile], words: Sequence[str]) -> str | None:

@@ -258,8 +258,9 @@ def _parse_timestamps(
 
 _HINTS = {
     "timestamp_unparseable": "set data.{table}.timestamp_format to the strftime format of the "
-    "file (e.g. '%m/%d/%Y %H:%M'); without it timestamps must be ISO 8601; a plain number is "
-    "an Excel serial date: export the column as text dates",
+    "file (e.g. '%m/%d/%Y %H:%M' for 12/1/2010 8:26; the values did not match the format in "
+    "use: that key if set, else ISO 8601); a plain number is an Excel serial date: export the "
+    "column as text dates",
     "signup_date_unparseable": "set data.{table}.timestamp_format to the strftime format of "
     "the file (e.g. '%m/%d/%Y'); without it dates must be ISO 8601",
     "amount_not_numeric": "check data.{table}.csv.decimal ('.' or ',') against the file",

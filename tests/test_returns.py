@@ -225,3 +225,30 @@ def test_property_accounting_holds_and_spend_only_goes_down(rows):
     # netting takes from purchases at most what was returned, and never adds
     assert clean["amount"].sum() <= used_amounts.sum() + 1e-9
     assert clean["amount"].sum() >= used_amounts.sum() + returned - 1e-9
+
+
+def test_a_cancellation_after_a_cutoff_does_not_reach_that_cutoffs_features():
+    from retain.churn.train import AsOfFeatures
+    from retain.features.build import build_features
+
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a"],
+            "timestamp": ["2024-01-05", "2024-03-01", "2024-03-20"],
+            "amount": ["10", "20", "-20"],
+            "order_id": ["536365", "536366", "C900001"],
+            "item_id": ["85123A", "85123A", "85123A"],
+        }
+    )
+    full = validate_transactions(raw, "2024-06-30", returns="net_earlier")[0]
+    cutoff = pd.Timestamp("2024-03-10")
+    # validated once, at the end: the 03-01 purchase is already gone at the 03-10 cutoff
+    assert build_features(full, cutoff).loc["a", "frequency"] == 0
+
+    def as_of(c: pd.Timestamp) -> pd.DataFrame:
+        return validate_transactions(raw, c, returns="net_earlier")[0]
+
+    features = AsOfFeatures(lambda tx, c, ev: build_features(tx, c, ev), as_of)
+    seen = features(full, cutoff, None)
+    assert seen.loc["a", "frequency"] == 1  # on 03-10 the cancellation had not happened
+    assert seen.loc["a", "monetary_value"] == 20

@@ -16,7 +16,7 @@ do not change the stopping point). The stored booster keeps exactly the best ite
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from retain.churn.calibration import CalibrationMethod, apply_calibration, fit_c
 from retain.churn.dataset import (
     LABEL,
     ChurnDataset,
+    ChurnFeatures,
     build_churn_dataset,
     feature_matrix,
     make_time_split,
@@ -379,6 +380,7 @@ def prepare_dataset(
     *,
     feature_config: Any | None = None,
     seed: int = 0,
+    transactions_at: Callable[[pd.Timestamp], pd.DataFrame] | None = None,
 ) -> ChurnDataset:
     """Check the time split of a ``churn`` config and build its snapshots.
 
@@ -396,6 +398,11 @@ def prepare_dataset(
         Feature windows.
     seed : int
         Seed of the leakage-check sample.
+    transactions_at : callable, optional
+        ``transactions_at(cutoff)``: the transactions as validated as of that cutoff. Needed
+        when returns are netted into earlier purchases: a return known only after a cutoff
+        must not shrink a purchase in that cutoff's features. Each snapshot's features then
+        come from it; the labels from ``transactions``.
 
     Returns
     -------
@@ -415,6 +422,10 @@ def prepare_dataset(
         observed_until,
         strict_validation=churn.strict_validation,
     )
+    feature_fn = None
+    if transactions_at is not None:
+        base = ChurnFeatures(split.horizon_days, feature_config, churn.clv_feature_model)
+        feature_fn = AsOfFeatures(base, transactions_at)
     return build_churn_dataset(
         transactions,
         split,
@@ -423,7 +434,27 @@ def prepare_dataset(
         purchase_model=churn.clv_feature_model,
         leakage_check_customers=churn.leakage_check_customers,
         seed=seed,
+        feature_fn=feature_fn,
     )
+
+
+@dataclass(frozen=True)
+class AsOfFeatures:
+    """A feature function that reads each cutoff's own view of the transactions.
+
+    ``base(transactions_at(cutoff), cutoff, events)``: the transactions passed in are ignored,
+    so what a cutoff sees is exactly what validation knew on that day (returns netted only
+    once they happened).
+    """
+
+    base: Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
+    transactions_at: Callable[[pd.Timestamp], pd.DataFrame]
+
+    def __call__(
+        self, transactions: pd.DataFrame, cutoff: pd.Timestamp, events: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        """Features as of ``cutoff`` from the transactions known on that day."""
+        return self.base(self.transactions_at(cutoff), cutoff, events)
 
 
 def fit_and_evaluate(

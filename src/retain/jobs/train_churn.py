@@ -80,6 +80,7 @@ from retain.reporting.churn_plots import (
     plot_roc,
 )
 from retain.reporting.shap_plots import plot_beeswarm, plot_shap_bar
+from retain.timeline import day
 from retain.tracking import (
     TRAINING,
     data_label,
@@ -213,6 +214,22 @@ def _importance(fit: ChurnFit) -> pd.DataFrame:
     )
 
 
+def _as_of(cfg: RunConfig) -> Callable[[pd.Timestamp], pd.DataFrame]:
+    """Each cutoff's transactions as validated on that day (returns netted once they happen).
+
+    Kept per cutoff for the run: the leakage check and the snapshots both read them.
+    """
+    seen: dict[pd.Timestamp, pd.DataFrame] = {}
+
+    def transactions_at(cutoff: pd.Timestamp) -> pd.DataFrame:
+        key = day(cutoff)
+        if key not in seen:
+            seen[key] = load_inputs(cfg, key).transactions
+        return seen[key]
+
+    return transactions_at
+
+
 def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnResult:
     """Train, evaluate, log and register the churn model described by ``cfg``.
 
@@ -262,6 +279,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         inputs.events,
         feature_config=features,
         seed=cfg.seed,
+        transactions_at=_as_of(cfg) if cfg.data.returns != "drop" else None,
     )
     params, search = _tune(dataset, churn, cfg.seed, note)
     note("training, calibrating and evaluating")

@@ -183,3 +183,22 @@ def test_plots_return_axes_and_draw_the_series(result):
         plt.close(ax.figure)
     with pytest.raises(ValueError, match="missing"):
         plot_frequency_table(result.cumulative)
+
+
+def test_the_calibration_summary_can_come_from_the_transactions_known_at_its_end(cdnow_sample):
+    from retain.clv.backtest import fit_auto
+
+    cal, hold = "1997-09-30", "1998-06-30"
+    full = fit_auto(cdnow_sample, cal, hold, purchase_models=("bgnbd",), spend_model=None)
+    # a calibration view with one purchase fewer (say, cancelled later): the fit sees it
+    known = cdnow_sample.drop(index=cdnow_sample.index[0])
+    seen = fit_auto(
+        cdnow_sample,
+        cal,
+        hold,
+        purchase_models=("bgnbd",),
+        spend_model=None,
+        calibration_transactions=known,
+    )
+    assert seen.model.n_customers_ <= full.model.n_customers_
+    assert seen.model.purchase_params_ != full.model.purchase_params_

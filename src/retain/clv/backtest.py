@@ -318,6 +318,7 @@ def fit_auto(
     purchase_models: Sequence[str] = ALL_PURCHASE_MODELS,
     final_cutoff: dt.date | str | None = None,
     max_frequency: int = 7,
+    calibration_transactions: pd.DataFrame | None = None,
     **model_params: Any,
 ) -> AutoResult:
     """Backtest several purchase models and select the one with the lowest holdout error.
@@ -337,6 +338,10 @@ def fit_auto(
         final_cutoff)`` and returned as ``.model`` (e.g. the holdout end, for deployment).
     max_frequency : int
         See :func:`run_backtest`.
+    calibration_transactions : DataFrame, optional
+        The transactions as validated as of ``calibration_end``, for the calibration summary
+        (when returns are netted into earlier purchases, a return after the calibration end
+        must not shrink a calibration purchase); default ``transactions``.
     **model_params
         Other :class:`ClvModel` parameters (spend_model, penalizer, purchase_penalizer,
         spend_penalizer, time_unit, discount_rate, horizon).
@@ -356,7 +361,8 @@ def fit_auto(
         raise ValueError("purchase_models is empty")
     template = ClvModel(**model_params)
     cal, hold, _ = _split_dates(calibration_end, holdout_end)
-    summary = rfm_summary(transactions, cal, template.time_unit)
+    known = transactions if calibration_transactions is None else calibration_transactions
+    summary = rfm_summary(known, cal, template.time_unit)
     rows, results = [], {}
     for name in purchase_models:
         candidate = ClvModel(**{**template.get_params(), "purchase_model": name})
@@ -396,6 +402,7 @@ def run_from_config(
     config: ClvConfig,
     *,
     final_cutoff: dt.date | str | None = None,
+    calibration_transactions: pd.DataFrame | None = None,
 ) -> AutoResult:
     """Backtest (and, for ``purchase_model: auto``, select) as set in the ``clv`` config.
 
@@ -407,6 +414,8 @@ def run_from_config(
         The ``clv`` section of the run config.
     final_cutoff : date or str, optional
         Refit the chosen model on data up to this date (see :func:`fit_auto`).
+    calibration_transactions : DataFrame, optional
+        The transactions as validated as of the calibration end (see :func:`fit_auto`).
 
     Returns
     -------
@@ -428,6 +437,7 @@ def run_from_config(
         time_unit=config.time_unit,
         discount_rate=config.discount_rate_monthly,
         horizon=config.horizon_months,
+        calibration_transactions=calibration_transactions,
     )
 
 

@@ -258,9 +258,16 @@ def backtest_message(
 
 def _backtest(tx: pd.DataFrame, cfg: RunConfig, holdout_end: pd.Timestamp) -> AutoResult:
     """Backtest and refit up to ``holdout_end``; warnings raised meanwhile become run tags."""
+    # with returns netted into earlier purchases, the calibration period is what validation
+    # knew on its last day: a return after it must not shrink a calibration purchase
+    known = None
+    if cfg.data.returns != "drop":
+        known = load_inputs(cfg, cfg.clv.calibration_end).transactions
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        auto = run_from_config(tx, cfg.clv, final_cutoff=holdout_end)
+        auto = run_from_config(
+            tx, cfg.clv, final_cutoff=holdout_end, calibration_transactions=known
+        )
     for i, w in enumerate(caught, start=1):  # e.g. spend/frequency correlation: keep it visible
         set_tags({f"warning.{i}": f"{w.category.__name__}: {w.message}"[:5000]})
     return auto

@@ -144,3 +144,17 @@ def test_a_latin1_byte_late_in_the_file_makes_it_latin1(tmp_path: Path) -> None:
 
 def retail_path(folder: Path) -> Path:
     return write_online_retail(folder / "retail.csv", rows=50)
+
+
+def test_thousands_separators_with_a_decimal_comma_become_a_question(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    lines = ["customer_id;ordered;total"]
+    for i in range(400):
+        total = f"1.{i % 900 + 100},50" if i % 4 == 0 else f"{i % 7 + 1},50"
+        lines.append(f"c{i % 40};2020-{i % 12 + 1:02d}-{i % 28 + 1:02d};{total}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = init_config(path, tmp_path / "orders.yaml")
+    text = (tmp_path / "orders.yaml").read_text()
+    assert "between thousands" in text
+    assert any("data.transactions.csv" in q for q in result.questions)
+    assert load_config(tmp_path / "orders.yaml").data.transactions.csv.decimal == ","

@@ -47,6 +47,7 @@ class CsvGuess:
     delimiter: str = ","
     encoding: str = "utf-8"
     decimal: str = "."
+    grouped: int = 0  # values such as 1.234,50 ('.' between thousands) seen with a decimal comma
 
 
 @dataclass
@@ -126,7 +127,11 @@ def _decimal(frame: pd.DataFrame, guess: CsvGuess) -> CsvGuess:
         comma += int(text.str.fullmatch(r"-?\d[\d.]*,\d+").sum())
         point += int(text.str.fullmatch(r"-?\d+\.\d+").sum())
     if comma > point:
-        return CsvGuess(guess.delimiter, guess.encoding, ",")
+        grouped = 0
+        for col in frame.columns:
+            text = frame[col].astype("string").str.strip().dropna()
+            grouped += int(text.str.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?").sum())
+        return CsvGuess(guess.delimiter, guess.encoding, ",", grouped)
     return guess
 
 
@@ -250,6 +255,14 @@ def _table_lines(
             f"    csv: {{delimiter: {_q(guess.delimiter)}, encoding: {_q(guess.encoding)}, "
             f"decimal: {_q(guess.decimal)}}}  # read from the file"
         )
+        if guess.grouped:
+            text = (
+                f"{guess.grouped:,} values such as 1.234,50 write '.' between thousands; retain "
+                "never guesses separators and rejects them as not numeric: export the numbers "
+                "without thousands separators"
+            )
+            lines.append(f"    # QUESTION: {text}")
+            questions.append(f"data.{name}.csv: {text}")
     if name == "events" and profile.event_types:
         unknown = [t for t in profile.event_types if t.strip().lower() not in EVENT_ROLES]
         if unknown:

@@ -33,7 +33,14 @@ from retain.features.engagement import (
     zero_when_absent,
 )
 from retain.features.rfm import occasion_arrays, summary_from_arrays
-from retain.features.segments import rfm_scores, rfm_segments
+from retain.features.segments import (
+    RfmCuts,
+    rfm_cuts,
+    rfm_score_inputs,
+    rfm_scores,
+    rfm_segments,
+    value_counts,
+)
 from retain.timeline import cutoff_end, iso_day
 
 POINT_IN_TIME_ATTR = "point_in_time"
@@ -80,22 +87,45 @@ def build_features(
         ``attrs["point_in_time"]`` records the cutoff and the latest source timestamp used
         (see :func:`check_point_in_time`).
     """
+    base = base_features(transactions, cutoff, events, config)
+    return add_rfm(base, rfm_cuts(rfm_score_counts(base)), segment_rules)
+
+
+LAST_BEHAVIOUR_COLUMN = "avg_occasion_value"
+"""The last behaviour column: the RFM scores and segments follow it."""
+
+
+def base_features(
+    transactions: pd.DataFrame,
+    cutoff: dt.date | str,
+    events: pd.DataFrame | None = None,
+    config: FeatureConfig = FeatureConfig(),
+) -> pd.DataFrame:
+    """The features of :func:`build_features` that depend on each customer's rows alone.
+
+    Everything but the RFM scores and segments, whose quintiles depend on the whole population
+    (:func:`rfm_score_counts`, :func:`retain.features.segments.rfm_cuts`, :func:`add_rfm`). So
+    a population split by customer can be featurised a part at a time. ``config`` must list
+    its ``event_types`` for the parts to share their columns
+    (:func:`fix_event_types`); else each part picks its own most frequent types.
+
+    Parameters
+    ----------
+    transactions, cutoff, events, config
+        As for :func:`build_features`.
+
+    Returns
+    -------
+    DataFrame
+        :func:`build_features` without ``r_score`` ... ``rfm_class``; ``attrs`` as there.
+    """
     windows = tuple(config.windows_days)
     occ = occasion_arrays(transactions, cutoff)
     summary = summary_from_arrays(occ, cutoff, "D")
     behaviour = behaviour_from_arrays(occ, cutoff, windows, config.trend_window_days)
     behaviour = behaviour.drop(columns=["tenure_days"])
-    scored_input = pd.DataFrame(
-        {
-            "frequency": summary["frequency"],
-            "days_since_last_purchase": behaviour["days_since_last_purchase"],
-            "total_spend": behaviour["total_spend"],
-        }
-    )
-    scores = rfm_scores(scored_input)
-    segments = rfm_segments(scores, segment_rules)
     columns: dict[str, object] = {}
-    for part in (summary, behaviour, scores, segments):
+    for part in (summary, behaviour):
         for col in part.columns:
             columns[col] = part[col]
     max_ts = occ.max_timestamp
@@ -124,6 +154,55 @@ def build_features(
     out.attrs[POINT_IN_TIME_ATTR] = {
         iso_day(cutoff): None if max_ts is None else max_ts.isoformat()
     }
+    return out
+
+
+def rfm_score_counts(base: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Value counts of the RFM score inputs of (a part of) a population.
+
+    Parameters
+    ----------
+    base : DataFrame
+        :func:`base_features` output.
+
+    Returns
+    -------
+    dict
+        Per score name, :func:`retain.features.segments.value_counts`; merge the parts of a
+        population with :func:`retain.features.segments.merge_value_counts`.
+    """
+    return {name: value_counts(v) for name, v in rfm_score_inputs(base).items()}
+
+
+def add_rfm(
+    base: pd.DataFrame, cuts: RfmCuts, segment_rules: SegmentRules | None = None
+) -> pd.DataFrame:
+    """:func:`base_features` output with the RFM scores and segments of the population.
+
+    Parameters
+    ----------
+    base : DataFrame
+        :func:`base_features` output (the whole population or a part of it).
+    cuts : RfmCuts
+        The whole population's cut points.
+    segment_rules : SegmentRules, optional
+        RFM segment rules.
+
+    Returns
+    -------
+    DataFrame
+        The columns of :func:`build_features`, in its order; ``attrs`` kept.
+    """
+    scores = rfm_scores(base, cuts)
+    segments = rfm_segments(scores, segment_rules)
+    at = base.columns.get_loc(LAST_BEHAVIOUR_COLUMN) + 1
+    columns: dict[str, object] = {c: base[c] for c in base.columns[:at]}
+    for part in (scores, segments):
+        for col in part.columns:
+            columns[col] = part[col]
+    columns.update({c: base[c] for c in base.columns[at:]})
+    out = pd.DataFrame(columns, index=base.index, copy=False)
+    out.attrs.update(base.attrs)
     return out
 
 

@@ -61,6 +61,137 @@ DEFAULT_SEGMENT_RULES = SegmentRules.model_validate(
 """The rules shipped in ``configs/segments.yaml`` (a test keeps the two identical)."""
 
 
+RFM_SCORE_SOURCES: dict[str, tuple[str, bool]] = {
+    "r_score": ("days_since_last_purchase", False),
+    "f_score": ("frequency", True),
+    "m_score": ("total_spend", True),
+}
+"""Each RFM score's source column and whether higher values score higher."""
+
+
+def value_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and how often each occurs (the input of :func:`quintile_cuts`).
+
+    Parameters
+    ----------
+    values : ndarray
+        Numbers (no NaN).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Distinct values in increasing order (float64) and their counts (int64).
+    """
+    v, c = np.unique(np.asarray(values, dtype=float), return_counts=True)
+    return v, c.astype(np.int64)
+
+
+def merge_value_counts(
+    parts: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The value counts of several parts of a population, as one (order of parts irrelevant).
+
+    Parameters
+    ----------
+    parts : list of (values, counts)
+        :func:`value_counts` of each part.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Sorted distinct values and their total counts.
+    """
+    if not parts:
+        return np.array([], dtype=float), np.array([], dtype=np.int64)
+    values = np.concatenate([np.asarray(v, dtype=float) for v, _ in parts])
+    counts = np.concatenate([np.asarray(c, dtype=np.int64) for _, c in parts])
+    distinct, inverse = np.unique(values, return_inverse=True)
+    total = np.zeros(len(distinct), dtype=np.int64)
+    np.add.at(total, inverse.ravel(), counts)
+    return distinct, total
+
+
+def order_statistic(values: np.ndarray, counts: np.ndarray, m: int) -> float:
+    """The ``m``-th smallest value (1-based) of a population given as value counts.
+
+    Parameters
+    ----------
+    values, counts : ndarray
+        Sorted distinct values and their counts.
+    m : int
+        Rank, ``1 <= m <= counts.sum()``.
+
+    Returns
+    -------
+    float
+    """
+    cum = np.cumsum(counts)
+    if not 1 <= m <= (int(cum[-1]) if len(cum) else 0):
+        raise ValueError(f"rank {m} outside 1..{int(cum[-1]) if len(cum) else 0}")
+    return float(values[int(np.searchsorted(cum, m, side="left"))])
+
+
+def quintile_cuts(
+    values: np.ndarray, counts: np.ndarray, higher_is_better: bool = True
+) -> tuple[float, ...]:
+    """The four cut points of a quintile score, from the population's value counts.
+
+    With ``n`` customers and ``m_k = ceil((k - 1) n / 5)``, a customer scores at least ``k``
+    when at least ``m_k`` customers are strictly worse: their value exceeds the ``m_k``-th
+    smallest value (or, reversed, lies below the ``m_k``-th largest). So the score of any
+    customer needs only these four numbers, which is what lets the population be scored a
+    part at a time (:func:`score_from_cuts`).
+
+    Parameters
+    ----------
+    values, counts : ndarray
+        :func:`value_counts` (or :func:`merge_value_counts`) of the whole population.
+    higher_is_better : bool
+        False to reverse the score (days since the last purchase).
+
+    Returns
+    -------
+    tuple of float
+        Cut points for scores 2, 3, 4 and 5 (empty for an empty population).
+    """
+    n = int(np.sum(counts))
+    if n == 0:
+        return ()
+    cuts = []
+    for k in range(2, 6):
+        m = ((k - 1) * n + 4) // 5  # ceil((k - 1) n / 5), in integers
+        rank = m if higher_is_better else n - m + 1
+        cuts.append(order_statistic(values, counts, rank))
+    return tuple(cuts)
+
+
+def score_from_cuts(
+    values: np.ndarray, cuts: tuple[float, ...], higher_is_better: bool = True
+) -> np.ndarray:
+    """Quintile scores 1..5 from the cut points of :func:`quintile_cuts`.
+
+    Parameters
+    ----------
+    values : ndarray
+        Numbers (no NaN).
+    cuts : tuple of float
+        The population's four cut points.
+    higher_is_better : bool
+        As given to :func:`quintile_cuts`.
+
+    Returns
+    -------
+    ndarray of int64
+    """
+    v = np.asarray(values, dtype=float)
+    if np.isnan(v).any():
+        raise ValueError("cannot score NaN values")
+    score = np.ones(len(v), dtype=np.int64)
+    for cut in cuts:
+        score += (v > cut) if higher_is_better else (v < cut)
+    return score
+
+
 def quintile_score(values: pd.Series | np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """Quintile score 1..5 with ties kept together (see the module docstring).
 
@@ -79,12 +210,8 @@ def quintile_score(values: pd.Series | np.ndarray, higher_is_better: bool = True
     v = np.asarray(values, dtype=float)
     if np.isnan(v).any():
         raise ValueError("cannot score NaN values")
-    n = len(v)
-    if n == 0:
-        return np.array([], dtype=np.int64)
-    s = np.sort(v if higher_is_better else -v)
-    below = np.searchsorted(s, v if higher_is_better else -v, side="left")
-    return np.minimum(1 + (5 * below) // n, 5).astype(np.int64)
+    cuts = quintile_cuts(*value_counts(v), higher_is_better=higher_is_better)
+    return score_from_cuts(v, cuts, higher_is_better)
 
 
 def _days_since_last(summary: pd.DataFrame) -> pd.Series:
@@ -98,7 +225,50 @@ def _days_since_last(summary: pd.DataFrame) -> pd.Series:
     )
 
 
-def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
+def rfm_score_inputs(summary: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The source values of each RFM score (keys of :data:`RFM_SCORE_SOURCES`).
+
+    Parameters
+    ----------
+    summary : DataFrame
+        As for :func:`rfm_scores`.
+
+    Returns
+    -------
+    dict
+        ``r_score``, ``f_score``, ``m_score`` to float arrays.
+    """
+    monetary = summary["total_spend"] if "total_spend" in summary else summary["monetary_value"]
+    return {
+        "r_score": np.asarray(_days_since_last(summary), dtype=float),
+        "f_score": summary["frequency"].to_numpy(dtype=float),
+        "m_score": np.asarray(monetary, dtype=float),
+    }
+
+
+RfmCuts = dict[str, tuple[float, ...]]
+"""Cut points of each RFM score (:func:`quintile_cuts`), keyed ``r_score`` ..."""
+
+
+def rfm_cuts(counts: dict[str, tuple[np.ndarray, np.ndarray]]) -> RfmCuts:
+    """The RFM cut points of a population from the value counts of its score inputs.
+
+    Parameters
+    ----------
+    counts : dict
+        Per score name, :func:`value_counts` of :func:`rfm_score_inputs` over the population.
+
+    Returns
+    -------
+    RfmCuts
+    """
+    return {
+        name: quintile_cuts(*counts[name], higher_is_better=RFM_SCORE_SOURCES[name][1])
+        for name in RFM_SCORE_SOURCES
+    }
+
+
+def rfm_scores(summary: pd.DataFrame, cuts: RfmCuts | None = None) -> pd.DataFrame:
     """R, F and M quintile scores (1-5) per customer.
 
     Parameters
@@ -106,18 +276,22 @@ def rfm_scores(summary: pd.DataFrame) -> pd.DataFrame:
     summary : DataFrame
         Indexed by ``customer_id`` with ``frequency``, ``days_since_last_purchase`` (or
         ``tenure_<unit>`` and ``recency_<unit>``), and ``total_spend`` or ``monetary_value``.
+    cuts : RfmCuts, optional
+        The population's cut points (:func:`rfm_cuts`) when ``summary`` is a part of it;
+        default: those of ``summary`` itself.
 
     Returns
     -------
     DataFrame
         Same index, int64 columns ``r_score``, ``f_score``, ``m_score``.
     """
-    monetary = summary["total_spend"] if "total_spend" in summary else summary["monetary_value"]
+    inputs = rfm_score_inputs(summary)
+    if cuts is None:
+        cuts = rfm_cuts({name: value_counts(v) for name, v in inputs.items()})
     return pd.DataFrame(
         {
-            "r_score": quintile_score(_days_since_last(summary), higher_is_better=False),
-            "f_score": quintile_score(summary["frequency"]),
-            "m_score": quintile_score(monetary),
+            name: score_from_cuts(inputs[name], cuts[name], RFM_SCORE_SOURCES[name][1])
+            for name in RFM_SCORE_SOURCES
         },
         index=summary.index,
         copy=False,

@@ -70,7 +70,9 @@ PENALIZER_LADDER = (0.0, 1e-3, 1e-2)
 cutoffs with few repeat purchases drive BG/NBD's ``a`` and ``b`` to zero)."""
 
 
-def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> ClvModel:
+def fit_purchase_model(
+    summary: pd.DataFrame, purchase_model: str = "bgnbd", weights: np.ndarray | None = None
+) -> ClvModel:
     """Fit a BTYD purchase model on a weekly RFM summary, penalising only if needed.
 
     Parameters
@@ -79,6 +81,8 @@ def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> 
         ``frequency``, ``recency_weeks``, ``tenure_weeks``.
     purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
         The model.
+    weights : ndarray, optional
+        Customers per row (see :meth:`retain.clv.ClvModel.fit`).
 
     Returns
     -------
@@ -97,7 +101,7 @@ def fit_purchase_model(summary: pd.DataFrame, purchase_model: str = "bgnbd") -> 
             purchase_model=purchase_model, spend_model=None, time_unit="W", penalizer=penalizer
         )
         try:
-            return model.fit(summary)
+            return model.fit(summary, weights)
         except ClvFitError as exc:
             error = exc
     assert error is not None
@@ -124,8 +128,73 @@ def clv_features(
         Same index; ``p_alive``, ``expected_purchases_horizon`` (repeat purchases expected in
         the next H days) and ``p_no_purchase_horizon`` (see :func:`probability_no_purchase`).
     """
+    return feature_columns(
+        fit_feature_model(rfm_triples(features), purchase_model), features, horizon_days
+    )
+
+
+RFM_TRIPLE = ("frequency", "recency_days", "tenure_days")
+"""The columns whose distinct combinations, counted, are all a purchase model's fit needs."""
+
+
+def rfm_triples(features: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (frequency, recency, tenure) rows of (a part of) a population, counted.
+
+    Parameters
+    ----------
+    features : DataFrame
+        With the :data:`RFM_TRIPLE` columns (days).
+
+    Returns
+    -------
+    DataFrame
+        The :data:`RFM_TRIPLE` columns (float) and ``n`` (int64), one row per distinct
+        triple. Concatenate the parts of a population and fit with
+        :func:`fit_feature_model`: the fit is the same as on the whole population.
+    """
+    frame = pd.DataFrame({c: features[c].to_numpy(dtype=float) for c in RFM_TRIPLE})
+    counted = frame.value_counts(sort=False).reset_index(name="n")
+    counted["n"] = counted["n"].astype(np.int64)
+    return counted
+
+
+def fit_feature_model(triples: pd.DataFrame, purchase_model: str = "bgnbd") -> ClvModel:
+    """The purchase model behind the churn features, fitted on counted RFM triples.
+
+    Parameters
+    ----------
+    triples : DataFrame
+        :func:`rfm_triples` of the population, or of its parts concatenated.
+    purchase_model : {"bgnbd", "pareto_nbd", "mbgnbd"}
+        The BTYD purchase model.
+
+    Returns
+    -------
+    retain.clv.ClvModel
+        See :func:`fit_purchase_model`.
+    """
+    summary = weekly_summary(triples.assign(monetary_value=np.nan))
+    return fit_purchase_model(summary, purchase_model, triples["n"].to_numpy(dtype=float))
+
+
+def feature_columns(model: ClvModel, features: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """The purchase-model features of each customer under a fitted model.
+
+    Parameters
+    ----------
+    model : retain.clv.ClvModel
+        :func:`fit_feature_model` output.
+    features : DataFrame
+        RFM columns in days, indexed by ``customer_id``.
+    horizon_days : int
+        Churn horizon H.
+
+    Returns
+    -------
+    DataFrame
+        See :func:`clv_features`.
+    """
     summary = weekly_summary(features)
-    model = fit_purchase_model(summary, purchase_model)
     t = horizon_days / UNIT_DAYS["W"]
     return pd.DataFrame(
         {

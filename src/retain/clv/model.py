@@ -83,8 +83,14 @@ def month_length(time_unit: str) -> float:
     return DAYS_PER_MONTH / UNIT_DAYS[time_unit]
 
 
-def collapse_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[RfmArrays, np.ndarray]:
+def collapse_rfm(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[RfmArrays, np.ndarray]:
     """Unique (x, t_x, T) rows with their counts as weights.
+
+    ``weights`` (e.g. the counts of rows that are already distinct within parts of a
+    population) are summed per unique row instead of counting rows: the same population
+    collapsed from its parts gives the same arrays, in the same order, as collapsed whole.
 
     Returns
     -------
@@ -104,7 +110,13 @@ def collapse_rfm(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> tuple[RfmArra
     _, first, inverse, counts = np.unique(
         key, return_index=True, return_inverse=True, return_counts=True
     )
-    return RfmArrays(x[first], t_x[first], T[first], counts.astype(float)), inverse.ravel()
+    inverse = inverse.ravel()
+    if weights is None:
+        w = counts.astype(float)
+    else:
+        w = np.zeros(len(first), dtype=float)
+        np.add.at(w, inverse, np.asarray(weights, dtype=float))
+    return RfmArrays(x[first], t_x[first], T[first], w), inverse
 
 
 def _start_values(model: PurchaseModel, d: RfmArrays) -> np.ndarray:
@@ -355,7 +367,7 @@ class ClvModel:
         return x, m
 
     # ------------------------------------------------------------------ fit
-    def fit(self, summary: pd.DataFrame) -> ClvModel:
+    def fit(self, summary: pd.DataFrame, weights: np.ndarray | None = None) -> ClvModel:
         """Fit the purchase and spend models on an RFM summary.
 
         Parameters
@@ -363,6 +375,9 @@ class ClvModel:
         summary : DataFrame
             Output of :func:`retain.features.rfm.rfm_summary` in this model's time unit:
             ``frequency``, ``recency_<unit>``, ``tenure_<unit>`` and ``monetary_value``.
+        weights : ndarray, optional
+            Number of customers each row stands for (a summary of distinct rows with their
+            counts, as the global step of a partitioned run gives); purchase model only.
 
         Returns
         -------
@@ -387,14 +402,16 @@ class ClvModel:
         d = self._rfm(summary)
         if len(d) == 0:
             raise ValueError("cannot fit a CLV model on an empty summary")
-        collapsed, _ = collapse_rfm(d.x, d.t_x, d.T)
+        if weights is not None and self.spend_model is not None:
+            raise ValueError("weighted rows fit a purchase model only (spend_model=None)")
+        collapsed, _ = collapse_rfm(d.x, d.t_x, d.T, weights)
         res = _fit_purchase(model, collapsed, *self._penalizer("purchase"))
         self.purchase_params_ = dict(zip(model.param_names, map(float, res.params), strict=True))
         self.purchase_standard_errors_ = dict(
             zip(model.param_names, map(float, res.standard_errors), strict=True)
         )
         self.log_likelihood_ = res.log_likelihood
-        self.n_customers_ = len(d)
+        self.n_customers_ = len(d) if weights is None else int(np.sum(weights))
         self.n_rows_ = len(collapsed)
         self.spend_params_ = None
         self.spend_standard_errors_ = None

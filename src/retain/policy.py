@@ -25,7 +25,7 @@ decision "what to do with this customer", applied together by :func:`apply_polic
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from retain.config import (
     StageRules,
     TierRules,
 )
+from retain.features.segments import order_statistic, value_counts
 
 __all__ = [
     "CHANNELS",
@@ -375,16 +376,38 @@ def tier_cut_points(clv: pd.Series | np.ndarray, tiers: TierRules) -> dict[str, 
         best tier whose cut-point their CLV reaches. Customers tied at a cut-point share the
         better tier.
     """
+    values = np.asarray(clv, dtype=float)
+    return tier_cuts_from_counts(*value_counts(values[~np.isnan(values)]), tiers)
+
+
+def tier_cuts_from_counts(
+    values: np.ndarray, counts: np.ndarray, tiers: TierRules
+) -> dict[str, float]:
+    """:func:`tier_cut_points` from the value counts of the population's CLV.
+
+    Parameters
+    ----------
+    values, counts : ndarray
+        Sorted distinct CLV values (no NaN) and their counts
+        (:func:`retain.features.segments.value_counts`, merged over the parts of a
+        population with :func:`retain.features.segments.merge_value_counts`).
+    tiers : TierRules
+        The tier rules.
+
+    Returns
+    -------
+    dict
+        As :func:`tier_cut_points`.
+    """
     if tiers.method == "absolute":
         return {"vip": tiers.vip, "high": tiers.high, "medium": tiers.medium}
-    values = np.asarray(clv, dtype=float)
-    values = np.sort(values[~np.isnan(values)])[::-1]
+    n = int(np.sum(counts))
     cuts: dict[str, float] = {}
     share = 0.0
     for name in ("vip", "high", "medium"):
         share += getattr(tiers, name)
-        k = int(np.ceil(share * len(values)))
-        cuts[name] = float(values[k - 1]) if k >= 1 else np.inf
+        k = min(int(np.ceil(share * n)), n)  # the k-th largest value
+        cuts[name] = order_statistic(values, counts, n - k + 1) if k >= 1 else np.inf
     return cuts
 
 
@@ -474,6 +497,83 @@ def _best_first(ev: np.ndarray) -> np.ndarray:
     return np.argsort(-key, kind="stable")
 
 
+@dataclass
+class BudgetRun:
+    """What the budget has used so far while contacted customers are taken best first.
+
+    :meth:`decide` takes the customers with a contact channel in the order of
+    :func:`_best_first` (over the whole population: expected value saved, best first,
+    missing last, ties by customer), one batch after another, so a population too large
+    for memory can be decided from a sorted stream; :func:`apply_budget` and
+    :func:`action_priority` are the same decision over one table.
+    """
+
+    policy: PolicyConfig
+    contacts: dict[str, int] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    closed: dict[str, bool] = field(default_factory=dict)
+    ranked: int = 0
+
+    def decide(
+        self, channel: np.ndarray, cost: np.ndarray, ev: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Over-budget flags and priorities of the next customers in best-first order.
+
+        Parameters
+        ----------
+        channel : ndarray of str
+            ``action_channel`` (never ``none``).
+        cost : ndarray of float
+            ``action_cost``.
+        ev : ndarray of float
+            ``expected_value_saved`` (NaN when unknown).
+
+        Returns
+        -------
+        (ndarray of bool, ndarray of int64)
+            ``over_budget``; ``action_priority`` (0 where there is none: over budget or no
+            expected value).
+        """
+        channel = np.asarray(channel, dtype=object).astype(str)
+        cost = np.asarray(cost, dtype=float)
+        ev = np.asarray(ev, dtype=float)
+        over = np.zeros(len(channel), dtype=bool)
+        for name, budget in self.policy.budget.items():
+            idx = np.flatnonzero(channel == name)
+            if len(idx) == 0:
+                continue
+            if self.closed.get(name, False):
+                over[idx] = True
+                continue
+            done = self.contacts.get(name, 0)
+            keep = np.ones(len(idx), dtype=bool)
+            if budget.max_contacts is not None:
+                keep &= done + np.arange(1, len(idx) + 1) <= budget.max_contacts
+            # one running sum from the first customer on, as np.cumsum over the whole channel
+            running = np.cumsum(np.concatenate([[self.cost.get(name, 0.0)], cost[idx]]))[1:]
+            if budget.max_cost is not None:
+                keep &= running <= budget.max_cost + 1e-9
+            # keep a best-first prefix: once a customer is over budget, all later ones are too
+            keep = np.logical_and.accumulate(keep)
+            over[idx[~keep]] = True
+            self.contacts[name] = done + len(idx)
+            self.cost[name] = float(running[-1])
+            self.closed[name] = not bool(keep.all())
+        ranked = ~over & ~np.isnan(ev)
+        priority = np.zeros(len(channel), dtype=np.int64)
+        priority[ranked] = self.ranked + np.arange(1, int(ranked.sum()) + 1)
+        self.ranked += int(ranked.sum())
+        return over, priority
+
+
+def _budget_order(actions: pd.DataFrame) -> np.ndarray:
+    """Positions of the customers with a contact channel, best first (see :class:`BudgetRun`)."""
+    channel = actions["action_channel"].astype(str).to_numpy()
+    idx = np.flatnonzero(channel != "none")
+    ev = actions["expected_value_saved"].to_numpy(dtype=float)
+    return idx[_best_first(ev[idx])]
+
+
 def apply_budget(actions: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
     """Keep the best customers of each budgeted channel; mark the rest over budget.
 
@@ -495,23 +595,32 @@ def apply_budget(actions: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
     out = actions.copy()
     if not policy.budget:
         return out
-    channel = out["action_channel"].astype(str).to_numpy()
-    ev = out["expected_value_saved"].to_numpy(dtype=float)
-    cost = out["action_cost"].to_numpy(dtype=float)
+    order = _budget_order(out)
+    over, _ = BudgetRun(policy).decide(
+        out["action_channel"].astype(str).to_numpy()[order],
+        out["action_cost"].to_numpy(dtype=float)[order],
+        out["expected_value_saved"].to_numpy(dtype=float)[order],
+    )
     drop = np.zeros(len(out), dtype=bool)
-    for name, budget in policy.budget.items():
-        idx = np.flatnonzero(channel == name)
-        if len(idx) == 0:
-            continue
-        idx = idx[_best_first(ev[idx])]
-        keep = np.ones(len(idx), dtype=bool)
-        if budget.max_contacts is not None:
-            keep &= np.arange(1, len(idx) + 1) <= budget.max_contacts
-        if budget.max_cost is not None:
-            keep &= np.cumsum(cost[idx]) <= budget.max_cost + 1e-9
-        # keep a best-first prefix: once a customer is over budget, all later ones are too
-        keep = np.logical_and.accumulate(keep)
-        drop[idx[~keep]] = True
+    drop[order[over]] = True
+    return mark_over_budget(out, drop)
+
+
+def mark_over_budget(actions: pd.DataFrame, drop: np.ndarray) -> pd.DataFrame:
+    """``actions`` with the ``drop`` rows marked over budget (see :func:`apply_budget`).
+
+    Parameters
+    ----------
+    actions : DataFrame
+        Output of :func:`assign_actions` (changed in place and returned).
+    drop : ndarray of bool
+        The customers over budget.
+
+    Returns
+    -------
+    DataFrame
+    """
+    out = actions
     out.loc[drop, "retention_action"] = OVER_BUDGET
     out.loc[drop, "action_channel"] = "none"
     out.loc[drop, "action_offer"] = ""
@@ -546,7 +655,66 @@ def action_priority(actions: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=actions.index, name="action_priority")
 
 
-def five_degrees(table: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
+def degree_counts(
+    table: pd.DataFrame, policy: PolicyConfig
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Value counts of every five-degree source column present in ``table``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Per-customer scores and features (the population or a part of it).
+    policy : PolicyConfig
+        ``policy.five_degrees``.
+
+    Returns
+    -------
+    dict
+        Column to :func:`retain.features.segments.value_counts` of its known values; merge
+        parts with :func:`retain.features.segments.merge_value_counts`.
+    """
+    out = {}
+    for cols in policy.five_degrees.values():
+        for c in cols:
+            if c in table and c not in out:
+                v = pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                out[c] = value_counts(v[~np.isnan(v)])
+    return out
+
+
+def percentile_rank(values: np.ndarray, distinct: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Percentile rank within a population given as value counts (pandas ``rank(pct=True)``).
+
+    Ties share the mean of their ranks: ``(number below + (number equal + 1) / 2) / n``.
+
+    Parameters
+    ----------
+    values : ndarray
+        Values to rank (NaN stays NaN).
+    distinct, counts : ndarray
+        The population's sorted distinct known values and their counts.
+
+    Returns
+    -------
+    ndarray of float
+    """
+    v = np.asarray(values, dtype=float)
+    out = np.full(len(v), np.nan)
+    n = int(np.sum(counts))
+    known = ~np.isnan(v)
+    if n == 0 or not known.any():
+        return out
+    pos = np.searchsorted(distinct, v[known])
+    below = (np.cumsum(counts) - counts)[pos]
+    out[known] = (below + (counts[pos] + 1) / 2) / n
+    return out
+
+
+def five_degrees(
+    table: pd.DataFrame,
+    policy: PolicyConfig,
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.DataFrame:
     """The five degrees (satisfaction, loyalty, value, engagement, referral) as 0-1 scores.
 
     Each degree is the mean percentile rank, within ``table``, of its configured source columns
@@ -559,21 +727,32 @@ def five_degrees(table: pd.DataFrame, policy: PolicyConfig) -> pd.DataFrame:
         Per-customer scores and features.
     policy : PolicyConfig
         ``policy.five_degrees`` maps each degree to its source columns.
+    counts : dict, optional
+        :func:`degree_counts` of the whole population when ``table`` is a part of it;
+        default: those of ``table``.
 
     Returns
     -------
     DataFrame
         Columns :data:`FIVE_DEGREES` (float, 0-1 or missing), same index.
     """
+    if counts is None:
+        counts = degree_counts(table, policy)
     out = pd.DataFrame(index=table.index)
     for degree in FIVE_DEGREES:
         cols = [c for c in policy.five_degrees.get(degree, ()) if c in table]
         if not cols:
             out[degree] = np.nan
             continue
-        ranks = pd.concat(
-            [pd.to_numeric(table[c], errors="coerce").astype(float).rank(pct=True) for c in cols],
-            axis=1,
+        ranks = pd.DataFrame(
+            {
+                c: percentile_rank(
+                    pd.to_numeric(table[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+                    *counts[c],
+                )
+                for c in cols
+            },
+            index=table.index,
         )
         out[degree] = ranks.mean(axis=1, skipna=True).to_numpy(dtype=float)
     return out

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,9 @@ from retain.features.catalogue import feature_info
 from retain.features.labels import churn_labels
 from retain.timeline import DateLike, cutoff_end
 from retain.timeline import day as _day
+
+if TYPE_CHECKING:
+    from retain.churn.sampling import TrainingSample
 
 FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataFrame]
 """``feature_fn(transactions, cutoff, events) -> DataFrame`` indexed by ``customer_id``."""
@@ -442,6 +446,10 @@ class ChurnDataset:
         Numeric model columns, in model order.
     dropped_columns : list of str
         Non-numeric feature columns left out of the model matrix.
+    training_sample : TrainingSample or None
+        Set when ``churn.max_training_rows`` was applied
+        (:func:`retain.churn.sampling.cap_training_rows`): the training rows built, the rows
+        kept and the counts per (cutoff, label); ``train`` then holds the kept rows only.
     """
 
     split: TimeSplit
@@ -450,14 +458,23 @@ class ChurnDataset:
     test: pd.DataFrame
     feature_names: list[str]
     dropped_columns: list[str] = field(default_factory=list)
+    training_sample: TrainingSample | None = None
 
     def counts(self) -> dict[str, float]:
-        """Row counts and churn rates per part, for tracking."""
+        """Row counts and churn rates per part, for tracking.
+
+        ``train_rows`` and ``train_churn_rate`` describe the rows the trees learn from;
+        ``training_rows_total`` counts the training rows built and ``training_rows_used`` the
+        rows kept (the same unless ``churn.max_training_rows`` sampled them).
+        """
         out: dict[str, float] = {}
         for part in ("train", "validation", "test"):
             frame = getattr(self, part)
             out[f"{part}_rows"] = float(len(frame))
             out[f"{part}_churn_rate"] = float(frame[LABEL].mean()) if len(frame) else float("nan")
+        sample = self.training_sample
+        out["training_rows_total"] = float(sample.rows_total if sample else len(self.train))
+        out["training_rows_used"] = float(len(self.train))
         return out
 
 

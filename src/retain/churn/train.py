@@ -40,6 +40,7 @@ from retain.churn.evaluate import (
     probability_metrics,
     ranking_metrics,
 )
+from retain.churn.sampling import cap_training_rows
 from retain.config import FeatureConfig
 
 Imbalance = Literal["balanced", "none"]
@@ -397,7 +398,8 @@ def prepare_dataset(
     feature_config : FeatureConfig, optional
         Feature windows.
     seed : int
-        Seed of the leakage-check sample.
+        Seed of the leakage-check sample and of the training-row sample (the config's
+        ``seed``).
     transactions_at : callable, optional
         ``transactions_at(cutoff)``: the transactions as validated as of that cutoff. Needed
         when returns are netted into earlier purchases: a return known only after a cutoff
@@ -407,7 +409,10 @@ def prepare_dataset(
     Returns
     -------
     ChurnDataset
-        Train, validation and test snapshots.
+        Train, validation and test snapshots. Above ``churn.max_training_rows`` training rows,
+        ``train`` is a seeded sample of exactly that many, stratified by cutoff and label
+        (:func:`retain.churn.sampling.cap_training_rows`; the counts are in
+        ``training_sample``); validation and test keep every row.
 
     Raises
     ------
@@ -426,7 +431,7 @@ def prepare_dataset(
     if transactions_at is not None:
         base = ChurnFeatures(split.horizon_days, feature_config, churn.clv_feature_model)
         feature_fn = AsOfFeatures(base, transactions_at)
-    return build_churn_dataset(
+    dataset = build_churn_dataset(
         transactions,
         split,
         events,
@@ -436,6 +441,7 @@ def prepare_dataset(
         seed=seed,
         feature_fn=feature_fn,
     )
+    return cap_training_rows(dataset, churn.max_training_rows, seed)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ What it does, in order:
 3. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
    the validation AUC only (:func:`retain.churn.tuning.search_params`); the best trial's
    parameters are logged as ``optuna.best.*`` and all trials as ``tables/optuna_trials.csv``.
+   Above ``churn.max_training_rows`` training rows, the trees (and the search) learn from a
+   seeded sample of exactly that many, stratified by cutoff and label
+   (:func:`retain.churn.sampling.cap_training_rows`); validation and test keep every row.
    Then train, calibrate on the validation cutoff and evaluate on the test cutoff beside the
    BTYD and recency baselines (:func:`retain.churn.train.fit_and_evaluate`); for each baseline
    the paired DeLong difference of test AUCs, model minus baseline, with its standard error and
@@ -19,7 +22,10 @@ What it does, in order:
 4. Log to MLflow: the config, the split, the LightGBM parameters used, every metric
    (``test_roc_auc``, ``test_pr_auc``, ``test_brier``, ``test_log_loss``, ``test_ece``,
    ``test_top_decile_lift``, ... and ``baseline_<name>_<metric>``), the calibration/ROC/PR/gain
-   plots, the input tables (:func:`retain.tracking.log_inputs`, context ``training``), the
+   plots, the training rows built and used (metrics ``training_rows_total`` and
+   ``training_rows_used``; the cap is the param ``churn.max_training_rows``, the rows per
+   (cutoff, label) are under ``training_sample`` in ``churn_model/dataset.json``), the input
+   tables (:func:`retain.tracking.log_inputs`, context ``training``), the
    global SHAP importance and beeswarm of a seeded sample of the test cutoff
    (:func:`shap_sample`, ``plots/shap_*.png``), feature importance and the feature
    catalogue, and a description of the run (:func:`churn_description`). The model's one saved form
@@ -281,6 +287,12 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         seed=cfg.seed,
         transactions_at=_as_of(cfg) if cfg.data.returns != "drop" else None,
     )
+    sample = dataset.training_sample
+    if sample is not None and sample.sampled:
+        note(
+            f"training on {sample.rows_used:,} of {sample.rows_total:,} snapshot rows "
+            "(churn.max_training_rows; stratified by cutoff and label)"
+        )
     params, search = _tune(dataset, churn, cfg.seed, note)
     note("training, calibrating and evaluating")
     fit = fit_and_evaluate(dataset, churn, seed=cfg.seed, params=params)
@@ -501,8 +513,25 @@ def training_provenance(cfg: RunConfig) -> dict[str, str]:
 
 
 def dataset_summary(fit: ChurnFit) -> dict[str, Any]:
-    """The dropped columns and the row counts of the training data set."""
-    return {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()}
+    """The dropped columns, the row counts and the training-row sample of the data set.
+
+    Parameters
+    ----------
+    fit : ChurnFit
+        The trained model and its data set.
+
+    Returns
+    -------
+    dict
+        ``dropped_columns``, the counts of :meth:`retain.churn.ChurnDataset.counts` and, when
+        the data set records it, ``training_sample``: ``churn.max_training_rows``, the seed, the
+        training rows built and used, and the rows and kept rows per (cutoff, label)
+        (:meth:`retain.churn.sampling.TrainingSample.as_dict`).
+    """
+    out: dict[str, Any] = {"dropped_columns": fit.dataset.dropped_columns, **fit.dataset.counts()}
+    if fit.dataset.training_sample is not None:
+        out["training_sample"] = fit.dataset.training_sample.as_dict()
+    return out
 
 
 def gate_metrics(metrics: dict[str, float]) -> dict[str, float]:

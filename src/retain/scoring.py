@@ -53,17 +53,46 @@ import pandas as pd
 from retain.churn.calibration import apply_calibration
 from retain.churn.dataset import feature_matrix
 from retain.churn.train import ChurnModel
-from retain.clv.cutoff_features import CLV_FEATURES, clv_features
+from retain.clv.cutoff_features import (
+    CLV_FEATURES,
+    clv_features,
+    feature_columns,
+    fit_feature_model,
+    rfm_triples,
+)
 from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
 from retain.explain.reasons import ReasonCandidates, render_reasons
-from retain.features.build import build_features, check_point_in_time, model_feature_config
+from retain.features.build import (
+    add_rfm,
+    base_features,
+    check_point_in_time,
+    model_feature_config,
+    rfm_score_counts,
+)
 from retain.features.engagement import engagement_column_names
 from retain.features.rfm import UNIT_NAMES, occasion_arrays
+from retain.features.segments import (
+    RFM_SCORE_SOURCES,
+    merge_value_counts,
+    rfm_cuts,
+    value_counts,
+)
 from retain.io import DataError
-from retain.policy import FIVE_DEGREES, STAGE_PHASE, apply_policy
+from retain.policy import (
+    FIVE_DEGREES,
+    STAGE_PHASE,
+    BudgetRun,
+    assign_actions,
+    assign_stages,
+    assign_tiers,
+    degree_counts,
+    five_degrees,
+    mark_over_budget,
+    tier_cuts_from_counts,
+)
 from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
 
 __all__ = [
@@ -518,6 +547,245 @@ def _policy_inputs(
     return base
 
 
+@dataclass(frozen=True)
+class PartBase:
+    """One part of the population after the per-customer feature step (:func:`part_base`).
+
+    Attributes
+    ----------
+    base : DataFrame
+        :func:`retain.features.build.base_features` of the part's buyers plus
+        ``last_gap_days``, indexed by ``customer_id`` (sorted).
+    prospects : Index
+        The part's prospects (:func:`known_prospects`).
+    """
+
+    base: pd.DataFrame
+    prospects: pd.Index
+
+
+@dataclass(frozen=True)
+class PopulationStats:
+    """What the whole population decides for every part: the broadcast values.
+
+    Attributes
+    ----------
+    rfm_cuts : dict
+        RFM quintile cut points (:func:`retain.features.segments.rfm_cuts`).
+    feature_model : retain.clv.ClvModel or None
+        The purchase model behind the churn features, fitted on the population's counted
+        RFM triples (None when the churn model does not use those features).
+    """
+
+    rfm_cuts: dict[str, tuple[float, ...]]
+    feature_model: Any = None
+
+
+def part_base(
+    transactions: pd.DataFrame,
+    as_of: pd.Timestamp,
+    models: ScoringModels,
+    events: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+) -> PartBase:
+    """The per-customer features of one part of the population (every customer whole).
+
+    Parameters
+    ----------
+    transactions, events, customers : DataFrame
+        The validated rows of the part's customers.
+    as_of : Timestamp
+        The scoring day.
+    models : ScoringModels
+        Gives the feature settings the churn model was trained with.
+
+    Returns
+    -------
+    PartBase
+    """
+    settings = models.feature_config  # the churn model's own windows, never the run config's
+    base = base_features(transactions, as_of, events, settings)
+    check_point_in_time(base, as_of)
+    gaps = last_purchase_gap_days(transactions, as_of).reindex(base.index)
+    base = base.assign(last_gap_days=gaps.to_numpy(dtype=float))
+    return PartBase(base, known_prospects(events, customers, as_of, base.index))
+
+
+def population_stats(
+    parts_counts: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]],
+    parts_triples: Sequence[pd.DataFrame],
+    models: ScoringModels,
+) -> PopulationStats:
+    """The broadcast values from the parts' RFM value counts and counted RFM triples.
+
+    Parameters
+    ----------
+    parts_counts : sequence of dict
+        :func:`retain.features.build.rfm_score_counts` of each part.
+    parts_triples : sequence of DataFrame
+        :func:`retain.clv.cutoff_features.rfm_triples` of each part.
+    models : ScoringModels
+        Gives the churn model's features and purchase model.
+
+    Returns
+    -------
+    PopulationStats
+    """
+    counts = {
+        name: merge_value_counts([part[name] for part in parts_counts])
+        for name in RFM_SCORE_SOURCES
+    }
+    feature_model = None
+    if any(c in models.feature_names for c in CLV_FEATURES):
+        triples = pd.concat(list(parts_triples), ignore_index=True)
+        feature_model = fit_feature_model(triples, models.purchase_model)
+    return PopulationStats(rfm_cuts(counts), feature_model)
+
+
+def part_scores(
+    part: PartBase,
+    stats: PopulationStats,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    as_of: pd.Timestamp,
+    *,
+    segment_rules: SegmentRules | None = None,
+    chunk_size: int = 250_000,
+    n_threads: int | None = None,
+    clock: dict[str, float] | None = None,
+    note: Callable[[str], None] = lambda _m: None,
+) -> pd.DataFrame:
+    """Everything a part's customers get from their own rows and the broadcast values.
+
+    RFM scores and segments, CLV, next purchase, churn probability, lifecycle stage and the
+    reason texts (the stage decides their order); prospects get their rows here too.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``customer_id`` (sorted): the policy inputs, the stage columns of
+        :func:`retain.policy.assign_stages` and :data:`retain.explain.REASON_COLUMNS`.
+    """
+    clock = clock if clock is not None else {}
+    t0 = time.perf_counter()
+    feats = add_rfm(part.base.drop(columns=["last_gap_days"]), stats.rfm_cuts, segment_rules)
+    inputs = feats
+    if stats.feature_model is not None:
+        extra = feature_columns(stats.feature_model, feats, models.horizon_days)
+        inputs = pd.concat([feats, extra[[c for c in extra if c not in feats]]], axis=1)
+    check_model_inputs(inputs, models, models.feature_config)
+    clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    summary = _clv_summary(feats, models.clv.time_unit)
+    clv = models.clv.predict(summary)
+    clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of)], axis=1)
+    clock["clv"] = clock.get("clv", 0.0) + time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    prob, candidates = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
+    clock["churn_and_reasons"] = clock.get("churn_and_reasons", 0.0) + time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    gaps = part.base["last_gap_days"]
+    base = _policy_inputs(feats, clv, prob, gaps, policy)
+    if len(part.prospects):
+        base = pd.concat([base, pd.DataFrame(index=part.prospects)]).sort_index()
+    base.index.name = CUSTOMER_ID
+    stages = assign_stages(base, policy.stages, horizon_days(models.clv.horizon))
+    clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    stage = stages["lifecycle_stage"].reindex(inputs.index)
+    reasons = _reasons_after_policy(inputs, candidates, stage, models, chunk_size)
+    out = pd.concat([base, stages], axis=1)
+    for col in REASON_COLUMNS:
+        out[col] = reasons[col].reindex(out.index).astype("string")
+    clock["churn_and_reasons"] += time.perf_counter() - t0
+    return out
+
+
+def part_actions(
+    table: pd.DataFrame, tier_cuts: dict[str, float], policy: PolicyConfig
+) -> pd.DataFrame:
+    """Value tier and (before budgets) retention action of a part's customers.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`part_scores` output.
+    tier_cuts : dict
+        The population's cut points (:func:`retain.policy.tier_cuts_from_counts`).
+    policy : PolicyConfig
+        The policy.
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with ``value_tier`` and the columns of :func:`retain.policy.assign_actions`.
+    """
+    tiers = assign_tiers(table["clv"], tier_cuts)
+    actions = assign_actions(
+        table["lifecycle_stage"], tiers, table["churn_probability"], table["clv"], policy
+    )
+    return pd.concat([table, tiers, actions], axis=1)
+
+
+def part_budget(table: pd.DataFrame, over_budget: np.ndarray, priority: pd.Series) -> pd.DataFrame:
+    """A part's actions after the population's budgets and priorities.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`part_actions` output.
+    over_budget : ndarray of bool
+        Per row, whether the budget ran out before the customer (:class:`retain.policy.BudgetRun`).
+    priority : Series
+        ``action_priority`` per row (nullable Int64).
+
+    Returns
+    -------
+    DataFrame
+        ``table`` with the over-budget rows marked and ``action_priority``.
+    """
+    out = mark_over_budget(table.copy(), np.asarray(over_budget, dtype=bool))
+    out["action_priority"] = pd.array(priority, dtype="Int64")
+    return out.rename(columns={"save_rate": "action_save_rate"})
+
+
+def part_output(
+    table: pd.DataFrame,
+    degree_stats: dict[str, tuple[np.ndarray, np.ndarray]],
+    models: ScoringModels,
+    policy: PolicyConfig,
+    as_of: pd.Timestamp,
+) -> pd.DataFrame:
+    """A part's rows of the scores table (:data:`OUTPUT_COLUMNS`, RangeIndex).
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`part_budget` output.
+    degree_stats : dict
+        The population's :func:`retain.policy.degree_counts`.
+    models : ScoringModels
+        Gives the versions.
+    policy : PolicyConfig
+        The five degrees' sources.
+    as_of : Timestamp
+        The scoring day.
+    """
+    degrees = five_degrees(table, policy, degree_stats)
+    out = pd.concat([table, degrees], axis=1)
+    out["lifecycle_phase"] = out["lifecycle_phase"].astype("string")
+    out["as_of"] = as_of
+    out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
+    out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
+    out = out.reset_index()
+    out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
+    return out[list(OUTPUT_COLUMNS)]
+
+
 def score_customers(
     transactions: pd.DataFrame,
     as_of: dt.date | str,
@@ -533,6 +801,10 @@ def score_customers(
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Score every customer known at the as-of date.
+
+    The population is one part here; :mod:`retain.engine` runs the same steps on many parts
+    (:func:`part_base`, :func:`population_stats`, :func:`part_scores`, :func:`part_actions`,
+    the budget stream, :func:`part_budget`, :func:`part_output`).
 
     Parameters
     ----------
@@ -570,53 +842,63 @@ def score_customers(
 
     t0 = time.perf_counter()
     note("building features")
-    settings = models.feature_config  # the churn model's own windows, never the run config's
-    feats = build_features(transactions, as_of_ts, events, settings, segment_rules)
-    check_point_in_time(feats, as_of_ts)
-    inputs = model_features(feats, models)
-    check_model_inputs(inputs, models, settings)
-    gaps = last_purchase_gap_days(transactions, as_of_ts).reindex(feats.index)
+    part = part_base(transactions, as_of_ts, models, events, customers)
+    stats = population_stats([rfm_score_counts(part.base)], [rfm_triples(part.base)], models)
     clock["features"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    note("predicting CLV")
-    summary = _clv_summary(feats, models.clv.time_unit)
-    clv = models.clv.predict(summary)
-    clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of_ts)], axis=1)
-    clock["clv"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    prob, candidates = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
-    clock["churn_and_reasons"] = time.perf_counter() - t0
-
+    table = part_scores(
+        part,
+        stats,
+        models,
+        policy,
+        as_of_ts,
+        segment_rules=segment_rules,
+        chunk_size=chunk_size,
+        n_threads=n_threads,
+        clock=clock,
+        note=note,
+    )
     t0 = time.perf_counter()
     note("applying the policy")
-    base = _policy_inputs(feats, clv, prob, gaps, policy)
-    prospects = known_prospects(events, customers, as_of_ts, feats.index)
-    if len(prospects):
-        base = pd.concat([base, pd.DataFrame(index=prospects)])
-        base = base.sort_index()
-    base.index.name = CUSTOMER_ID
-    decided = apply_policy(base, policy, horizon_days(models.clv.horizon))
-    clock["policy"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    note("writing the reasons")
-    stage = decided["lifecycle_stage"].reindex(inputs.index)
-    reasons = _reasons_after_policy(inputs, candidates, stage, models, chunk_size)
-    clock["churn_and_reasons"] += time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    out = pd.concat([base, decided], axis=1)
-    for col in REASON_COLUMNS:
-        out[col] = reasons[col].reindex(out.index).astype("string")
-    out["as_of"] = as_of_ts
-    out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
-    out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
-    out = out.reset_index()
-    out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
+    clv = table["clv"].to_numpy(dtype=float)
+    cuts = tier_cuts_from_counts(*value_counts(clv[~np.isnan(clv)]), policy.tiers)
+    table = part_actions(table, cuts, policy)
+    over, priority = budget_over_table(table, policy)
+    table = part_budget(table, over, priority)
+    out = part_output(table, degree_counts(table, policy), models, policy, as_of_ts)
     clock["policy"] += time.perf_counter() - t0
-    return out[list(OUTPUT_COLUMNS)]
+    return out
+
+
+def budget_over_table(table: pd.DataFrame, policy: PolicyConfig) -> tuple[np.ndarray, pd.Series]:
+    """Over-budget flags and priorities of a whole population held in one table.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`part_actions` output of the whole population, sorted by customer.
+    policy : PolicyConfig
+        The budgets.
+
+    Returns
+    -------
+    (ndarray of bool, Series)
+        Per row: over budget; ``action_priority`` (nullable Int64).
+    """
+    channel = table["action_channel"].astype(str).to_numpy()
+    ev = table["expected_value_saved"].to_numpy(dtype=float)
+    idx = np.flatnonzero(channel != "none")
+    key = np.where(np.isnan(ev[idx]), -np.inf, ev[idx])
+    order = idx[np.argsort(-key, kind="stable")]
+    over_sorted, prio_sorted = BudgetRun(policy).decide(
+        channel[order], table["action_cost"].to_numpy(dtype=float)[order], ev[order]
+    )
+    over = np.zeros(len(table), dtype=bool)
+    over[order] = over_sorted
+    prio = np.zeros(len(table), dtype=np.int64)
+    prio[order] = prio_sorted
+    priority = pd.array(prio, dtype="Int64")
+    priority[prio == 0] = pd.NA
+    return over, pd.Series(priority, index=table.index, name="action_priority")
 
 
 def count_by(scores: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str, int]]:

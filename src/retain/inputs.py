@@ -181,9 +181,28 @@ def load_inputs(cfg: RunConfig, as_of: DateLike) -> Inputs:
     DataError
         For a whole-input problem in any table.
     """
+    return validate_source(_read_source(cfg), cfg, as_of)
+
+
+def validate_source(source: _RawInputs, cfg: RunConfig, as_of: DateLike) -> Inputs:
+    """Validate the raw tables of a source (or of a part of its customers) as of a date.
+
+    Parameters
+    ----------
+    source : _RawInputs
+        The tables as read (:func:`_read_source`, or one customer partition of them).
+    cfg : RunConfig
+        The run configuration.
+    as_of : date or str
+        The as-of date.
+
+    Returns
+    -------
+    Inputs
+        As :func:`load_inputs`.
+    """
     data = cfg.data
     as_of_ts = pd.Timestamp(as_of)
-    source = _read_source(cfg)
     raw, formats, decimals, paths = source.tables, source.formats, source.decimals, source.paths
     duplicates, truth = source.duplicates, source.truth
     limits: dict[str, Any] = {

@@ -22,7 +22,9 @@ docstrings that state each table's checks in order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -270,6 +272,51 @@ _HINTS = {
 """What to do when every row of a table is rejected, for the reasons a setting can fix."""
 
 
+_WHOLE_TABLE: contextvars.ContextVar[bool] = contextvars.ContextVar("whole_table", default=True)
+
+
+@contextlib.contextmanager
+def table_parts() -> Iterator[None]:
+    """Validate parts of tables (a partition of the customers): a part whose rows are all
+    rejected is no error there; the caller checks the whole table (:func:`check_rows_used`)."""
+    token = _WHOLE_TABLE.set(False)
+    try:
+        yield
+    finally:
+        _WHOLE_TABLE.reset(token)
+
+
+def check_rows_used(counts: dict[str, dict[str, int]]) -> None:
+    """Raise when a whole table had rows and none was used (the check of a table's parts).
+
+    Parameters
+    ----------
+    counts : dict
+        Per table, :func:`row_counts` summed over the parts.
+
+    Raises
+    ------
+    DataError
+        Naming the table and its reasons with their counts.
+    """
+    for table, c in counts.items():
+        if c.get("rows_in", 0) and not c.get("rows_used", 0):
+            found = [
+                f"{REJECT_REASONS[r]} {c['rejected_' + r]:,}"
+                for r in TABLE_REASONS[table]
+                if c.get("rejected_" + r)
+            ]
+            hints = [
+                _HINTS[r].format(table=table)
+                for r in TABLE_REASONS[table]
+                if c.get("rejected_" + r) and r in _HINTS
+            ]
+            advice = "".join(f"; {hint}" for hint in hints)
+            raise DataError(
+                f"{table}: all {c['rows_in']:,} rows were rejected ({'; '.join(found)}){advice}"
+            )
+
+
 class _Quarantine:
     """One reject code per row; the first reason that applies wins."""
 
@@ -312,7 +359,7 @@ class _Quarantine:
                 f"{self.table}: row balance broken: {counts['rows_in']} in, "
                 f"{counts['rows_used']} used, {counts['rows_rejected']} rejected"
             )
-        if counts["rows_used"] == 0:
+        if counts["rows_used"] == 0 and _WHOLE_TABLE.get():
             found = [r for r in self.reasons if counts["rejected_" + r]]
             parts = []
             for r in found:
@@ -439,7 +486,8 @@ def _check_input(raw: pd.DataFrame, contract: Contract) -> None:
             f"{', '.join(map(str, raw.columns))}"
         )
     if len(raw) == 0:
-        raise DataError(f"{contract.name}: the input is empty (0 rows)")
+        if _WHOLE_TABLE.get():
+            raise DataError(f"{contract.name}: the input is empty (0 rows)")
 
 
 def _codes(values: pd.Series | np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +369,39 @@ def read_table(
         ``columns`` maps a name that is not a column of the contract, or an expression that
         cannot be parsed (the message names ``data.<table>.columns.<name>``).
     """
+    parts = list(read_table_batches(source, contract, null_values=null_values))
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    if len(frame) == 0:
+        raise DataError(f"{contract.name}: file has no data rows (0 rows): {source.path}")
+    return frame.reset_index(drop=True)
+
+
+def read_table_batches(
+    source: TableSource,
+    contract: Contract,
+    *,
+    null_values: Sequence[str] = NULL_VALUES,
+    batch_rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` a batch of rows at a time, in file order (memory bounded by the batch).
+
+    Parameters
+    ----------
+    source, contract, null_values
+        As for :func:`read_table`.
+    batch_rows : int, optional
+        Rows per batch; None reads the file as one batch.
+
+    Yields
+    ------
+    DataFrame
+        The next rows, as :func:`read_table` gives them (a fresh RangeIndex per batch).
+
+    Raises
+    ------
+    DataError, ConfigError
+        As :func:`read_table` (before the first batch, or while reading).
+    """
     table = contract.name
     unknown = sorted(set(source.columns) - set(contract.columns))
     if unknown:
@@ -408,12 +441,15 @@ def read_table(
             used.update({f"{col!r} (used by {name})": col for col in sorted(expr.columns())})
         _check_column_types(source, contract, used, available, types)
         try:
-            frame = rel.project(", ".join(items)).to_arrow_table().to_pandas()
+            if batch_rows is None:
+                batches: Iterator[Any] = iter([rel.project(", ".join(items)).to_arrow_table()])
+            else:
+                reader = rel.project(", ".join(items)).fetch_arrow_reader(batch_rows)
+                batches = iter(reader)
+            for batch in batches:
+                frame = batch.to_pandas()
+                yield _compute(frame, derived, where, contract, source.csv.decimal, null_values)
         except duckdb.Error as exc:
             raise failure(exc) from exc
     finally:
         con.close()
-    if len(frame) == 0:
-        raise DataError(f"{table}: file has no data rows (0 rows): {path}")
-    frame = _compute(frame, derived, where, contract, source.csv.decimal, null_values)
-    return frame.reset_index(drop=True)

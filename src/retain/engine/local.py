@@ -1,0 +1,356 @@
+"""The local engine: the scoring steps run one customer partition at a time.
+
+The inputs are split by customer hash (:mod:`retain.engine.partition`) and each partition is
+validated, featurised, scored and explained on its own, with its intermediate tables kept as
+Parquet files in a temporary folder; between the steps, the global values are reduced from
+what each partition reports (value counts, counted RFM triples) and the budget is decided
+from one sorted stream that DuckDB reads from those files. Working memory is that of one
+partition plus the global values (a few numbers per distinct value), not that of the data.
+The results are those of :func:`retain.scoring.score_customers` on the whole population,
+whatever the number of partitions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from retain.clv.cutoff_features import rfm_triples
+from retain.config import PolicyConfig, RunConfig, SegmentRules
+from retain.contracts import CUSTOMER_ID
+from retain.engine.partition import RawPart, split_tables
+from retain.features.build import rfm_score_counts
+from retain.features.segments import merge_value_counts, value_counts
+from retain.inputs import Inputs, _RawInputs, rejected_customers, validate_source
+from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
+from retain.scoring import (
+    PartBase,
+    ScoringModels,
+    part_actions,
+    part_base,
+    part_budget,
+    part_output,
+    part_scores,
+    population_stats,
+)
+from retain.timeline import day
+from retain.validation import check_rows_used, rejected_share_warnings, table_parts
+
+__all__ = ["PartitionedScores", "auto_partitions", "score_partitioned"]
+
+ROWS_PER_PARTITION = 2_000_000
+"""Input rows per partition when ``partitions: auto``."""
+
+
+def auto_partitions(n_rows: int, setting: int | str = "auto") -> int:
+    """The number of customer partitions: the setting, or one per :data:`ROWS_PER_PARTITION`.
+
+    Parameters
+    ----------
+    n_rows : int
+        Input rows (all tables).
+    setting : int or "auto"
+        The config's ``partitions``.
+
+    Returns
+    -------
+    int
+    """
+    if setting != "auto":
+        return int(setting)
+    return max(1, -(-int(n_rows) // ROWS_PER_PARTITION))
+
+
+@dataclass
+class PartitionedScores:
+    """What a partitioned scoring run gives the job.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        The scores, as :func:`retain.scoring.score_customers`.
+    counts : dict
+        Per table, the row counts summed over the partitions.
+    rejects : DataFrame
+        Every rejected row, with its row number in the source.
+    balance : dict
+        The customer balance (see :func:`retain.jobs.score.customer_balance`).
+    warnings : list of str
+        Rejected-share warnings.
+    partitions : int
+        The number of partitions.
+    """
+
+    scores: pd.DataFrame
+    counts: dict[str, dict[str, int]]
+    rejects: pd.DataFrame
+    balance: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    partitions: int = 1
+
+
+def _sum_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for counts in parts:
+        for table, c in counts.items():
+            into = total.setdefault(table, {})
+            for key, value in c.items():
+                into[key] = into.get(key, 0) + int(value)
+    return total
+
+
+def _validate(part: RawPart, source: _RawInputs, cfg: RunConfig, as_of: pd.Timestamp) -> Inputs:
+    """Validate one partition; rejects carry their row number in the source."""
+    raw = dataclasses.replace(source, tables=part.tables)
+    with table_parts():
+        inputs = validate_source(raw, cfg, as_of)
+    rejects = inputs.rejects
+    if len(rejects):
+        numbers = rejects["row_number"].to_numpy(dtype=np.int64).copy()
+        tables = rejects["table"].astype(str).to_numpy()
+        for name, rows in part.rows.items():
+            mine = tables == name
+            numbers[mine] = rows[numbers[mine]]
+        inputs.rejects = rejects.assign(row_number=numbers)
+    return inputs
+
+
+def _known_and_rejected(inputs: Inputs) -> dict[str, Any]:
+    """The partition's customers seen, rejected and their reasons (for the balance)."""
+    seen = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
+    if inputs.events is not None:
+        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
+    if inputs.customers is not None:
+        frame = inputs.customers
+        ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
+        seen.append(np.asarray(ids, dtype=object))
+    rejected = rejected_customers(inputs)
+    seen.append(np.asarray(rejected, dtype=object))
+    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
+    rejects = inputs.rejects.copy()
+    rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
+    mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
+    reason = (
+        mine.groupby([CUSTOMER_ID, "reason"], observed=True)
+        .size()
+        .reset_index(name="n")
+        .sort_values([CUSTOMER_ID, "n"], ascending=[True, False])
+        .drop_duplicates(CUSTOMER_ID)
+    )
+    return {
+        "customers_in": int(len(known)),
+        "customers_rejected": int(len(rejected)),
+        "rejected_by_reason": {str(k): int(v) for k, v in reason["reason"].value_counts().items()},
+    }
+
+
+def _budget_stream(files: list[Path], policy: PolicyConfig) -> dict[int, pd.DataFrame]:
+    """Over-budget flags and priorities of every contacted customer, per partition.
+
+    DuckDB sorts the contacted customers of every partition file by expected value saved
+    (missing last), best first, ties by customer id, and streams them through one
+    :class:`retain.policy.BudgetRun`.
+    """
+    names = {str(path): p for p, path in enumerate(files)}
+    sql = f"""
+        SELECT filename, {CUSTOMER_ID}, action_channel, action_cost, expected_value_saved
+        FROM read_parquet(?, filename = true)
+        WHERE action_channel <> 'none'
+        ORDER BY (expected_value_saved IS NULL OR isnan(expected_value_saved)),
+                 expected_value_saved DESC, {CUSTOMER_ID}
+    """
+    run = BudgetRun(policy)
+    found: dict[int, list[pd.DataFrame]] = {}
+    con = duckdb.connect()
+    try:
+        reader = con.execute(sql, [[str(f) for f in files]]).to_arrow_reader(1_000_000)
+        for batch in reader:
+            chunk = batch.to_pandas()
+            over, priority = run.decide(
+                chunk["action_channel"].to_numpy(dtype=object),
+                chunk["action_cost"].to_numpy(dtype=float, na_value=np.nan),
+                chunk["expected_value_saved"].to_numpy(dtype=float, na_value=np.nan),
+            )
+            decided = pd.DataFrame(
+                {"over_budget": over, "priority": priority},
+                index=pd.Index(chunk[CUSTOMER_ID].astype("string"), name=CUSTOMER_ID),
+            )
+            part_of = chunk["filename"].map(names).to_numpy()
+            for p in np.unique(part_of):
+                found.setdefault(int(p), []).append(decided[part_of == p])
+    finally:
+        con.close()
+    return {p: pd.concat(frames) for p, frames in found.items()}
+
+
+def score_partitioned(
+    source: _RawInputs,
+    cfg: RunConfig,
+    as_of: Any,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    *,
+    partitions: int,
+    segment_rules: SegmentRules | None = None,
+    chunk_size: int = 250_000,
+    timings: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PartitionedScores:
+    """Score the customers of a source one customer partition at a time.
+
+    Parameters
+    ----------
+    source : _RawInputs
+        The raw tables (:func:`retain.inputs._read_source`).
+    cfg : RunConfig
+        The run configuration (validation settings).
+    as_of : date or str
+        The scoring day.
+    models : ScoringModels
+        The loaded models.
+    policy : PolicyConfig
+        The policy.
+    partitions : int
+        Number of customer partitions.
+    segment_rules : SegmentRules, optional
+        RFM segment rules.
+    chunk_size : int
+        Customers per churn/explanation chunk within a partition.
+    timings : dict, optional
+        Filled with seconds per step.
+    progress : callable, optional
+        Called with a short message per step.
+
+    Returns
+    -------
+    PartitionedScores
+
+    Raises
+    ------
+    retain.io.DataError
+        A whole table had rows and none was usable.
+    """
+    note = progress or (lambda _m: None)
+    clock = timings if timings is not None else {}
+    when = day(as_of)
+    data = cfg.data
+    t0 = time.perf_counter()
+    raw_parts = split_tables(source.tables, partitions, data.null_values, data.id_normalisation)
+    clock["partition"] = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="retain-parts-") as tmp:
+        work = Path(tmp)
+        counts: list[dict[str, dict[str, int]]] = []
+        rejects: list[pd.DataFrame] = []
+        balances: list[dict[str, Any]] = []
+        rfm_counts, triples = [], []
+        for p in range(partitions):
+            note(f"partition {p + 1} of {partitions}: validating and featurising")
+            t0 = time.perf_counter()
+            inputs = _validate(raw_parts[p], source, cfg, when)
+            raw_parts[p] = RawPart()  # the raw rows are no longer needed
+            counts.append(inputs.counts)
+            rejects.append(inputs.rejects)
+            balances.append(_known_and_rejected(inputs))
+            clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pb = part_base(inputs.transactions, when, models, inputs.events, inputs.customers)
+            del inputs
+            pb.base.to_parquet(work / f"base-{p}.parquet")
+            pd.DataFrame({CUSTOMER_ID: pb.prospects}).to_parquet(work / f"prospects-{p}.parquet")
+            rfm_counts.append(rfm_score_counts(pb.base))
+            triples.append(rfm_triples(pb.base))
+            clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+        total_counts = _sum_counts(counts)
+        check_rows_used(total_counts)
+        stats = population_stats(rfm_counts, triples, models)
+
+        clv_counts = []
+        for p in range(partitions):
+            note(f"partition {p + 1} of {partitions}: scoring and explaining")
+            base = pd.read_parquet(work / f"base-{p}.parquet")
+            prospects = pd.Index(
+                pd.read_parquet(work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
+            )
+            table = part_scores(
+                PartBase(base, prospects),
+                stats,
+                models,
+                policy,
+                when,
+                segment_rules=segment_rules,
+                chunk_size=chunk_size,
+                clock=clock,
+            )
+            clv = table["clv"].to_numpy(dtype=float)
+            clv_counts.append(value_counts(clv[~np.isnan(clv)]))
+            table.to_parquet(work / f"scores-{p}.parquet")
+        t0 = time.perf_counter()
+        cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
+        files = []
+        for p in range(partitions):
+            table = part_actions(pd.read_parquet(work / f"scores-{p}.parquet"), cuts, policy)
+            path = work / f"actions-{p}.parquet"
+            table.to_parquet(path)
+            files.append(path)
+        note("deciding budgets and priorities")
+        decisions = _budget_stream(files, policy)
+        degree_parts = []
+        for p in range(partitions):
+            table = pd.read_parquet(files[p])
+            mine = decisions.get(p, pd.DataFrame({"over_budget": [], "priority": []}))
+            mine = mine.reindex(table.index)
+            over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
+            prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
+            prio[prio == 0] = pd.NA
+            table = part_budget(table, over, pd.Series(prio, index=table.index))
+            degree_parts.append(degree_counts(table, policy))
+            table.to_parquet(work / f"budget-{p}.parquet")
+        names = {c for part in degree_parts for c in part}
+        degree_stats = {
+            c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
+        }
+        outputs = []
+        for p in range(partitions):
+            table = pd.read_parquet(work / f"budget-{p}.parquet")
+            out = part_output(table, degree_stats, models, policy, when)
+            balances[p]["customers_scored"] = int(out[CUSTOMER_ID].nunique())
+            balances[p]["rows_out"] = len(out)
+            outputs.append(out)
+        clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
+    scores = pd.concat(outputs, ignore_index=True)
+    scores = scores.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
+    return PartitionedScores(
+        scores=scores,
+        counts=total_counts,
+        rejects=pd.concat(rejects, ignore_index=True),
+        balance=_balance(balances),
+        warnings=rejected_share_warnings(total_counts, data.max_rejected_share),
+        partitions=partitions,
+    )
+
+
+def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    by_reason: dict[str, int] = {}
+    for part in parts:
+        for reason, n in part["rejected_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    known = sum(p["customers_in"] for p in parts)
+    scored = sum(p["customers_scored"] for p in parts)
+    rejected = sum(p["customers_rejected"] for p in parts)
+    rows = sum(p["rows_out"] for p in parts)
+    return {
+        "customers_in": known,
+        "customers_scored": scored,
+        "customers_rejected": rejected,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "balanced": bool(known == scored + rejected and scored == rows),
+    }

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -557,6 +557,31 @@ class ScoringConfig(StrictModel):
     model_alias: str = "champion"
 
 
+# ------------------------------------------------------------------------ engines
+
+
+ENGINE_SETTINGS = ("engine", "partitions", "spark")
+"""Top-level keys that choose where the work runs, not what it computes (left out of the
+config hash: the engines give the same results)."""
+
+
+class SparkConfig(StrictModel):
+    """Settings of the Spark engine (``engine: spark``)."""
+
+    master: str = Field("local[*]", description="Spark master URL (ignored inside spark-submit)")
+    app_name: str = "retain"
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Spark settings passed through (spark.* keys)"
+    )
+
+    @model_validator(mode="after")
+    def _keys(self) -> SparkConfig:
+        bad = [k for k in self.conf if not k.startswith("spark.")]
+        if bad:
+            raise ValueError(f"spark.conf keys must start with 'spark.': {', '.join(bad)}")
+        return self
+
+
 # ----------------------------------------------------------------------- tracking
 
 
@@ -632,6 +657,16 @@ class RunConfig(StrictModel):
     report: ReportConfig = ReportConfig()
     policy: Path = Path("policy.yaml")
     segments: Path = Path("segments.yaml")
+    engine: Literal["local", "spark"] = Field(
+        "local",
+        description="local: DuckDB hands the inputs over by customer partition (out of core); "
+        "spark: the same steps on Spark",
+    )
+    partitions: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+        "auto",
+        description="Customer hash partitions; auto: about one per 2 million input rows",
+    )
+    spark: SparkConfig = SparkConfig()
 
     source_path: Path | None = Field(None, exclude=True)
 
@@ -671,7 +706,8 @@ class RunConfig(StrictModel):
 
     def config_hash(self) -> str:
         """A short, stable hash of the validated config (for manifests and run tags)."""
-        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        dumped = self.model_dump(mode="json", exclude=set(ENGINE_SETTINGS))
+        payload = json.dumps(dumped, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

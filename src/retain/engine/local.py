@@ -48,7 +48,7 @@ from retain.validation import check_rows_used, rejected_share_warnings, table_pa
 __all__ = ["PartitionedScores", "auto_partitions", "score_partitioned"]
 
 ROWS_PER_PARTITION = 2_000_000
-"""Input rows per partition when the partition count is "auto"."""
+"""Input rows per partition when ``partitions: auto``."""
 
 
 def auto_partitions(n_rows: int, setting: int | str = "auto") -> int:
@@ -59,7 +59,7 @@ def auto_partitions(n_rows: int, setting: int | str = "auto") -> int:
     n_rows : int
         Input rows (all tables).
     setting : int or "auto"
-        A partition count, or "auto".
+        The config's ``partitions``.
 
     Returns
     -------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -13,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -20,6 +23,9 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from retain.datasets import load_cdnow
+
+if TYPE_CHECKING:  # pyspark only when a test asks for the spark fixture
+    from pyspark.sql import SparkSession
 
 # Property tests keep no example database, and hypothesis' own cache lives in the temp folder:
 # the working directory stays clean. Seeded (derandomized) so that a run is reproducible.
@@ -207,3 +213,123 @@ def mlflow_http(mlflow_server: MlflowStore) -> Iterator[MlflowStore]:
         yield mlflow_server
     finally:
         _restore_mlflow(saved)
+
+
+# ---------------------------------------------------------------------------- Spark
+
+SPARK_NEEDS_JAVA = "Spark tests need Java 17 (apt-get install openjdk-17-jre-headless)"
+
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+"""
+
+
+def _java_major() -> int | None:
+    """The major version of the Java that PySpark would start (``JAVA_HOME`` first), or None."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).is_file():
+        return None
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if out.returncode != 0 or not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8" is Java 8
+
+
+def _spark_session(master: str, app_name: str, conf: dict[str, str]) -> SparkSession:
+    """A quiet SparkSession with Arrow on (log level ERROR, no UI, no progress bars)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",  # fail, never fall back
+        **conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    """A local SparkSession (``local[2]``, 4 shuffle partitions, Arrow on), quiet, in tmp.
+
+    Skips, saying why, without Java 17 or newer; under CI (``CI`` set, where ``.ci/run``
+    installs ``openjdk-17-jre-headless``) a missing Java fails instead. Python workers run
+    this interpreter (``PYSPARK_PYTHON``); Spark's local, warehouse and Java temp folders are
+    under pytest's temp folder. Environment variables are restored and the session stopped
+    at the end.
+    """
+    major = _java_major()
+    if major is None or major < 17:
+        reason = SPARK_NEEDS_JAVA + (f"; found Java {major}" if major else "")
+        if os.environ.get("CI"):  # .ci/run installs it: a missing Java there is a failure
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        reason = "pyspark is not installed (pip install -c constraints.txt -e '.[dev]')"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+    root = tmp_path_factory.mktemp("spark")
+    log4j = root / "log4j2.properties"
+    log4j.write_text(_LOG4J2)
+    (root / "java-tmp").mkdir()
+    java_opts = f"-Dlog4j2.configurationFile={log4j.as_uri()} -Djava.io.tmpdir={root / 'java-tmp'}"
+    env = {
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    session = None
+    try:
+        session = _spark_session(
+            "local[2]",
+            "retain-tests",
+            {
+                "spark.sql.shuffle.partitions": "4",
+                "spark.default.parallelism": "2",
+                "spark.driver.memory": "1g",
+                "spark.driver.maxResultSize": "256m",
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.driver.extraJavaOptions": java_opts,
+                "spark.executor.extraJavaOptions": java_opts,
+                "spark.local.dir": str(root / "local"),
+                "spark.sql.warehouse.dir": str(root / "warehouse"),
+                "spark.sql.session.timeZone": "UTC",
+            },
+        )
+        yield session
+    finally:
+        if session is not None:
+            session.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

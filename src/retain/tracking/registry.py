@@ -3,19 +3,23 @@
 1. **Names**: one registered name per kind of model and data set (:func:`registered_name`);
    every version records the data set it learnt from and is refused for another one
    (:func:`check_dataset`).
-2. **Log and register models**. Both models are pyfunc "models from code" (a three-line script)
-   whose artifacts are plain files, so nothing is pickled: ``clv`` keeps the JSON of
-   :meth:`retain.clv.ClvModel.to_dict` (``artifacts/clv_model.json``); ``churn`` keeps the
-   JSON of :meth:`retain.churn.ChurnModel.to_dict` (``artifacts/churn_model.json``: the booster
-   in LightGBM's own text format, the calibrator, the features). Every new version gets the
+2. **Log and register models** as plain files, so nothing is pickled: ``clv`` is a pyfunc
+   "model from code" (a three-line script) keeping the JSON of
+   :meth:`retain.clv.ClvModel.to_dict` (``artifacts/clv_model.json``); ``churn`` is a
+   ``python_function`` flavour whose ``loader_module`` is :mod:`retain.tracking.pyfunc` (our
+   installed package, so MLflow's ``load_model`` and ``spark_udf`` run no code from the
+   artifact store) and whose ``data`` is the JSON of :meth:`retain.churn.ChurnModel.to_dict`
+   (``data/churn_model.json``: the booster in LightGBM's own text format, the calibrator, the
+   features); its signature takes the feature columns as doubles and returns the calibrated
+   churn probability. Every new version gets the
    tag ``retain.sha256`` (JSON: relative path -> SHA-256 of every file of the model
    directory), the alias ``challenger`` and, as version tags ``metric.<name>``, the metrics the
    promotion gate reads.
 3. **Load** models by alias, version number or run id (:func:`load_clv_model`,
    :func:`load_churn_model`, :func:`load_scoring_models`) without any MLflow flavour loader:
    the downloaded ``MLmodel`` must describe exactly what retain writes (no pickle-based
-   flavour), the files must match the ``retain.sha256`` tag exactly, and only then are the
-   plain files read (``json``, ``lightgbm.Booster(model_str=...)``).
+   flavour, no loader but retain's), the files must match the ``retain.sha256`` tag exactly,
+   and only then are the plain files read (``json``, ``lightgbm.Booster(model_str=...)``).
 4. **Promote** (:func:`promote`): read both versions' metrics, ask the pure gate
    (:func:`retain.promotion.decide`) and move ``champion`` to the challenger when it accepts.
    The previous champion keeps the alias ``previous_champion``; :func:`rollback` swaps the two.
@@ -46,13 +50,15 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 from retain import __version__
 from retain.clv import ClvModel
 from retain.config import PromotionConfig, RunConfig
 from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE
 from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
+from retain.tracking.pyfunc import LOADER_MODULE as _CHURN_LOADER
 from retain.tracking.store import TrackingError, client
 
 CLV_MODEL_NAME = "clv"
@@ -79,13 +85,6 @@ import mlflow
 from retain.tracking import ClvPyfunc
 
 mlflow.models.set_model(ClvPyfunc())
-'''
-
-_CHURN_PYFUNC_CODE = '''"""MLflow "model from code" entry for the retain churn model (no pickle)."""
-import mlflow
-from retain.tracking import ChurnPyfunc
-
-mlflow.models.set_model(ChurnPyfunc())
 '''
 
 _CODE_MODEL_LOADER = "mlflow.pyfunc.loaders.code_model"
@@ -200,6 +199,8 @@ class ClvPyfunc(mlflow.pyfunc.PythonModel):
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of :class:`retain.churn.ChurnModel`, restored from its JSON saved form.
 
+    The "model from code" entry of churn versions logged before the churn model named
+    :mod:`retain.tracking.pyfunc` as its loader; kept so that those versions still load.
     Input: one row per customer with the model's feature columns. Output: ``raw_score`` (the
     booster's log-odds) and ``churn_probability`` (calibrated), one row per input row in the
     same order.
@@ -342,7 +343,7 @@ def log_clv_model(
     with tempfile.TemporaryDirectory() as tmp:
         json_path = Path(tmp) / CLV_ARTIFACT
         json_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
-        code_path = Path(tmp) / _CLV_LAYOUT.code_file
+        code_path = Path(tmp) / _CLV_CODE_FILE
         code_path.write_text(_CLV_PYFUNC_CODE)
         info = mlflow.pyfunc.log_model(
             name=model_name,
@@ -364,11 +365,14 @@ def log_churn_model(
 ) -> ModelVersion:
     """Log a churn model as a plain-file pyfunc, register it and alias it ``challenger``.
 
-    The model directory holds the model's one saved form, ``artifacts/churn_model.json``
+    The model directory holds the model's one saved form, ``data/churn_model.json``
     (:meth:`retain.churn.ChurnModel.to_dict`: the booster in LightGBM's text format, the
     calibrator, the feature list, horizon, CLV feature model, feature settings and
-    provenance), and the "model from code" script of :class:`ChurnPyfunc`; nothing is
-    pickled. The version gets the digest tag ``retain.sha256``. Must be called inside an
+    provenance), as the ``data`` of a ``python_function`` flavour whose ``loader_module`` is
+    :mod:`retain.tracking.pyfunc`; nothing is pickled and no code is stored. The signature
+    takes the feature columns as doubles and returns one double, the calibrated churn
+    probability, so ``mlflow.pyfunc.load_model`` and ``mlflow.pyfunc.spark_udf`` give what
+    scoring gives. The version gets the digest tag ``retain.sha256``. Must be called inside an
     active run.
 
     Parameters
@@ -393,25 +397,44 @@ def log_churn_model(
     if mlflow.active_run() is None:
         raise TrackingError("log_churn_model needs an active MLflow run")
     _check_user_tags(tags)
-    example = input_example[list(model.feature_names)].head(5).reset_index(drop=True)
-    output = pd.DataFrame(
-        {"raw_score": model.predict_raw(example), "churn_probability": model.predict_proba(example)}
-    )
-    signature = infer_signature(example, output)
+    features = [str(c) for c in model.feature_names]
+    missing = [c for c in features if c not in input_example.columns]
+    if missing:
+        raise ValueError(f"input_example lacks the model's feature columns {missing}")
+    example = input_example[features].head(5).reset_index(drop=True).astype("float64")
+    signature = churn_signature(features)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = Path(tmp) / CHURN_ARTIFACT
         model_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
-        code_path = Path(tmp) / _CHURN_LAYOUT.code_file
-        code_path.write_text(_CHURN_PYFUNC_CODE)
         info = mlflow.pyfunc.log_model(
             name=model_name,
-            python_model=str(code_path),
-            artifacts={"churn_model": str(model_path)},
+            loader_module=_CHURN_LOADER,
+            data_path=str(model_path),
             signature=signature,
             input_example=example,
             pip_requirements=_pip_requirements("lightgbm"),
         )
     return _finish_registration(model_name, info, metrics, tags)
+
+
+def churn_signature(feature_names: list[str]) -> ModelSignature:
+    """The churn pyfunc's signature: every feature a double in, one double (probability) out.
+
+    Parameters
+    ----------
+    feature_names : list of str
+        The model's features (:attr:`retain.churn.ChurnModel.feature_names`).
+
+    Returns
+    -------
+    ModelSignature
+        Named double inputs (``spark_udf`` called without columns reads these), an unnamed
+        double output (the calibrated churn probability).
+    """
+    return ModelSignature(
+        inputs=Schema([ColSpec("double", name) for name in feature_names]),
+        outputs=Schema([ColSpec("double")]),
+    )
 
 
 def resolve_version(model_name: str, ref: str | int = CHAMPION) -> ModelVersion:
@@ -468,27 +491,52 @@ def resolve_version(model_name: str, ref: str | int = CHAMPION) -> ModelVersion:
 class _ModelLayout:
     """What retain writes into a model directory besides MLflow's metadata files.
 
+    Two kinds: a "model from code" (``code_file`` set: MLflow's code-model loader runs that
+    script, which imports retain's pyfunc class; the saved form is a pyfunc artifact) and a
+    loader-module flavour (``code_file`` None: ``loader_module`` is ``loader``, a module of the
+    installed retain, and the saved form is the flavour's ``data``).
+
     Attributes
     ----------
-    code_file : str
-        The "model from code" script (file name).
-    artifacts : mapping
-        Pyfunc artifact key -> path relative to the model directory.
+    code_file : str or None
+        The "model from code" script (file name), or None for a loader-module flavour.
+    model_file : str
+        The saved form (JSON), relative to the model directory.
+    artifact_key : str
+        Its pyfunc artifact key (models from code only).
     train_command : str
         The CLI command that registers a new version (named in refusals).
+    loader : str
+        The flavour's ``loader_module``.
     """
 
-    code_file: str
-    artifacts: Mapping[str, str]
+    code_file: str | None
+    model_file: str
+    artifact_key: str
     train_command: str
+    loader: str = _CODE_MODEL_LOADER
+
+    def describe(self) -> str:
+        """The loader and files, as named in refusals."""
+        if self.code_file is not None:
+            return f"{self.loader} with {self.code_file}"
+        return f"{self.loader} with data {self.model_file}"
 
 
+_CLV_CODE_FILE = "clv_pyfunc.py"
 _CLV_LAYOUT = _ModelLayout(
-    "clv_pyfunc.py", {"clv_model": f"artifacts/{CLV_ARTIFACT}"}, "retain train-clv"
+    _CLV_CODE_FILE, f"artifacts/{CLV_ARTIFACT}", "clv_model", "retain train-clv"
 )
 _CHURN_LAYOUT = _ModelLayout(
-    "churn_pyfunc.py", {"churn_model": f"artifacts/{CHURN_ARTIFACT}"}, "retain train-churn"
+    None, f"data/{CHURN_ARTIFACT}", "churn_model", "retain train-churn", _CHURN_LOADER
 )
+_CHURN_CODE_LAYOUT = _ModelLayout(
+    "churn_pyfunc.py", f"artifacts/{CHURN_ARTIFACT}", "churn_model", "retain train-churn"
+)
+"""Churn versions logged before :mod:`retain.tracking.pyfunc`: still read, never written."""
+_CHURN_LAYOUTS = (_CHURN_LAYOUT, _CHURN_CODE_LAYOUT)
+_LOADER_MODULE_KEYS = frozenset({"loader_module", "data", "env", "python_version", "streamable"})
+"""The keys MLflow writes into a loader-module ``python_function`` flavour (``code`` empty)."""
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
 _PICKLE_PATH_KEYS = ("python_model", "pickled_model")
 
@@ -562,15 +610,20 @@ def _pickle_marker(node: Any, key: str = "") -> str | None:
     return None
 
 
-def _check_mlmodel(root: Path, layout: _ModelLayout, model_name: str, version: str) -> None:
+def _check_mlmodel(
+    root: Path, layouts: tuple[_ModelLayout, ...], model_name: str, version: str
+) -> _ModelLayout:
     """Refuse a model directory whose MLmodel is not exactly what retain writes.
 
     Reads ``MLmodel`` with :func:`yaml.safe_load` and nothing else: a pickle-based flavour
     (cloudpickle/pickle serialization, a ``python_model.pkl``), a pickled file in the
-    directory, another flavour than ``python_function`` or another loader than MLflow's
-    "model from code" loader with retain's script and artifacts is a :class:`TrackingError`.
+    directory, another flavour than ``python_function``, or a ``python_function`` flavour that
+    is not exactly one of ``layouts`` (MLflow's "model from code" loader with retain's script
+    and artifacts, or retain's own loader module with its data and no code paths) is a
+    :class:`TrackingError`. Returns the layout the directory follows.
     """
     where = f"model {model_name} version {version}"
+    layout = layouts[0]
     todo = f"retrain it ({layout.train_command}) or restore the files retain logged"
     mlmodel = root / "MLmodel"
     if not mlmodel.is_file():
@@ -605,27 +658,66 @@ def _check_mlmodel(root: Path, layout: _ModelLayout, model_name: str, version: s
     if others:
         raise TrackingError(
             f"{where} is refused: MLmodel flavour(s) {others} are not written by retain "
-            f"(python_function from code only); {todo}"
+            f"(python_function with retain's loader only); {todo}"
         )
     pf = flavors.get("python_function")
     pf = pf if isinstance(pf, dict) else {}
     loader = pf.get("loader_module")
+    matching = [lay for lay in layouts if lay.loader == loader]
+    if not matching:
+        raise TrackingError(
+            f"{where} is refused: its python_function flavour uses loader {loader!r}, not "
+            f"retain's {' or '.join(lay.describe() for lay in layouts)}; {todo}"
+        )
+    layout = matching[0]
+    if layout.code_file is None:
+        _check_loader_module_flavour(pf, layout, where, todo)
+        return layout
     code = Path(str(pf.get("model_code_path") or "")).name
-    if loader != _CODE_MODEL_LOADER or code != layout.code_file or pf.get("code"):
+    if code != layout.code_file or pf.get("code"):
         raise TrackingError(
             f"{where} is refused: its python_function flavour uses loader {loader!r} with "
             f"code {code or None!r} and code paths {pf.get('code')!r}, not retain's "
-            f"{_CODE_MODEL_LOADER} with {layout.code_file}; {todo}"
+            f"{layout.describe()}; {todo}"
         )
     raw = pf.get("artifacts") or {}
     paths = {
         str(k): v.get("path") if isinstance(v, dict) else v
         for k, v in (raw.items() if isinstance(raw, dict) else [])
     }
-    if paths != dict(layout.artifacts):
+    expected = {layout.artifact_key: layout.model_file}
+    if paths != expected:
         raise TrackingError(
-            f"{where} is refused: its pyfunc artifacts {paths} are not retain's "
-            f"{dict(layout.artifacts)}; {todo}"
+            f"{where} is refused: its pyfunc artifacts {paths} are not retain's {expected}; {todo}"
+        )
+    return layout
+
+
+def _check_loader_module_flavour(
+    pf: Mapping[str, Any], layout: _ModelLayout, where: str, todo: str
+) -> None:
+    """Refuse a loader-module flavour with code paths, other data or keys MLflow never writes.
+
+    ``loader_module`` itself was matched by the caller. ``code`` would put files of the
+    artifact store on ``sys.path`` ahead of retain (so ``retain.tracking.pyfunc`` could be
+    replaced); ``model_code_path``, ``artifacts``, ``model_config`` or ``predict_fn`` belong
+    to other kinds of pyfunc.
+    """
+    if pf.get("code"):
+        raise TrackingError(
+            f"{where} is refused: its python_function flavour adds code paths "
+            f"{pf.get('code')!r} to retain's loader {layout.loader}; {todo}"
+        )
+    extra = sorted(str(k) for k in set(pf) - _LOADER_MODULE_KEYS - {"code"})
+    if extra:
+        raise TrackingError(
+            f"{where} is refused: its python_function flavour has keys {extra} that retain's "
+            f"{layout.describe()} does not write; {todo}"
+        )
+    if pf.get("data") != layout.model_file:
+        raise TrackingError(
+            f"{where} is refused: its python_function flavour reads data {pf.get('data')!r}, "
+            f"not retain's {layout.model_file}; {todo}"
         )
 
 
@@ -665,9 +757,9 @@ def _check_digests(root: Path, version: ModelVersion, layout: _ModelLayout) -> N
 
 
 def _fetch_verified(
-    model_name: str, ref: str | int, layout: _ModelLayout, dst: str
-) -> tuple[Path, ModelVersion]:
-    """Resolve, download and verify a model version; return its local folder and the version.
+    model_name: str, ref: str | int, layouts: tuple[_ModelLayout, ...], dst: str
+) -> tuple[Path, ModelVersion, _ModelLayout]:
+    """Resolve, download and verify a model version: its local folder, version and layout.
 
     The MLmodel check (:func:`_check_mlmodel`) runs first, before any other file is read; then
     every file is compared with the ``retain.sha256`` tag (:func:`_check_digests`).
@@ -679,9 +771,9 @@ def _fetch_verified(
     except MlflowException as exc:
         raise TrackingError(f"cannot read {model_name} version {number}: {exc.message}") from exc
     root = _download_version(mc, model_name, number, dst)
-    _check_mlmodel(root, layout, model_name, number)
+    layout = _check_mlmodel(root, layouts, model_name, number)
     _check_digests(root, version, layout)
-    return root, version
+    return root, version, layout
 
 
 def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) -> LoadedClvModel:
@@ -710,8 +802,8 @@ def load_clv_model(ref: str | int = CHAMPION, model_name: str = CLV_MODEL_NAME) 
         by retain, has no digest tag, or a file was changed, added or removed.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        root, version = _fetch_verified(model_name, ref, _CLV_LAYOUT, tmp)
-        data = json.loads((root / _CLV_LAYOUT.artifacts["clv_model"]).read_text())
+        root, version, layout = _fetch_verified(model_name, ref, (_CLV_LAYOUT,), tmp)
+        data = json.loads((root / layout.model_file).read_text())
     return LoadedClvModel(ClvModel.from_dict(data), version)
 
 
@@ -720,8 +812,10 @@ def load_churn_model(
 ) -> LoadedChurnModel:
     """Load a registered churn model from its one saved form (no flavour loader, no pickle).
 
-    The version is downloaded and verified as in :func:`load_clv_model`; then
-    ``artifacts/churn_model.json`` is read with :mod:`json` and rebuilt with
+    The version is downloaded and verified as in :func:`load_clv_model` (its ``MLmodel`` must
+    name retain's loader module :mod:`retain.tracking.pyfunc` with ``data/churn_model.json``,
+    or, for versions logged before it, retain's "model from code" script with
+    ``artifacts/churn_model.json``); then that JSON is read with :mod:`json` and rebuilt with
     :meth:`retain.churn.ChurnModel.from_dict` (the booster from LightGBM's text format).
 
     Parameters
@@ -746,8 +840,8 @@ def load_churn_model(
     from retain.churn import ChurnModel  # (b) lightgbm and sklearn only when loading one
 
     with tempfile.TemporaryDirectory() as tmp:
-        root, version = _fetch_verified(model_name, ref, _CHURN_LAYOUT, tmp)
-        data = json.loads((root / _CHURN_LAYOUT.artifacts["churn_model"]).read_text())
+        root, version, layout = _fetch_verified(model_name, ref, _CHURN_LAYOUTS, tmp)
+        data = json.loads((root / layout.model_file).read_text())
     try:
         model = ChurnModel.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:

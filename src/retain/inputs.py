@@ -19,6 +19,7 @@ import pandas as pd
 from retain.config import ConfigError, RunConfig
 from retain.contracts import CUSTOMER_ID, CUSTOMERS, EVENTS, TIMESTAMP, TRANSACTIONS, DataError
 from retain.datasets import CDNOW_OBSERVED_UNTIL, load_cdnow
+from retain.digests import TableDigest
 from retain.io.read import read_table
 from retain.timeline import cutoff_end
 from retain.validation import (
@@ -34,6 +35,10 @@ from retain.validation import (
 
 __all__ = [
     "Inputs",
+    "InputsRecord",
+    "TableRecord",
+    "merge_records",
+    "record_inputs",
     "check_dates_against_data",
     "config_dates",
     "load_inputs",
@@ -259,6 +264,126 @@ def validate_source(source: _RawInputs, cfg: RunConfig, as_of: DateLike) -> Inpu
     )
 
 
+@dataclass
+class TableRecord:
+    """What a run records of one clean input table.
+
+    Attributes
+    ----------
+    rows : int
+        Clean rows.
+    digest : TableDigest
+        Content digest (:mod:`retain.digests`).
+    like : DataFrame
+        No rows: the table's columns, dtypes and index name (its schema).
+    """
+
+    rows: int
+    digest: TableDigest
+    like: pd.DataFrame
+
+
+@dataclass
+class InputsRecord:
+    """What a run logs and checks about its inputs, without holding the tables.
+
+    Built from loaded inputs (:func:`record_inputs`) or summed over customer partitions
+    (:func:`merge_records`): the same inputs give the same record either way.
+
+    Attributes
+    ----------
+    counts : dict
+        Per table, the :func:`retain.validation.row_counts` dict.
+    rejects : DataFrame
+        Every rejected row.
+    warnings : list of str
+        Rejected-share warnings.
+    as_of : Timestamp
+        The as-of day.
+    tables : dict
+        Per clean table present, its :class:`TableRecord`.
+    first_day : Timestamp or None
+        The first clean transaction's day.
+    customers : int
+        Distinct customers among the clean transactions.
+    """
+
+    counts: dict[str, dict[str, int]]
+    rejects: pd.DataFrame
+    warnings: list[str]
+    as_of: pd.Timestamp
+    tables: dict[str, TableRecord]
+    first_day: pd.Timestamp | None
+    customers: int
+
+
+def record_inputs(inputs: Inputs) -> InputsRecord:
+    """The :class:`InputsRecord` of loaded inputs.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        Loaded inputs.
+
+    Returns
+    -------
+    InputsRecord
+    """
+    tables = {}
+    for name in ("transactions", "events", "customers"):
+        frame = getattr(inputs, name)
+        if frame is not None:
+            tables[name] = TableRecord(len(frame), TableDigest(frame).update(frame), frame.iloc[:0])
+    tx = inputs.transactions
+    return InputsRecord(
+        counts=inputs.counts,
+        rejects=inputs.rejects,
+        warnings=list(inputs.warnings),
+        as_of=inputs.as_of,
+        tables=tables,
+        first_day=None if tx.empty else tx[TIMESTAMP].min().normalize(),
+        customers=int(tx[CUSTOMER_ID].nunique()),
+    )
+
+
+def merge_records(parts: Sequence[InputsRecord], max_rejected_share: float) -> InputsRecord:
+    """The record of inputs split in customer partitions, from the partitions' records.
+
+    Parameters
+    ----------
+    parts : sequence of InputsRecord
+        One per partition (their customers are disjoint).
+    max_rejected_share : float
+        ``data.max_rejected_share`` (for the warnings of the whole).
+
+    Returns
+    -------
+    InputsRecord
+    """
+    counts: dict[str, dict[str, int]] = {}
+    tables: dict[str, TableRecord] = {}
+    for part in parts:
+        for table, c in part.counts.items():
+            into = counts.setdefault(table, {})
+            for key, value in c.items():
+                into[key] = into.get(key, 0) + int(value)
+        for name, rec in part.tables.items():
+            if name not in tables:
+                tables[name] = TableRecord(0, TableDigest(rec.like), rec.like)
+            tables[name].rows += rec.rows
+            tables[name].digest.merge(rec.digest)
+    days = [p.first_day for p in parts if p.first_day is not None]
+    return InputsRecord(
+        counts=counts,
+        rejects=pd.concat([p.rejects for p in parts], ignore_index=True),
+        warnings=rejected_share_warnings(counts, max_rejected_share),
+        as_of=parts[0].as_of,
+        tables=tables,
+        first_day=min(days) if days else None,
+        customers=sum(p.customers for p in parts),
+    )
+
+
 def config_dates(cfg: RunConfig, sections: Sequence[str]) -> dict[str, pd.Timestamp]:
     """The dates of the given config sections that must fall inside the data, by dotted key."""
     dates: dict[str, Any] = {}
@@ -276,7 +401,7 @@ def config_dates(cfg: RunConfig, sections: Sequence[str]) -> dict[str, pd.Timest
 
 
 def check_dates_against_data(
-    cfg: RunConfig, transactions: pd.DataFrame, sections: Sequence[str]
+    cfg: RunConfig, transactions: pd.DataFrame | pd.Timestamp | None, sections: Sequence[str]
 ) -> None:
     """Refuse a config whose cutoffs lie before the first transaction of the data.
 
@@ -287,8 +412,8 @@ def check_dates_against_data(
     ----------
     cfg : RunConfig
         The run config.
-    transactions : DataFrame
-        Validated transactions.
+    transactions : DataFrame, Timestamp or None
+        Validated transactions, or the first one's day (None: no transactions).
     sections : sequence of str
         The sections a step uses: ``clv``, ``churn`` and/or ``scoring``.
 
@@ -297,9 +422,14 @@ def check_dates_against_data(
     ConfigError
         When a configured date is before the first transaction day.
     """
-    if transactions.empty:
+    if isinstance(transactions, pd.DataFrame):
+        if transactions.empty:
+            return
+        first = transactions[TIMESTAMP].min().normalize()
+    elif transactions is None:
         return
-    first = transactions[TIMESTAMP].min().normalize()
+    else:
+        first = pd.Timestamp(transactions).normalize()
     early = {k: v for k, v in config_dates(cfg, sections).items() if v < first}
     if early:
         where = cfg.source_path or "config"

@@ -15,6 +15,7 @@ Every public name is re-exported here (``from retain.tracking import configure``
 :class:`ChurnPyfunc` from this package, so those names must stay importable from it.
 """
 
+from retain.digests import table_digest
 from retain.tracking.records import (
     DESCRIPTION_TAG,
     SCORING,
@@ -22,7 +23,6 @@ from retain.tracking.records import (
     data_label,
     describe_run,
     log_inputs,
-    table_digest,
 )
 from retain.tracking.registry import (
     CHALLENGER,

@@ -19,14 +19,12 @@ and is exact: any changed value, row, column, dtype or order changes it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.dataset_source import DatasetSource
@@ -35,7 +33,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.types import ColSpec, DataType, Schema
 
 from retain.config import RunConfig
-from retain.inputs import Inputs
+from retain.inputs import Inputs, InputsRecord, record_inputs
 
 DESCRIPTION_TAG = "mlflow.note.content"
 """The run tag MLflow shows as the run's description."""
@@ -44,8 +42,6 @@ TRAINING = "training"
 SCORING = "scoring"
 """Input context of the scoring job."""
 INPUT_TABLES = ("transactions", "events", "customers")
-DIGEST_CHUNK_ROWS = 1_000_000
-_DIGEST_HEX = 16
 
 
 def describe_run(text: str) -> None:
@@ -59,43 +55,7 @@ def describe_run(text: str) -> None:
     mlflow.set_tag(DESCRIPTION_TAG, text)
 
 
-def table_digest(frame: pd.DataFrame, chunk_rows: int = DIGEST_CHUNK_ROWS) -> str:
-    """A stable digest of a table's content: row count, columns, dtypes and every row.
-
-    Every row is hashed once with :func:`pandas.util.hash_pandas_object` (vectorised,
-    deterministic across processes), ``chunk_rows`` rows at a time so that memory stays
-    bounded; the row hashes, in order, feed one SHA-256 with the row count, column names and
-    dtypes. A named index (``customers`` is indexed by ``customer_id``) is part of the row;
-    an unnamed one (row positions) is not.
-
-    Parameters
-    ----------
-    frame : DataFrame
-        The table.
-    chunk_rows : int
-        Rows hashed at a time.
-
-    Returns
-    -------
-    str
-        16 hexadecimal characters.
-    """
-    with_index = frame.index.name is not None
-    header = {
-        "rows": len(frame),
-        "columns": [str(c) for c in frame.columns],
-        "dtypes": [str(t) for t in frame.dtypes],
-        "index": [str(frame.index.name), str(frame.index.dtype)] if with_index else None,
-    }
-    digest = hashlib.sha256(json.dumps(header).encode())
-    for start in range(0, len(frame), max(1, int(chunk_rows))):
-        chunk = frame.iloc[start : start + chunk_rows]
-        rows = pd.util.hash_pandas_object(chunk, index=with_index).to_numpy(dtype=np.uint64)
-        digest.update(rows.tobytes())
-    return digest.hexdigest()[:_DIGEST_HEX]
-
-
-def data_label(cfg: RunConfig, inputs: Inputs) -> str:
+def data_label(cfg: RunConfig, inputs: Inputs | InputsRecord) -> str:
     """The data of a run in a few words, e.g. ``cdnow_master (69,659 transactions, 23,570
     customers)``.
 
@@ -117,11 +77,11 @@ def data_label(cfg: RunConfig, inputs: Inputs) -> str:
         source = Path(data.transactions.path).name
     else:
         source = data.source
-    tx = inputs.transactions
-    parts = [f"{len(tx):,} transactions"]
-    if inputs.events is not None:
-        parts.append(f"{len(inputs.events):,} events")
-    parts.append(f"{tx['customer_id'].nunique():,} customers")
+    record = inputs if isinstance(inputs, InputsRecord) else record_inputs(inputs)
+    parts = [f"{record.tables['transactions'].rows:,} transactions"]
+    if "events" in record.tables:
+        parts.append(f"{record.tables['events'].rows:,} events")
+    parts.append(f"{record.customers:,} customers")
     return f"{source} ({', '.join(parts)})"
 
 
@@ -213,7 +173,7 @@ def input_tags(counts: Mapping[str, int], as_of: pd.Timestamp | None) -> dict[st
     return tags
 
 
-def log_inputs(cfg: RunConfig, inputs: Inputs, context: str) -> dict[str, str]:
+def log_inputs(cfg: RunConfig, inputs: Inputs | InputsRecord, context: str) -> dict[str, str]:
     """Log each input table of the active run as an MLflow dataset input.
 
     Parameters
@@ -238,21 +198,22 @@ def log_inputs(cfg: RunConfig, inputs: Inputs, context: str) -> dict[str, str]:
     ``rejected_<reason>``) are also logged as metrics ``input_<table>_<count>``, and the
     inputs' rejected-share warnings as the tag ``warning.rejected_rows``.
     """
+    record = inputs if isinstance(inputs, InputsRecord) else record_inputs(inputs)
     digests: dict[str, str] = {}
     for table in INPUT_TABLES:
-        frame = getattr(inputs, table)
-        if frame is None:
+        if table not in record.tables:
             continue
+        rec = record.tables[table]
         name = f"{cfg.name}.{table}"
-        digest = table_digest(frame)
-        schema = _schema(frame)
-        dataset = _TableDataset(_source(cfg, table), name, digest, schema, len(frame))
-        tags = input_tags(inputs.counts.get(table, {"rows_used": len(frame)}), inputs.as_of)
+        digest = rec.digest.hexdigest()
+        schema = _schema(rec.like)
+        dataset = _TableDataset(_source(cfg, table), name, digest, schema, rec.rows)
+        tags = input_tags(record.counts.get(table, {"rows_used": rec.rows}), record.as_of)
         mlflow.log_input(dataset, context=context, tags=tags)
         digests[name] = digest
-        counts = inputs.counts.get(table, {})
+        counts = record.counts.get(table, {})
         # rows in/used/rejected and rejected rows per reason, as metrics (comparable by run)
         mlflow.log_metrics({f"input_{table}_{key}": float(n) for key, n in counts.items()})
-    if inputs.warnings:
-        mlflow.set_tag("warning.rejected_rows", " | ".join(inputs.warnings)[:5000])
+    if record.warnings:
+        mlflow.set_tag("warning.rejected_rows", " | ".join(record.warnings)[:5000])
     return digests

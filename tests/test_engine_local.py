@@ -21,11 +21,11 @@ from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
 from retain.config import load_config, load_policy
 from retain.engine.local import score_partitioned
-from retain.engine.partition import customer_partition, split_tables
+from retain.engine.partition import MemoryParts, customer_partition, split_tables
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
 from retain.features.segments import quintile_score
-from retain.inputs import _RawInputs, _read_source, validate_source
+from retain.inputs import _RawInputs, _read_source, record_inputs, validate_source
 from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
 
@@ -92,9 +92,11 @@ def cdnow_world():
 def _budget_policy():
     policy = load_policy(POLICY)
     budget = {"email": {"max_contacts": 40}, "phone": {"max_cost": 60.0}}
-    return policy.model_copy(update={"budget": type(policy).model_validate(
-        {**policy.model_dump(), "budget": budget}
-    ).budget})
+    return policy.model_copy(
+        update={
+            "budget": type(policy).model_validate({**policy.model_dump(), "budget": budget}).budget
+        }
+    )
 
 
 def _reference(source, cfg, models, as_of, policy):
@@ -126,22 +128,31 @@ def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("world", ["synthetic_world", "cdnow_world"])
 @pytest.mark.parametrize("budget", [False, True])
-def test_partitioned_scores_equal_whole_population_scores(world, budget, request) -> None:
+def test_partitioned_scores_equal_whole_population_scores(world, budget, request, tmp_path) -> None:
     source, cfg, models, as_of = request.getfixturevalue(world)
     policy = _budget_policy() if budget else load_policy(POLICY)
     want, inputs = _reference(source, cfg, models, as_of, policy)
     if budget:
         assert (want["retention_action"] == "none (over budget)").any()
     for partitions in (1, 2, 7):
-        run = score_partitioned(source, cfg, as_of, models, policy, partitions=partitions)
-        _assert_same(run.scores, want)
+        parts = MemoryParts(split_tables(source.tables, partitions, cfg.data.null_values, "none"))
+        work = tmp_path / str(partitions)
+        work.mkdir()
+        run = score_partitioned(parts, source, cfg, as_of, models, policy, work)
+        _assert_same(run.scores(), want)
         # accounting: rows in = used + rejected, each customer once in scores or rejects
         assert run.balance["balanced"]
-        assert run.counts == inputs.counts
+        assert run.record.counts == inputs.counts
         assert run.balance["customers_scored"] == len(want)
-        assert len(run.rejects) == len(inputs.rejects)
+        # the same inputs are the same data, however split
+        whole = record_inputs(inputs)
+        for name, rec in whole.tables.items():
+            assert run.record.tables[name].digest.hexdigest() == rec.digest.hexdigest()
+        assert (run.record.first_day, run.record.customers) == (whole.first_day, whole.customers)
+        rejects = run.record.rejects
+        assert len(rejects) == len(inputs.rejects)
         key = ["table", "row_number", "reason"]
-        got_rejects = run.rejects[key].sort_values(key).reset_index(drop=True)
+        got_rejects = rejects[key].sort_values(key).reset_index(drop=True)
         want_rejects = inputs.rejects[key].sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(got_rejects, want_rejects, check_dtype=False)
 

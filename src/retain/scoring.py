@@ -97,6 +97,7 @@ from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
 
 __all__ = [
     "NEXT_PURCHASE_WINDOW_DAYS",
+    "check_finite",
     "OUTPUT_COLUMNS",
     "RISK_STAGES",
     "ScoringModels",
@@ -435,6 +436,28 @@ def non_finite_columns(scores: pd.DataFrame) -> dict[str, int]:
         if wrong.any():
             bad[col] = int(wrong.sum())
     return bad
+
+
+def check_finite(scores: pd.DataFrame) -> None:
+    """Refuse scores holding infinite or missing values where none may be.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        Scores (:func:`score_customers`, or a part of them).
+
+    Raises
+    ------
+    retain.io.DataError
+        Naming the columns and their number of bad rows.
+    """
+    bad = non_finite_columns(scores)
+    if bad:
+        listed = ", ".join(f"{col} ({n:,} rows)" for col, n in bad.items())
+        raise DataError(
+            f"scores hold infinite or missing values in {listed}; nothing was written. Check "
+            "the input amounts (data.max_amount) and the models' parameters"
+        )
 
 
 def _churn_in_chunks(

@@ -13,10 +13,9 @@ whatever the number of partitions.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,23 @@ import pandas as pd
 from retain.clv.cutoff_features import rfm_triples
 from retain.config import PolicyConfig, RunConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID
-from retain.engine.partition import RawPart, split_tables
+from retain.engine.partition import MemoryParts, RawPart, SpilledParts
 from retain.features.build import rfm_score_counts
 from retain.features.segments import merge_value_counts, value_counts
-from retain.inputs import Inputs, _RawInputs, rejected_customers, validate_source
+from retain.inputs import (
+    Inputs,
+    InputsRecord,
+    _RawInputs,
+    merge_records,
+    record_inputs,
+    rejected_customers,
+    validate_source,
+)
 from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
 from retain.scoring import (
     PartBase,
     ScoringModels,
+    check_finite,
     part_actions,
     part_base,
     part_budget,
@@ -43,9 +51,9 @@ from retain.scoring import (
     population_stats,
 )
 from retain.timeline import day
-from retain.validation import check_rows_used, rejected_share_warnings, table_parts
+from retain.validation import check_rows_used, table_parts
 
-__all__ = ["PartitionedScores", "auto_partitions", "score_partitioned"]
+__all__ = ["PartitionedScores", "auto_partitions", "read_scores", "score_partitioned"]
 
 ROWS_PER_PARTITION = 2_000_000
 """Input rows per partition when ``partitions: auto``."""
@@ -76,36 +84,45 @@ class PartitionedScores:
 
     Attributes
     ----------
-    scores : DataFrame
-        The scores, as :func:`retain.scoring.score_customers`.
-    counts : dict
-        Per table, the row counts summed over the partitions.
-    rejects : DataFrame
-        Every rejected row, with its row number in the source.
+    parts : list of Path
+        The scores, one Parquet file per partition (customers sorted within each, disjoint
+        between them); :func:`read_scores` reads them as one table.
+    record : InputsRecord
+        The inputs' record (counts, rejects with their source row numbers, digests).
     balance : dict
         The customer balance (see :func:`retain.jobs.score.customer_balance`).
-    warnings : list of str
-        Rejected-share warnings.
     partitions : int
         The number of partitions.
     """
 
-    scores: pd.DataFrame
-    counts: dict[str, dict[str, int]]
-    rejects: pd.DataFrame
+    parts: list[Path]
+    record: InputsRecord
     balance: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
     partitions: int = 1
 
+    def scores(self) -> pd.DataFrame:
+        """The scores as one table sorted by customer (for populations that fit in memory)."""
+        return read_scores(self.parts)
 
-def _sum_counts(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    total: dict[str, dict[str, int]] = {}
-    for counts in parts:
-        for table, c in counts.items():
-            into = total.setdefault(table, {})
-            for key, value in c.items():
-                into[key] = into.get(key, 0) + int(value)
-    return total
+
+def read_scores(parts: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """Score parts as one table sorted by customer, as :func:`retain.scoring.score_customers`.
+
+    Parameters
+    ----------
+    parts : list of Path
+        :attr:`PartitionedScores.parts`.
+    columns : list of str, optional
+        Only these columns (``customer_id`` is always read, for the order).
+
+    Returns
+    -------
+    DataFrame
+    """
+    frames = [pd.read_parquet(p, columns=columns) for p in parts]
+    frames = [f for f in frames if len(f)] or frames[:1]
+    scores = pd.concat(frames, ignore_index=True)
+    return scores.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
 
 
 def _validate(part: RawPart, source: _RawInputs, cfg: RunConfig, as_of: pd.Timestamp) -> Inputs:
@@ -193,13 +210,14 @@ def _budget_stream(files: list[Path], policy: PolicyConfig) -> dict[int, pd.Data
 
 
 def score_partitioned(
+    parts: MemoryParts | SpilledParts,
     source: _RawInputs,
     cfg: RunConfig,
     as_of: Any,
     models: ScoringModels,
     policy: PolicyConfig,
+    work: Path,
     *,
-    partitions: int,
     segment_rules: SegmentRules | None = None,
     chunk_size: int = 250_000,
     timings: dict[str, float] | None = None,
@@ -209,8 +227,12 @@ def score_partitioned(
 
     Parameters
     ----------
+    parts : MemoryParts or SpilledParts
+        The raw rows split by customer (:func:`retain.engine.partition.split_tables`,
+        :func:`retain.engine.partition.spill_tables`).
     source : _RawInputs
-        The raw tables (:func:`retain.inputs._read_source`).
+        The source's validation settings (formats, decimals, duplicates policy; its tables
+        are not read).
     cfg : RunConfig
         The run configuration (validation settings).
     as_of : date or str
@@ -219,8 +241,8 @@ def score_partitioned(
         The loaded models.
     policy : PolicyConfig
         The policy.
-    partitions : int
-        Number of customer partitions.
+    work : Path
+        A folder for the intermediate and final partition files (the caller's to remove).
     segment_rules : SegmentRules, optional
         RFM segment rules.
     chunk_size : int
@@ -237,105 +259,91 @@ def score_partitioned(
     Raises
     ------
     retain.io.DataError
-        A whole table had rows and none was usable.
+        A whole table had rows and none was usable, or scores hold non-finite values.
     """
     note = progress or (lambda _m: None)
     clock = timings if timings is not None else {}
     when = day(as_of)
-    data = cfg.data
-    t0 = time.perf_counter()
-    raw_parts = split_tables(source.tables, partitions, data.null_values, data.id_normalisation)
-    clock["partition"] = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="retain-parts-") as tmp:
-        work = Path(tmp)
-        counts: list[dict[str, dict[str, int]]] = []
-        rejects: list[pd.DataFrame] = []
-        balances: list[dict[str, Any]] = []
-        rfm_counts, triples = [], []
-        for p in range(partitions):
-            note(f"partition {p + 1} of {partitions}: validating and featurising")
-            t0 = time.perf_counter()
-            inputs = _validate(raw_parts[p], source, cfg, when)
-            raw_parts[p] = RawPart()  # the raw rows are no longer needed
-            counts.append(inputs.counts)
-            rejects.append(inputs.rejects)
-            balances.append(_known_and_rejected(inputs))
-            clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
-            t0 = time.perf_counter()
-            pb = part_base(inputs.transactions, when, models, inputs.events, inputs.customers)
-            del inputs
-            pb.base.to_parquet(work / f"base-{p}.parquet")
-            pd.DataFrame({CUSTOMER_ID: pb.prospects}).to_parquet(work / f"prospects-{p}.parquet")
-            rfm_counts.append(rfm_score_counts(pb.base))
-            triples.append(rfm_triples(pb.base))
-            clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
-        total_counts = _sum_counts(counts)
-        check_rows_used(total_counts)
-        stats = population_stats(rfm_counts, triples, models)
-
-        clv_counts = []
-        for p in range(partitions):
-            note(f"partition {p + 1} of {partitions}: scoring and explaining")
-            base = pd.read_parquet(work / f"base-{p}.parquet")
-            prospects = pd.Index(
-                pd.read_parquet(work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
-            )
-            table = part_scores(
-                PartBase(base, prospects),
-                stats,
-                models,
-                policy,
-                when,
-                segment_rules=segment_rules,
-                chunk_size=chunk_size,
-                clock=clock,
-            )
-            clv = table["clv"].to_numpy(dtype=float)
-            clv_counts.append(value_counts(clv[~np.isnan(clv)]))
-            table.to_parquet(work / f"scores-{p}.parquet")
+    n = parts.count
+    records: list[InputsRecord] = []
+    balances: list[dict[str, Any]] = []
+    rfm_counts, triples = [], []
+    for p in range(n):
+        note(f"partition {p + 1} of {n}: validating and featurising")
         t0 = time.perf_counter()
-        cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
-        files = []
-        for p in range(partitions):
-            table = part_actions(pd.read_parquet(work / f"scores-{p}.parquet"), cuts, policy)
-            path = work / f"actions-{p}.parquet"
-            table.to_parquet(path)
-            files.append(path)
-        note("deciding budgets and priorities")
-        decisions = _budget_stream(files, policy)
-        degree_parts = []
-        for p in range(partitions):
-            table = pd.read_parquet(files[p])
-            mine = decisions.get(p, pd.DataFrame({"over_budget": [], "priority": []}))
-            mine = mine.reindex(table.index)
-            over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
-            prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
-            prio[prio == 0] = pd.NA
-            table = part_budget(table, over, pd.Series(prio, index=table.index))
-            degree_parts.append(degree_counts(table, policy))
-            table.to_parquet(work / f"budget-{p}.parquet")
-        names = {c for part in degree_parts for c in part}
-        degree_stats = {
-            c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
-        }
-        outputs = []
-        for p in range(partitions):
-            table = pd.read_parquet(work / f"budget-{p}.parquet")
-            out = part_output(table, degree_stats, models, policy, when)
-            balances[p]["customers_scored"] = int(out[CUSTOMER_ID].nunique())
-            balances[p]["rows_out"] = len(out)
-            outputs.append(out)
-        clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
-    scores = pd.concat(outputs, ignore_index=True)
-    scores = scores.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
-    return PartitionedScores(
-        scores=scores,
-        counts=total_counts,
-        rejects=pd.concat(rejects, ignore_index=True),
-        balance=_balance(balances),
-        warnings=rejected_share_warnings(total_counts, data.max_rejected_share),
-        partitions=partitions,
-    )
+        inputs = _validate(parts.take(p), source, cfg, when)
+        records.append(record_inputs(inputs))
+        balances.append(_known_and_rejected(inputs))
+        clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pb = part_base(inputs.transactions, when, models, inputs.events, inputs.customers)
+        del inputs
+        pb.base.to_parquet(work / f"base-{p}.parquet")
+        pd.DataFrame({CUSTOMER_ID: pb.prospects}).to_parquet(work / f"prospects-{p}.parquet")
+        rfm_counts.append(rfm_score_counts(pb.base))
+        triples.append(rfm_triples(pb.base))
+        clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+    record = merge_records(records, cfg.data.max_rejected_share)
+    check_rows_used(record.counts)
+    stats = population_stats(rfm_counts, triples, models)
+
+    clv_counts = []
+    for p in range(n):
+        note(f"partition {p + 1} of {n}: scoring and explaining")
+        base = pd.read_parquet(work / f"base-{p}.parquet")
+        prospects = pd.Index(
+            pd.read_parquet(work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
+        )
+        table = part_scores(
+            PartBase(base, prospects),
+            stats,
+            models,
+            policy,
+            when,
+            segment_rules=segment_rules,
+            chunk_size=chunk_size,
+            clock=clock,
+        )
+        clv = table["clv"].to_numpy(dtype=float)
+        clv_counts.append(value_counts(clv[~np.isnan(clv)]))
+        table.to_parquet(work / f"scores-{p}.parquet")
+    t0 = time.perf_counter()
+    note("deciding tiers, budgets and priorities")
+    cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
+    files = []
+    for p in range(n):
+        table = part_actions(pd.read_parquet(work / f"scores-{p}.parquet"), cuts, policy)
+        path = work / f"actions-{p}.parquet"
+        table.to_parquet(path)
+        files.append(path)
+    decisions = _budget_stream(files, policy)
+    degree_parts = []
+    for p in range(n):
+        table = pd.read_parquet(files[p])
+        mine = decisions.get(p, pd.DataFrame({"over_budget": [], "priority": []}))
+        mine = mine.reindex(table.index)
+        over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
+        prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
+        prio[prio == 0] = pd.NA
+        table = part_budget(table, over, pd.Series(prio, index=table.index))
+        degree_parts.append(degree_counts(table, policy))
+        table.to_parquet(work / f"budget-{p}.parquet")
+    names = {c for part in degree_parts for c in part}
+    degree_stats = {
+        c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
+    }
+    outputs = []
+    for p in range(n):
+        table = pd.read_parquet(work / f"budget-{p}.parquet")
+        out = part_output(table, degree_stats, models, policy, when)
+        check_finite(out)
+        balances[p]["customers_scored"] = int(out[CUSTOMER_ID].nunique())
+        balances[p]["rows_out"] = len(out)
+        path = work / f"output-{p}.parquet"
+        out.to_parquet(path, index=False)
+        outputs.append(path)
+    clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
+    return PartitionedScores(outputs, record, _balance(balances), n)
 
 
 def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:

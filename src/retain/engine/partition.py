@@ -8,16 +8,29 @@ one customer never end up in different partitions. Rows whose id is missing go t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from retain.contracts import CUSTOMER_ID
 from retain.validation import IdNormalisation, _clean_text, normalise_ids
 
-__all__ = ["RawPart", "customer_partition", "split_tables"]
+__all__ = [
+    "MemoryParts",
+    "RawPart",
+    "SpilledParts",
+    "customer_partition",
+    "spill_tables",
+    "split_tables",
+]
+
+ROW_COLUMN = "__retain_row"
+"""Column holding a spilled row's 0-based row number in its source file."""
 
 
 def customer_partition(
@@ -104,3 +117,105 @@ def split_tables(
             part.tables[name] = frame.iloc[rows].reset_index(drop=True)
             part.rows[name] = rows.astype(np.int64)
     return parts
+
+
+@dataclass
+class MemoryParts:
+    """Customer partitions of tables held in memory (:func:`split_tables`)."""
+
+    parts: list[RawPart]
+
+    @property
+    def count(self) -> int:
+        """Number of partitions."""
+        return len(self.parts)
+
+    def take(self, p: int) -> RawPart:
+        """Partition ``p``'s rows (handed over once: the partition forgets them)."""
+        part, self.parts[p] = self.parts[p], RawPart()
+        return part
+
+
+@dataclass
+class SpilledParts:
+    """Customer partitions of tables spilled to Parquet files (:func:`spill_tables`)."""
+
+    folder: Path
+    count: int
+    schemas: dict[str, pa.Schema | None]
+
+    def take(self, p: int) -> RawPart:
+        """Partition ``p``'s rows, read from its files."""
+        part = RawPart()
+        for name, schema in self.schemas.items():
+            if schema is None:
+                part.tables[name] = None
+                continue
+            path = self.folder / f"{name}-{p}.parquet"
+            table = pq.read_table(path) if path.exists() else schema.empty_table()
+            frame = table.to_pandas()
+            part.rows[name] = frame.pop(ROW_COLUMN).to_numpy(dtype=np.int64)
+            part.tables[name] = frame
+        return part
+
+
+def spill_tables(
+    readers: dict[str, Callable[[], Iterator[pd.DataFrame]] | None],
+    n_partitions: int,
+    folder: Path,
+    null_values: Sequence[str] = (),
+    id_normalisation: IdNormalisation = "none",
+) -> SpilledParts:
+    """Split tables read a batch at a time into customer partitions on disk.
+
+    One pass over each table: every batch's rows go to their partition's Parquet file with
+    their row number in the source, so memory is bounded by a batch, and each partition is
+    later read on its own (:meth:`SpilledParts.take`).
+
+    Parameters
+    ----------
+    readers : dict
+        Table name to a function giving the table's batches in source order
+        (:func:`retain.io.read.read_table_batches`), or None when the table is absent.
+    n_partitions : int
+        Number of partitions.
+    folder : Path
+        Where the partition files go (a temporary folder of the caller's).
+    null_values, id_normalisation
+        As for :func:`customer_partition`.
+
+    Returns
+    -------
+    SpilledParts
+    """
+    schemas: dict[str, pa.Schema | None] = {}
+    for name, reader in readers.items():
+        if reader is None:
+            schemas[name] = None
+            continue
+        writers: dict[int, pq.ParquetWriter] = {}
+        schema: pa.Schema | None = None
+        offset = 0
+        try:
+            for batch in reader():
+                batch = batch.reset_index(drop=True)
+                batch[ROW_COLUMN] = np.arange(offset, offset + len(batch), dtype=np.int64)
+                offset += len(batch)
+                ids = batch[CUSTOMER_ID]
+                which = customer_partition(ids, n_partitions, null_values, id_normalisation)
+                table = pa.Table.from_pandas(batch, schema=schema, preserve_index=False)
+                schema = table.schema if schema is None else schema
+                order = np.argsort(which, kind="stable")
+                bounds = np.searchsorted(which[order], np.arange(n_partitions + 1))
+                for p in range(n_partitions):
+                    rows = order[bounds[p] : bounds[p + 1]]
+                    if len(rows) == 0:
+                        continue
+                    if p not in writers:
+                        writers[p] = pq.ParquetWriter(folder / f"{name}-{p}.parquet", schema)
+                    writers[p].write_table(table.take(pa.array(rows)))
+        finally:
+            for writer in writers.values():
+                writer.close()
+        schemas[name] = schema
+    return SpilledParts(folder, n_partitions, schemas)

@@ -38,7 +38,6 @@ from retain import tracking
 from retain.config import ConfigError, RunConfig, ScoringConfig, load_policy
 from retain.contracts import CUSTOMER_ID
 from retain.io import (
-    DataError,
     Inputs,
     check_dates_against_data,
     check_output_folder,
@@ -61,7 +60,7 @@ from retain.names import (
     SCORING_STAGE_BY_TIER,
 )
 from retain.reporting.summary import summary_tables
-from retain.scoring import ScoringModels, count_by, non_finite_columns, score_customers
+from retain.scoring import ScoringModels, check_finite, count_by, score_customers
 from retain.timeline import day
 from retain.tracking import LoadedScoringModels, TrackingSettings
 
@@ -344,7 +343,7 @@ def score(
         timings=timings,
         progress=note,
     )
-    _check_finite(scores)
+    check_finite(scores)
     model_info = models_entry(loaded, str(clv_ref), str(churn_ref))
     manifest, files = _write(
         cfg, when, inputs, scores, model_info, timings, out_dir, write_csv, note
@@ -392,23 +391,6 @@ def _load_inputs(
     check_dates_against_data(dated, inputs.transactions, ("scoring",))
     timings["load_inputs"] = time.perf_counter() - t0
     return inputs
-
-
-def _check_finite(scores: pd.DataFrame) -> None:
-    """Refuse scores holding infinite or missing values where none may be.
-
-    Raises
-    ------
-    retain.io.DataError
-        Naming the columns and their number of bad rows.
-    """
-    bad = non_finite_columns(scores)
-    if bad:
-        listed = ", ".join(f"{col} ({n:,} rows)" for col, n in bad.items())
-        raise DataError(
-            f"scores hold infinite or missing values in {listed}; nothing was written. Check "
-            "the input amounts (data.max_amount) and the models' parameters"
-        )
 
 
 def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> dict[str, Any]:

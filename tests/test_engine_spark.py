@@ -1,0 +1,152 @@
+"""Scoring on Spark gives exactly the scores of :func:`retain.scoring.score_customers`.
+
+On the CDNOW sample (a churn model reading the purchase-model features, so the population's
+BG/NBD fit is broadcast) and on synthetic data with events and prospects (a small budget, so
+the budget stream decides), for a few partition counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn import ChurnModel
+from retain.churn.calibration import fit_calibration
+from retain.churn.dataset import feature_matrix, select_feature_columns
+from retain.clv import ClvModel
+from retain.config import PolicyConfig, load_policy
+from retain.engine.spark import score_customers_spark
+from retain.features.build import build_features
+from retain.features.labels import churn_labels
+from retain.scoring import ScoringModels, model_features, score_customers
+from retain.synthetic import generate_synthetic
+
+POLICY = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
+
+
+def _models(
+    tx: pd.DataFrame,
+    events: pd.DataFrame | None,
+    train_cut: pd.Timestamp,
+    label_end: pd.Timestamp,
+    purchase_features: bool,
+) -> ScoringModels:
+    """A small churn model and a BG/NBD CLV model trained at ``train_cut``."""
+    feats = build_features(tx, train_cut, events)
+    names, _ = select_feature_columns(feats.reset_index())
+    names = [c for c in names if c != "customer_id"]
+    if purchase_features:
+        names = [*names, "p_alive", "expected_purchases_horizon"]
+    churn = ChurnModel(None, names, {}, horizon_days=90)
+    models = ScoringModels(clv=None, churn=churn)
+    inputs = model_features(feats, models)
+    y = churn_labels(tx, train_cut, 90, label_end).reindex(inputs.index).astype(int)
+    X = feature_matrix(inputs, names)
+    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
+    churn.booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 30)
+    raw = churn.booster.predict(X, raw_score=True)
+    churn.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
+    summary = pd.DataFrame(
+        {
+            "frequency": feats["frequency"],
+            "recency_weeks": feats["recency_days"] / 7,
+            "tenure_weeks": feats["tenure_days"] / 7,
+            "monetary_value": feats["monetary_value"],
+        }
+    )
+    models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
+    models.clv_version, models.churn_version = "3", "7"
+    return models
+
+
+def _with_budget(policy: PolicyConfig, budget: dict[str, dict[str, float]]) -> PolicyConfig:
+    return PolicyConfig.model_validate({**policy.model_dump(), "budget": budget})
+
+
+def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """Same columns, dtypes and customers; numbers to 1e-9 with NaN in the same places."""
+    assert list(got.columns) == list(expected.columns)
+    assert got.dtypes.to_dict() == expected.dtypes.to_dict()
+    assert isinstance(got.index, pd.RangeIndex) and len(got) == len(expected)
+    assert got["customer_id"].is_unique
+    assert got["customer_id"].tolist() == expected["customer_id"].tolist()
+    for col in expected.columns:
+        a, b = expected[col], got[col]
+        if pd.api.types.is_float_dtype(a.dtype):
+            x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+            np.testing.assert_array_equal(np.isnan(y), np.isnan(x), err_msg=col)
+            np.testing.assert_allclose(y, x, rtol=0, atol=1e-9, equal_nan=True, err_msg=col)
+        else:
+            pd.testing.assert_series_equal(b, a, obj=col)
+
+
+@pytest.fixture(scope="module")
+def cdnow_case(cdnow_sample: pd.DataFrame) -> tuple[pd.DataFrame, ScoringModels]:
+    tx = cdnow_sample
+    models = _models(
+        tx, None, pd.Timestamp("1997-12-31"), pd.Timestamp("1998-06-30"), purchase_features=True
+    )
+    return tx, models
+
+
+@pytest.fixture(scope="module")
+def synthetic_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ScoringModels]:
+    data = generate_synthetic(400, "2022-01-01", "2023-12-31", seed=5, with_events=True)
+    tx, events = data.transactions, data.events
+    models = _models(
+        tx, events, pd.Timestamp("2023-03-31"), pd.Timestamp("2023-12-31"), purchase_features=False
+    )
+    # prospects: known from a sign-up or an event, without a purchase
+    customers = pd.DataFrame(
+        {
+            "customer_id": pd.array(["p_signup", "p_future", tx.iloc[0, 0]], dtype="string"),
+            "signup_date": pd.to_datetime(["2023-06-01", "2024-06-01", "2022-01-05"]),
+        }
+    )
+    extra = pd.DataFrame(
+        {
+            "customer_id": pd.array(["p_event"], dtype="string"),
+            "timestamp": pd.to_datetime(["2023-10-01"]),
+            "event_type": pd.array(["session"], dtype="string"),
+            "value": [np.nan],
+        }
+    )
+    events = pd.concat([events, extra[events.columns]], ignore_index=True)
+    return tx, events, customers, models
+
+
+@pytest.mark.parametrize("budget", [{}, {"email": {"max_contacts": 150}}])
+def test_cdnow_scores_on_spark_equal_the_pandas_scores(spark, cdnow_case, budget) -> None:
+    tx, models = cdnow_case
+    policy = _with_budget(load_policy(POLICY), budget)
+    expected = score_customers(tx, "1998-06-30", models, policy)
+    got = score_customers_spark(spark, tx, "1998-06-30", models, policy, partitions=4)
+    assert_same_scores(got, expected)
+    assert got["p_alive"].notna().all()
+
+
+def test_synthetic_scores_with_events_prospects_and_budget_on_spark(spark, synthetic_case) -> None:
+    tx, events, customers, models = synthetic_case
+    policy = _with_budget(
+        load_policy(POLICY), {"email": {"max_contacts": 10}, "phone": {"max_cost": 20.0}}
+    )
+    expected = score_customers(tx, "2023-12-31", models, policy, events=events, customers=customers)
+    assert (expected["retention_action"] == "none (over budget)").any()
+    assert (expected["lifecycle_stage"] == "prospect").sum() == 2
+    for partitions in (3, 7):
+        got = score_customers_spark(
+            spark,
+            tx,
+            "2023-12-31",
+            models,
+            policy,
+            events=events,
+            customers=customers,
+            partitions=partitions,
+            chunk_size=50,
+        )
+        assert_same_scores(got, expected)

@@ -117,6 +117,39 @@ class _RawInputs:
     truth: pd.DataFrame | None = None
 
 
+CONTRACTS = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
+"""The contract of each input table."""
+
+
+def file_sources(cfg: RunConfig) -> dict[str, Any]:
+    """The configured file of each table (``data.source: files``), None for an absent one."""
+    data = cfg.data
+    return {"transactions": data.transactions, "events": data.events, "customers": data.customers}
+
+
+def file_settings(cfg: RunConfig) -> _RawInputs:
+    """What validating the files of ``data.source: files`` needs besides their rows.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+
+    Returns
+    -------
+    _RawInputs
+        No tables; the timestamp formats, decimal separators and paths of the configured
+        files.
+    """
+    raw = _RawInputs()
+    for name, source in file_sources(cfg).items():
+        if source is not None:
+            raw.formats[name] = source.timestamp_format
+            raw.decimals[name] = source.csv.decimal
+            raw.paths[name] = Path(source.path)
+    return raw
+
+
 def _read_source(cfg: RunConfig) -> _RawInputs:
     """Read the raw tables of ``cfg.data.source``: embedded CDNOW, the generator, or files."""
     data = cfg.data
@@ -143,15 +176,10 @@ def _read_source(cfg: RunConfig) -> _RawInputs:
         raw.tables["customers"] = getattr(generated, "customers", None)
         raw.truth = getattr(generated, "truth", None)
     elif data.source == "files":
-        sources = {"transactions": data.transactions, "events": data.events}
-        sources["customers"] = data.customers
-        contracts = {"transactions": TRANSACTIONS, "events": EVENTS, "customers": CUSTOMERS}
-        for name, source in sources.items():
+        raw = file_settings(cfg)
+        for name, source in file_sources(cfg).items():
             if source is not None:
-                raw.tables[name] = read_table(source, contracts[name], null_values=data.null_values)
-                raw.formats[name] = source.timestamp_format
-                raw.decimals[name] = source.csv.decimal
-                raw.paths[name] = Path(source.path)
+                raw.tables[name] = read_table(source, CONTRACTS[name], null_values=data.null_values)
     else:  # pragma: no cover - the config's Literal forbids it
         raise ConfigError(f"unknown data source {data.source!r}")
     return raw

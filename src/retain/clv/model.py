@@ -712,7 +712,9 @@ class ClvModel:
             )
         per_month = np.diff(cumulative, axis=0)
         discount = (1.0 + self.discount_rate) ** -np.arange(1, months + 1)
-        discounted_purchases = (discount @ per_month)[inverse]
+        # an elementwise sum over the months, not a BLAS product: each customer's value must
+        # not depend on how many others are predicted with them (customer partitions)
+        discounted_purchases = np.sum(discount[:, None] * per_month, axis=0)[inverse]
         r, alpha = params[0], params[1]
         next_days = ((alpha + d.T) / (r + d.x)) * UNIT_DAYS[self.time_unit]
         if self.spend_params_ is not None:

@@ -13,6 +13,7 @@ whatever the number of partitions.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,22 +23,34 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from retain.clv.cutoff_features import rfm_triples
 from retain.config import PolicyConfig, RunConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID
-from retain.engine.partition import MemoryParts, RawPart, SpilledParts
+from retain.engine.partition import (
+    MemoryParts,
+    RawPart,
+    SpilledParts,
+    spill_tables,
+    split_tables,
+)
 from retain.features.build import rfm_score_counts
 from retain.features.segments import merge_value_counts, value_counts
 from retain.inputs import (
+    CONTRACTS,
     Inputs,
     InputsRecord,
     _RawInputs,
+    _read_source,
+    file_settings,
+    file_sources,
     merge_records,
     record_inputs,
     rejected_customers,
     validate_source,
 )
+from retain.io.read import read_table_batches
 from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
 from retain.scoring import (
     PartBase,
@@ -53,7 +66,14 @@ from retain.scoring import (
 from retain.timeline import day
 from retain.validation import check_rows_used, table_parts
 
-__all__ = ["PartitionedScores", "auto_partitions", "read_scores", "score_partitioned"]
+__all__ = [
+    "PartitionedScores",
+    "auto_partitions",
+    "input_rows",
+    "partition_source",
+    "read_scores",
+    "score_partitioned",
+]
 
 ROWS_PER_PARTITION = 2_000_000
 """Input rows per partition when ``partitions: auto``."""
@@ -123,6 +143,72 @@ def read_scores(parts: list[Path], columns: list[str] | None = None) -> pd.DataF
     frames = [f for f in frames if len(f)] or frames[:1]
     scores = pd.concat(frames, ignore_index=True)
     return scores.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
+
+
+def partition_source(
+    cfg: RunConfig, n_partitions: int, work: Path, batch_rows: int = 1_000_000
+) -> tuple[_RawInputs, MemoryParts | SpilledParts]:
+    """The configured source split into customer partitions.
+
+    Files (``data.source: files``) are read a batch at a time and spilled to Parquet in
+    ``work`` (memory bounded by a batch); the embedded and generated sources, which are in
+    memory anyway, are split in memory.
+
+    Parameters
+    ----------
+    cfg : RunConfig
+        The run configuration.
+    n_partitions : int
+        Number of partitions.
+    work : Path
+        Folder for the spilled partitions.
+    batch_rows : int
+        Rows read at a time from a file.
+
+    Returns
+    -------
+    (_RawInputs, MemoryParts or SpilledParts)
+        The validation settings of the source (no tables) and its partitions.
+    """
+    data = cfg.data
+    if data.source == "files":
+        readers = {
+            name: None
+            if spec is None
+            else functools.partial(
+                read_table_batches,
+                spec,
+                CONTRACTS[name],
+                null_values=data.null_values,
+                batch_rows=batch_rows,
+            )
+            for name, spec in file_sources(cfg).items()
+        }
+        parts = spill_tables(readers, n_partitions, work, data.null_values, data.id_normalisation)
+        return file_settings(cfg), parts
+    raw = _read_source(cfg)
+    split = split_tables(raw.tables, n_partitions, data.null_values, data.id_normalisation)
+    return dataclasses.replace(raw, tables={}), MemoryParts(split)
+
+
+def input_rows(cfg: RunConfig) -> int:
+    """About how many input rows the configured source has, without reading it.
+
+    Parquet files tell their row count; a CSV file counts as one row per 40 bytes; the
+    embedded CDNOW files and the generator are small enough for one partition.
+    """
+    data = cfg.data
+    if data.source != "files":
+        return 0
+    rows = 0
+    for spec in file_sources(cfg).values():
+        if spec is None or not Path(spec.path).is_file():
+            continue
+        if spec.resolved_format == "parquet":
+            rows += pq.ParquetFile(spec.path).metadata.num_rows
+        else:
+            rows += Path(spec.path).stat().st_size // 40
+    return rows
 
 
 def _validate(part: RawPart, source: _RawInputs, cfg: RunConfig, as_of: pd.Timestamp) -> Inputs:

@@ -26,6 +26,7 @@ from retain.io.write import (
     read_marker,
     write_json_atomic,
     write_rejects,
+    write_sorted_parts_atomic,
     write_table_atomic,
     write_text_atomic,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "validate_events",
     "validate_transactions",
     "write_json_atomic",
+    "write_sorted_parts_atomic",
     "write_rejects",
     "write_table_atomic",
     "write_text_atomic",

@@ -33,11 +33,14 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from retain.contracts import REJECT_COLUMNS
 
@@ -97,6 +100,81 @@ def _replace_with(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def write_sorted_parts_atomic(
+    parts: Sequence[Path],
+    path: str | Path,
+    key: str,
+    *,
+    work: Path | None = None,
+    batch_rows: int = 250_000,
+    memory_limit: str = "2GB",
+) -> Path:
+    """Write Parquet parts as one table sorted by ``key``, a batch at a time, atomically.
+
+    DuckDB sorts the parts (spilling to ``work`` beyond ``memory_limit``) and the sorted rows
+    are written as they come: the file is the one :func:`write_table_atomic` would write for
+    the concatenated, sorted table (same columns and pandas dtypes; CSV cells neutralised),
+    without holding that table in memory.
+
+    Parameters
+    ----------
+    parts : sequence of Path
+        Parquet files with the same schema (written by pandas, without an index).
+    path : str or Path
+        Target ``.parquet`` or ``.csv`` file.
+    key : str
+        Sort column (distinct values).
+    work : Path, optional
+        Folder for DuckDB's temporary files.
+    batch_rows : int
+        Rows per written batch.
+    memory_limit : str
+        DuckDB's memory limit.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".parquet", ".pq", ".csv"}:
+        raise ValueError(f"unsupported table format: {path.suffix}")
+    schema = pq.read_schema(parts[0])
+    con = duckdb.connect()
+
+    def batches() -> Iterator[pa.Table]:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        if work is not None:
+            con.execute(f"SET temp_directory = '{work}'")
+        sql = f'SELECT * FROM read_parquet(?) ORDER BY "{key}"'
+        reader = con.execute(sql, [[str(p) for p in parts]]).to_arrow_reader(batch_rows)
+        for batch in reader:
+            yield pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+
+    def parquet(fh: Any) -> None:
+        with pq.ParquetWriter(fh, schema) as writer:
+            for table in batches():
+                writer.write_table(table)
+
+    def csv(fh: Any) -> None:
+        first = True
+        for table in batches():
+            frame = neutralise_formulas(table.to_pandas())
+            text = frame.to_csv(index=False, header=first, lineterminator="\r\n")
+            fh.write(text.encode("utf-8"))
+            first = False
+        if first:  # no rows: the header alone
+            empty = schema.empty_table().to_pandas()
+            fh.write(empty.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
+
+    try:
+        _replace_with(path, csv if suffix == ".csv" else parquet)
+    finally:
+        con.close()
+    return path
 
 
 def write_table_atomic(df: pd.DataFrame, path: str | Path) -> Path:

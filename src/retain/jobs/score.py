@@ -25,8 +25,9 @@ is either scored (one row) or rejected (all of their rows were rejected; counted
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,16 @@ import numpy as np
 import pandas as pd
 
 from retain import tracking
-from retain.config import ConfigError, RunConfig, ScoringConfig, load_policy
+from retain.config import ConfigError, PolicyConfig, RunConfig, ScoringConfig, load_policy
 from retain.contracts import CUSTOMER_ID
+from retain.engine.local import (
+    auto_partitions,
+    input_rows,
+    partition_source,
+    read_scores,
+    score_partitioned,
+)
+from retain.inputs import InputsRecord, record_inputs
 from retain.io import (
     Inputs,
     check_dates_against_data,
@@ -47,9 +56,12 @@ from retain.io import (
     rejected_customers,
     write_json_atomic,
     write_rejects,
+    write_sorted_parts_atomic,
     write_table_atomic,
 )
 from retain.names import (
+    ACTION_PLAN_CSV,
+    CONTACT_LIST_CSV,
     MANIFEST_FILE,
     REJECTS_FILE,
     SCORES_CSV,
@@ -58,8 +70,14 @@ from retain.names import (
     SCORING_DISTRIBUTION,
     SCORING_MANIFEST,
     SCORING_STAGE_BY_TIER,
+    STAGE_TIER_CSV,
 )
-from retain.reporting.summary import summary_tables
+from retain.reporting.summary import (
+    action_plan_table,
+    contact_list,
+    stage_tier_table,
+    summary_tables,
+)
 from retain.scoring import ScoringModels, check_finite, count_by, score_customers
 from retain.timeline import day
 from retain.tracking import LoadedScoringModels, TrackingSettings
@@ -175,7 +193,48 @@ def build_manifest(
         and reason, the customer balance, models, counts per stage/tier/action/channel,
         totals and timings.
     """
-    rejects = inputs.rejects
+    return manifest_from(
+        cfg,
+        as_of,
+        record_inputs(inputs),
+        customer_balance(inputs, scores),
+        scores,
+        models,
+        timings,
+        extra,
+    )
+
+
+def manifest_from(
+    cfg: RunConfig,
+    as_of: pd.Timestamp,
+    record: InputsRecord,
+    balance: dict[str, Any],
+    view: pd.DataFrame,
+    models: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest from the inputs' record, the customer balance and the scores' columns.
+
+    Parameters
+    ----------
+    cfg, as_of, models, timings, extra
+        As for :func:`build_manifest`.
+    record : InputsRecord
+        The inputs' record (row counts, rejects).
+    balance : dict
+        The customer balance (:func:`customer_balance`).
+    view : DataFrame
+        Every scored row, sorted by customer, with at least the columns counted
+        (:data:`COUNT_COLUMNS`) and totalled (:data:`VIEW_COLUMNS`).
+
+    Returns
+    -------
+    dict
+        See :func:`build_manifest`.
+    """
+    rejects = record.rejects
     rejected_rows = {
         str(table): {str(r): int(n) for r, n in grp["reason"].value_counts().items()}
         for table, grp in rejects.groupby("table", observed=True)
@@ -185,18 +244,18 @@ def build_manifest(
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config_name": cfg.name,
         "config_hash": cfg.config_hash(),
-        "input_rows": inputs.counts,
+        "input_rows": record.counts,
         "rejected_rows_by_reason": rejected_rows,
-        "customers": customer_balance(inputs, scores),
-        "rows_out": int(len(scores)),
+        "customers": balance,
+        "rows_out": int(len(view)),
         "models": models,
-        "counts": count_by(scores, COUNT_COLUMNS),
+        "counts": count_by(view, COUNT_COLUMNS),
         "totals": {
-            "clv": float(np.nansum(scores["clv"])),
-            "expected_value_saved": float(np.nansum(scores["expected_value_saved"])),
-            "action_cost": float(np.nansum(scores["action_cost"])),
-            "mean_churn_probability": float(np.nanmean(scores["churn_probability"]))
-            if scores["churn_probability"].notna().any()
+            "clv": float(np.nansum(view["clv"])),
+            "expected_value_saved": float(np.nansum(view["expected_value_saved"])),
+            "action_cost": float(np.nansum(view["action_cost"])),
+            "mean_churn_probability": float(np.nanmean(view["churn_probability"]))
+            if view["churn_probability"].notna().any()
             else None,
         },
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
@@ -205,19 +264,21 @@ def build_manifest(
 
 
 def write_outputs(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | Sequence[Path],
     rejects: pd.DataFrame,
     manifest: dict[str, Any],
     output_dir: str | Path,
     csv: bool = False,
     tables: Mapping[str, pd.DataFrame] | None = None,
+    work: Path | None = None,
 ) -> list[Path]:
     """Write scores, rejects and manifest into ``output_dir`` all at once or not at all.
 
     Parameters
     ----------
-    scores : DataFrame
-        The scores.
+    scores : DataFrame or sequence of Path
+        The scores, or the Parquet parts of a partitioned run (written as one table sorted
+        by customer, a batch at a time: :func:`retain.io.write_sorted_parts_atomic`).
     rejects : DataFrame
         The rejected input rows.
     manifest : dict
@@ -230,6 +291,8 @@ def write_outputs(
     tables : mapping of str to DataFrame, optional
         Further tables by file name (the summary CSVs, :data:`retain.names.SUMMARY_CSVS`),
         written in the same folder and in the same all-or-nothing step.
+    work : Path, optional
+        Scratch folder for sorting the parts.
 
     Returns
     -------
@@ -243,9 +306,11 @@ def write_outputs(
     info = {"as_of": manifest.get("as_of"), "config_name": manifest.get("config_name")}
     with owned_directory(output_dir, SCORES_KIND, info) as tmp:
         t0 = time.perf_counter()
-        write_table_atomic(scores, tmp / SCORES_FILE)
-        if csv:
-            write_table_atomic(scores, tmp / SCORES_CSV)
+        for name in [SCORES_FILE, *([SCORES_CSV] if csv else [])]:
+            if isinstance(scores, pd.DataFrame):
+                write_table_atomic(scores, tmp / name)
+            else:
+                write_sorted_parts_atomic(list(scores), tmp / name, CUSTOMER_ID, work=work)
         for name, table in tables.items():
             write_table_atomic(table, tmp / name)
         write_rejects(rejects, tmp / REJECTS_FILE)
@@ -330,31 +395,116 @@ def score(
 
     settings, loaded = _load_models(cfg, clv_ref, churn_ref, allow_other_dataset, timings, note)
     models = loaded.models
-    inputs = _load_inputs(cfg, sc, when, timings, note)
-    scores = score_customers(
-        inputs.transactions,
-        when,
-        models,
-        policy,
-        events=inputs.events,
-        customers=inputs.customers,
-        segment_rules=cfg.segment_rules(),
-        chunk_size=sc.chunk_size,
-        timings=timings,
-        progress=note,
-    )
-    check_finite(scores)
     model_info = models_entry(loaded, str(clv_ref), str(churn_ref))
-    manifest, files = _write(
-        cfg, when, inputs, scores, model_info, timings, out_dir, write_csv, note
-    )
+    partitions = auto_partitions(input_rows(cfg), cfg.partitions)
+    record: Inputs | InputsRecord
+    if partitions > 1:
+        manifest, files, view, record = _score_in_partitions(
+            cfg, when, models, policy, model_info, timings, out_dir, write_csv, partitions, note
+        )
+        warnings = record.warnings
+    else:
+        inputs = _load_inputs(cfg, sc, when, timings, note)
+        view = score_customers(
+            inputs.transactions,
+            when,
+            models,
+            policy,
+            events=inputs.events,
+            customers=inputs.customers,
+            segment_rules=cfg.segment_rules(),
+            chunk_size=sc.chunk_size,
+            timings=timings,
+            progress=note,
+        )
+        check_finite(view)
+        manifest, files = _write(
+            cfg, when, inputs, view, model_info, timings, out_dir, write_csv, note
+        )
+        record, warnings = inputs, inputs.warnings
 
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "score", settings=settings) as run:
         params = score_params(when, models, out_dir, output_dir or sc.output_dir)
-        _log(cfg, inputs, scores, manifest, params)
+        _log(cfg, record, view, manifest, params)
         run_id = run.info.run_id
-    return ScoreResult(run_id, out_dir, manifest, files, inputs.warnings)
+    return ScoreResult(run_id, out_dir, manifest, files, warnings)
+
+
+VIEW_COLUMNS = [
+    CUSTOMER_ID,
+    *COUNT_COLUMNS,
+    "retention_action",
+    "clv",
+    "p_alive",
+    "churn_probability",
+    "expected_value_saved",
+    "action_cost",
+]
+"""The score columns a partitioned run reads back whole for the manifest, summaries and log."""
+
+
+def _score_in_partitions(
+    cfg: RunConfig,
+    when: pd.Timestamp,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    model_info: dict[str, Any],
+    timings: dict[str, float],
+    out_dir: Path,
+    write_csv: bool,
+    partitions: int,
+    note: Progress,
+) -> tuple[dict[str, Any], list[Path], pd.DataFrame, InputsRecord]:
+    """Score on the local engine, one customer partition at a time, and write the folder.
+
+    Returns the manifest, the files written, the scores' :data:`VIEW_COLUMNS` and the
+    inputs' record.
+    """
+    sc = cfg.scoring
+    assert sc is not None
+    with tempfile.TemporaryDirectory(prefix="retain-score-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        note(f"splitting the inputs into {partitions} customer partitions")
+        source, parts = partition_source(cfg, partitions, work)
+        timings["partition"] = time.perf_counter() - t0
+        run = score_partitioned(
+            parts,
+            source,
+            cfg,
+            when,
+            models,
+            policy,
+            work,
+            segment_rules=cfg.segment_rules(),
+            chunk_size=sc.chunk_size,
+            timings=timings,
+            progress=note,
+        )
+        dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
+        check_dates_against_data(dated, run.record.first_day, ("scoring",))
+        t0 = time.perf_counter()
+        view = read_scores(run.parts, list(dict.fromkeys(VIEW_COLUMNS)))
+        engine = {"engine": {"name": "local", "partitions": partitions}}
+        manifest = manifest_from(
+            cfg, when, run.record, run.balance, view, model_info, timings, engine
+        )
+        if not manifest["customers"]["balanced"]:
+            raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
+        top = cfg.report.top_n
+        first = [pd.read_parquet(p, filters=[("action_priority", "<=", top)]) for p in run.parts]
+        tables = {
+            STAGE_TIER_CSV: stage_tier_table(view),
+            ACTION_PLAN_CSV: action_plan_table(view),
+            CONTACT_LIST_CSV: contact_list(pd.concat(first, ignore_index=True), policy, top),
+        }
+        note(f"writing {len(view):,} rows to {out_dir}")
+        files = write_outputs(
+            run.parts, run.record.rejects, manifest, out_dir, write_csv, tables, work
+        )
+        manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)
+    return manifest, files, view, run.record
 
 
 def _load_models(
@@ -486,7 +636,7 @@ def stage_by_tier(scores: pd.DataFrame) -> pd.DataFrame:
 
 def _log(
     cfg: RunConfig,
-    inputs: Inputs,
+    inputs: Inputs | InputsRecord,
     scores: pd.DataFrame,
     manifest: dict[str, Any],
     params: dict[str, Any],
@@ -495,7 +645,7 @@ def _log(
     tracking.log_inputs(cfg, inputs, tracking.SCORING)
     tracking.log_params_flat(params, prefix="score.")
     tracking.log_dict(manifest, SCORING_MANIFEST)
-    tracking.log_metrics(score_metrics(manifest, len(scores)))
+    tracking.log_metrics(score_metrics(manifest, int(manifest["rows_out"])))
     tracking.log_table(score_distribution(scores), SCORING_DISTRIBUTION)
     tracking.log_table(stage_by_tier(scores), SCORING_STAGE_BY_TIER)
     tracking.describe_run(score_description(tracking.data_label(cfg, inputs), manifest, params))

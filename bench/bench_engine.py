@@ -1,0 +1,131 @@
+"""``retain score`` on the local engine over large files: wall time and peak memory.
+
+Usage::
+
+    .venv/bin/python bench/generate_large.py --customers 1000000 --out /tmp/retain-large-1m
+    .venv/bin/python bench/bench_engine.py --data /tmp/retain-large-1m
+    .venv/bin/python bench/bench_engine.py --data /tmp/retain-large-10m --partitions 16
+
+Steps, each a command in its own process:
+
+``train`` (once per data folder, not timed)
+    The first ``--train-customers`` customers (by id) are copied to ``DATA/train/`` with DuckDB
+    and ``retain train-clv`` / ``retain train-churn`` run on them with the data folder's
+    config, so the registry in ``DATA`` holds a challenger of each model. Scoring then uses
+    those versions (``--model-version challenger --allow-other-dataset``).
+``score`` (timed)
+    ``retain score`` on every customer of ``DATA`` with ``partitions`` set, under
+    ``/usr/bin/time -v``: wall time and the peak resident memory of the process. The scores are
+    written (Parquet, sorted by customer) into ``DATA/outputs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RETAIN = [sys.executable, "-m", "retain.cli"]
+
+
+def _config(data: Path) -> dict:
+    return yaml.safe_load((data / "retain.yaml").read_text())
+
+
+def _write_config(config: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def train(data: Path, customers: int) -> None:
+    """Copy the first customers to ``DATA/train`` and train both models on them (once)."""
+    folder = data / "train"
+    done = folder / "trained.json"
+    if done.exists():
+        return
+    folder.mkdir(exist_ok=True)
+    config = _config(data)
+    con = duckdb.connect()
+    tx = data / "transactions.parquet"
+    con.execute(
+        f"CREATE TABLE ids AS SELECT DISTINCT customer_id FROM read_parquet('{tx}') "
+        f"ORDER BY customer_id LIMIT {customers}"
+    )
+    for name in ("transactions", "events"):
+        source = data / f"{name}.parquet"
+        if not source.exists():
+            continue
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{source}') WHERE customer_id IN "
+            f"(SELECT customer_id FROM ids)) TO '{folder / f'{name}.parquet'}' (FORMAT parquet)"
+        )
+        config["data"][name] = {"path": str(folder / f"{name}.parquet")}
+    con.close()
+    train_cfg = _write_config(config, data / "retain-train.yaml")
+    for step in ("train-clv", "train-churn"):
+        subprocess.run([*RETAIN, step, "--config", str(train_cfg)], check=True, cwd=data)
+    done.write_text(json.dumps({"customers": customers}))
+
+
+def score(data: Path, partitions: str) -> dict:
+    """``retain score`` on every customer under ``/usr/bin/time -v``."""
+    config = _config(data)
+    config["partitions"] = partitions if partitions == "auto" else int(partitions)
+    cfg = _write_config(config, data / "retain-score.yaml")
+    command = [
+        "/usr/bin/time",
+        "-v",
+        *RETAIN,
+        "score",
+        "--config",
+        str(cfg),
+        "--model-version",
+        "challenger",
+        "--clv-version",
+        "challenger",
+        "--allow-other-dataset",
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=data)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(done.returncode)
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
+    scores = next((data / "outputs").rglob("manifest.json"))
+    manifest = json.loads(scores.read_text())
+    return {
+        "customers_scored": manifest["customers"]["customers_scored"],
+        "input_rows": {k: v["rows_in"] for k, v in manifest["input_rows"].items()},
+        "partitions": manifest.get("engine", {}).get("partitions", 1),
+        "wall_seconds": round(wall, 1),
+        "peak_rss_gb": round(peak_kb / 1024**2, 2),
+        "timings_seconds": manifest["timings_seconds"],
+        "summary": done.stdout.strip().splitlines()[-1:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="bench/generate_large.py output")
+    parser.add_argument("--train-customers", type=int, default=100_000)
+    parser.add_argument("--partitions", default="auto", help="partition count or auto")
+    args = parser.parse_args(argv)
+    data = args.data.resolve()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the data folder's config names its store
+    train(data, args.train_customers)
+    print(json.dumps(score(data, args.partitions), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from retain.clv.cutoff_features import rfm_triples
@@ -256,12 +257,13 @@ def _known_and_rejected(inputs: Inputs) -> dict[str, Any]:
     }
 
 
-def _budget_stream(files: list[Path], policy: PolicyConfig) -> dict[int, pd.DataFrame]:
-    """Over-budget flags and priorities of every contacted customer, per partition.
+def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[Path]:
+    """Over-budget flags and priorities of every contacted customer, one file per partition.
 
     DuckDB sorts the contacted customers of every partition file by expected value saved
     (missing last), best first, ties by customer id, and streams them through one
-    :class:`retain.policy.BudgetRun`.
+    :class:`retain.policy.BudgetRun`; each decided batch goes to its partition's file, so
+    memory is bounded by a batch.
     """
     names = {str(path): p for p, path in enumerate(files)}
     sql = f"""
@@ -272,9 +274,14 @@ def _budget_stream(files: list[Path], policy: PolicyConfig) -> dict[int, pd.Data
                  expected_value_saved DESC, {CUSTOMER_ID}
     """
     run = BudgetRun(policy)
-    found: dict[int, list[pd.DataFrame]] = {}
+    out = [work / f"decisions-{p}.parquet" for p in range(len(files))]
+    schema = pa.schema(
+        [(CUSTOMER_ID, pa.large_string()), ("over_budget", pa.bool_()), ("priority", pa.int64())]
+    )
+    writers = [pq.ParquetWriter(path, schema) for path in out]
     con = duckdb.connect()
     try:
+        con.execute(f"SET temp_directory = '{work}'")
         reader = con.execute(sql, [[str(f) for f in files]]).to_arrow_reader(1_000_000)
         for batch in reader:
             chunk = batch.to_pandas()
@@ -283,16 +290,20 @@ def _budget_stream(files: list[Path], policy: PolicyConfig) -> dict[int, pd.Data
                 chunk["action_cost"].to_numpy(dtype=float, na_value=np.nan),
                 chunk["expected_value_saved"].to_numpy(dtype=float, na_value=np.nan),
             )
-            decided = pd.DataFrame(
-                {"over_budget": over, "priority": priority},
-                index=pd.Index(chunk[CUSTOMER_ID].astype("string"), name=CUSTOMER_ID),
-            )
+            ids = chunk[CUSTOMER_ID].to_numpy(dtype=object)
             part_of = chunk["filename"].map(names).to_numpy()
             for p in np.unique(part_of):
-                found.setdefault(int(p), []).append(decided[part_of == p])
+                mine = part_of == p
+                table = pa.table(
+                    [pa.array(ids[mine], pa.large_string()), over[mine], priority[mine]],
+                    schema=schema,
+                )
+                writers[int(p)].write_table(table)
     finally:
         con.close()
-    return {p: pd.concat(frames) for p, frames in found.items()}
+        for writer in writers:
+            writer.close()
+    return out
 
 
 def score_partitioned(
@@ -402,12 +413,11 @@ def score_partitioned(
         path = work / f"actions-{p}.parquet"
         table.to_parquet(path)
         files.append(path)
-    decisions = _budget_stream(files, policy)
+    decisions = _budget_stream(files, policy, work)
     degree_parts = []
     for p in range(n):
         table = pd.read_parquet(files[p])
-        mine = decisions.get(p, pd.DataFrame({"over_budget": [], "priority": []}))
-        mine = mine.reindex(table.index)
+        mine = pd.read_parquet(decisions[p]).set_index(CUSTOMER_ID).reindex(table.index)
         over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
         prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
         prio[prio == 0] = pd.NA

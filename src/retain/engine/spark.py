@@ -27,27 +27,53 @@ pandas.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
+import os
 import pickle
+import re
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from retain.clv.cutoff_features import rfm_triples
-from retain.config import PolicyConfig, SegmentRules
-from retain.contracts import CUSTOMER_ID
+from retain.config import (
+    ConfigError,
+    CsvOptions,
+    PolicyConfig,
+    RunConfig,
+    SegmentRules,
+    TableSource,
+)
+from retain.contracts import CUSTOMER_ID, Contract, DataError
+from retain.engine.local import PartitionedScores, _balance, _known_and_rejected, _validate
+from retain.engine.partition import RawPart, customer_partition
 from retain.features.build import rfm_score_counts
 from retain.features.segments import merge_value_counts
+from retain.inputs import (
+    CONTRACTS,
+    _RawInputs,
+    _read_source,
+    file_settings,
+    file_sources,
+    merge_records,
+    record_inputs,
+)
+from retain.io.read import _compute, _csv_header, _projection, _resolve
 from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
 from retain.scoring import (
     PartBase,
     PopulationStats,
     ScoringModels,
     budget_over_table,
+    check_finite,
     part_actions,
     part_base,
     part_budget,
@@ -56,13 +82,14 @@ from retain.scoring import (
     population_stats,
 )
 from retain.timeline import day
+from retain.validation import check_rows_used
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
     from pyspark.sql.types import DataType, StructType
 
-__all__ = ["score_customers_spark"]
+__all__ = ["score_customers_spark", "score_source_spark"]
 
 _TABLE = "__table"
 _ROW = "__row"
@@ -265,6 +292,19 @@ def _part_of(frame: pd.DataFrame, layout: _Layout) -> PartBase:
     return PartBase(base, prospects.sort_values())
 
 
+def _encode_base(part: PartBase, layout: _Layout) -> pd.DataFrame:
+    """A part's base rows and prospects (flagged :data:`_PROSPECT`) as Spark columns."""
+    out = layout.encode(part.base)
+    out[_PROSPECT] = False
+    if len(part.prospects):
+        extra = pd.DataFrame({CUSTOMER_ID: part.prospects.to_numpy(dtype=object), _PROSPECT: True})
+        out = pd.concat([out, extra], ignore_index=True)
+        for col, dtype in layout.dtypes.items():
+            if pd.api.types.is_integer_dtype(dtype):
+                out[col] = out[col].astype("Int64")
+    return out
+
+
 def _sorted_contacts(actions: SparkFrame) -> pd.DataFrame:
     """The contacted customers in budget order, collected: id, channel, cost, ev."""
     from pyspark.sql import functions as F
@@ -284,6 +324,39 @@ def _sorted_contacts(actions: SparkFrame) -> pd.DataFrame:
         .orderBy(F.col("__key").desc(), F.col(CUSTOMER_ID).asc())
         .toPandas()
     )
+
+
+_CONF = {
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.pandas.convertToArrowArraySafely": "false",
+}
+"""Session settings the engine runs with (restored afterwards)."""
+
+
+@contextlib.contextmanager
+def _session_conf(spark: SparkSession) -> Iterator[None]:
+    """Arrow on (see :data:`_CONF`) for the block; the previous values restored after."""
+    saved = {key: spark.conf.get(key, None) for key in _CONF}
+    for key, value in _CONF.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+@contextlib.contextmanager
+def _unpersisting(persisted: list[SparkFrame]) -> Iterator[None]:
+    """Unpersist every frame put into ``persisted`` when the block ends."""
+    try:
+        yield
+    finally:
+        for df in persisted:
+            df.unpersist()
 
 
 def score_customers_spark(
@@ -360,7 +433,6 @@ def _score(
     chunk_size: int,
 ) -> pd.DataFrame:
     """:func:`score_customers_spark` without the warning filters."""
-    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     as_of_ts = day(as_of)
@@ -372,15 +444,8 @@ def _score(
             customers if CUSTOMER_ID in customers.columns else customers.reset_index()
         )
     layouts = _sample_layouts(tables, as_of_ts, models, policy, segment_rules, chunk_size)
-    conf = {
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.pandas.convertToArrowArraySafely": "false",
-    }
-    saved = {key: spark.conf.get(key, None) for key in conf}
-    for key, value in conf.items():
-        spark.conf.set(key, value)
     persisted: list[SparkFrame] = []
-    try:
+    with _session_conf(spark), _unpersisting(persisted):
         inputs = _inputs_frame(spark, tables, layouts).repartition(partitions, CUSTOMER_ID)
 
         # 1. base features and prospects, per whole partition
@@ -398,125 +463,25 @@ def _score(
             tx = parts["transactions"]
             assert tx is not None
             part = part_base(tx, as_of_ts, models, parts.get("events"), parts.get("customers"))
-            out = base_layout.encode(part.base)
-            out[_PROSPECT] = False
-            if len(part.prospects):
-                extra = pd.DataFrame(
-                    {CUSTOMER_ID: part.prospects.to_numpy(dtype=object), _PROSPECT: True}
-                )
-                out = pd.concat([out, extra], ignore_index=True)
-                for col, dtype in base_layout.dtypes.items():
-                    if pd.api.types.is_integer_dtype(dtype):
-                        out[col] = out[col].astype("Int64")
-            yield out
+            yield _encode_base(part, base_layout)
 
         prospect_field = T.StructField(_PROSPECT, T.BooleanType(), True)
         base = inputs.mapInPandas(base_step, base_layout.schema(prospect_field)).persist()
         persisted.append(base)
 
-        # 2. the population's statistics, on the driver
-        def counts_of(frame: pd.DataFrame) -> tuple[Any, Any]:
-            part = _part_of(frame, base_layout)
-            return rfm_score_counts(part.base), rfm_triples(part.base)
-
-        collected = _per_part(base, counts_of)
-        stats: PopulationStats = population_stats(
-            [c for c, _ in collected], [t for _, t in collected], models
+        budget, degree_stats = _policy_steps(
+            spark,
+            base,
+            layouts,
+            as_of_ts,
+            models,
+            policy,
+            segment_rules,
+            chunk_size,
+            persisted,
         )
-
-        # 3. scores, stages and reasons; then tiers and actions
-        scores_layout = layouts.scores
-
-        def scores_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            frame = _gather(batches)
-            if frame is None:
-                return
-            part = _part_of(frame, base_layout)
-            table = part_scores(
-                part,
-                stats,
-                models,
-                policy,
-                as_of_ts,
-                segment_rules=segment_rules,
-                chunk_size=chunk_size,
-            )
-            yield scores_layout.encode(table)
-
-        scores = base.mapInPandas(scores_step, scores_layout.schema()).persist()
-        persisted.append(scores)
-        clv = F.col("clv")
-        clv_counts = scores.where(clv.isNotNull() & ~F.isnan(clv)).groupBy("clv").count().toPandas()
-        clv_counts = clv_counts.sort_values("clv")
-        cuts = tier_cuts_from_counts(
-            clv_counts["clv"].to_numpy(dtype=float),
-            clv_counts["count"].to_numpy(dtype=np.int64),
-            policy.tiers,
-        )
-        actions_layout = layouts.actions
-
-        def actions_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                if len(batch):
-                    table = part_actions(scores_layout.decode(batch), cuts, policy)
-                    yield actions_layout.encode(table)
-
-        actions = scores.mapInPandas(actions_step, actions_layout.schema()).persist()
-        persisted.append(actions)
-
-        # 4. budgets and priorities: one sorted stream through one BudgetRun
-        contacts = _sorted_contacts(actions)
-        over, priority = BudgetRun(policy).decide(
-            contacts["action_channel"].to_numpy(dtype=object),
-            contacts["action_cost"].to_numpy(dtype=float),
-            contacts["expected_value_saved"].to_numpy(dtype=float),
-        )
-        decided_schema = T.StructType(
-            [
-                T.StructField(CUSTOMER_ID, T.StringType(), False),
-                T.StructField(_OVER, T.BooleanType(), False),
-                T.StructField(_PRIORITY, T.LongType(), False),
-            ]
-        )
-        decided = spark.createDataFrame(
-            pd.DataFrame(
-                {
-                    CUSTOMER_ID: contacts[CUSTOMER_ID].to_numpy(dtype=object),
-                    _OVER: np.asarray(over, dtype=bool),
-                    _PRIORITY: np.asarray(priority, dtype=np.int64),
-                }
-            ),
-            decided_schema,
-        )
-        budget_layout = layouts.budget
-
-        def budget_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            for batch in batches:
-                if not len(batch):
-                    continue
-                table = actions_layout.decode(batch.sort_values(CUSTOMER_ID))
-                flags = batch.sort_values(CUSTOMER_ID)
-                drop = flags[_OVER].fillna(False).to_numpy(dtype=bool)
-                prio = flags[_PRIORITY].fillna(0).to_numpy(dtype=np.int64)
-                pr = pd.array(prio, dtype="Int64")
-                pr[prio == 0] = pd.NA
-                out = part_budget(table, drop, pd.Series(pr, index=table.index))
-                yield budget_layout.encode(out)
-
-        joined = actions.join(decided, on=CUSTOMER_ID, how="left")
-        budget = joined.mapInPandas(budget_step, budget_layout.schema()).persist()
-        persisted.append(budget)
-
-        # 5. five degrees against the population; the output rows
-        parts_degrees = _per_part(
-            budget, lambda frame: degree_counts(budget_layout.decode(frame), policy)
-        )
-        names = {name for part in parts_degrees for name in part}
-        degree_stats = {
-            name: merge_value_counts([part[name] for part in parts_degrees if name in part])
-            for name in sorted(names)
-        }
         output_layout = layouts.output
+        budget_layout = layouts.budget
 
         def output_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
             for batch in batches:
@@ -526,13 +491,579 @@ def _score(
                     yield output_layout.encode(out)
 
         result = budget.mapInPandas(output_step, output_layout.schema()).toPandas()
-    finally:
-        for df in persisted:
-            df.unpersist()
-        for key, value in saved.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
     result = result.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
     return output_layout.decode(result).reset_index(drop=True)
+
+
+def _policy_steps(
+    spark: SparkSession,
+    base: SparkFrame,
+    layouts: _Layouts,
+    as_of_ts: pd.Timestamp,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    segment_rules: SegmentRules | None,
+    chunk_size: int,
+    persisted: list[SparkFrame],
+) -> tuple[SparkFrame, dict[str, Any]]:
+    """Steps 2 to 5 but the output rows: from the base features to the budget table.
+
+    ``base`` holds the encoded base rows and prospects of every partition
+    (:data:`_PROSPECT`); the persisted frames are appended to ``persisted`` (the caller
+    unpersists them). Returns the budget table (encoded) and the merged degree counts
+    :func:`retain.scoring.part_output` needs.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    base_layout = layouts.base
+
+    # 2. the population's statistics, on the driver
+    def counts_of(frame: pd.DataFrame) -> tuple[Any, Any]:
+        part = _part_of(frame, base_layout)
+        return rfm_score_counts(part.base), rfm_triples(part.base)
+
+    collected = _per_part(base, counts_of)
+    stats: PopulationStats = population_stats(
+        [c for c, _ in collected], [t for _, t in collected], models
+    )
+
+    # 3. scores, stages and reasons; then tiers and actions
+    scores_layout = layouts.scores
+
+    def scores_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        frame = _gather(batches)
+        if frame is None:
+            return
+        part = _part_of(frame, base_layout)
+        table = part_scores(
+            part,
+            stats,
+            models,
+            policy,
+            as_of_ts,
+            segment_rules=segment_rules,
+            chunk_size=chunk_size,
+        )
+        yield scores_layout.encode(table)
+
+    scores = base.mapInPandas(scores_step, scores_layout.schema()).persist()
+    persisted.append(scores)
+    clv = F.col("clv")
+    clv_counts = scores.where(clv.isNotNull() & ~F.isnan(clv)).groupBy("clv").count().toPandas()
+    clv_counts = clv_counts.sort_values("clv")
+    cuts = tier_cuts_from_counts(
+        clv_counts["clv"].to_numpy(dtype=float),
+        clv_counts["count"].to_numpy(dtype=np.int64),
+        policy.tiers,
+    )
+    actions_layout = layouts.actions
+
+    def actions_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if len(batch):
+                table = part_actions(scores_layout.decode(batch), cuts, policy)
+                yield actions_layout.encode(table)
+
+    actions = scores.mapInPandas(actions_step, actions_layout.schema()).persist()
+    persisted.append(actions)
+
+    # 4. budgets and priorities: one sorted stream through one BudgetRun
+    contacts = _sorted_contacts(actions)
+    over, priority = BudgetRun(policy).decide(
+        contacts["action_channel"].to_numpy(dtype=object),
+        contacts["action_cost"].to_numpy(dtype=float),
+        contacts["expected_value_saved"].to_numpy(dtype=float),
+    )
+    decided_schema = T.StructType(
+        [
+            T.StructField(CUSTOMER_ID, T.StringType(), False),
+            T.StructField(_OVER, T.BooleanType(), False),
+            T.StructField(_PRIORITY, T.LongType(), False),
+        ]
+    )
+    decided = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                CUSTOMER_ID: contacts[CUSTOMER_ID].to_numpy(dtype=object),
+                _OVER: np.asarray(over, dtype=bool),
+                _PRIORITY: np.asarray(priority, dtype=np.int64),
+            }
+        ),
+        decided_schema,
+    )
+    budget_layout = layouts.budget
+
+    def budget_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            if not len(batch):
+                continue
+            table = actions_layout.decode(batch.sort_values(CUSTOMER_ID))
+            flags = batch.sort_values(CUSTOMER_ID)
+            drop = flags[_OVER].fillna(False).to_numpy(dtype=bool)
+            prio = flags[_PRIORITY].fillna(0).to_numpy(dtype=np.int64)
+            pr = pd.array(prio, dtype="Int64")
+            pr[prio == 0] = pd.NA
+            out = part_budget(table, drop, pd.Series(pr, index=table.index))
+            yield budget_layout.encode(out)
+
+    joined = actions.join(decided, on=CUSTOMER_ID, how="left")
+    budget = joined.mapInPandas(budget_step, budget_layout.schema()).persist()
+    persisted.append(budget)
+
+    # 5. five degrees against the population; the output rows
+    parts_degrees = _per_part(
+        budget, lambda frame: degree_counts(budget_layout.decode(frame), policy)
+    )
+    names = {name for part in parts_degrees for name in part}
+    degree_stats = {
+        name: merge_value_counts([part[name] for part in parts_degrees if name in part])
+        for name in sorted(names)
+    }
+    return budget, degree_stats
+
+
+# --------------------------------------------------------------- from the raw source
+
+_KEY = "__key"
+_BLOB = "__blob"
+_KEY_BUCKETS = 2**31 - 1
+"""Customer hash buckets (:func:`retain.engine.partition.customer_partition`) that Spark's
+``repartition`` then spreads over the partitions."""
+_SAMPLE_ROWS = 20_000
+"""Raw rows per table validated on the driver for the steps' table layouts."""
+_ENCODINGS = {"utf-8": "UTF-8", "utf-16": "UTF-16", "latin-1": "ISO-8859-1"}
+_TABLES = ("transactions", "events", "customers")
+
+
+@dataclass(frozen=True)
+class _RawTable:
+    """One raw input table on Spark, renamed to its contract.
+
+    Attributes
+    ----------
+    frame : pyspark.sql.DataFrame or None
+        The rows as read (contract names, other columns under their source names) plus the
+        0-based row number in the source (:data:`_ROW`); None in what the tasks get.
+    columns : list of str
+        The table's columns (without :data:`_ROW`), in order.
+    derived : dict
+        Derived contract columns (:mod:`retain.expressions`), computed in the tasks.
+    where : dict
+        Per source column, its name in ``frame`` (what a derived column is computed from).
+    decimal : str
+        The decimal separator of the derived columns' text cells.
+    """
+
+    frame: SparkFrame | None
+    columns: list[str]
+    derived: dict[str, Any]
+    where: dict[str, str]
+    decimal: str = "."
+
+
+def _frame(table: _RawTable) -> SparkFrame:
+    """The table's Spark rows (on the driver)."""
+    assert table.frame is not None
+    return table.frame
+
+
+def _spark_name(name: str) -> str:
+    """A column name quoted for :func:`pyspark.sql.functions.col` (dots are no struct path)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _csv_frame(spark: SparkSession, path: Path, options: CsvOptions, names: list[str]) -> Any:
+    """A CSV file as text columns ``_c0 ..`` read with the stated dialect, and its row numbers.
+
+    The file is read whole per task (``multiLine``: a line break inside quotes is read right,
+    as by DuckDB); the row number is the task's offset (rows of the earlier tasks, counted
+    once when the file is split) plus the row's position in the task.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    schema = T.StructType(
+        [T.StructField(f"_c{i}", T.StringType(), True) for i in range(len(names))]
+    )
+    reader = (
+        spark.read.schema(schema)
+        .option("header", True)
+        .option("enforceSchema", True)
+        .option("multiLine", True)
+        .option("mode", "FAILFAST")
+        .option("sep", options.delimiter)
+        .option("quote", options.quote)
+        .option("escape", (options.escape or options.quote) if options.quote else "\\")
+        .option("encoding", _ENCODINGS[options.encoding])
+    )
+    df = reader.csv(str(path))
+    if df.rdd.getNumPartitions() == 1:
+        return df, F.monotonically_increasing_id()
+    pid = F.spark_partition_id()
+    counts = dict(df.groupBy(pid.alias("p")).count().select("p", "count").collect())
+    offsets, total = [], 0
+    for p in sorted(counts):
+        offsets += [F.lit(p), F.lit(total - (p << 33))]
+        total += counts[p]
+    return df, F.monotonically_increasing_id() + F.element_at(F.create_map(*offsets), pid)
+
+
+def _read_file(
+    spark: SparkSession, spec: TableSource, contract: Contract, null_values: Any
+) -> _RawTable:
+    """One configured file as a :class:`_RawTable` (the checks of
+    :func:`retain.io.read.read_table_batches`, columns renamed as it does)."""
+    from pyspark.sql import functions as F
+
+    table = contract.name
+    unknown = sorted(set(spec.columns) - set(contract.columns))
+    if unknown:
+        raise ConfigError(
+            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
+            f"{table} contract ({', '.join(contract.columns)})"
+        )
+    path = Path(spec.path)
+    if not path.is_file():
+        raise DataError(f"{table}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    if spec.resolved_format == "parquet":
+        df = spark.read.parquet(str(path))
+        available = list(df.columns)
+        source_col = {name: F.col(_spark_name(name)) for name in available}
+        row = F.col("_metadata.row_index")
+    else:
+        available = _csv_header(path, spec.csv, table)
+        df, row = _csv_frame(spark, path, spec.csv, available)
+        source_col = {name: F.col(f"_c{i}") for i, name in enumerate(available)}
+    plain, derived = _resolve(spec, contract, available)
+    _items, where = _projection(spec, contract, plain, derived, available)
+    selected = [(name, src) for name, src in plain.items() if src in available]
+    used = {src for _, src in selected}
+    selected += [(where[col], col) for col in available if col not in used]
+    frame = df.select(*[source_col[src].alias(name) for name, src in selected], row.alias(_ROW))
+    columns = [name for name, _ in selected]
+    return _RawTable(frame, columns, derived, where, spec.csv.decimal)
+
+
+def _raw_tables(
+    spark: SparkSession, cfg: RunConfig, work: Path
+) -> tuple[_RawInputs, dict[str, _RawTable]]:
+    """The configured source's raw tables on Spark and its validation settings.
+
+    Files are read by Spark; the embedded and generated sources (in memory anyway) are
+    written to Parquet in ``work`` with their row numbers and read from there.
+    """
+    data = cfg.data
+    if data.source == "files":
+        tables = {
+            name: _read_file(spark, spec, CONTRACTS[name], data.null_values)
+            for name, spec in file_sources(cfg).items()
+            if spec is not None
+        }
+        return file_settings(cfg), tables
+    raw = _read_source(cfg)
+    tables = {}
+    for name, table in raw.tables.items():
+        if table is None:
+            continue
+        frame = table if CUSTOMER_ID in table.columns else table.reset_index()
+        frame = frame.reset_index(drop=True)
+        columns = [str(c) for c in frame.columns]
+        path = work / f"raw-{name}.parquet"
+        frame.assign(**{_ROW: np.arange(len(frame), dtype=np.int64)}).to_parquet(
+            path, index=False, coerce_timestamps="us", allow_truncated_timestamps=True
+        )
+        tables[name] = _RawTable(spark.read.parquet(str(path)), columns, {}, {})
+    return dataclasses.replace(raw, tables={}, truth=None), tables
+
+
+def _raw_part(
+    frames: dict[str, pd.DataFrame], tables: dict[str, _RawTable], null_values: Any
+) -> RawPart:
+    """A :class:`retain.engine.partition.RawPart` from each table's raw rows (any order;
+    :data:`_ROW` holds their row numbers): rows in source order, derived columns computed."""
+    part = RawPart()
+    for name in _TABLES:
+        if name not in tables:
+            part.tables[name] = None
+            continue
+        meta = tables[name]
+        rows = frames[name].sort_values(_ROW, kind="stable")
+        part.rows[name] = rows[_ROW].to_numpy(dtype=np.int64)
+        table = rows[meta.columns].reset_index(drop=True)
+        if meta.derived:
+            table = _compute(
+                table, meta.derived, meta.where, CONTRACTS[name], meta.decimal, null_values
+            )
+        part.tables[name] = table
+    return part
+
+
+_TASK_ERROR = re.compile(r"retain(?:\.\w+)*\.(DataError|ConfigError): ([^\n]*)")
+
+
+@contextlib.contextmanager
+def _task_errors() -> Iterator[None]:
+    """A :class:`DataError` or :class:`ConfigError` raised in a task raised again here."""
+    try:
+        yield
+    except (DataError, ConfigError):
+        raise
+    except Exception as exc:
+        found = _TASK_ERROR.findall(str(exc))
+        if not found:
+            raise
+        kind, message = found[-1]
+        raise (DataError if kind == "DataError" else ConfigError)(message) from None
+
+
+def score_source_spark(
+    spark: SparkSession,
+    cfg: RunConfig,
+    as_of: dt.date | str | pd.Timestamp,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    work: Path,
+    *,
+    partitions: int,
+    segment_rules: SegmentRules | None = None,
+    chunk_size: int = 250_000,
+    timings: dict[str, float] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PartitionedScores:
+    """Score the customers of the configured source on Spark, from the raw rows.
+
+    The raw tables (files read by Spark, or the embedded source's tables) are spread over
+    ``partitions`` by customer (:func:`retain.engine.partition.customer_partition`, which
+    reads an id as validation will); each task validates its customers' rows as the local
+    engine does (rejects at their row number in the source), builds their base features and
+    sends its inputs' record and customer counts to the driver, where they are merged. The
+    remaining steps are those of :func:`score_customers_spark`; the output rows are checked
+    (:func:`retain.scoring.check_finite`) and written by the tasks, one Parquet file per
+    partition under ``work / "scores"``, with the pandas dtypes of
+    :func:`retain.scoring.score_customers`.
+
+    Parameters
+    ----------
+    spark : SparkSession
+        The session (tasks must see ``work``: a local master, or a shared file system).
+    cfg : RunConfig
+        The run configuration (source and validation settings).
+    as_of : date or str
+        The scoring day.
+    models : ScoringModels
+        The loaded models.
+    policy : PolicyConfig
+        The policy.
+    work : Path
+        A folder for the intermediate and output files (the caller's to remove).
+    partitions : int
+        Spark partitions of the per-customer steps.
+    segment_rules : SegmentRules, optional
+        RFM segment rules.
+    chunk_size : int
+        Customers per churn/explanation chunk within a partition.
+    timings : dict, optional
+        Filled with seconds per step.
+    progress : callable, optional
+        Called with a short message per step.
+
+    Returns
+    -------
+    PartitionedScores
+        As :func:`retain.engine.local.score_partitioned` (parts not sorted by customer).
+
+    Raises
+    ------
+    retain.io.DataError
+        A file cannot be read, a whole table had rows and none was usable, or scores hold
+        non-finite values (also when raised in a task).
+    ConfigError
+        A column mapping names no contract column.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        warnings.filterwarnings("ignore", "The copy keyword is deprecated")
+        with _session_conf(spark), _task_errors():
+            return _score_source(
+                spark,
+                cfg,
+                day(as_of),
+                models,
+                policy,
+                work,
+                partitions,
+                segment_rules,
+                chunk_size,
+                timings if timings is not None else {},
+                progress or (lambda _m: None),
+            )
+
+
+def _score_source(
+    spark: SparkSession,
+    cfg: RunConfig,
+    as_of_ts: pd.Timestamp,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    work: Path,
+    partitions: int,
+    segment_rules: SegmentRules | None,
+    chunk_size: int,
+    clock: dict[str, float],
+    note: Callable[[str], None],
+) -> PartitionedScores:
+    """:func:`score_source_spark` inside its warning filters and session settings."""
+    from pyspark import TaskContext
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    t0 = time.perf_counter()
+    note(f"reading the inputs into {partitions} Spark partitions")
+    data = cfg.data
+    null_values, how = data.null_values, data.id_normalisation
+    source, tables = _raw_tables(spark, cfg, work)
+    if "transactions" not in tables:  # pragma: no cover - the config requires it
+        raise ConfigError("data.transactions: no transactions table configured")
+
+    # the steps' layouts, from the first rows of every table validated on the driver
+    sample = _raw_part(
+        {name: _frame(t).limit(_SAMPLE_ROWS).toPandas() for name, t in tables.items()},
+        tables,
+        null_values,
+    )
+    checked = _validate(sample, source, cfg, as_of_ts)
+    validated = {"transactions": checked.transactions}
+    if checked.events is not None:
+        validated["events"] = checked.events
+    if checked.customers is not None:
+        frame = checked.customers
+        validated["customers"] = frame if CUSTOMER_ID in frame.columns else frame.reset_index()
+    if validated["transactions"].empty:
+        raise DataError(
+            f"transactions: none of the first {_SAMPLE_ROWS:,} rows is usable; "
+            "check the file and the column mapping"
+        )
+    layouts = _sample_layouts(validated, as_of_ts, models, policy, segment_rules, chunk_size)
+
+    # 1. raw rows by customer; validation and base features per partition
+    metas = {name: dataclasses.replace(t, frame=None) for name, t in tables.items()}
+
+    def bucket(ids: pd.Series) -> pd.Series:
+        return pd.Series(customer_partition(ids, _KEY_BUCKETS, null_values, how))
+
+    key = F.pandas_udf(bucket, T.LongType())  # type: ignore[call-overload]
+    union: SparkFrame | None = None
+    for name, table in tables.items():
+        prefix = _PREFIX[name]
+        tagged = _frame(table).select(
+            F.lit(name).alias(_TABLE),
+            F.col(_ROW),
+            key(F.col(CUSTOMER_ID)).alias(_KEY),
+            *[F.col(_spark_name(c)).alias(prefix + c) for c in table.columns],
+        )
+        union = tagged if union is None else union.unionByName(tagged, allowMissingColumns=True)
+    assert union is not None
+    rows = union.repartition(partitions, _KEY)
+    base_layout = layouts.base
+    blob_field = T.StructField(_BLOB, T.BinaryType(), True)
+    prospect_field = T.StructField(_PROSPECT, T.BooleanType(), True)
+
+    def validate_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        frame = _gather(batches)
+        if frame is None:
+            return
+        frames = {}
+        for name, meta in metas.items():
+            mine = frame[frame[_TABLE] == name]
+            prefixed = [_PREFIX[name] + c for c in meta.columns]
+            frames[name] = mine[[*prefixed, _ROW]].set_axis([*meta.columns, _ROW], axis=1)
+        inputs = _validate(_raw_part(frames, metas, null_values), source, cfg, as_of_ts)
+        piece = (record_inputs(inputs), _known_and_rejected(inputs))
+        part = part_base(inputs.transactions, as_of_ts, models, inputs.events, inputs.customers)
+        out = _encode_base(part, base_layout)
+        out[_BLOB] = None
+        yield out
+        meta = out.iloc[:0].reindex([0])
+        meta[_BLOB] = [pickle.dumps(piece)]
+        yield meta
+
+    persisted: list[SparkFrame] = []
+    with _unpersisting(persisted):
+        checked_rows = rows.mapInPandas(
+            validate_step, base_layout.schema(prospect_field, blob_field)
+        ).persist()
+        persisted.append(checked_rows)
+        blob = F.col(_BLOB)
+        pieces = [
+            pickle.loads(r[0]) for r in checked_rows.where(blob.isNotNull()).select(blob).collect()
+        ]
+        record = merge_records([p[0] for p in pieces], data.max_rejected_share)
+        check_rows_used(record.counts)
+        balances = [p[1] for p in pieces]
+        base = checked_rows.where(blob.isNull()).drop(_BLOB)
+        clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
+
+        # 2.-5. population statistics, scores, tiers, budgets, degrees
+        t0 = time.perf_counter()
+        note("scoring, explaining and deciding on Spark")
+        budget, degree_stats = _policy_steps(
+            spark, base, layouts, as_of_ts, models, policy, segment_rules, chunk_size, persisted
+        )
+        clock["scoring"] = clock.get("scoring", 0.0) + time.perf_counter() - t0
+
+        # the output rows, written by the tasks
+        t0 = time.perf_counter()
+        note("writing the score parts")
+        folder = work / "scores"
+        folder.mkdir(parents=True, exist_ok=True)
+        budget_layout = layouts.budget
+        status = T.StructType(
+            [
+                T.StructField("path", T.StringType(), False),
+                T.StructField("rows", T.LongType(), False),
+                T.StructField("customers", T.LongType(), False),
+            ]
+        )
+
+        def output_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            frame = _gather(batches)
+            if frame is None:
+                return
+            table = budget_layout.decode(frame)
+            out = part_output(table, degree_stats, models, policy, as_of_ts)
+            check_finite(out)
+            context = TaskContext.get()
+            number = context.partitionId() if context is not None else 0
+            path = folder / f"part-{number:05d}.parquet"
+            tmp = folder / f".part-{number:05d}.parquet.tmp"
+            out.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+            yield pd.DataFrame(
+                {"path": [str(path)], "rows": [len(out)], "customers": [out[CUSTOMER_ID].nunique()]}
+            )
+
+        written = budget.mapInPandas(output_step, status).toPandas()
+    parts = sorted(Path(p) for p in written["path"])
+    if not parts:
+        empty = folder / "part-empty.parquet"
+        layouts.output.decode(pd.DataFrame(columns=list(layouts.output.dtypes))).reset_index(
+            drop=True
+        ).to_parquet(empty, index=False)
+        parts = [empty]
+    balances.append(
+        {
+            "customers_in": 0,
+            "customers_rejected": 0,
+            "rejected_by_reason": {},
+            "customers_scored": int(written["customers"].sum()),
+            "rows_out": int(written["rows"].sum()),
+        }
+    )
+    for piece in balances:
+        piece.setdefault("customers_scored", 0)
+        piece.setdefault("rows_out", 0)
+    clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
+    return PartitionedScores(parts, record, _balance(balances), partitions)

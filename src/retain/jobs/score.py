@@ -24,21 +24,31 @@ is either scored (one row) or rejected (all of their rows were rejected; counted
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from retain import tracking
-from retain.config import ConfigError, PolicyConfig, RunConfig, ScoringConfig, load_policy
+from retain.config import (
+    ConfigError,
+    PolicyConfig,
+    RunConfig,
+    ScoringConfig,
+    SparkConfig,
+    load_policy,
+)
 from retain.contracts import CUSTOMER_ID
 from retain.engine.local import (
+    PartitionedScores,
     auto_partitions,
     input_rows,
     partition_source,
@@ -81,6 +91,9 @@ from retain.reporting.summary import (
 from retain.scoring import ScoringModels, check_finite, count_by, score_customers
 from retain.timeline import day
 from retain.tracking import LoadedScoringModels, TrackingSettings
+
+if TYPE_CHECKING:  # pyspark only for engine: spark
+    from pyspark.sql import SparkSession
 
 Progress = Callable[[str], None]
 
@@ -398,10 +411,26 @@ def score(
     model_info = models_entry(loaded, str(clv_ref), str(churn_ref))
     partitions = auto_partitions(input_rows(cfg), cfg.partitions)
     record: Inputs | InputsRecord
-    if partitions > 1:
-        manifest, files, view, record = _score_in_partitions(
-            cfg, when, models, policy, model_info, timings, out_dir, write_csv, partitions, note
-        )
+    if cfg.engine == "spark" or partitions > 1:
+        with tempfile.TemporaryDirectory(prefix="retain-score-") as tmp:
+            work = Path(tmp)
+            if cfg.engine == "spark":
+                run = _run_spark(cfg, when, models, policy, timings, work, note)
+            else:
+                run = _run_local(cfg, when, models, policy, timings, partitions, work, note)
+            manifest, files, view, record = _score_in_partitions(
+                cfg,
+                when,
+                run,
+                cfg.engine,
+                policy,
+                model_info,
+                timings,
+                out_dir,
+                write_csv,
+                note,
+                work,
+            )
         warnings = record.warnings
     else:
         inputs = _load_inputs(cfg, sc, when, timings, note)
@@ -444,66 +473,158 @@ VIEW_COLUMNS = [
 """The score columns a partitioned run reads back whole for the manifest, summaries and log."""
 
 
-def _score_in_partitions(
+def _run_local(
     cfg: RunConfig,
     when: pd.Timestamp,
     models: ScoringModels,
+    policy: PolicyConfig,
+    timings: dict[str, float],
+    partitions: int,
+    work: Path,
+    note: Progress,
+) -> PartitionedScores:
+    """Score on the local engine, one customer partition at a time (files in ``work``)."""
+    sc = cfg.scoring
+    assert sc is not None
+    t0 = time.perf_counter()
+    note(f"splitting the inputs into {partitions} customer partitions")
+    source, parts = partition_source(cfg, partitions, work)
+    timings["partition"] = time.perf_counter() - t0
+    return score_partitioned(
+        parts,
+        source,
+        cfg,
+        when,
+        models,
+        policy,
+        work,
+        segment_rules=cfg.segment_rules(),
+        chunk_size=sc.chunk_size,
+        timings=timings,
+        progress=note,
+    )
+
+
+SPARK_DEFAULTS = {
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.session.timeZone": "UTC",
+}
+"""Settings of a session the job creates (``spark.conf`` entries override them)."""
+
+
+def spark_session(settings: SparkConfig) -> SparkSession:
+    """The Spark session of an ``engine: spark`` run: the active one, or a new one.
+
+    A new session gets ``spark.master`` (unless the process runs inside ``spark-submit``,
+    which set the master), ``spark.app_name``, :data:`SPARK_DEFAULTS` and every
+    ``spark.conf`` entry; an active session gets the ``spark.conf`` entries that can change
+    at run time. Arrow is on and the log level is ERROR either way.
+
+    Parameters
+    ----------
+    settings : SparkConfig
+        The config's ``spark`` section.
+
+    Returns
+    -------
+    SparkSession
+    """
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is None:
+        builder = SparkSession.builder.appName(settings.app_name)
+        if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
+            builder = builder.master(settings.master)
+        for key, value in {**SPARK_DEFAULTS, **settings.conf}.items():
+            builder = builder.config(key, value)
+        session = builder.getOrCreate()
+    else:
+        for key, value in settings.conf.items():
+            with contextlib.suppress(Exception):  # static settings stay as they are
+                session.conf.set(key, value)
+    session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _run_spark(
+    cfg: RunConfig,
+    when: pd.Timestamp,
+    models: ScoringModels,
+    policy: PolicyConfig,
+    timings: dict[str, float],
+    work: Path,
+    note: Progress,
+) -> PartitionedScores:
+    """Score on the Spark engine (``partitions: auto`` is twice the default parallelism)."""
+    from retain.engine.spark import score_source_spark
+
+    sc = cfg.scoring
+    assert sc is not None
+    t0 = time.perf_counter()
+    note("starting Spark")
+    spark = spark_session(cfg.spark)
+    timings["spark_session"] = time.perf_counter() - t0
+    partitions = (
+        spark.sparkContext.defaultParallelism * 2
+        if cfg.partitions == "auto"
+        else int(cfg.partitions)
+    )
+    return score_source_spark(
+        spark,
+        cfg,
+        when,
+        models,
+        policy,
+        work,
+        partitions=partitions,
+        segment_rules=cfg.segment_rules(),
+        chunk_size=sc.chunk_size,
+        timings=timings,
+        progress=note,
+    )
+
+
+def _score_in_partitions(
+    cfg: RunConfig,
+    when: pd.Timestamp,
+    run: PartitionedScores,
+    engine: str,
     policy: PolicyConfig,
     model_info: dict[str, Any],
     timings: dict[str, float],
     out_dir: Path,
     write_csv: bool,
-    partitions: int,
     note: Progress,
+    work: Path,
 ) -> tuple[dict[str, Any], list[Path], pd.DataFrame, InputsRecord]:
-    """Score on the local engine, one customer partition at a time, and write the folder.
+    """Write the folder of a partitioned run (local or Spark engine) from its score parts.
 
     Returns the manifest, the files written, the scores' :data:`VIEW_COLUMNS` and the
     inputs' record.
     """
     sc = cfg.scoring
     assert sc is not None
-    with tempfile.TemporaryDirectory(prefix="retain-score-") as tmp:
-        work = Path(tmp)
-        t0 = time.perf_counter()
-        note(f"splitting the inputs into {partitions} customer partitions")
-        source, parts = partition_source(cfg, partitions, work)
-        timings["partition"] = time.perf_counter() - t0
-        run = score_partitioned(
-            parts,
-            source,
-            cfg,
-            when,
-            models,
-            policy,
-            work,
-            segment_rules=cfg.segment_rules(),
-            chunk_size=sc.chunk_size,
-            timings=timings,
-            progress=note,
-        )
-        dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
-        check_dates_against_data(dated, run.record.first_day, ("scoring",))
-        t0 = time.perf_counter()
-        view = read_scores(run.parts, list(dict.fromkeys(VIEW_COLUMNS)))
-        engine = {"engine": {"name": "local", "partitions": partitions}}
-        manifest = manifest_from(
-            cfg, when, run.record, run.balance, view, model_info, timings, engine
-        )
-        if not manifest["customers"]["balanced"]:
-            raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
-        top = cfg.report.top_n
-        first = [pd.read_parquet(p, filters=[("action_priority", "<=", top)]) for p in run.parts]
-        tables = {
-            STAGE_TIER_CSV: stage_tier_table(view),
-            ACTION_PLAN_CSV: action_plan_table(view),
-            CONTACT_LIST_CSV: contact_list(pd.concat(first, ignore_index=True), policy, top),
-        }
-        note(f"writing {len(view):,} rows to {out_dir}")
-        files = write_outputs(
-            run.parts, run.record.rejects, manifest, out_dir, write_csv, tables, work
-        )
-        manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)
+    dated = cfg.model_copy(update={"scoring": sc.model_copy(update={"as_of": when.date()})})
+    check_dates_against_data(dated, run.record.first_day, ("scoring",))
+    t0 = time.perf_counter()
+    view = read_scores(run.parts, list(dict.fromkeys(VIEW_COLUMNS)))
+    extra = {"engine": {"name": engine, "partitions": run.partitions}}
+    manifest = manifest_from(cfg, when, run.record, run.balance, view, model_info, timings, extra)
+    if not manifest["customers"]["balanced"]:
+        raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
+    top = cfg.report.top_n
+    first = [pd.read_parquet(p, filters=[("action_priority", "<=", top)]) for p in run.parts]
+    tables = {
+        STAGE_TIER_CSV: stage_tier_table(view),
+        ACTION_PLAN_CSV: action_plan_table(view),
+        CONTACT_LIST_CSV: contact_list(pd.concat(first, ignore_index=True), policy, top),
+    }
+    note(f"writing {len(view):,} rows to {out_dir}")
+    files = write_outputs(run.parts, run.record.rejects, manifest, out_dir, write_csv, tables, work)
+    manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)
     return manifest, files, view, run.record
 
 

@@ -5,15 +5,16 @@ models in, one row per customer out. The job :mod:`retain.jobs.score` does the l
 atomic writing and the logging around it.
 
 How the work is split
-    The feature table is built once for the whole population with the same code as training
-    (:class:`retain.churn.dataset.ChurnFeatures` semantics): RFM quintile scores and the BG/NBD
-    fit behind the churn model's purchase-model features are population-level quantities, so
-    computing them per chunk would change them. It is a compact table (one row of numbers per
-    customer). The heavy part, the churn model with exact SHAP explanations and their reason
-    texts, runs in chunks of ``chunk_size`` customers, so its working memory (the model matrix
-    and the contribution matrix) is bounded by the chunk, not by the population. The policy
-    runs once at the end because value tiers are quantiles of the whole population and budgets
-    rank all customers.
+    Scoring is a sequence of steps over a *part* of the population (every customer of the part
+    whole), with the values that depend on the whole population reduced between them:
+    :func:`part_base` (per-customer features), :func:`population_stats` (RFM quintile cut
+    points from value counts, the purchase-model fit behind the churn features from counted
+    RFM triples), :func:`part_scores` (RFM scores, CLV, churn probability, exact SHAP reasons
+    in chunks of ``chunk_size``, stage), :func:`part_actions` (tiers from the population's CLV
+    cut points, actions), the budget (:class:`retain.policy.BudgetRun` over every contacted
+    customer, best first), :func:`part_budget` and :func:`part_output` (five degrees from the
+    population's value counts). :func:`score_customers` runs them on one part;
+    :mod:`retain.engine` on many, with the same result.
 
 Reasons, risk first
     Each reason compares the customer with a typical customer: the SHAP contributions start

@@ -282,7 +282,7 @@ def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[
     con = duckdb.connect()
     try:
         con.execute(f"SET temp_directory = '{work}'")
-        reader = con.execute(sql, [[str(f) for f in files]]).to_arrow_reader(1_000_000)
+        reader = con.sql(sql, params=[[str(f) for f in files]]).to_arrow_reader(1_000_000)
         for batch in reader:
             chunk = batch.to_pandas()
             over, priority = run.decide(

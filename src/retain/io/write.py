@@ -150,7 +150,7 @@ def write_sorted_parts_atomic(
         if work is not None:
             con.execute(f"SET temp_directory = '{work}'")
         sql = f'SELECT * FROM read_parquet(?) ORDER BY "{key}"'
-        reader = con.execute(sql, [[str(p) for p in parts]]).to_arrow_reader(batch_rows)
+        reader = con.sql(sql, params=[[str(p) for p in parts]]).to_arrow_reader(batch_rows)
         for batch in reader:
             yield pa.Table.from_batches([batch]).select(schema.names).cast(schema)
 

@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from retain.clv.cutoff_features import clv_features
-from retain.config import FeatureConfig
+from retain.config import ChurnConfig, ConfigError, FeatureConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.build import PointInTimeError
 from retain.features.build import check_point_in_time as check_record
@@ -335,6 +335,64 @@ def auto_cutoffs(
         last,
         strict_validation=strict_validation,
     )
+
+
+def resolve_auto_cutoffs(
+    churn: ChurnConfig, first_day: DateLike | None, until: DateLike
+) -> tuple[ChurnConfig, str]:
+    """Replace ``auto`` cutoffs by the dates the data's span gives them.
+
+    The rule is :func:`auto_cutoffs`, from the first transaction day to ``until``
+    (``data.observed_until``); dates given in the config are kept.
+
+    Parameters
+    ----------
+    churn : ChurnConfig
+        The configured churn section.
+    first_day : date or None
+        The first clean transaction's day (None: no transactions).
+    until : date
+        The last day the data covers.
+
+    Returns
+    -------
+    churn : ChurnConfig
+        The section with dates only (``churn`` itself when nothing was ``auto``).
+    resolved : str
+        What was resolved (logged as ``split.resolved``); empty when nothing was.
+
+    Raises
+    ------
+    ConfigError
+        When cutoffs are ``auto`` and there are no transactions.
+    LeakageError
+        When the data leave no room for the cutoffs.
+    """
+    if not churn.has_auto_cutoffs:
+        return churn, ""
+    if first_day is None:
+        raise ConfigError("churn cutoffs are 'auto' but there are no transactions to place them")
+    first, last = _day(first_day), _day(until)
+    split = auto_cutoffs(
+        first,
+        last,
+        churn.horizon_days,
+        train_cutoffs=None if churn.train_cutoffs == "auto" else churn.train_cutoffs,
+        validation_cutoff=None if churn.validation_cutoff == "auto" else churn.validation_cutoff,
+        test_cutoff=None if churn.test_cutoff == "auto" else churn.test_cutoff,
+        strict_validation=churn.strict_validation,
+    )
+    update = {
+        "train_cutoffs": tuple(c.date() for c in split.train_cutoffs),
+        "validation_cutoff": split.validation_cutoff.date(),
+        "test_cutoff": split.test_cutoff.date(),
+    }
+    params = split.as_params()
+    text = (
+        f"auto cutoffs from {first.date()}..{last.date()}: train {params['train_cutoffs']}, "
+        f"validation {params['validation_cutoff']}, test {params['test_cutoff']}"
+    )
+    return churn.model_copy(update=update), text
 
 
 # ------------------------------------------------------------------------ leakage guard

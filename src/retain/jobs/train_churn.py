@@ -46,17 +46,20 @@ from matplotlib.figure import Figure
 
 from retain.churn.dataset import (
     ChurnDataset,
-    auto_cutoffs,
     feature_catalogue,
     feature_matrix,
+    resolve_auto_cutoffs,
 )
 from retain.churn.evaluate import baseline_auc_differences, best_baseline, calibration_table
 from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
 from retain.config import ChurnConfig, ConfigError, FeatureConfig, RunConfig
 from retain.contracts import TIMESTAMP
+from retain.engine.local import auto_partitions, input_rows
+from retain.engine.snapshots import PartitionedDataset, build_dataset_partitioned
 from retain.explain import shap_contributions
 from retain.features.build import fix_event_types
+from retain.inputs import Inputs, InputsRecord
 from retain.io import check_dates_against_data, load_inputs, observed_until
 from retain.names import (
     AUC_DIFF_PREFIX,
@@ -266,27 +269,37 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     churn = cfg.churn
     if churn is None:
         raise ConfigError(f"config {cfg.name!r} has no 'churn' section")
-    note("loading inputs")
-    until = observed_until(cfg)
-    inputs = load_inputs(cfg, until)
-    churn, resolved = resolve_cutoffs(churn, inputs.transactions, until)
-    check_dates_against_data(
-        cfg.model_copy(update={"churn": churn}), inputs.transactions, ("churn",)
-    )
-    observed_until(cfg, inputs)
-    note(f"building point-in-time snapshots{' (' + resolved + ')' if resolved else ''}")
-    # the generic event types are fixed once, so every snapshot has the same columns and the
-    # model records the list (only events up to the last training cutoff choose them)
-    features = fix_event_types(cfg.features, inputs.events, max(churn.train_cutoffs))
-    dataset = prepare_dataset(
-        inputs.transactions,
-        churn,
-        until,
-        inputs.events,
-        feature_config=features,
-        seed=cfg.seed,
-        transactions_at=_as_of(cfg) if cfg.data.returns != "drop" else None,
-    )
+    partitions = 1
+    if cfg.engine == "local":
+        partitions = auto_partitions(input_rows(cfg), cfg.partitions)
+    if partitions > 1:
+        built = _partitioned_dataset(cfg, churn, partitions, note)
+        dataset, churn, features = built.dataset, built.churn, built.features
+        inputs: Inputs | InputsRecord = built.record
+        resolved = built.resolved
+    else:
+        note("loading inputs")
+        until = observed_until(cfg)
+        loaded = load_inputs(cfg, until)
+        churn, resolved = resolve_cutoffs(churn, loaded.transactions, until)
+        check_dates_against_data(
+            cfg.model_copy(update={"churn": churn}), loaded.transactions, ("churn",)
+        )
+        observed_until(cfg, loaded)
+        note(f"building point-in-time snapshots{' (' + resolved + ')' if resolved else ''}")
+        # the generic event types are fixed once, so every snapshot has the same columns and
+        # the model records the list (only events up to the last training cutoff choose them)
+        features = fix_event_types(cfg.features, loaded.events, max(churn.train_cutoffs))
+        dataset = prepare_dataset(
+            loaded.transactions,
+            churn,
+            until,
+            loaded.events,
+            feature_config=features,
+            seed=cfg.seed,
+            transactions_at=_as_of(cfg) if cfg.data.returns != "drop" else None,
+        )
+        inputs = loaded
     sample = dataset.training_sample
     if sample is not None and sample.sampled:
         note(
@@ -322,6 +335,30 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     )
 
 
+def _partitioned_dataset(
+    cfg: RunConfig, churn: ChurnConfig, partitions: int, note: Progress
+) -> PartitionedDataset:
+    """The snapshots built one customer partition at a time (the local engine).
+
+    :func:`retain.engine.snapshots.build_dataset_partitioned` in a temporary work folder;
+    the same data set as :func:`retain.churn.train.prepare_dataset` on the whole population.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from retain.engine.local import partition_source
+
+    with tempfile.TemporaryDirectory(prefix="retain-train-churn-") as tmp:
+        work = Path(tmp)
+        note(f"splitting the inputs into {partitions} customer partitions")
+        source, parts = partition_source(cfg, partitions, work)
+        built = build_dataset_partitioned(parts, source, cfg, work, churn=churn, progress=note)
+        del parts
+    if built.resolved:
+        note(built.resolved)
+    return built
+
+
 def resolve_cutoffs(
     churn: ChurnConfig, transactions: pd.DataFrame, until: pd.Timestamp
 ) -> tuple[ChurnConfig, str]:
@@ -352,31 +389,8 @@ def resolve_cutoffs(
     retain.churn.LeakageError
         When the data leave no room for the cutoffs.
     """
-    if not churn.has_auto_cutoffs:
-        return churn, ""
-    if transactions.empty:
-        raise ConfigError("churn cutoffs are 'auto' but there are no transactions to place them")
-    first = pd.Timestamp(transactions[TIMESTAMP].min()).normalize()
-    split = auto_cutoffs(
-        first,
-        until,
-        churn.horizon_days,
-        train_cutoffs=None if churn.train_cutoffs == "auto" else churn.train_cutoffs,
-        validation_cutoff=None if churn.validation_cutoff == "auto" else churn.validation_cutoff,
-        test_cutoff=None if churn.test_cutoff == "auto" else churn.test_cutoff,
-        strict_validation=churn.strict_validation,
-    )
-    update = {
-        "train_cutoffs": tuple(c.date() for c in split.train_cutoffs),
-        "validation_cutoff": split.validation_cutoff.date(),
-        "test_cutoff": split.test_cutoff.date(),
-    }
-    params = split.as_params()
-    text = (
-        f"auto cutoffs from {first.date()}..{until.date()}: train {params['train_cutoffs']}, "
-        f"validation {params['validation_cutoff']}, test {params['test_cutoff']}"
-    )
-    return churn.model_copy(update=update), text
+    first = None if transactions.empty else transactions[TIMESTAMP].min()
+    return resolve_auto_cutoffs(churn, first, until)
 
 
 def _tune(

@@ -1,0 +1,550 @@
+"""The churn training data set on the local engine, one customer partition at a time.
+
+:func:`build_dataset_partitioned` gives what :func:`retain.churn.train.prepare_dataset` gives
+on the whole validated population (the same snapshot rows, labels, features, split, fixed
+event types and training-row sample), but validates and featurises one customer partition
+(:mod:`retain.engine.partition`) at a time, with the intermediate tables as Parquet files in a
+work folder. Working memory is one partition plus the global values, plus the data set itself
+(validation and test cutoffs whole, the training cutoffs after ``churn.max_training_rows``).
+
+The passes:
+
+1. **Validate** each partition as of ``data.observed_until``: the inputs' record
+   (:func:`retain.inputs.record_inputs`, merged with :func:`retain.inputs.merge_records`), the
+   first transaction day (the ``auto`` cutoffs start there), the customers (for the leakage
+   check's sample) and the events counted per type slug and day (the generic event types,
+   when ``features.event_types`` is not listed, are the most frequent up to the last training
+   cutoff: counts summed over partitions). The clean tables go to the work folder.
+2. **Per-customer features**: per partition and cutoff, :func:`retain.features.build.
+   base_features` (from that cutoff's own validation when returns are netted, as
+   ``transactions_at`` does), its point-in-time record checked, and the labels; the RFM score
+   value counts and the counted (frequency, recency, tenure) triples are kept per cutoff, and
+   the training rows' (cutoff, label) cells and sample hashes
+   (:func:`retain.churn.sampling.row_hash`).
+3. **Global values** per cutoff: RFM cut points from the merged value counts
+   (:func:`retain.features.segments.rfm_cuts`), the purchase model fitted on the concatenated
+   triples (:func:`retain.clv.cutoff_features.fit_feature_model`), and the training-row sample:
+   each (cutoff, label) cell's quota (:func:`retain.churn.sampling.allocate`) and the hash
+   below which its rows are kept.
+4. **Finishing** per partition: the kept rows get :func:`retain.features.build.add_rfm` and
+   :func:`retain.clv.cutoff_features.feature_columns`; each cutoff's rows of all partitions
+   are stacked in customer order.
+
+The leakage check (:func:`retain.churn.dataset.check_point_in_time`) draws the same seeded
+sample of customers as on the whole population (from the merged, sorted customer ids) and
+runs on those customers' rows gathered from the partitions (a small table). With netted
+returns, its feature function reads the sample's own per-cutoff validation, where
+``prepare_dataset`` reads the whole population's: the check passes and fails alike (a
+point-in-time feature of the sample's customers), it only costs less.
+
+Differences from ``prepare_dataset``: the sampled ``train`` frame has a fresh 0-based index
+(``prepare_dataset`` keeps the row labels of the full stacked frame); rows, order, values and
+the recorded sample are the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from retain.churn.dataset import (
+    LABEL,
+    ChurnDataset,
+    ChurnFeatures,
+    LeakageError,
+    _compact,
+    check_point_in_time,
+    make_time_split,
+    resolve_auto_cutoffs,
+    select_feature_columns,
+)
+from retain.churn.sampling import STRATA, TrainingSample, allocate, row_hash
+from retain.clv.cutoff_features import feature_columns, fit_feature_model, rfm_triples
+from retain.config import ChurnConfig, FeatureConfig, RunConfig
+from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.engine.local import _validate
+from retain.engine.partition import MemoryParts, RawPart, SpilledParts
+from retain.features.build import (
+    PointInTimeError,
+    add_rfm,
+    base_features,
+    rfm_score_counts,
+)
+from retain.features.build import check_point_in_time as check_record
+from retain.features.engagement import _slug_codes
+from retain.features.labels import churn_labels
+from retain.features.segments import RFM_SCORE_SOURCES, merge_value_counts, rfm_cuts
+from retain.inputs import (
+    InputsRecord,
+    _RawInputs,
+    check_dates_against_data,
+    merge_records,
+    record_inputs,
+)
+from retain.inputs import observed_until as check_observed_until
+from retain.timeline import day
+from retain.validation import check_rows_used
+
+__all__ = [
+    "PartitionedDataset",
+    "build_dataset_partitioned",
+    "event_type_day_counts",
+    "top_event_types_from_counts",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PartitionedDataset:
+    """What :func:`build_dataset_partitioned` gives the training job.
+
+    Attributes
+    ----------
+    dataset : ChurnDataset
+        The snapshots, as :func:`retain.churn.train.prepare_dataset` builds them.
+    record : InputsRecord
+        The inputs' record (validated as of the last observed day), merged over partitions.
+    churn : ChurnConfig
+        The churn section with its ``auto`` cutoffs resolved.
+    resolved : str
+        What was resolved (empty when no cutoff was ``auto``).
+    features : FeatureConfig
+        The feature settings with the generic event types fixed.
+    partitions : int
+        The number of customer partitions.
+    """
+
+    dataset: ChurnDataset
+    record: InputsRecord
+    churn: ChurnConfig
+    resolved: str
+    features: FeatureConfig
+    partitions: int
+
+
+def event_type_day_counts(events: pd.DataFrame | None) -> pd.DataFrame:
+    """Events per generic type slug and day (roles and missing types left out).
+
+    Parameters
+    ----------
+    events : DataFrame or None
+        Validated events (of a part of the population).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``slug``, ``day`` (midnight) and ``n``; sum the parts' rows per slug over the
+        days up to a cutoff for the counts :func:`retain.features.engagement.top_event_types`
+        ranks.
+    """
+    empty = pd.DataFrame(
+        {"slug": pd.Series([], dtype=object), "day": pd.Series([], dtype="datetime64[ns]")}
+    ).assign(n=np.array([], dtype=np.int64))
+    if events is None or len(events) == 0:
+        return empty
+    code, slugs = _slug_codes(events["event_type"])
+    mine = code >= 0
+    if not mine.any():
+        return empty
+    days = events[TIMESTAMP].to_numpy(dtype="datetime64[ns]")[mine].astype("datetime64[D]")
+    frame = pd.DataFrame(
+        {"slug": np.asarray(slugs, dtype=object)[code[mine]], "day": days.astype("datetime64[ns]")}
+    )
+    return frame.value_counts(sort=False).rename("n").reset_index()
+
+
+def top_event_types_from_counts(
+    counts: list[pd.DataFrame], cutoff: pd.Timestamp, n: int
+) -> tuple[str, ...]:
+    """The ``n`` most frequent slugs on or before ``cutoff`` from the parts' day counts.
+
+    The rule of :func:`retain.features.engagement.top_event_types`: most frequent first, ties
+    by slug, types with no event left out.
+
+    Parameters
+    ----------
+    counts : list of DataFrame
+        :func:`event_type_day_counts` of each part.
+    cutoff : Timestamp
+        The cutoff day (included).
+    n : int
+        How many types.
+
+    Returns
+    -------
+    tuple of str
+    """
+    if n <= 0:
+        return ()
+    frame = pd.concat(counts, ignore_index=True)
+    frame = frame[frame["day"] <= day(cutoff)]
+    if frame.empty:
+        return ()
+    total = frame.groupby("slug")["n"].sum()
+    order = sorted(total.index, key=lambda s: (-int(total[s]), s))
+    return tuple(str(s) for s in order if total[s] > 0)[:n]
+
+
+def _raw_part(parts: MemoryParts | SpilledParts, p: int) -> RawPart:
+    """Partition ``p``'s raw rows, readable again later (memory parts are not handed over)."""
+    if isinstance(parts, MemoryParts):
+        return parts.parts[p]
+    return parts.take(p)
+
+
+def _sample_ids(ids: list[pa.Array], n: int, seed: int) -> np.ndarray:
+    """The leakage check's customers: :func:`retain.churn.dataset._sample_customers` on all.
+
+    The customer partitions are disjoint, so the sorted union of their ids is the sorted
+    population; the seeded draw of ranks is the one ``Generator.choice`` makes on it.
+    """
+    chunked = pa.chunked_array(ids, type=pa.string()) if ids else pa.chunked_array([], pa.string())
+    everyone = chunked.combine_chunks()
+    order = pc.sort_indices(everyone)
+    if len(everyone) <= n:
+        return np.asarray(everyone.take(order).to_pylist(), dtype=object)
+    rng = np.random.default_rng(seed)
+    ranks = np.sort(rng.choice(len(everyone), size=n, replace=False))
+    picked = everyone.take(order.take(pa.array(ranks)))
+    return np.sort(np.asarray(picked.to_pylist(), dtype=object))
+
+
+def _cutoff_files(work: Path, c: int, p: int) -> Path:
+    return work / f"snapshot-base-{c}-{p}.parquet"
+
+
+def build_dataset_partitioned(
+    parts: MemoryParts | SpilledParts,
+    source: _RawInputs,
+    cfg: RunConfig,
+    work: Path,
+    *,
+    churn: ChurnConfig | None = None,
+    progress: Progress | None = None,
+    timings: dict[str, float] | None = None,
+) -> PartitionedDataset:
+    """The churn training data set of ``cfg``, built one customer partition at a time.
+
+    Parameters
+    ----------
+    parts : MemoryParts or SpilledParts
+        The raw rows split by customer (:func:`retain.engine.local.partition_source`).
+    source : _RawInputs
+        The source's validation settings.
+    cfg : RunConfig
+        The run configuration (``data``, ``features``, ``seed``).
+    work : Path
+        A folder for the intermediate files (the caller's to remove).
+    churn : ChurnConfig, optional
+        The churn section (default ``cfg.churn``); ``auto`` cutoffs are resolved from the
+        data's first transaction day.
+    progress : callable, optional
+        Called with a short message per step.
+    timings : dict, optional
+        Filled with seconds per step.
+
+    Returns
+    -------
+    PartitionedDataset
+
+    Raises
+    ------
+    retain.churn.LeakageError
+        When the split or a feature breaks the point-in-time rules.
+    retain.io.DataError
+        When the inputs fail validation.
+    """
+    note = progress or (lambda _m: None)
+    clock = timings if timings is not None else {}
+    churn = churn if churn is not None else cfg.churn
+    if churn is None:
+        raise ValueError(f"config {cfg.name!r} has no 'churn' section")
+    until = check_observed_until(cfg)
+    n = parts.count
+    netted = cfg.data.returns != "drop"
+    work.mkdir(parents=True, exist_ok=True)
+
+    # 1. validate as of the last observed day; what the global choices need
+    records: list[InputsRecord] = []
+    ids: list[pa.Array] = []
+    event_counts: list[pd.DataFrame] = []
+    has_events = False
+    t0 = time.perf_counter()
+    for p in range(n):
+        note(f"partition {p + 1} of {n}: validating")
+        inputs = _validate(_raw_part(parts, p), source, cfg, until)
+        check_observed_until(cfg, inputs)
+        records.append(record_inputs(inputs))
+        tx = inputs.transactions
+        ids.append(pa.array(pd.unique(tx[CUSTOMER_ID].to_numpy(dtype=object)), type=pa.string()))
+        tx.to_parquet(work / f"transactions-{p}.parquet")
+        if inputs.events is not None:
+            has_events = True
+            event_counts.append(event_type_day_counts(inputs.events))
+            inputs.events.to_parquet(work / f"events-{p}.parquet")
+        del inputs, tx
+    record = merge_records(records, cfg.data.max_rejected_share)
+    del records
+    check_rows_used(record.counts)
+    clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
+
+    churn, resolved = resolve_auto_cutoffs(churn, record.first_day, until)
+    check_dates_against_data(cfg.model_copy(update={"churn": churn}), record.first_day, ("churn",))
+    split = make_time_split(
+        churn.train_cutoffs,
+        churn.validation_cutoff,
+        churn.test_cutoff,
+        churn.horizon_days,
+        until,
+        strict_validation=churn.strict_validation,
+    )
+    features = cfg.features
+    if features.event_types is None:
+        types = (
+            top_event_types_from_counts(
+                event_counts, max(split.train_cutoffs), features.event_types_top_n
+            )
+            if has_events
+            else ()
+        )
+        features = features.model_copy(update={"event_types": types})
+    n_check = churn.leakage_check_customers
+    sample = _sample_ids(ids, n_check, cfg.seed) if n_check > 0 else np.array([], dtype=object)
+    del ids
+
+    # 2. per partition and cutoff: the per-customer features and labels
+    cutoffs = split.all_cutoffs
+    n_train = len(split.train_cutoffs)
+    counts: list[list[dict[str, tuple[np.ndarray, np.ndarray]]]] = [[] for _ in cutoffs]
+    triples: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
+    cells: dict[tuple[int, int], list[np.ndarray]] = {}
+    dtypes: dict[int, tuple[object, pd.Series]] = {}
+    sample_tx: list[pd.DataFrame] = []
+    sample_ev: list[pd.DataFrame] = []
+    sample_at: dict[int, list[pd.DataFrame]] = {c: [] for c in range(len(cutoffs))}
+    t0 = time.perf_counter()
+    for p in range(n):
+        note(f"partition {p + 1} of {n}: point-in-time features at {len(cutoffs)} cutoffs")
+        tx = pd.read_parquet(work / f"transactions-{p}.parquet")
+        events = pd.read_parquet(work / f"events-{p}.parquet") if has_events else None
+        if len(sample):
+            sample_tx.append(tx[tx[CUSTOMER_ID].isin(sample)])
+            if events is not None:
+                sample_ev.append(events[events[CUSTOMER_ID].isin(sample)])
+        raw = _raw_part(parts, p) if netted else None
+        for c, cutoff in enumerate(cutoffs):
+            seen = tx
+            if raw is not None:
+                seen = _validate(raw, source, cfg, cutoff).transactions
+                if len(sample):
+                    sample_at[c].append(seen[seen[CUSTOMER_ID].isin(sample)])
+            base = base_features(seen, cutoff, events, features)
+            try:
+                check_record(base, cutoff)
+            except PointInTimeError as exc:
+                raise LeakageError(str(exc)) from exc
+            labels = churn_labels(tx, cutoff, split.horizon_days, until).reindex(base.index)
+            if labels.isna().any():
+                raise ValueError(
+                    f"cutoff {cutoff.date()}: {int(labels.isna().sum())} customers lack a label"
+                )
+            label = labels.to_numpy().astype(np.int8)
+            counts[c].append(rfm_score_counts(base))
+            triples[c].append(rfm_triples(base))
+            base = base.assign(**{LABEL: label})
+            base.to_parquet(_cutoff_files(work, c, p))
+            dtypes.setdefault(c, (base.index.dtype, base.dtypes))
+            if c < n_train:
+                keys = pd.DataFrame({CUSTOMER_ID: base.index.to_numpy(), "cutoff": cutoff})
+                h = row_hash(keys, cfg.seed)
+                for value in (0, 1):
+                    cells.setdefault((c, value), []).append(h[label == value])
+            del base, seen
+        del tx, events, raw
+    clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+
+    # the leakage check on the seeded sample of customers, gathered from the partitions
+    if len(sample):
+        note(f"leakage check on {len(sample):,} customers")
+        fn = ChurnFeatures(split.horizon_days, features, churn.clv_feature_model)
+        stx = pd.concat(sample_tx, ignore_index=True)
+        sev = pd.concat(sample_ev, ignore_index=True) if sample_ev else None
+        for c, cutoff in enumerate(cutoffs):
+            if netted:
+                at = pd.concat(sample_at[c], ignore_index=True)
+                check_point_in_time(_AsOf(fn, at), stx, cutoff, sev, n_customers=n_check)
+            else:
+                check_point_in_time(fn, stx, cutoff, sev, n_customers=n_check)
+    del sample_tx, sample_ev, sample_at
+
+    # 3. global values per cutoff; the training-row sample's thresholds
+    t0 = time.perf_counter()
+    cuts = [
+        rfm_cuts(
+            {k: merge_value_counts([part[k] for part in counts[c]]) for k in RFM_SCORE_SOURCES}
+        )
+        for c in range(len(cutoffs))
+    ]
+    models = [
+        fit_feature_model(pd.concat(triples[c], ignore_index=True), churn.clv_feature_model)
+        for c in range(len(cutoffs))
+    ]
+    del counts, triples
+    keep_below = _sample_thresholds(cells, churn.max_training_rows)
+    cell_rows = {k: int(sum(len(h) for h in v)) for k, v in cells.items()}
+    del cells
+    clock["population"] = clock.get("population", 0.0) + time.perf_counter() - t0
+
+    # 4. finishing per partition; each cutoff's rows stacked in customer order
+    t0 = time.perf_counter()
+    frames: list[pd.DataFrame] = []
+    for c, cutoff in enumerate(cutoffs):
+        note(f"cutoff {cutoff.date()}: RFM scores and purchase-model features")
+        pieces = []
+        for p in range(n):
+            base = _read_base(_cutoff_files(work, c, p), *dtypes[c])
+            if c < n_train:
+                base = _kept(base, cutoff, cfg.seed, keep_below, c)
+            if len(base) == 0 and len(pieces):
+                continue
+            label = base.pop(LABEL).to_numpy(dtype=np.int8)
+            feats = add_rfm(base, cuts[c])
+            extra = feature_columns(models[c], feats, split.horizon_days)
+            part = pd.concat([feats, extra], axis=1).reset_index()
+            part.insert(0, "cutoff", cutoff)
+            part[LABEL] = label
+            pieces.append(_compact(part))
+        frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+        frame = frame.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
+        frames.append(frame)
+    clock["finishing"] = clock.get("finishing", 0.0) + time.perf_counter() - t0
+
+    train = pd.concat(frames[:n_train], ignore_index=True) if n_train > 1 else frames[0]
+    validation, test = frames[n_train], frames[n_train + 1]
+    names, dropped = select_feature_columns(train)
+    dataset = ChurnDataset(split, train, validation, test, names, dropped)
+    dataset.training_sample = _training_sample(
+        split, cell_rows, train, churn.max_training_rows, cfg.seed
+    )
+    return PartitionedDataset(dataset, record, churn, resolved, features, n)
+
+
+def _read_base(path: Path, index_dtype: object, dtypes: pd.Series) -> pd.DataFrame:
+    """A per-customer table written in pass 2, with the dtypes it was written with."""
+    base = pd.read_parquet(path)
+    base.index = base.index.astype(index_dtype)
+    wrong = {c: t for c, t in dtypes.items() if base[c].dtype != t}
+    return base.astype(wrong) if wrong else base
+
+
+@dataclass(frozen=True)
+class _AsOf:
+    """The leakage check's feature function over the sample's own per-cutoff transactions."""
+
+    base: ChurnFeatures
+    transactions: pd.DataFrame
+
+    def __call__(
+        self, transactions: pd.DataFrame, cutoff: pd.Timestamp, events: pd.DataFrame | None
+    ) -> pd.DataFrame:
+        """Features as of ``cutoff`` from the transactions validated on that day."""
+        return self.base(self.transactions, cutoff, events)
+
+
+@dataclass(frozen=True)
+class _Threshold:
+    """Rows of a cell with a hash below ``below`` are kept; at ``below`` the first ``ties``."""
+
+    below: int
+    ties: int
+    tied: int
+
+
+def _sample_thresholds(
+    cells: dict[tuple[int, int], list[np.ndarray]], cap: int | None
+) -> dict[tuple[int, int], _Threshold] | None:
+    """Per (cutoff, label) cell, the hash below which its training rows are kept.
+
+    :func:`retain.churn.sampling.stratified_sample` keeps a cell's ``quota`` lowest hashes
+    (:func:`retain.churn.sampling.allocate` of the cells in (cutoff, label) order); None when
+    every row is kept.
+    """
+    keys = sorted(k for k, v in cells.items() if sum(len(h) for h in v))
+    total = sum(sum(len(h) for h in cells[k]) for k in keys)
+    if cap is None or cap >= total:
+        return None
+    quota = allocate([sum(len(h) for h in cells[k]) for k in keys], int(cap))
+    out = {}
+    for k, q in zip(keys, quota, strict=True):
+        h = np.concatenate(cells[k])
+        if q == 0:
+            out[k] = _Threshold(0, 0, 0)
+            continue
+        thr = np.partition(h, int(q) - 1)[int(q) - 1]
+        below = int((h < thr).sum())
+        out[k] = _Threshold(int(thr), int(q) - below, int((h == thr).sum()))
+    return out
+
+
+def _kept(
+    base: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    seed: int,
+    keep: dict[tuple[int, int], _Threshold] | None,
+    c: int,
+) -> pd.DataFrame:
+    """The rows of a training cutoff's partition the sample keeps."""
+    if keep is None:
+        return base
+    keys = pd.DataFrame({CUSTOMER_ID: base.index.to_numpy(), "cutoff": cutoff})
+    h = row_hash(keys, seed)
+    label = base[LABEL].to_numpy()
+    mask = np.zeros(len(base), dtype=bool)
+    for value in (0, 1):
+        t = keep.get((c, value))
+        if t is None:
+            continue
+        mine = label == value
+        mask |= mine & (h < np.uint64(t.below))
+        if t.ties == t.tied:
+            mask |= mine & (h == np.uint64(t.below))
+        elif t.ties > 0:  # a hash collision at the threshold: not partition-invariant, refuse
+            raise NotImplementedError(
+                "training-row sample: a 64-bit hash collision at a cell's threshold; "
+                "use another seed or build the data set in one partition"
+            )
+    return base[mask]
+
+
+def _training_sample(
+    split: object,
+    cell_rows: dict[tuple[int, int], int],
+    train: pd.DataFrame,
+    cap: int | None,
+    seed: int,
+) -> TrainingSample:
+    """The :class:`retain.churn.sampling.TrainingSample` of the partitioned sample."""
+    keys = sorted(k for k, v in cell_rows.items() if v)
+    train_cutoffs = split.train_cutoffs  # type: ignore[attr-defined]
+    kept = train.groupby(list(STRATA), sort=True, observed=True).size()
+    rows = []
+    for c, value in keys:
+        cutoff = train_cutoffs[c]
+        rows.append((cutoff, value, cell_rows[(c, value)], int(kept.get((cutoff, value), 0))))
+    cells = pd.DataFrame(rows, columns=["cutoff", LABEL, "rows", "kept"])
+    cells["cutoff"] = pd.to_datetime(cells["cutoff"]).astype(train["cutoff"].dtype)
+    cells[LABEL] = cells[LABEL].astype(train[LABEL].dtype)
+    cells["rows"] = cells["rows"].astype("int64")
+    cells["kept"] = cells["kept"].astype("int64")
+    total = sum(cell_rows.values())
+    return TrainingSample(
+        max_rows=cap, seed=int(seed), rows_total=total, rows_used=len(train), cells=cells
+    )

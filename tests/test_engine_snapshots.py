@@ -1,0 +1,168 @@
+"""The churn training data set built one customer partition at a time equals the whole one's.
+
+The reference is :func:`retain.churn.train.prepare_dataset` on the whole validated population,
+with the generic event types fixed at the last training cutoff and ``auto`` cutoffs resolved
+from the data, as ``retain train-churn`` does; the partitioned build
+(:func:`retain.engine.snapshots.build_dataset_partitioned`) must give the same rows, labels,
+features (to 1e-9, NaN in the same places), split, event types and training-row sample for
+any number of partitions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn.train import prepare_dataset
+from retain.config import RunConfig, load_config
+from retain.engine.partition import MemoryParts, split_tables
+from retain.engine.snapshots import build_dataset_partitioned
+from retain.features.build import fix_event_types
+from retain.inputs import _read_source, record_inputs, validate_source
+from retain.inputs import observed_until as data_until
+from retain.jobs.train_churn import _as_of, resolve_cutoffs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cdnow_cfg(**churn: object) -> RunConfig:
+    cfg = load_config(ROOT / "configs" / "cdnow.yaml")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "cdnow_sample"})})
+    assert cfg.churn is not None
+    return cfg.model_copy(update={"churn": cfg.churn.model_copy(update=churn)})
+
+
+def _synthetic_cfg(n: int = 500, **churn: object) -> RunConfig:
+    """``configs/synthetic.yaml`` on ``n`` customers (engagement events), ``auto`` cutoffs."""
+    cfg = load_config(ROOT / "configs" / "synthetic.yaml")
+    assert cfg.churn is not None and cfg.data.synthetic is not None
+    update: dict[str, object] = {
+        "train_cutoffs": "auto",
+        "validation_cutoff": "auto",
+        "test_cutoff": "auto",
+        **churn,
+    }
+    synthetic = cfg.data.synthetic.model_copy(update={"n_customers": n})
+    return cfg.model_copy(
+        update={
+            "churn": cfg.churn.model_copy(update=update),
+            "data": cfg.data.model_copy(update={"synthetic": synthetic}),
+        }
+    )
+
+
+def _synthetic_source(cfg: RunConfig):
+    return _read_source(cfg)
+
+
+def _reference(cfg: RunConfig, source):
+    until = data_until(cfg)
+    inputs = validate_source(source, cfg, until)
+    churn, _ = resolve_cutoffs(cfg.churn, inputs.transactions, until)
+    features = fix_event_types(cfg.features, inputs.events, max(churn.train_cutoffs))
+    as_of = None
+    if cfg.data.returns != "drop":
+        whole = source
+
+        def as_of(cutoff):  # the job's _as_of, on this source
+            return validate_source(whole, cfg, cutoff).transactions
+
+    dataset = prepare_dataset(
+        inputs.transactions,
+        churn,
+        until,
+        inputs.events,
+        feature_config=features,
+        seed=cfg.seed,
+        transactions_at=as_of,
+    )
+    return dataset, features, record_inputs(inputs)
+
+
+def _partitioned(cfg: RunConfig, source, n: int, tmp_path: Path):
+    parts = MemoryParts(split_tables(source.tables, n, cfg.data.null_values))
+    work = tmp_path / f"work-{n}"
+    return build_dataset_partitioned(parts, source, cfg, work)
+
+
+def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    a = a.reset_index(drop=True)
+    b = b.reset_index(drop=True)
+    for col in a.columns:
+        x, y = a[col], b[col]
+        assert x.dtype == y.dtype, col
+        if col in ("cutoff", "customer_id", "churned") or not pd.api.types.is_numeric_dtype(x):
+            pd.testing.assert_series_equal(x, y, check_names=False, obj=col)
+            continue
+        xv = x.to_numpy(dtype=float, na_value=np.nan)
+        yv = y.to_numpy(dtype=float, na_value=np.nan)
+        np.testing.assert_array_equal(np.isnan(xv), np.isnan(yv), err_msg=col)
+        np.testing.assert_allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True, err_msg=col)
+
+
+def _check(cfg: RunConfig, source, tmp_path: Path, counts=(1, 2, 7)) -> None:
+    expected, features, record = _reference(cfg, source)
+    for n in counts:
+        got = _partitioned(cfg, source, n, tmp_path)
+        ds = got.dataset
+        assert got.partitions == n
+        assert got.features == features
+        assert ds.split == expected.split
+        assert ds.feature_names == expected.feature_names
+        assert ds.dropped_columns == expected.dropped_columns
+        for part in ("train", "validation", "test"):
+            _same_frame(getattr(ds, part), getattr(expected, part))
+        a, b = ds.training_sample, expected.training_sample
+        assert a is not None and b is not None
+        assert a.as_dict() == b.as_dict()
+        pd.testing.assert_frame_equal(a.cells, b.cells)
+        assert got.record.counts == record.counts
+        assert got.record.customers == record.customers
+        assert got.record.first_day == record.first_day
+        got_digest = got.record.tables["transactions"].digest.hexdigest()
+        assert got_digest == record.tables["transactions"].digest.hexdigest()
+
+
+def test_cdnow_sample_any_partition_count(tmp_path: Path) -> None:
+    cfg = _cdnow_cfg()
+    _check(cfg, _read_source(cfg), tmp_path)
+
+
+def test_cdnow_sample_with_training_cap(tmp_path: Path) -> None:
+    cfg = _cdnow_cfg(max_training_rows=1500)
+    _check(cfg, _read_source(cfg), tmp_path, counts=(1, 3))
+
+
+def test_synthetic_with_events_auto_cutoffs(tmp_path: Path) -> None:
+    cfg = _synthetic_cfg(max_training_rows=1000)
+    assert cfg.data.synthetic is not None and cfg.data.synthetic.with_events
+    _check(cfg, _synthetic_source(cfg), tmp_path)
+
+
+def test_synthetic_netted_returns(tmp_path: Path) -> None:
+    cfg = _synthetic_cfg(300)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"returns": "net"})})
+    source = _synthetic_source(cfg)
+    tx = source.tables["transactions"]
+    # a few returns: negative amounts after some purchases
+    returns = tx.iloc[::37].copy()
+    returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=20)
+    returns["amount"] = -returns["amount"] / 2
+    source.tables["transactions"] = pd.concat([tx, returns], ignore_index=True)
+    _check(cfg, source, tmp_path, counts=(1, 3))
+
+
+def test_as_of_helper_is_the_jobs() -> None:
+    assert callable(_as_of)
+
+
+@pytest.mark.parametrize("n", [2])
+def test_leakage_check_runs_on_the_sample(tmp_path: Path, n: int) -> None:
+    cfg = _cdnow_cfg(leakage_check_customers=50)
+    got = _partitioned(cfg, _read_source(cfg), n, tmp_path)
+    assert len(got.dataset.test)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retain.config import ConfigError, RunConfig
@@ -37,6 +38,8 @@ __all__ = [
     "Inputs",
     "InputsRecord",
     "TableRecord",
+    "customer_balance_of",
+    "customer_counts",
     "merge_records",
     "record_inputs",
     "check_dates_against_data",
@@ -410,6 +413,83 @@ def merge_records(parts: Sequence[InputsRecord], max_rejected_share: float) -> I
         first_day=min(days) if days else None,
         customers=sum(p.customers for p in parts),
     )
+
+
+def customer_counts(inputs: Inputs) -> dict[str, Any]:
+    """The customers seen in the inputs and those rejected, counted by reason.
+
+    Parameters
+    ----------
+    inputs : Inputs
+        Loaded inputs (the whole population or one customer partition).
+
+    Returns
+    -------
+    dict
+        ``customers_in`` (every customer in a clean or rejected row of any table),
+        ``customers_rejected`` (all of whose rows were rejected) and ``rejected_by_reason``
+        (each rejected customer under the most frequent reason of their rows).
+    """
+    seen: list[np.ndarray] = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
+    if inputs.events is not None:
+        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
+    if inputs.customers is not None:
+        frame = inputs.customers
+        ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
+        seen.append(np.asarray(ids, dtype=object))
+    rejected = rejected_customers(inputs)
+    seen.append(np.asarray(rejected, dtype=object))
+    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
+    rejects = inputs.rejects.copy()
+    rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
+    mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
+    reason = (
+        mine.groupby([CUSTOMER_ID, "reason"], observed=True)
+        .size()
+        .reset_index(name="n")
+        .sort_values([CUSTOMER_ID, "n"], ascending=[True, False])
+        .drop_duplicates(CUSTOMER_ID)
+    )
+    return {
+        "customers_in": int(len(known)),
+        "customers_rejected": int(len(rejected)),
+        "rejected_by_reason": {str(k): int(v) for k, v in reason["reason"].value_counts().items()},
+    }
+
+
+def customer_balance_of(
+    parts: Sequence[dict[str, Any]], scored: int, rows_out: int
+) -> dict[str, Any]:
+    """Customers in = scored + rejected, from the :func:`customer_counts` of each partition.
+
+    Parameters
+    ----------
+    parts : sequence of dict
+        :func:`customer_counts` of each customer partition (or of the whole population).
+    scored : int
+        Distinct customers in the scores.
+    rows_out : int
+        Rows of the scores.
+
+    Returns
+    -------
+    dict
+        ``customers_in``, ``customers_scored``, ``customers_rejected``,
+        ``rejected_by_reason`` (sorted by reason) and ``balanced``.
+    """
+    by_reason: dict[str, int] = {}
+    for part in parts:
+        for reason, n in part["rejected_by_reason"].items():
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    known = sum(p["customers_in"] for p in parts)
+    rejected = sum(p["customers_rejected"] for p in parts)
+    return {
+        "customers_in": known,
+        "customers_scored": scored,
+        "customers_rejected": rejected,
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "balanced": bool(known == scored + rejected and scored == rows_out),
+    }
 
 
 def config_dates(cfg: RunConfig, sections: Sequence[str]) -> dict[str, pd.Timestamp]:

@@ -44,11 +44,12 @@ from retain.inputs import (
     InputsRecord,
     _RawInputs,
     _read_source,
+    customer_balance_of,
+    customer_counts,
     file_settings,
     file_sources,
     merge_records,
     record_inputs,
-    rejected_customers,
     validate_source,
 )
 from retain.io.read import read_table_batches
@@ -230,31 +231,7 @@ def _validate(part: RawPart, source: _RawInputs, cfg: RunConfig, as_of: pd.Times
 
 def _known_and_rejected(inputs: Inputs) -> dict[str, Any]:
     """The partition's customers seen, rejected and their reasons (for the balance)."""
-    seen = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
-    if inputs.events is not None:
-        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
-    if inputs.customers is not None:
-        frame = inputs.customers
-        ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
-        seen.append(np.asarray(ids, dtype=object))
-    rejected = rejected_customers(inputs)
-    seen.append(np.asarray(rejected, dtype=object))
-    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
-    rejects = inputs.rejects.copy()
-    rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
-    mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
-    reason = (
-        mine.groupby([CUSTOMER_ID, "reason"], observed=True)
-        .size()
-        .reset_index(name="n")
-        .sort_values([CUSTOMER_ID, "n"], ascending=[True, False])
-        .drop_duplicates(CUSTOMER_ID)
-    )
-    return {
-        "customers_in": int(len(known)),
-        "customers_rejected": int(len(rejected)),
-        "rejected_by_reason": {str(k): int(v) for k, v in reason["reason"].value_counts().items()},
-    }
+    return customer_counts(inputs)
 
 
 def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[Path]:
@@ -443,18 +420,7 @@ def score_partitioned(
 
 
 def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    by_reason: dict[str, int] = {}
-    for part in parts:
-        for reason, n in part["rejected_by_reason"].items():
-            by_reason[reason] = by_reason.get(reason, 0) + n
-    known = sum(p["customers_in"] for p in parts)
+    """The customer balance of the whole from each partition's counts (and what it scored)."""
     scored = sum(p["customers_scored"] for p in parts)
-    rejected = sum(p["customers_rejected"] for p in parts)
     rows = sum(p["rows_out"] for p in parts)
-    return {
-        "customers_in": known,
-        "customers_scored": scored,
-        "customers_rejected": rejected,
-        "rejected_by_reason": dict(sorted(by_reason.items())),
-        "balanced": bool(known == scored + rejected and scored == rows),
-    }
+    return customer_balance_of(parts, scored, rows)

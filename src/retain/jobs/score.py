@@ -55,7 +55,12 @@ from retain.engine.local import (
     read_scores,
     score_partitioned,
 )
-from retain.inputs import InputsRecord, record_inputs
+from retain.inputs import (
+    InputsRecord,
+    customer_balance_of,
+    customer_counts,
+    record_inputs,
+)
 from retain.io import (
     Inputs,
     check_dates_against_data,
@@ -63,7 +68,6 @@ from retain.io import (
     load_inputs,
     output_folder,
     owned_directory,
-    rejected_customers,
     write_json_atomic,
     write_rejects,
     write_sorted_parts_atomic,
@@ -140,35 +144,8 @@ def customer_balance(inputs: Inputs, scores: pd.DataFrame) -> dict[str, Any]:
         ``rejected_by_reason`` (each rejected customer under the most frequent reason of their
         rows) and ``balanced``.
     """
-    seen: list[np.ndarray] = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
-    if inputs.events is not None:
-        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
-    if inputs.customers is not None:
-        frame = inputs.customers
-        ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
-        seen.append(np.asarray(ids, dtype=object))
-    rejected = rejected_customers(inputs)
-    seen.append(np.asarray(rejected, dtype=object))
-    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
-    rejects = inputs.rejects.copy()
-    rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
-    mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
-    reason = (
-        mine.groupby([CUSTOMER_ID, "reason"], observed=True)
-        .size()
-        .reset_index(name="n")
-        .sort_values([CUSTOMER_ID, "n"], ascending=[True, False])
-        .drop_duplicates(CUSTOMER_ID)
-    )
-    by_reason = {str(k): int(v) for k, v in reason["reason"].value_counts().items()}
     scored = int(scores[CUSTOMER_ID].nunique())
-    return {
-        "customers_in": int(len(known)),
-        "customers_scored": scored,
-        "customers_rejected": int(len(rejected)),
-        "rejected_by_reason": by_reason,
-        "balanced": bool(len(known) == scored + len(rejected) and scored == len(scores)),
-    }
+    return customer_balance_of([customer_counts(inputs)], scored, len(scores))
 
 
 def build_manifest(

@@ -18,14 +18,17 @@ from retain.churn import ChurnModel
 from retain.churn.calibration import fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
-from retain.config import PolicyConfig, load_policy
-from retain.engine.spark import score_customers_spark
+from retain.config import PolicyConfig, load_config, load_policy
+from retain.contracts import DataError
+from retain.engine.local import partition_source, score_partitioned
+from retain.engine.spark import _task_errors, score_customers_spark, score_source_spark
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
 from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
 
 POLICY = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic.yaml"
 
 
 def _models(
@@ -150,3 +153,56 @@ def test_synthetic_scores_with_events_prospects_and_budget_on_spark(spark, synth
             chunk_size=50,
         )
         assert_same_scores(got, expected)
+
+
+@pytest.mark.slow
+def test_spark_engine_from_the_generated_source_equals_the_local_engine(
+    spark, synthetic_case, tmp_path: Path
+) -> None:
+    """The embedded source's raw tables (transactions, events, customers) on Spark: the
+    same scores, inputs' record and customer balance as the local engine's partitions."""
+    _tx, _events, _customers, models = synthetic_case
+    cfg = load_config(
+        CONFIG,
+        {
+            "data.source": "synthetic",
+            "data.synthetic": {
+                "n_customers": 400,
+                "start": "2022-01-01",
+                "end": "2023-12-31",
+                "seed": 5,
+                "with_events": True,
+            },
+        },
+    )
+    policy = _with_budget(load_policy(POLICY), {"email": {"max_contacts": 10}})
+    (tmp_path / "local").mkdir()
+    source, parts = partition_source(cfg, 3, tmp_path / "local")
+    local = score_partitioned(
+        parts, source, cfg, "2023-12-31", models, policy, tmp_path / "local", chunk_size=50
+    )
+    got = score_source_spark(
+        spark, cfg, "2023-12-31", models, policy, tmp_path / "spark", partitions=3, chunk_size=50
+    )
+    assert_same_scores(got.scores(), local.scores())
+    assert got.balance == local.balance and got.balance["balanced"]
+    assert got.record.counts == local.record.counts
+    assert got.record.first_day == local.record.first_day
+    assert got.record.customers == local.record.customers
+    for name, table in local.record.tables.items():
+        assert got.record.tables[name].digest.hexdigest() == table.digest.hexdigest(), name
+    key = ["table", "row_number", "reason"]
+    pd.testing.assert_frame_equal(
+        got.record.rejects[key].sort_values(key, ignore_index=True),
+        local.record.rejects[key].sort_values(key, ignore_index=True),
+    )
+
+
+def test_a_data_error_raised_in_a_task_is_raised_on_the_driver() -> None:
+    failure = RuntimeError(
+        "Traceback (most recent call last):\n  ...\n"
+        "retain.contracts.DataError: scores hold non-finite values in clv\n\tat org.apache"
+    )
+    with pytest.raises(DataError, match="^scores hold non-finite values in clv$"):
+        with _task_errors():
+            raise failure

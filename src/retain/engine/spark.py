@@ -19,6 +19,15 @@ the per-customer steps run in ``mapInPandas`` tasks:
    per partition; the result is collected, sorted by customer and given the dtypes of
    :func:`retain.scoring.score_customers`.
 
+:func:`score_source_spark` is ``engine: spark`` of ``retain score``: it starts from the raw
+source instead (files read by Spark: CSV as text with the stated dialect, row numbers from the
+task offsets; Parquet with its ``_metadata.row_index``; the embedded sources via Parquet in the
+work folder), spreads the rows by a hash of the customer id as validation reads it
+(:func:`retain.engine.partition.customer_partition`), validates each partition in its task as
+the local engine does and runs step 1 there too; the inputs' records and customer counts come
+back to the driver (small) and are merged. Steps 2 to 5 are the same, and the tasks write the
+output rows as Parquet parts (pandas dtypes) for the job to assemble.
+
 Tables cross Spark as plain columns (double, bigint, string, boolean, timestamp without time
 zone); their pandas dtypes are taken from a run of the same steps on a few customers on the
 driver and restored in every task. Missing floats (NaN) become nulls in Spark and NaN again in
@@ -924,6 +933,7 @@ def _score_source(
     note(f"reading the inputs into {partitions} Spark partitions")
     data = cfg.data
     null_values, how = data.null_values, data.id_normalisation
+    work.mkdir(parents=True, exist_ok=True)
     source, tables = _raw_tables(spark, cfg, work)
     if "transactions" not in tables:  # pragma: no cover - the config requires it
         raise ConfigError("data.transactions: no transactions table configured")

@@ -1,0 +1,175 @@
+"""``retain score`` on the Spark engine over large files: wall time and peak memory.
+
+Usage::
+
+    .venv/bin/python bench/generate_large.py --customers 1000000 --out /tmp/retain-large-1m
+    .venv/bin/python bench/bench_spark.py --data /tmp/retain-large-1m
+    .venv/bin/python bench/bench_spark.py --data /tmp/retain-large-1m --master 'local[4]'
+
+Steps, each a command in its own process:
+
+``train`` (once per data folder, not timed)
+    As in ``bench/bench_engine.py``: the first ``--train-customers`` customers are copied to
+    ``DATA/train/`` and both models trained on them (challenger versions in ``DATA``'s
+    registry).
+``score`` (timed)
+    ``retain score`` with ``engine: spark``, ``spark.master`` (``local[2]`` by default) and
+    ``spark.driver.memory`` (``4g``) under ``/usr/bin/time -v``; its maximum resident set is
+    that of the largest single process of the tree (the JVM, usually). A sampler reads the
+    resident memory of every process of the tree every 0.2 s (``psutil``): the peaks of the
+    Python driver, of the JVM, of the Python workers together, and of the whole tree. The scores
+    are written into ``DATA/outputs-spark``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import RETAIN, _config, _write_config, train
+
+
+class TreeMemory:
+    """Peak resident memory of a process tree, sampled in a thread.
+
+    Attributes
+    ----------
+    peaks : dict
+        Peak bytes of ``driver`` (the Python process running ``retain``), ``jvm`` (java),
+        ``workers`` (every other Python process together) and ``total`` (the whole tree at
+        one moment).
+    """
+
+    def __init__(self, root: int, every: float = 0.2) -> None:
+        self.root = root
+        self.every = every
+        self.peaks = {"driver": 0, "jvm": 0, "workers": 0, "total": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        try:
+            root = psutil.Process(self.root)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        now = {"driver": 0, "jvm": 0, "workers": 0}
+        for proc in procs:
+            try:
+                rss = proc.memory_info().rss
+                cmd = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if proc.name() == "time":
+                continue
+            if "java" in proc.name() or "org.apache.spark" in cmd:
+                now["jvm"] += rss
+            elif "retain.cli" in cmd:
+                now["driver"] += rss
+            else:
+                now["workers"] += rss
+        for key, value in now.items():
+            self.peaks[key] = max(self.peaks[key], value)
+        self.peaks["total"] = max(self.peaks["total"], sum(now.values()))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every)
+
+
+def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:
+    """``retain score`` on Spark over every customer, timed and measured."""
+    config = _config(data)
+    config["engine"] = "spark"
+    config["partitions"] = partitions if partitions == "auto" else int(partitions)
+    config["spark"] = {
+        "master": master,
+        "app_name": "retain-bench",
+        "conf": {
+            "spark.driver.memory": driver_memory,
+            "spark.driver.maxResultSize": "2g",
+            "spark.local.dir": str(data / "spark-local"),
+            "spark.ui.enabled": "false",
+        },
+    }
+    config.setdefault("scoring", {})["output_dir"] = str(data / "outputs-spark")
+    cfg = _write_config(config, data / "retain-score-spark.yaml")
+    command = [
+        "/usr/bin/time",
+        "-v",
+        *RETAIN,
+        "score",
+        "--config",
+        str(cfg),
+        "--model-version",
+        "challenger",
+        "--clv-version",
+        "challenger",
+        "--allow-other-dataset",
+    ]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data, env=env
+    )
+    with TreeMemory(proc.pid) as memory:
+        out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(out + err)
+        raise SystemExit(proc.returncode)
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)[1])
+    scores = next((data / "outputs-spark").rglob("manifest.json"))
+    manifest = json.loads(scores.read_text())
+    gb = 1024**3
+    return {
+        "customers_scored": manifest["customers"]["customers_scored"],
+        "input_rows": {k: v["rows_in"] for k, v in manifest["input_rows"].items()},
+        "engine": manifest.get("engine"),
+        "master": master,
+        "driver_memory": driver_memory,
+        "wall_seconds": round(wall, 1),
+        "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),
+        "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
+        "timings_seconds": manifest["timings_seconds"],
+        "summary": out.strip().splitlines()[-1:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="bench/generate_large.py output")
+    parser.add_argument("--train-customers", type=int, default=100_000)
+    parser.add_argument("--partitions", default="auto", help="partition count or auto")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="4g")
+    args = parser.parse_args(argv)
+    data = args.data.resolve()
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the data folder's config names its store
+    train(data, args.train_customers)
+    result = score(data, args.partitions, args.master, args.driver_memory)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,8 @@
 """``retain score`` on the Spark engine writes the local engine's folder.
 
 The models are trained on the CDNOW sample; the scoring data is the same sample written as a
-CSV file with a few unusable rows. Spark reads the file, spreads its rows over partitions by
+CSV file (``;`` between fields, the amount derived from a column with a space in its name)
+with a few unusable rows. Spark reads the file, spreads its rows over partitions by
 customer, validates them in the tasks (rejects at their line in the file) and writes the score
 parts; the job writes the folder from them as it does for the local engine. Every file must
 equal the local engine's (3 partitions), but the manifest's times and engine.
@@ -56,11 +57,16 @@ def test_spark_score_job_writes_the_local_engines_folder(spark, mlflow_tmp, tmp_
         }
     )
     data = pd.concat([tx.iloc[:100], bad, tx.iloc[100:]], ignore_index=True)
+    data = data.rename(columns={"amount": "Gross Amount"})  # amount derived from it
     path = tmp_path / "transactions.csv"
-    data.to_csv(path, index=False)
+    data.to_csv(path, index=False, sep=";")
     files = {
         "data.source": "files",
-        "data.transactions": {"path": str(path)},
+        "data.transactions": {
+            "path": str(path),
+            "columns": {"amount": '"Gross Amount" * 1'},
+            "csv": {"delimiter": ";"},
+        },
         "data.observed_until": "1998-06-30",
     }
     folders, manifests = {}, {}

@@ -13,6 +13,10 @@ Usage::
     .venv/bin/python bench/generate_large.py --customers 1000000 --out /tmp/retain-train-1m
     .venv/bin/python bench/bench_training.py --data /tmp/retain-train-1m
     .venv/bin/python bench/bench_training.py --data /tmp/retain-train-10m --partitions 50
+    .venv/bin/python bench/bench_training.py --data /tmp/retain-train-1m --build-only
+
+``--build-only`` times the data set build alone, in this process, step by step (validation,
+per-customer features, population values, finishing) with the peak RSS.
 """
 
 from __future__ import annotations
@@ -64,6 +68,56 @@ def run_timed(command: list[str], log: Path) -> dict[str, float]:
     }
 
 
+def build_only(config: Path, tmp: Path) -> dict[str, object]:
+    """Build the churn data set partition by partition in this process; seconds per step.
+
+    Parameters
+    ----------
+    config : Path
+        The training config.
+    tmp : Path
+        A scratch folder (the work folder goes under it).
+
+    Returns
+    -------
+    dict
+        Partitions, rows per part, seconds per step, total wall seconds, peak RSS (MiB) and
+        the load average before and after.
+    """
+    import resource
+    import time
+
+    from retain.config import load_config
+    from retain.engine.local import auto_partitions, input_rows, partition_source
+    from retain.engine.snapshots import build_dataset_partitioned
+
+    cfg = load_config(config)
+    n = auto_partitions(input_rows(cfg), cfg.partitions)
+    work = tmp / "work"
+    work.mkdir()
+    timings: dict[str, float] = {}
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    source, parts = partition_source(cfg, n, work)
+    timings["partition"] = time.perf_counter() - t0
+    built = build_dataset_partitioned(parts, source, cfg, work, timings=timings)
+    wall = time.perf_counter() - t0
+    ds = built.dataset
+    sample = ds.training_sample
+    return {
+        "partitions": n,
+        "train_rows_built": sample.rows_total if sample else len(ds.train),
+        "train_rows_used": len(ds.train),
+        "validation_rows": len(ds.validation),
+        "test_rows": len(ds.test),
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "wall_s": round(wall, 1),
+        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write a training config beside the data, run ``retain train-churn``, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -73,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--max-training-rows", type=int, default=None, help="override churn.max_training_rows"
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="time the partitioned data set build alone"
     )
     args = parser.parse_args(argv)
     data = args.data.resolve()
@@ -91,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     config = tmp / "retain-train.yaml"
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     generated = json.loads((data / "generate.json").read_text())
+    if args.build_only:
+        print(json.dumps({"customers": generated["customers"], **build_only(config, tmp)}))
+        return 0
     load_before = os.getloadavg()
     retain = str(Path(sys.executable).with_name("retain"))
     figures = run_timed([retain, "train-churn", "-c", str(config)], tmp / "train-churn.log")

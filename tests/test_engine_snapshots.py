@@ -23,7 +23,7 @@ from retain.engine.snapshots import build_dataset_partitioned
 from retain.features.build import fix_event_types
 from retain.inputs import _read_source, record_inputs, validate_source
 from retain.inputs import observed_until as data_until
-from retain.jobs.train_churn import _as_of, resolve_cutoffs
+from retain.jobs.train_churn import resolve_cutoffs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,17 +135,17 @@ def test_cdnow_sample_any_partition_count(tmp_path: Path) -> None:
 
 def test_cdnow_sample_with_training_cap(tmp_path: Path) -> None:
     cfg = _cdnow_cfg(max_training_rows=1500)
-    _check(cfg, _read_source(cfg), tmp_path, counts=(1, 3))
+    _check(cfg, _read_source(cfg), tmp_path, counts=(3,))
 
 
 def test_synthetic_with_events_auto_cutoffs(tmp_path: Path) -> None:
-    cfg = _synthetic_cfg(max_training_rows=1000)
+    cfg = _synthetic_cfg(300, max_training_rows=600)
     assert cfg.data.synthetic is not None and cfg.data.synthetic.with_events
     _check(cfg, _synthetic_source(cfg), tmp_path)
 
 
 def test_synthetic_netted_returns(tmp_path: Path) -> None:
-    cfg = _synthetic_cfg(300)
+    cfg = _synthetic_cfg(200)
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"returns": "net"})})
     source = _synthetic_source(cfg)
     tx = source.tables["transactions"]
@@ -154,11 +154,7 @@ def test_synthetic_netted_returns(tmp_path: Path) -> None:
     returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=20)
     returns["amount"] = -returns["amount"] / 2
     source.tables["transactions"] = pd.concat([tx, returns], ignore_index=True)
-    _check(cfg, source, tmp_path, counts=(1, 3))
-
-
-def test_as_of_helper_is_the_jobs() -> None:
-    assert callable(_as_of)
+    _check(cfg, source, tmp_path, counts=(3,))
 
 
 @pytest.mark.parametrize("n", [2])
@@ -166,3 +162,20 @@ def test_leakage_check_runs_on_the_sample(tmp_path: Path, n: int) -> None:
     cfg = _cdnow_cfg(leakage_check_customers=50)
     got = _partitioned(cfg, _read_source(cfg), n, tmp_path)
     assert len(got.dataset.test)
+
+
+def test_train_churn_builds_partitioned_on_the_local_engine(mlflow_tmp) -> None:
+    from mlflow import MlflowClient
+
+    from retain.jobs.train_churn import train_churn
+
+    cfg = _cdnow_cfg(max_training_rows=5000).model_copy(update={"partitions": 3})
+    messages: list[str] = []
+    result = train_churn(cfg, progress=messages.append)
+    assert any("3 customer partitions" in m for m in messages)
+    assert any("5,000 of 11,847" in m for m in messages)
+    run = MlflowClient(tracking_uri=mlflow_tmp.tracking_uri).get_run(result.run_id)
+    assert run.data.params["engine.partitions"] == "3"
+    assert run.data.metrics["training_rows_total"] == 11_847
+    assert run.data.metrics["training_rows_used"] == 5000
+    assert run.data.metrics["validation_rows"] == run.data.metrics["test_rows"] == 2357

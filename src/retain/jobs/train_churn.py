@@ -5,9 +5,12 @@ What it does, in order:
 1. Load and validate all inputs up to the last observed day (:func:`retain.io.load_inputs`,
    :func:`retain.io.observed_until`).
 2. Check the time split and build the point-in-time snapshots
-   (:func:`retain.churn.train.prepare_dataset`). A feature computed from data after its
-   cutoff, or a training label window overlapping the test window, fails the run
-   (:class:`retain.churn.LeakageError`).
+   (:func:`retain.churn.train.prepare_dataset`). On the local engine, above one customer
+   partition (``partitions``, auto: about one per 2 million input rows), steps 1 and 2 run one
+   partition at a time (:func:`retain.engine.snapshots.build_dataset_partitioned`: the same
+   data set, memory bounded by a partition plus the data set; param ``engine.partitions``).
+   A feature computed from data after its cutoff, or a training label window overlapping the
+   test window, fails the run (:class:`retain.churn.LeakageError`).
 3. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
    the validation AUC only (:func:`retain.churn.tuning.search_params`); the best trial's
    parameters are logged as ``optuna.best.*`` and all trials as ``tables/optuna_trials.csv``.
@@ -317,6 +320,8 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         log_inputs(cfg, inputs, TRAINING)
         if resolved:
             log_params_flat({"resolved": resolved}, prefix="split.")
+        if partitions > 1:
+            log_params_flat({"partitions": partitions}, prefix="engine.")
         _log_training(fit, best_name, search)
         log_metrics(differences)
         note("explaining the test cutoff (SHAP)")

@@ -81,7 +81,7 @@ def build_only(config: Path, tmp: Path) -> dict[str, object]:
     Returns
     -------
     dict
-        Partitions, rows per part, seconds per step, total wall seconds, peak RSS (MiB) and
+        Partitions, rows per part, seconds per step, total wall and CPU seconds, peak RSS (MiB) and
         the load average before and after.
     """
     import resource
@@ -102,6 +102,7 @@ def build_only(config: Path, tmp: Path) -> dict[str, object]:
     timings["partition"] = time.perf_counter() - t0
     built = build_dataset_partitioned(parts, source, cfg, work, timings=timings)
     wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     ds = built.dataset
     sample = ds.training_sample
     return {
@@ -112,7 +113,8 @@ def build_only(config: Path, tmp: Path) -> dict[str, object]:
         "test_rows": len(ds.test),
         "seconds": {k: round(v, 1) for k, v in timings.items()},
         "wall_s": round(wall, 1),
-        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "max_rss_mib": round(usage.ru_maxrss / 1024, 1),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
     }

@@ -348,6 +348,16 @@ class InputsRecord:
     customers: int
 
 
+def _schema_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame with no rows and ``frame``'s columns, dtypes and index name, sharing no data.
+
+    (``frame.iloc[:0]`` would keep the whole table alive through its buffers.)
+    """
+    columns = {c: pd.Series([], dtype=t) for c, t in frame.dtypes.items()}
+    index = pd.Index([], dtype=frame.index.dtype, name=frame.index.name)
+    return pd.DataFrame(columns, index=index)
+
+
 def record_inputs(inputs: Inputs) -> InputsRecord:
     """The :class:`InputsRecord` of loaded inputs.
 
@@ -364,7 +374,9 @@ def record_inputs(inputs: Inputs) -> InputsRecord:
     for name in ("transactions", "events", "customers"):
         frame = getattr(inputs, name)
         if frame is not None:
-            tables[name] = TableRecord(len(frame), TableDigest(frame).update(frame), frame.iloc[:0])
+            tables[name] = TableRecord(
+                len(frame), TableDigest(frame).update(frame), _schema_of(frame)
+            )
     tx = inputs.transactions
     return InputsRecord(
         counts=inputs.counts,

@@ -48,12 +48,15 @@ class TreeMemory:
         Peak bytes of ``driver`` (the Python process running ``retain``), ``jvm`` (java),
         ``workers`` (every other Python process together) and ``total`` (the whole tree at
         one moment).
+    cpu : dict
+        Per process seen, its CPU seconds (user + system) at the last sample.
     """
 
     def __init__(self, root: int, every: float = 0.2) -> None:
         self.root = root
         self.every = every
         self.peaks = {"driver": 0, "jvm": 0, "workers": 0, "total": 0}
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -76,8 +79,10 @@ class TreeMemory:
             try:
                 rss = proc.memory_info().rss
                 cmd = " ".join(proc.cmdline())
+                times = proc.cpu_times()
             except psutil.Error:
                 continue
+            self.cpu[proc.pid] = times.user + times.system
             if proc.name() == "time":
                 continue
             if "java" in proc.name() or "org.apache.spark" in cmd:
@@ -127,6 +132,7 @@ def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:
         "--allow-other-dataset",
     ]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data, env=env
@@ -150,6 +156,9 @@ def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:
         "wall_seconds": round(wall, 1),
         "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),
         "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
+        "load_average_1min_at_start": round(load_before, 2),
+        "cpu_seconds": round(sum(memory.cpu.values()), 1),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "timings_seconds": manifest["timings_seconds"],
         "summary": out.strip().splitlines()[-1:],
     }

@@ -62,7 +62,7 @@ from retain.config import (
     TableSource,
 )
 from retain.contracts import CUSTOMER_ID, Contract, DataError
-from retain.engine.local import PartitionedScores, _balance, _known_and_rejected, _validate
+from retain.engine.local import PartitionedScores, _validate
 from retain.engine.partition import RawPart, customer_partition
 from retain.features.build import rfm_score_counts
 from retain.features.segments import merge_value_counts
@@ -70,6 +70,8 @@ from retain.inputs import (
     CONTRACTS,
     _RawInputs,
     _read_source,
+    customer_balance_of,
+    customer_counts,
     file_settings,
     file_sources,
     merge_records,
@@ -991,7 +993,7 @@ def _score_source(
             prefixed = [_PREFIX[name] + c for c in meta.columns]
             frames[name] = mine[[*prefixed, _ROW]].set_axis([*meta.columns, _ROW], axis=1)
         inputs = _validate(_raw_part(frames, metas, null_values), source, cfg, as_of_ts)
-        piece = (record_inputs(inputs), _known_and_rejected(inputs))
+        piece = (record_inputs(inputs), customer_counts(inputs))
         part = part_base(inputs.transactions, as_of_ts, models, inputs.events, inputs.customers)
         out = _encode_base(part, base_layout)
         out[_BLOB] = None
@@ -1063,17 +1065,8 @@ def _score_source(
             drop=True
         ).to_parquet(empty, index=False)
         parts = [empty]
-    balances.append(
-        {
-            "customers_in": 0,
-            "customers_rejected": 0,
-            "rejected_by_reason": {},
-            "customers_scored": int(written["customers"].sum()),
-            "rows_out": int(written["rows"].sum()),
-        }
+    balance = customer_balance_of(
+        balances, int(written["customers"].sum()), int(written["rows"].sum())
     )
-    for piece in balances:
-        piece.setdefault("customers_scored", 0)
-        piece.setdefault("rows_out", 0)
     clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
-    return PartitionedScores(parts, record, _balance(balances), partitions)
+    return PartitionedScores(parts, record, balance, partitions)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from retain.engine.local import (
     read_scores,
     score_partitioned,
 )
+from retain.engine.workdir import work_folder
 from retain.inputs import (
     InputsRecord,
     customer_balance_of,
@@ -389,8 +389,7 @@ def score(
     partitions = auto_partitions(input_rows(cfg), cfg.partitions)
     record: Inputs | InputsRecord
     if cfg.engine == "spark" or partitions > 1:
-        with tempfile.TemporaryDirectory(prefix="retain-score-") as tmp:
-            work = Path(tmp)
+        with work_folder("retain-score-") as work:
             if cfg.engine == "spark":
                 run = _run_spark(cfg, when, models, policy, timings, work, note)
             else:

@@ -58,8 +58,9 @@ from retain.churn.train import ChurnFit, fit_and_evaluate, prepare_dataset
 from retain.churn.tuning import SearchResult, search_params
 from retain.config import ChurnConfig, ConfigError, FeatureConfig, RunConfig
 from retain.contracts import TIMESTAMP
-from retain.engine.local import auto_partitions, input_rows
+from retain.engine.local import auto_partitions, input_rows, partition_source
 from retain.engine.snapshots import PartitionedDataset, build_dataset_partitioned
+from retain.engine.workdir import work_folder
 from retain.explain import shap_contributions
 from retain.features.build import fix_event_types
 from retain.inputs import Inputs, InputsRecord
@@ -348,13 +349,7 @@ def _partitioned_dataset(
     :func:`retain.engine.snapshots.build_dataset_partitioned` in a temporary work folder;
     the same data set as :func:`retain.churn.train.prepare_dataset` on the whole population.
     """
-    import tempfile
-    from pathlib import Path
-
-    from retain.engine.local import partition_source
-
-    with tempfile.TemporaryDirectory(prefix="retain-train-churn-") as tmp:
-        work = Path(tmp)
+    with work_folder("retain-train-churn-") as work:
         note(f"splitting the inputs into {partitions} customer partitions")
         source, parts = partition_source(cfg, partitions, work)
         built = build_dataset_partitioned(parts, source, cfg, work, churn=churn, progress=note)

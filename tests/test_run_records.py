@@ -83,8 +83,10 @@ def test_table_digest_is_stable_and_sees_every_row() -> None:
     assert tracking.table_digest(frame.iloc[::-1].reset_index(drop=True)) == digest
     from retain.digests import TableDigest
 
-    halves = TableDigest(frame).update(frame.iloc[::2]).merge(
-        TableDigest(frame).update(frame.iloc[1::2])
+    halves = (
+        TableDigest(frame)
+        .update(frame.iloc[::2])
+        .merge(TableDigest(frame).update(frame.iloc[1::2]))
     )
     assert halves.hexdigest() == digest
     # an unnamed index is row positions, not content; a named one (customers) is content

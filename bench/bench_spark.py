@@ -29,76 +29,11 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import RETAIN, _config, _write_config, train
-
-
-class TreeMemory:
-    """Peak resident memory of a process tree, sampled in a thread.
-
-    Attributes
-    ----------
-    peaks : dict
-        Peak bytes of ``driver`` (the Python process running ``retain``), ``jvm`` (java),
-        ``workers`` (every other Python process together) and ``total`` (the whole tree at
-        one moment).
-    cpu : dict
-        Per process seen, its CPU seconds (user + system) at the last sample.
-    """
-
-    def __init__(self, root: int, every: float = 0.2) -> None:
-        self.root = root
-        self.every = every
-        self.peaks = {"driver": 0, "jvm": 0, "workers": 0, "total": 0}
-        self.cpu: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        try:
-            root = psutil.Process(self.root)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return
-        now = {"driver": 0, "jvm": 0, "workers": 0}
-        for proc in procs:
-            try:
-                rss = proc.memory_info().rss
-                cmd = " ".join(proc.cmdline())
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            self.cpu[proc.pid] = times.user + times.system
-            if proc.name() == "time":
-                continue
-            if "java" in proc.name() or "org.apache.spark" in cmd:
-                now["jvm"] += rss
-            elif "retain.cli" in cmd:
-                now["driver"] += rss
-            else:
-                now["workers"] += rss
-        for key, value in now.items():
-            self.peaks[key] = max(self.peaks[key], value)
-        self.peaks["total"] = max(self.peaks["total"], sum(now.values()))
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._sample()
-            self._stop.wait(self.every)
+from bench_engine import RETAIN, TreeMemory, _config, _write_config, train
 
 
 def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:

@@ -608,7 +608,7 @@ class PopulationStats:
 def part_base(
     transactions: pd.DataFrame,
     as_of: pd.Timestamp,
-    models: ScoringModels,
+    models: ScoringModels | FeatureConfig,
     events: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
 ) -> PartBase:
@@ -620,14 +620,16 @@ def part_base(
         The validated rows of the part's customers.
     as_of : Timestamp
         The scoring day.
-    models : ScoringModels
-        Gives the feature settings the churn model was trained with.
+    models : ScoringModels or FeatureConfig
+        Gives the feature settings the churn model was trained with (or those settings,
+        :attr:`ScoringModels.feature_config`).
 
     Returns
     -------
     PartBase
     """
-    settings = models.feature_config  # the churn model's own windows, never the run config's
+    # the churn model's own windows, never the run config's
+    settings = models if isinstance(models, FeatureConfig) else models.feature_config
     base = base_features(transactions, as_of, events, settings)
     check_point_in_time(base, as_of)
     gaps = last_purchase_gap_days(transactions, as_of).reindex(base.index)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import multiprocessing
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from retain.clv.cutoff_features import rfm_triples
-from retain.config import PolicyConfig, RunConfig, SegmentRules
+from retain.config import FeatureConfig, PolicyConfig, RunConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID
 from retain.engine.partition import (
     MemoryParts,
@@ -283,6 +286,78 @@ def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[
     return out
 
 
+@dataclass(frozen=True)
+class _FeatureTask:
+    """What validating and featurising a partition needs (sent to worker processes)."""
+
+    parts: MemoryParts | SpilledParts
+    source: _RawInputs
+    cfg: RunConfig
+    when: pd.Timestamp
+    settings: FeatureConfig
+    work: Path
+
+
+@dataclass(frozen=True)
+class _Featurised:
+    """What a partition's first step reports back: its summaries, not its rows."""
+
+    record: InputsRecord
+    counts: dict[str, Any]
+    rfm_counts: dict[str, tuple[np.ndarray, np.ndarray]]
+    triples: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def _featurise(task: _FeatureTask, p: int) -> _Featurised:
+    """Validate partition ``p`` and write its per-customer features (:func:`part_base`)."""
+    t0 = time.perf_counter()
+    inputs = _validate(task.parts.take(p), task.source, task.cfg, task.when)
+    record, counts = record_inputs(inputs), customer_counts(inputs)
+    t1 = time.perf_counter()
+    pb = part_base(inputs.transactions, task.when, task.settings, inputs.events, inputs.customers)
+    del inputs
+    pb.base.to_parquet(task.work / f"base-{p}.parquet")
+    pd.DataFrame({CUSTOMER_ID: pb.prospects}).to_parquet(task.work / f"prospects-{p}.parquet")
+    seconds = {"load_inputs": t1 - t0, "features": time.perf_counter() - t1}
+    return _Featurised(record, counts, rfm_score_counts(pb.base), rfm_triples(pb.base), seconds)
+
+
+def _featurised(
+    task: _FeatureTask, n: int, note: Callable[[str], None]
+) -> Iterator[tuple[int, _Featurised]]:
+    """Every partition's first step, in partition order.
+
+    Spilled partitions are read from their files by worker processes, one per core (the step
+    is single-threaded pandas and numpy); partitions held in memory, or a single core, run
+    here.
+    """
+    workers = min(n, os.cpu_count() or 1)
+    if workers < 2 or not isinstance(task.parts, SpilledParts):
+        for p in range(n):
+            note(f"partition {p + 1} of {n}: validating and featurising")
+            yield p, _featurise(task, p)
+        return
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    saved = os.environ.get(_WARNINGS_ENV)
+    if saved is None:  # the workers' imports are as quiet as the command's
+        os.environ[_WARNINGS_ENV] = _WORKER_WARNINGS
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            tasks = pool.map(functools.partial(_featurise, task), range(n))
+            for p, done in enumerate(tasks):
+                note(f"partition {p + 1} of {n}: validated and featurised")
+                yield p, done
+    finally:
+        if saved is None:
+            os.environ.pop(_WARNINGS_ENV, None)
+
+
+_WARNINGS_ENV = "PYTHONWARNINGS"
+_WORKER_WARNINGS = "ignore::Warning:lifetimes.utils"
+"""lifetimes sets a pandas option that pandas 3 deprecates when it is imported."""
+
+
 def score_partitioned(
     parts: MemoryParts | SpilledParts,
     source: _RawInputs,
@@ -342,21 +417,14 @@ def score_partitioned(
     records: list[InputsRecord] = []
     balances: list[dict[str, Any]] = []
     rfm_counts, triples = [], []
-    for p in range(n):
-        note(f"partition {p + 1} of {n}: validating and featurising")
-        t0 = time.perf_counter()
-        inputs = _validate(parts.take(p), source, cfg, when)
-        records.append(record_inputs(inputs))
-        balances.append(_known_and_rejected(inputs))
-        clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pb = part_base(inputs.transactions, when, models, inputs.events, inputs.customers)
-        del inputs
-        pb.base.to_parquet(work / f"base-{p}.parquet")
-        pd.DataFrame({CUSTOMER_ID: pb.prospects}).to_parquet(work / f"prospects-{p}.parquet")
-        rfm_counts.append(rfm_score_counts(pb.base))
-        triples.append(rfm_triples(pb.base))
-        clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+    task = _FeatureTask(parts, source, cfg, when, models.feature_config, work)
+    for _p, done in _featurised(task, n, note):
+        records.append(done.record)
+        balances.append(done.counts)
+        rfm_counts.append(done.rfm_counts)
+        triples.append(done.triples)
+        for key, seconds in done.seconds.items():
+            clock[key] = clock.get(key, 0.0) + seconds
     record = merge_records(records, cfg.data.max_rejected_share)
     check_rows_used(record.counts)
     stats = population_stats(rfm_counts, triples, models)

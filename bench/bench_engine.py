@@ -180,7 +180,7 @@ def score(data: Path, partitions: str) -> dict:
         "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),  # the largest single process
         "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
         "timings_seconds": manifest["timings_seconds"],
-        "summary": err.strip().splitlines()[-1:],
+        "summary": [line for line in err.splitlines() if line.startswith("score:")],
     }
 
 

@@ -352,7 +352,8 @@ def _churn_chunk(
     )
     # the model's own prediction path (as in training and in the pyfunc), not the SHAP sum,
     # which equals it only up to rounding
-    raw = models.booster.predict(X, raw_score=True)
+    threads = {} if n_threads is None else {"num_threads": n_threads}
+    raw = models.booster.predict(X, raw_score=True, **threads)
     prob = np.asarray(apply_calibration(models.calibrator, raw), dtype=float)
     return prob, ReasonCandidates.from_contributions(contrib, len(REASON_COLUMNS))
 

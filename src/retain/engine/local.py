@@ -12,6 +12,7 @@ whatever the number of partitions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -59,6 +60,7 @@ from retain.io.read import read_table_batches
 from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
 from retain.scoring import (
     PartBase,
+    PopulationStats,
     ScoringModels,
     check_finite,
     part_actions,
@@ -338,24 +340,98 @@ def _featurised(
             note(f"partition {p + 1} of {n}: validating and featurising")
             yield p, _featurise(task, p)
         return
-    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    saved = os.environ.get(_WARNINGS_ENV)
-    if saved is None:  # the workers' imports are as quiet as the command's
-        os.environ[_WARNINGS_ENV] = _WORKER_WARNINGS
-    try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            tasks = pool.map(functools.partial(_featurise, task), range(n))
-            for p, done in enumerate(tasks):
-                note(f"partition {p + 1} of {n}: validated and featurised")
-                yield p, done
-    finally:
-        if saved is None:
-            os.environ.pop(_WARNINGS_ENV, None)
+    with _worker_pool(workers) as pool:
+        for p, done in enumerate(pool.map(functools.partial(_featurise, task), range(n))):
+            note(f"partition {p + 1} of {n}: validated and featurised")
+            yield p, done
 
 
 _WARNINGS_ENV = "PYTHONWARNINGS"
 _WORKER_WARNINGS = "ignore::Warning:lifetimes.utils"
 """lifetimes sets a pandas option that pandas 3 deprecates when it is imported."""
+
+
+@dataclass(frozen=True)
+class _ScoreTask:
+    """What scoring a partition needs (sent to worker processes)."""
+
+    stats: PopulationStats
+    models: ScoringModels
+    policy: PolicyConfig
+    when: pd.Timestamp
+    segment_rules: SegmentRules | None
+    chunk_size: int
+    work: Path
+    n_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """What a partition's scoring step reports back: its CLV value counts and timings."""
+
+    clv_counts: tuple[np.ndarray, np.ndarray]
+    seconds: dict[str, float]
+
+
+def _score_part(task: _ScoreTask, p: int) -> _Scored:
+    """Score and explain partition ``p`` (:func:`part_scores`) and write its table."""
+    base = pd.read_parquet(task.work / f"base-{p}.parquet")
+    prospects = pd.Index(
+        pd.read_parquet(task.work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
+    )
+    clock: dict[str, float] = {}
+    table = part_scores(
+        PartBase(base, prospects),
+        task.stats,
+        task.models,
+        task.policy,
+        task.when,
+        segment_rules=task.segment_rules,
+        chunk_size=task.chunk_size,
+        n_threads=task.n_threads,
+        clock=clock,
+    )
+    clv = table["clv"].to_numpy(dtype=float)
+    table.to_parquet(task.work / f"scores-{p}.parquet")
+    return _Scored(value_counts(clv[~np.isnan(clv)]), clock)
+
+
+def _scored(
+    task: _ScoreTask, n: int, parallel: bool, note: Callable[[str], None]
+) -> Iterator[_Scored]:
+    """Every partition's scoring step, in partition order.
+
+    With ``parallel`` (large, spilled inputs) one worker process per core scores whole
+    partitions with one thread each: the reason texts and the CLV are single-threaded, so
+    this keeps both cores busy; each result is the same as with more threads (a customer's
+    numbers never depend on the threads).
+    """
+    workers = min(n, os.cpu_count() or 1)
+    if workers < 2 or not parallel:
+        for p in range(n):
+            note(f"partition {p + 1} of {n}: scoring and explaining")
+            yield _score_part(task, p)
+        return
+    single = dataclasses.replace(task, n_threads=1)
+    with _worker_pool(workers) as pool:
+        for p, done in enumerate(pool.map(functools.partial(_score_part, single), range(n))):
+            note(f"partition {p + 1} of {n}: scored and explained")
+            yield done
+
+
+@contextlib.contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Spawned worker processes (no fork of a process with threads), as quiet as the command."""
+    context = multiprocessing.get_context("spawn")
+    saved = os.environ.get(_WARNINGS_ENV)
+    if saved is None:
+        os.environ[_WARNINGS_ENV] = _WORKER_WARNINGS
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            yield pool
+    finally:
+        if saved is None:
+            os.environ.pop(_WARNINGS_ENV, None)
 
 
 def score_partitioned(
@@ -430,25 +506,11 @@ def score_partitioned(
     stats = population_stats(rfm_counts, triples, models)
 
     clv_counts = []
-    for p in range(n):
-        note(f"partition {p + 1} of {n}: scoring and explaining")
-        base = pd.read_parquet(work / f"base-{p}.parquet")
-        prospects = pd.Index(
-            pd.read_parquet(work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
-        )
-        table = part_scores(
-            PartBase(base, prospects),
-            stats,
-            models,
-            policy,
-            when,
-            segment_rules=segment_rules,
-            chunk_size=chunk_size,
-            clock=clock,
-        )
-        clv = table["clv"].to_numpy(dtype=float)
-        clv_counts.append(value_counts(clv[~np.isnan(clv)]))
-        table.to_parquet(work / f"scores-{p}.parquet")
+    scoring = _ScoreTask(stats, models, policy, when, segment_rules, chunk_size, work)
+    for done in _scored(scoring, n, isinstance(parts, SpilledParts), note):
+        clv_counts.append(done.clv_counts)
+        for key, seconds in done.seconds.items():
+            clock[key] = clock.get(key, 0.0) + seconds
     t0 = time.perf_counter()
     note("deciding tiers, budgets and priorities")
     cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)

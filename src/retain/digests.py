@@ -44,6 +44,12 @@ class TableDigest:
         self.rows = 0
         self.sums = np.zeros(2, dtype=np.uint64)
 
+    def empty_copy(self) -> TableDigest:
+        """A digest of the same table shape that has seen no rows (to merge parts into)."""
+        copy = TableDigest(pd.DataFrame())
+        copy.with_index, copy.header = self.with_index, dict(self.header)
+        return copy
+
     def update(self, frame: pd.DataFrame, chunk_rows: int = DIGEST_CHUNK_ROWS) -> TableDigest:
         """Add rows (a part of the table with the same columns and dtypes).
 

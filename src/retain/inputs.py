@@ -412,7 +412,7 @@ def merge_records(parts: Sequence[InputsRecord], max_rejected_share: float) -> I
                 into[key] = into.get(key, 0) + int(value)
         for name, rec in part.tables.items():
             if name not in tables:
-                tables[name] = TableRecord(0, TableDigest(rec.like), rec.like)
+                tables[name] = TableRecord(0, rec.digest.empty_copy(), rec.like)
             tables[name].rows += rec.rows
             tables[name].digest.merge(rec.digest)
     days = [p.first_day for p in parts if p.first_day is not None]

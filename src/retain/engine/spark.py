@@ -40,7 +40,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-import pickle
 import re
 import time
 import warnings
@@ -62,6 +61,7 @@ from retain.config import (
     TableSource,
 )
 from retain.contracts import CUSTOMER_ID, Contract, DataError
+from retain.engine import wire
 from retain.engine.local import PartitionedScores, _validate
 from retain.engine.partition import RawPart, customer_partition
 from retain.features.build import rfm_score_counts
@@ -216,9 +216,9 @@ def _per_part(df: SparkFrame, fn: Callable[[pd.DataFrame], Any]) -> list[Any]:
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         frame = _gather(batches)
         if frame is not None:
-            yield pd.DataFrame({"blob": [pickle.dumps(fn(frame))]})
+            yield pd.DataFrame({"blob": [wire.dumps(fn(frame))]})
 
-    return [pickle.loads(row["blob"]) for row in df.mapInPandas(run, schema).collect()]
+    return [wire.loads(row["blob"]) for row in df.mapInPandas(run, schema).collect()]
 
 
 @dataclass(frozen=True)
@@ -999,7 +999,7 @@ def _score_source(
         out[_BLOB] = None
         yield out
         meta = out.iloc[:0].reindex([0])
-        meta[_BLOB] = [pickle.dumps(piece)]
+        meta[_BLOB] = [wire.dumps(piece)]
         yield meta
 
     persisted: list[SparkFrame] = []
@@ -1010,7 +1010,7 @@ def _score_source(
         persisted.append(checked_rows)
         blob = F.col(_BLOB)
         pieces = [
-            pickle.loads(r[0]) for r in checked_rows.where(blob.isNotNull()).select(blob).collect()
+            wire.loads(r[0]) for r in checked_rows.where(blob.isNotNull()).select(blob).collect()
         ]
         record = merge_records([p[0] for p in pieces], data.max_rejected_share)
         check_rows_used(record.counts)

@@ -5,11 +5,11 @@ saved form, ``data/churn_model.json`` (:meth:`retain.churn.ChurnModel.to_dict`),
 ``data``. MLflow's generic loaders then call :func:`_load_pyfunc`, which reads the JSON with
 :mod:`json` and rebuilds the model with :meth:`retain.churn.ChurnModel.from_dict`; nothing is
 unpickled and no code is taken from the artifact store. So both of these work on a registered
-version::
+version (``from mlflow import pyfunc``)::
 
-    mlflow.pyfunc.load_model("models:/cdnow-churn@champion").predict(features)
-    mlflow.pyfunc.spark_udf(spark, "models:/cdnow-churn@champion", result_type="double",
-                            env_manager="local")
+    model = pyfunc.load_model(uri)  # uri = "models:/cdnow-churn@champion"
+    model.predict(features)
+    pyfunc.spark_udf(spark, uri, result_type="double", env_manager="local")
 
 and return the **calibrated churn probability** of each input row, computed exactly as scoring
 does (``booster.predict(X, raw_score=True)``, then

@@ -371,7 +371,7 @@ def log_churn_model(
     provenance), as the ``data`` of a ``python_function`` flavour whose ``loader_module`` is
     :mod:`retain.tracking.pyfunc`; nothing is pickled and no code is stored. The signature
     takes the feature columns as doubles and returns one double, the calibrated churn
-    probability, so ``mlflow.pyfunc.load_model`` and ``mlflow.pyfunc.spark_udf`` give what
+    probability, so MLflow's pyfunc ``load_model`` and ``spark_udf`` give what
     scoring gives. The version gets the digest tag ``retain.sha256``. Must be called inside an
     active run.
 

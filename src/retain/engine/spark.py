@@ -77,7 +77,7 @@ from retain.inputs import (
     merge_records,
     record_inputs,
 )
-from retain.io.read import _compute, _csv_header, _projection, _resolve
+from retain.io.read import _compute, _csv_header, _projection, _resolve, check_source_file
 from retain.policy import BudgetRun, degree_counts, tier_cuts_from_counts
 from retain.scoring import (
     PartBase,
@@ -723,22 +723,13 @@ def _csv_frame(spark: SparkSession, path: Path, options: CsvOptions, names: list
 def _read_file(
     spark: SparkSession, spec: TableSource, contract: Contract, null_values: Any
 ) -> _RawTable:
-    """One configured file as a :class:`_RawTable` (the checks of
-    :func:`retain.io.read.read_table_batches`, columns renamed as it does)."""
+    """One configured file as a :class:`_RawTable` (checked by
+    :func:`retain.io.read.check_source_file`, columns renamed as
+    :func:`retain.io.read.read_table_batches` does)."""
     from pyspark.sql import functions as F
 
     table = contract.name
-    unknown = sorted(set(spec.columns) - set(contract.columns))
-    if unknown:
-        raise ConfigError(
-            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
-            f"{table} contract ({', '.join(contract.columns)})"
-        )
-    path = Path(spec.path)
-    if not path.is_file():
-        raise DataError(f"{table}: file not found: {path}")
-    if path.stat().st_size == 0:
-        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    path = check_source_file(spec, contract)
     if spec.resolved_format == "parquet":
         df = spark.read.parquet(str(path))
         available = list(df.columns)

@@ -376,6 +376,43 @@ def read_table(
     return frame.reset_index(drop=True)
 
 
+def check_source_file(source: TableSource, contract: Contract) -> Path:
+    """The configured file of a table, refused before reading when it cannot be one.
+
+    Parameters
+    ----------
+    source : TableSource
+        The file and its column mapping.
+    contract : Contract
+        The table's contract.
+
+    Returns
+    -------
+    Path
+        The file.
+
+    Raises
+    ------
+    ConfigError
+        The mapping names a column the contract does not have.
+    DataError
+        The file is missing or empty.
+    """
+    table = contract.name
+    unknown = sorted(set(source.columns) - set(contract.columns))
+    if unknown:
+        raise ConfigError(
+            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
+            f"{table} contract ({', '.join(contract.columns)})"
+        )
+    path = Path(source.path)
+    if not path.is_file():
+        raise DataError(f"{table}: file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    return path
+
+
 def read_table_batches(
     source: TableSource,
     contract: Contract,
@@ -403,17 +440,7 @@ def read_table_batches(
         As :func:`read_table` (before the first batch, or while reading).
     """
     table = contract.name
-    unknown = sorted(set(source.columns) - set(contract.columns))
-    if unknown:
-        raise ConfigError(
-            f"{table}: column mapping names {', '.join(unknown)}, not column(s) of the "
-            f"{table} contract ({', '.join(contract.columns)})"
-        )
-    path = Path(source.path)
-    if not path.is_file():
-        raise DataError(f"{table}: file not found: {path}")
-    if path.stat().st_size == 0:
-        raise DataError(f"{table}: file is empty (0 rows): {path}")
+    path = check_source_file(source, contract)
     is_csv = source.resolved_format == "csv"
 
     def failure(exc: duckdb.Error) -> DataError:

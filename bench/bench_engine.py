@@ -140,11 +140,15 @@ def train(data: Path, customers: int) -> None:
     done.write_text(json.dumps({"customers": customers}))
 
 
-def score(data: Path, partitions: str) -> dict:
-    """``retain score`` on every customer under ``/usr/bin/time -v``."""
-    config = _config(data)
-    config["partitions"] = partitions if partitions == "auto" else int(partitions)
-    cfg = _write_config(config, data / "retain-score.yaml")
+def run_score(
+    data: Path, cfg: Path, outputs: Path, env: dict[str, str] | None = None
+) -> tuple[dict, dict, str]:
+    """``retain score --config cfg`` with the challengers under ``/usr/bin/time -v``.
+
+    Returns the measurements (wall seconds, the largest single process by ``time -v``, the
+    sampled peaks of the whole process tree and its CPU seconds), the manifest written under
+    ``outputs`` and the command's summary line.
+    """
     command = [
         "/usr/bin/time",
         "-v",
@@ -160,7 +164,7 @@ def score(data: Path, partitions: str) -> dict:
     ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data, env=env
     )
     with TreeMemory(proc.pid) as memory:  # the command and its worker processes together
         out, err = proc.communicate()
@@ -170,17 +174,30 @@ def score(data: Path, partitions: str) -> dict:
         raise SystemExit(proc.returncode)
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)[1])
     gb = 1024**3
-    scores = next((data / "outputs").rglob("manifest.json"))
-    manifest = json.loads(scores.read_text())
+    measured = {
+        "wall_seconds": round(wall, 1),
+        "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),  # the largest single process
+        "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
+        "cpu_seconds": round(sum(memory.cpu.values()), 1),
+    }
+    manifest = json.loads(next(outputs.rglob("manifest.json")).read_text())
+    summary = next((line for line in err.splitlines() if line.startswith("score:")), "")
+    return measured, manifest, summary
+
+
+def score(data: Path, partitions: str) -> dict:
+    """``retain score`` on the local engine over every customer, timed and measured."""
+    config = _config(data)
+    config["partitions"] = partitions if partitions == "auto" else int(partitions)
+    cfg = _write_config(config, data / "retain-score.yaml")
+    measured, manifest, summary = run_score(data, cfg, data / "outputs")
     return {
         "customers_scored": manifest["customers"]["customers_scored"],
         "input_rows": {k: v["rows_in"] for k, v in manifest["input_rows"].items()},
         "partitions": manifest.get("engine", {}).get("partitions", 1),
-        "wall_seconds": round(wall, 1),
-        "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),  # the largest single process
-        "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
+        **measured,
         "timings_seconds": manifest["timings_seconds"],
-        "summary": [line for line in err.splitlines() if line.startswith("score:")],
+        "summary": summary,
     }
 
 

@@ -26,14 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import RETAIN, TreeMemory, _config, _write_config, train
+from bench_engine import _config, _write_config, run_score, train
 
 
 def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:
@@ -53,49 +50,20 @@ def score(data: Path, partitions: str, master: str, driver_memory: str) -> dict:
     }
     config.setdefault("scoring", {})["output_dir"] = str(data / "outputs-spark")
     cfg = _write_config(config, data / "retain-score-spark.yaml")
-    command = [
-        "/usr/bin/time",
-        "-v",
-        *RETAIN,
-        "score",
-        "--config",
-        str(cfg),
-        "--model-version",
-        "challenger",
-        "--clv-version",
-        "challenger",
-        "--allow-other-dataset",
-    ]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     load_before = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=data, env=env
-    )
-    with TreeMemory(proc.pid) as memory:
-        out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.stderr.write(out + err)
-        raise SystemExit(proc.returncode)
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)[1])
-    scores = next((data / "outputs-spark").rglob("manifest.json"))
-    manifest = json.loads(scores.read_text())
-    gb = 1024**3
+    measured, manifest, summary = run_score(data, cfg, data / "outputs-spark", env)
     return {
         "customers_scored": manifest["customers"]["customers_scored"],
         "input_rows": {k: v["rows_in"] for k, v in manifest["input_rows"].items()},
         "engine": manifest.get("engine"),
         "master": master,
         "driver_memory": driver_memory,
-        "wall_seconds": round(wall, 1),
-        "time_v_max_rss_gb": round(peak_kb / 1024**2, 2),
-        "peak_rss_gb": {k: round(v / gb, 2) for k, v in memory.peaks.items()},
+        **measured,
         "load_average_1min_at_start": round(load_before, 2),
-        "cpu_seconds": round(sum(memory.cpu.values()), 1),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "timings_seconds": manifest["timings_seconds"],
-        "summary": out.strip().splitlines()[-1:],
+        "summary": summary,
     }
 
 

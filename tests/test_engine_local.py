@@ -10,60 +10,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from small_models import small_scoring_models
 
-from retain.churn import ChurnModel
-from retain.churn.calibration import fit_calibration
-from retain.churn.dataset import feature_matrix, select_feature_columns
-from retain.clv import ClvModel
 from retain.config import load_config, load_policy
 from retain.engine.local import score_partitioned
 from retain.engine.partition import MemoryParts, customer_partition, split_tables
-from retain.features.build import build_features
-from retain.features.labels import churn_labels
 from retain.features.segments import quintile_score
 from retain.inputs import _RawInputs, _read_source, record_inputs, validate_source
-from retain.scoring import ScoringModels, model_features, score_customers
+from retain.scoring import score_customers
 from retain.synthetic import generate_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "configs" / "policy.yaml"
 
 
-def _models(tx: pd.DataFrame, events: pd.DataFrame | None, cut: str, until: str) -> ScoringModels:
-    train_cut = pd.Timestamp(cut)
-    feats = build_features(tx, train_cut, events)
-    names, _ = select_feature_columns(feats.reset_index())
-    names = [c for c in names if c != "customer_id"]
-    churn = ChurnModel(None, names, {}, horizon_days=90)
-    models = ScoringModels(clv=None, churn=churn)
-    inputs = model_features(feats, models)
-    y = churn_labels(tx, train_cut, 90, pd.Timestamp(until)).reindex(inputs.index).astype(int)
-    X = feature_matrix(inputs, names)
-    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
-    booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 30)
-    churn.booster = booster
-    churn.calibrator = fit_calibration(booster.predict(X, raw_score=True), y.to_numpy(), "sigmoid")
-    summary = pd.DataFrame(
-        {
-            "frequency": feats["frequency"],
-            "recency_weeks": feats["recency_days"] / 7,
-            "tenure_weeks": feats["tenure_days"] / 7,
-            "monetary_value": feats["monetary_value"],
-        }
-    )
-    models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
-    models.clv_version, models.churn_version = "1", "2"
-    return models
-
-
 @pytest.fixture(scope="module")
 def synthetic_world():
     data = generate_synthetic(900, "2022-01-01", "2023-12-31", seed=5, with_events=True)
-    models = _models(data.transactions, data.events, "2023-03-31", "2023-12-31")
+    models = small_scoring_models(data.transactions, data.events, "2023-03-31", "2023-12-31")
     customers = pd.DataFrame(
         {
             "customer_id": pd.array(["p_signup", "p_future", data.transactions.iloc[0, 0]]),
@@ -85,7 +52,7 @@ def cdnow_world():
     cfg = load_config(ROOT / "configs" / "cdnow.yaml")
     source = _read_source(cfg)
     inputs = validate_source(source, cfg, "1998-06-30")
-    models = _models(inputs.transactions, None, "1997-12-31", "1998-06-30")
+    models = small_scoring_models(inputs.transactions, None, "1997-12-31", "1998-06-30")
     return source, cfg, models, "1998-06-30"
 
 

@@ -9,61 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from small_models import small_scoring_models
 
-from retain.churn import ChurnModel
-from retain.churn.calibration import fit_calibration
-from retain.churn.dataset import feature_matrix, select_feature_columns
-from retain.clv import ClvModel
 from retain.config import PolicyConfig, load_config, load_policy
 from retain.contracts import DataError
 from retain.engine.local import partition_source, score_partitioned
 from retain.engine.spark import _task_errors, score_customers_spark, score_source_spark
-from retain.features.build import build_features
-from retain.features.labels import churn_labels
-from retain.scoring import ScoringModels, model_features, score_customers
+from retain.scoring import ScoringModels, score_customers
 from retain.synthetic import generate_synthetic
 
 POLICY = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "synthetic.yaml"
-
-
-def _models(
-    tx: pd.DataFrame,
-    events: pd.DataFrame | None,
-    train_cut: pd.Timestamp,
-    label_end: pd.Timestamp,
-    purchase_features: bool,
-) -> ScoringModels:
-    """A small churn model and a BG/NBD CLV model trained at ``train_cut``."""
-    feats = build_features(tx, train_cut, events)
-    names, _ = select_feature_columns(feats.reset_index())
-    names = [c for c in names if c != "customer_id"]
-    if purchase_features:
-        names = [*names, "p_alive", "expected_purchases_horizon"]
-    churn = ChurnModel(None, names, {}, horizon_days=90)
-    models = ScoringModels(clv=None, churn=churn)
-    inputs = model_features(feats, models)
-    y = churn_labels(tx, train_cut, 90, label_end).reindex(inputs.index).astype(int)
-    X = feature_matrix(inputs, names)
-    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
-    churn.booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 30)
-    raw = churn.booster.predict(X, raw_score=True)
-    churn.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
-    summary = pd.DataFrame(
-        {
-            "frequency": feats["frequency"],
-            "recency_weeks": feats["recency_days"] / 7,
-            "tenure_weeks": feats["tenure_days"] / 7,
-            "monetary_value": feats["monetary_value"],
-        }
-    )
-    models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
-    models.clv_version, models.churn_version = "3", "7"
-    return models
 
 
 def _with_budget(policy: PolicyConfig, budget: dict[str, dict[str, float]]) -> PolicyConfig:
@@ -90,8 +49,13 @@ def assert_same_scores(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 @pytest.fixture(scope="module")
 def cdnow_case(cdnow_sample: pd.DataFrame) -> tuple[pd.DataFrame, ScoringModels]:
     tx = cdnow_sample
-    models = _models(
-        tx, None, pd.Timestamp("1997-12-31"), pd.Timestamp("1998-06-30"), purchase_features=True
+    models = small_scoring_models(
+        tx,
+        None,
+        "1997-12-31",
+        "1998-06-30",
+        extra_features=("p_alive", "expected_purchases_horizon"),
+        versions=("3", "7"),
     )
     return tx, models
 
@@ -100,9 +64,7 @@ def cdnow_case(cdnow_sample: pd.DataFrame) -> tuple[pd.DataFrame, ScoringModels]
 def synthetic_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ScoringModels]:
     data = generate_synthetic(400, "2022-01-01", "2023-12-31", seed=5, with_events=True)
     tx, events = data.transactions, data.events
-    models = _models(
-        tx, events, pd.Timestamp("2023-03-31"), pd.Timestamp("2023-12-31"), purchase_features=False
-    )
+    models = small_scoring_models(tx, events, "2023-03-31", "2023-12-31", versions=("3", "7"))
     # prospects: known from a sign-up or an event, without a purchase
     customers = pd.DataFrame(
         {

@@ -5,24 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from small_models import small_scoring_models
 
-from retain.churn import ChurnModel
-from retain.churn.calibration import apply_calibration, fit_calibration
-from retain.churn.dataset import feature_matrix, select_feature_columns
-from retain.clv import ClvModel
+from retain.churn.calibration import apply_calibration
+from retain.churn.dataset import feature_matrix
 from retain.config import STAGES, TIERS, load_policy
 from retain.explain import REASON_COLUMNS
 from retain.features.build import build_features
-from retain.features.labels import churn_labels
 from retain.policy import FIVE_DEGREES
 from retain.scoring import (
     OUTPUT_COLUMNS,
     RISK_STAGES,
-    ScoringModels,
     known_prospects,
     last_purchase_gap_days,
     model_features,
@@ -38,30 +34,7 @@ AS_OF = pd.Timestamp("2023-12-31")
 def world():
     data = generate_synthetic(800, "2022-01-01", "2023-12-31", seed=11, with_events=True)
     tx, events = data.transactions, data.events
-    train_cut = pd.Timestamp("2023-03-31")
-    feats = build_features(tx, train_cut, events)
-    names, _ = select_feature_columns(feats.reset_index())
-    names = [c for c in names if c != "customer_id"]
-    churn = ChurnModel(None, names, {}, horizon_days=90)  # the booster comes below
-    models = ScoringModels(clv=None, churn=churn)
-    inputs = model_features(feats, models)
-    y = churn_labels(tx, train_cut, 90, AS_OF).reindex(inputs.index).astype(int)
-    X = feature_matrix(inputs, names)
-    params = {"objective": "binary", "verbose": -1, "num_leaves": 8, "max_depth": 3, "seed": 0}
-    booster = lgb.train(params, lgb.Dataset(X, y.to_numpy()), 40)
-    raw = booster.predict(X, raw_score=True)
-    churn.booster = booster
-    churn.calibrator = fit_calibration(raw, y.to_numpy(), "sigmoid")
-    summary = pd.DataFrame(
-        {
-            "frequency": feats["frequency"],
-            "recency_weeks": feats["recency_days"] / 7,
-            "tenure_weeks": feats["tenure_days"] / 7,
-            "monetary_value": feats["monetary_value"],
-        }
-    )
-    models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
-    models.clv_version, models.churn_version = "3", "7"
+    models = small_scoring_models(tx, events, "2023-03-31", AS_OF, rounds=40, versions=("3", "7"))
     # prospects: known from events or sign-up, no purchase
     customers = pd.DataFrame(
         {

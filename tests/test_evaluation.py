@@ -58,6 +58,7 @@ def test_relative_reduction_by_hand_and_undefined_without_control_churners():
     assert np.isnan(relative_reduction(5, 100, 0, 100).value)
     no_treated_churn = relative_reduction(0, 100, 10, 100)
     assert no_treated_churn.value == 1.0 and not no_treated_churn.has_interval
+    assert not relative_reduction(100, 100, 50, 50).has_interval  # all churned: no width
 
 
 # ------------------------------------------------------------------------------- outcomes
@@ -193,7 +194,7 @@ def test_proposed_policy_loads_and_carries_the_measured_rates(tmp_path):
     call = table.set_index("action").loc["personal call"]
     assert call["status"] == "measured"
     assert call["save_rate_low"] < 0.25 < call["save_rate_high"]
-    assert call["proposed_save_rate"] == pytest.approx(min(max(call["save_rate"], 0), 1))
+    assert call["proposed_save_rate"] == round(min(max(call["save_rate"], 0), 1), 4)
     offer = table.set_index("action").loc["retention offer"]
     assert offer["status"] == "too few customers"
     assert offer["proposed_save_rate"] == offer["current_save_rate"]

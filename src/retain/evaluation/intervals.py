@@ -190,7 +190,8 @@ def relative_reduction(e1: int, n1: int, e0: int, n0: int, confidence: float = 0
     Estimate
         ``1 - RR`` with RR = (e1/n1) / (e0/n0), and ``[1 - RR_high, 1 - RR_low]`` from
         ``log RR +- z * sqrt((1 - q1)/e1 + (1 - q0)/e0)``. Undefined (nan) when the control
-        group has no events; without an interval when the treated group has none.
+        group has no events; without an interval when the treated group has none, or when
+        every customer of both groups had one (the log-scale variance vanishes).
     """
     _check_count(e1, n1)
     _check_count(e0, n0)
@@ -203,5 +204,7 @@ def relative_reduction(e1: int, n1: int, e0: int, n0: int, confidence: float = 0
     z = z_value(confidence)
     log_rr = math.log(q1 / q0)
     se = math.sqrt((1 - q1) / e1 + (1 - q0) / e0)
+    if se == 0.0:  # everyone churned in both groups: the log scale gives no width
+        return Estimate(value)
     rr_low, rr_high = math.exp(log_rr - z * se), math.exp(log_rr + z * se)
     return Estimate(value, 1.0 - rr_high, 1.0 - rr_low)

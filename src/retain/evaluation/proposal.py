@@ -6,7 +6,8 @@ was given to (found again by resolving their stage and tier in the current polic
 only when that rule still names the action they were given) are compared treated versus
 control (:func:`retain.evaluation.actions.compare_groups`), and the measured save rate
 ``(churn_control - churn_treatment) / churn_control`` becomes the rule's proposed
-``save_rate``, clipped to [0, 1] (the raw value and its interval are kept beside it).
+``save_rate``, clipped to [0, 1] and rounded to 4 decimals (the raw value and its interval are
+kept beside it).
 
 A rule keeps its current save rate, with the reason, when it was given to nobody, when its
 treated or control group is below the minimum size, or when the control group had no churner
@@ -127,7 +128,8 @@ def proposed_save_rates(
     DataFrame
         One row per rule whose channel is not ``none`` (:data:`PROPOSAL_COLUMNS`): the rule,
         sample sizes, churn rates, the raw save rate and its interval, the proposed save rate
-        (clipped to [0, 1], or the current one) and the status (``measured`` or why not).
+        (clipped to [0, 1] and rounded to 4 decimals, or the current one) and the status
+        (``measured`` or why not).
     """
     rules, _ = assign_rules(frame, policy)
     keyed = frame.assign(**{RULE: rules.to_numpy()})
@@ -153,7 +155,7 @@ def proposed_save_rates(
             status = NO_CHURNERS
         else:
             status = MEASURED
-        proposed = min(max(raw, 0.0), 1.0) if status == MEASURED else rule.save_rate
+        proposed = round(min(max(raw, 0.0), 1.0), 4) if status == MEASURED else rule.save_rate
         rows.append(
             {
                 RULE: i,

@@ -217,3 +217,23 @@ def test_evaluate_actions_refuses_scores_without_control_groups(loop, mlflow_tmp
     result = runner.invoke(app, args)
     assert result.exit_code == EXIT_DATA
     assert "these scores were written without control groups" in result.output
+
+
+def test_the_report_section_shows_the_latest_evaluation(loop, mlflow_tmp):
+    from retain.jobs.evaluate_actions import latest_evaluation
+    from retain.reporting.evaluation import evaluation_section
+    from retain.reporting.html import Report
+
+    args = ["evaluate-actions", "--config", str(loop["config"]), "--scores-date", D]
+    assert runner.invoke(app, args).exit_code == 0
+    assert latest_evaluation(loop["out"], "loop", "2023-06-29") is None  # only earlier dates
+    found = latest_evaluation(loop["out"], "loop", "2023-12-31")
+    assert found is not None
+    summary, tables = found
+    assert summary["scores_date"] == D
+    rep = Report("r")
+    evaluation_section(rep.section("Actions evaluated"), summary, tables, currency="EUR")
+    page = rep.render()
+    assert rep.n_images == 1  # the uplift chart
+    assert "personal call (phone)" in page and "retention uplift" in page
+    assert PROPOSED_POLICY_FILE in page

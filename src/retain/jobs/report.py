@@ -223,6 +223,12 @@ def report(
     note("reading model metrics and backtest tables")
     evidence = _training_evidence(loaded)
 
+    # the latest evaluation of these or earlier scores (imported here: that job reads scores
+    # through this module)
+    from retain.jobs.evaluate_actions import latest_evaluation
+
+    evaluation = latest_evaluation(root, cfg.name, when)
+
     note("building the report")
     t0 = time.perf_counter()
     rep = build_report(
@@ -237,6 +243,7 @@ def report(
         title=f"retain report: {cfg.name}, as of {when.date()}",
         sample_size=sample_size,
         seed=cfg.seed,
+        evaluation=evaluation,
     )
     path = _write_report(rep, report_dir, when, cfg.name)
     seconds = time.perf_counter() - t0

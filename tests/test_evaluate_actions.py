@@ -237,3 +237,11 @@ def test_the_report_section_shows_the_latest_evaluation(loop, mlflow_tmp):
     assert rep.n_images == 1  # the uplift chart
     assert "personal call (phone)" in page and "retention uplift" in page
     assert PROPOSED_POLICY_FILE in page
+
+
+def test_evaluate_actions_has_help_and_needs_a_scores_date(tmp_path):
+    result = runner.invoke(app, ["evaluate-actions", "--help"])
+    assert result.exit_code == 0
+    assert "--scores-date" in result.output and "--until" in result.output
+    result = runner.invoke(app, ["evaluate-actions", "--config", str(tmp_path / "x.yaml")])
+    assert result.exit_code == 2  # usage: --scores-date is required

@@ -269,6 +269,7 @@ def evaluate_actions(
 
     note("logging to MLflow")
     with tracking.tracked_run(cfg, "evaluate_actions") as run:
+        tracking.log_inputs(cfg, inputs, tracking.EVALUATION)
         _log(out_dir, tables, summary, policy)
         run_id = run.info.run_id
     return EvaluationResult(out_dir, summary, run_id, warnings)

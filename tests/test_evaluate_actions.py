@@ -88,6 +88,28 @@ def test_a_planted_save_rate_is_recovered_within_its_interval():
     pd.testing.assert_frame_equal(again.transactions, treated.transactions)
 
 
+def test_save_rate_intervals_cover_the_planted_rate_as_often_as_they_claim():
+    # 20 random assignments x 3 actions = 60 intervals at 95%: fewer than 50 covering the
+    # planted rate has probability < 1e-3 if the intervals are honest
+    data = generate_synthetic(9000, START, END, seed=8, with_events=False)
+    scored = data.truth.index[data.truth["first_purchase"] < pd.Timestamp("2023-07-01")]
+    planted = {"call": 0.25, "offer": 0.10, "nudge": 0.0}
+    covered = total = 0
+    for rep in range(20):
+        groups = _assign(scored, 100 + rep, 0.5, list(planted))
+        treated = plant_save_effect(data, groups, D, H, planted, seed=200 + rep)
+        scores = groups.assign(
+            action_channel="email", action_cost=1.0, lifecycle_stage="at_risk", value_tier="low"
+        )
+        after = horizon_outcomes(treated.transactions, scores["customer_id"], D, H, END)
+        table = compare_groups(contacted(scores, after), ["retention_action"])
+        for row in table.itertuples():
+            covered += row.save_rate_low <= planted[row.retention_action] <= row.save_rate_high
+            total += 1
+    assert total == 60
+    assert covered >= 50, covered
+
+
 # --------------------------------------------------------------------------- the command
 
 

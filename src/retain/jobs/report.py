@@ -6,7 +6,9 @@ artifacts of their training runs (backtest tables, evaluation charts), rebuilds 
 model's inputs, calls the pure builder :func:`retain.reporting.report.build_report`, writes
 the page into its own folder beside the scores (atomically, see
 :func:`retain.io.owned_directory`) and logs it to MLflow. The page embeds every image
-(base64) and opens offline.
+(base64) and opens offline. When ``retain evaluate-actions`` has evaluated these or earlier
+scores, the latest evaluation gets its own section
+(:func:`retain.jobs.evaluate_actions.latest_evaluation`).
 """
 
 from __future__ import annotations

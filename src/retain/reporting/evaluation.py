@@ -124,7 +124,7 @@ def evaluation_section(
         f"vs {_pct(overall['retention_control'])} control: uplift "
         f"{_pct(overall['retention_uplift'], True)} "
         f"({_interval(overall['retention_uplift_low'], overall['retention_uplift_high'])}); "
-        f"return on the contact budget {_pct(overall['roi'], True)}."
+        f"return on the contact budget {_pct(overall['roi'], True) or 'n/a (no cost)'}."
     )
     by_action = tables[EVALUATION_BY_ACTION_CSV]
     shown = pd.DataFrame(

@@ -285,3 +285,40 @@ def test_backtest_tables_of_a_complete_run_and_of_a_version_that_logged_none(mlf
         pass
     assert _backtest_tables(_version_of(other.info.run_id)) == {}
     assert _backtest_tables(_version_of(None)) == {}
+
+
+def test_report_shows_an_evaluation_of_earlier_scores_when_given_one(scored) -> None:
+    from retain.evaluation.actions import compare_groups
+    from retain.evaluation.proposal import proposed_save_rates
+    from retain.names import (
+        EVALUATION_BY_ACTION_CSV,
+        EVALUATION_OVERALL_CSV,
+        PROPOSED_SAVE_RATES_CSV,
+    )
+
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "lifecycle_stage": "at_risk",
+            "value_tier": "vip",
+            "retention_action": "personal call",
+            "action_channel": "phone",
+            "action_cost": 15.0,
+            "treatment_group": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "purchased": rng.random(n) < 0.4,
+            "revenue": rng.gamma(2.0, 10.0, n),
+        }
+    )
+    tables = {
+        EVALUATION_BY_ACTION_CSV: compare_groups(frame, ["retention_action", "action_channel"]),
+        EVALUATION_OVERALL_CSV: compare_groups(frame),
+        PROPOSED_SAVE_RATES_CSV: proposed_save_rates(frame, load_policy(POLICY)),
+    }
+    summary = {"scores_date": "2023-09-30", "horizon_days": 90, "confidence": 0.95}
+    without = small_report(scored)
+    rep = small_report(scored, evaluation=(summary, tables))
+    titles = [s.title for s in rep.sections]
+    assert "Actions evaluated: scores as of 2023-09-30" in titles
+    assert len(titles) == len(without.sections) + 1
+    assert rep.n_images == without.n_images + 1

@@ -233,7 +233,14 @@ _OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
 
 # How many phases each job announces through its progress callback (a message without
 # "N of M" starts the next phase). A job that announces more only stretches the bar.
-_PHASES = {"features": 3, "train-clv": 5, "train-churn": 4, "score": 7, "report": 6}
+_PHASES = {
+    "features": 3,
+    "train-clv": 5,
+    "train-churn": 4,
+    "score": 7,
+    "report": 6,
+    "evaluate-actions": 5,
+}
 
 
 @contextmanager
@@ -559,6 +566,63 @@ def report(
         )
     _say(
         f"report: wrote {result.path} ({result.n_images} images); run {result.run_id}",
+        result.warnings,
+    )
+
+
+@app.command("evaluate-actions")
+def evaluate_actions(
+    config: Path = ConfigOption,
+    scores_date: str = typer.Option(
+        ...,
+        "--scores-date",
+        callback=_iso_day,
+        help="Date of the scores whose actions are evaluated (YYYY-MM-DD); its churn horizon "
+        "must have passed in the data.",
+    ),
+    until: str = typer.Option(
+        "",
+        "--until",
+        callback=_iso_day,
+        help="Use the data up to this day only (YYYY-MM-DD). Default: the data's last day "
+        "(data.observed_until).",
+    ),
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The evaluation "
+        "goes to <root>/<config name>/evaluation/as_of=<scores date>/.",
+    ),
+) -> None:
+    """Measure what the actions of a scoring date did: treated versus control, after the horizon.
+
+    Reports per action, per (stage, tier) and overall the retention rate (a purchase within
+    the churn horizon) and revenue of the treated and control groups, the uplift with its 95%
+    interval, the cost and the return on the contact budget; measures each action rule's save
+    rate and writes proposed_policy.yaml (the current policy with those rates, for review);
+    judges the date's churn probabilities on what happened. Exit 3 when the scores have no
+    control groups or the horizon has not passed in the data.
+    """
+    from retain.jobs.evaluate_actions import evaluate_actions as run_evaluate
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("evaluate-actions") as note:
+        result = run_evaluate(
+            cfg,
+            scores_date=scores_date,
+            until=until or None,
+            output_dir=_path_or_none(output),
+            progress=note,
+        )
+    s = result.summary
+    o = s["overall"]
+    uplift = o.get("retention_uplift")
+    shown = "n/a" if uplift is None else f"{uplift:+.1%}"
+    _say(
+        f"evaluate-actions: scores as of {s['scores_date']}, {s['horizon_days']}-day horizon to "
+        f"{s['window']['last_day']}: {o['n_treatment']:,} treated, {o['n_control']:,} control, "
+        f"retention uplift {shown}; wrote {result.output_dir}; run {result.run_id}",
         result.warnings,
     )
 

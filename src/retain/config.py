@@ -636,6 +636,20 @@ class ReportConfig(StrictModel):
     )
 
 
+class EvaluationConfig(StrictModel):
+    """``retain evaluate-actions``: how treated and control groups are compared."""
+
+    min_group_size: int = Field(
+        30,
+        ge=2,
+        description="Treated and control customers a group needs for intervals and for a "
+        "proposed save rate; smaller groups get their counts only",
+    )
+    confidence: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Confidence level of every interval"
+    )
+
+
 # ---------------------------------------------------------------------- run config
 
 
@@ -655,6 +669,7 @@ class RunConfig(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
     report: ReportConfig = ReportConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     policy: Path = Path("policy.yaml")
     segments: Path = Path("segments.yaml")
     engine: Literal["local", "spark"] = Field(

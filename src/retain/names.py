@@ -30,6 +30,29 @@ CONTACT_LIST_CSV = "contact_list.csv"
 SUMMARY_CSVS = (STAGE_TIER_CSV, ACTION_PLAN_CSV, CONTACT_LIST_CSV)
 """The summary tables ``retain score`` writes beside the scores (the report shows them too)."""
 
+EVALUATION_FILE = "evaluation.json"
+"""What ``retain evaluate-actions`` measured: dates, horizon, counts, metrics, files."""
+EVALUATION_BY_ACTION_CSV = "by_action.csv"
+"""Treated versus control per retention action (and channel)."""
+EVALUATION_BY_STAGE_TIER_CSV = "by_stage_tier.csv"
+"""Treated versus control per lifecycle stage and value tier."""
+EVALUATION_OVERALL_CSV = "overall.csv"
+"""Treated versus control over every contacted customer."""
+PROPOSED_SAVE_RATES_CSV = "proposed_save_rates.csv"
+"""The measured save rate of each action rule, its interval, sample sizes and proposal."""
+PROPOSED_POLICY_FILE = "proposed_policy.yaml"
+"""The current policy with the proposed save rates, for the user to review and adopt."""
+REALISED_CALIBRATION_CSV = "realised_calibration.csv"
+"""Mean predicted churn probability and realised churn rate per decile of the prediction."""
+EVALUATION_TABLES = (
+    EVALUATION_BY_ACTION_CSV,
+    EVALUATION_BY_STAGE_TIER_CSV,
+    EVALUATION_OVERALL_CSV,
+    PROPOSED_SAVE_RATES_CSV,
+    REALISED_CALIBRATION_CSV,
+)
+"""The tables of an evaluation folder (and of its MLflow run, under ``evaluation/``)."""
+
 OUTPUT_FILES = (
     SCORES_FILE,
     SCORES_CSV,
@@ -38,13 +61,18 @@ OUTPUT_FILES = (
     REPORT_FILE,
     FEATURES_FILE,
     *SUMMARY_CSVS,
+    EVALUATION_FILE,
+    *EVALUATION_TABLES,
+    PROPOSED_POLICY_FILE,
 )
 
 SCORES_KIND = "scores"
 """The kind of output folder ``retain score`` writes (and the report reads)."""
 REPORT_KIND = "report"
 FEATURES_KIND = "features"
-OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND)
+EVALUATION_KIND = "evaluation"
+"""The kind of output folder ``retain evaluate-actions`` writes, one per scores date."""
+OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND, EVALUATION_KIND)
 
 # ----------------------------------------------------------- artifacts: every tracked run
 
@@ -88,6 +116,8 @@ SCORING_MANIFEST = "scoring/manifest.json"
 SCORING_DISTRIBUTION = "scoring/score_distribution.csv"
 SCORING_STAGE_BY_TIER = "scoring/stage_by_tier.csv"
 PROMOTION_DECISION = "promotion/decision.json"
+EVALUATION_FOLDER = "evaluation"
+"""The evaluate_actions run logs its folder's files under ``evaluation/``."""
 REPORT_FOLDER = "report"
 """The report run logs ``report/report.html``."""
 
@@ -137,6 +167,10 @@ WRITTEN_BY = {
     ),
     "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER),
     "promote": (PROMOTION_DECISION,),
+    "evaluate_actions": tuple(
+        f"{EVALUATION_FOLDER}/{name}"
+        for name in (EVALUATION_FILE, *EVALUATION_TABLES, PROPOSED_POLICY_FILE)
+    ),
 }
 """The artifacts each step always logs (``train_churn`` adds ``TABLE_OPTUNA_TRIALS`` when it
 searches parameters)."""

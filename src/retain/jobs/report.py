@@ -6,7 +6,9 @@ artifacts of their training runs (backtest tables, evaluation charts), rebuilds 
 model's inputs, calls the pure builder :func:`retain.reporting.report.build_report`, writes
 the page into its own folder beside the scores (atomically, see
 :func:`retain.io.owned_directory`) and logs it to MLflow. The page embeds every image
-(base64) and opens offline.
+(base64) and opens offline. When ``retain evaluate-actions`` has evaluated these or earlier
+scores, the latest evaluation gets its own section
+(:func:`retain.jobs.evaluate_actions.latest_evaluation`).
 """
 
 from __future__ import annotations
@@ -223,6 +225,12 @@ def report(
     note("reading model metrics and backtest tables")
     evidence = _training_evidence(loaded)
 
+    # the latest evaluation of these or earlier scores (imported here: that job reads scores
+    # through this module)
+    from retain.jobs.evaluate_actions import latest_evaluation
+
+    evaluation = latest_evaluation(root, cfg.name, when)
+
     note("building the report")
     t0 = time.perf_counter()
     rep = build_report(
@@ -237,6 +245,7 @@ def report(
         title=f"retain report: {cfg.name}, as of {when.date()}",
         sample_size=sample_size,
         seed=cfg.seed,
+        evaluation=evaluation,
     )
     path = _write_report(rep, report_dir, when, cfg.name)
     seconds = time.perf_counter() - t0

@@ -44,6 +44,7 @@ from retain.names import (
 )
 from retain.reporting import clv_diagnostics, clv_plots
 from retain.reporting import shap_plots as sp
+from retain.reporting.evaluation import evaluation_section
 from retain.reporting.html import Report, Section, png_to_data_uri
 from retain.reporting.summary import (
     action_plan_table,
@@ -115,6 +116,7 @@ def build_report(
     title: str = "retain: churn, CLV and retention report",
     sample_size: int = 2000,
     seed: int = 0,
+    evaluation: tuple[Mapping[str, Any], Mapping[str, pd.DataFrame]] | None = None,
 ) -> Report:
     """Build the analyst report from scores, model inputs and model metadata (no I/O).
 
@@ -150,6 +152,9 @@ def build_report(
         Customers sampled for the SHAP plots.
     seed : int
         Sampling seed.
+    evaluation : tuple, optional
+        The latest evaluation of an earlier scores date (``evaluation.json`` and its tables,
+        see :func:`retain.reporting.evaluation.evaluation_section`): shown in its own section.
 
     Returns
     -------
@@ -178,6 +183,9 @@ def build_report(
     examples_section(rep.section("Example customers"), scores, sample, currency, reasons_note)
     stage_tier_section(rep.section("Lifecycle stage x value tier"), scores, currency)
     action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n, reasons_note)
+    if evaluation is not None:
+        title = f"Actions evaluated: scores as of {evaluation[0].get('scores_date')}"
+        evaluation_section(rep.section(title), *evaluation, currency=currency)
     backtest_section(rep.section("CLV backtest"), backtest or {})
     if models.clv is not None and len(scores):
         clv_diagnostics_section(rep.section("CLV model diagnostics"), models.clv, scores)

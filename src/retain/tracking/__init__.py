@@ -18,6 +18,7 @@ Every public name is re-exported here (``from retain.tracking import configure``
 from retain.digests import table_digest
 from retain.tracking.records import (
     DESCRIPTION_TAG,
+    EVALUATION,
     SCORING,
     TRAINING,
     data_label,
@@ -104,6 +105,7 @@ __all__ = [
     "DATASET_TAG",
     "DESCRIPTION_TAG",
     "DIGEST_TAG",
+    "EVALUATION",
     "METRIC_TAG_PREFIX",
     "MODEL_KINDS",
     "PICKLE_ENV",

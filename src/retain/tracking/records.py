@@ -41,6 +41,8 @@ TRAINING = "training"
 """Input context of the training jobs."""
 SCORING = "scoring"
 """Input context of the scoring job."""
+EVALUATION = "evaluation"
+"""Input context of the evaluate_actions job (the data after a scoring date)."""
 INPUT_TABLES = ("transactions", "events", "customers")
 
 
@@ -185,7 +187,7 @@ def log_inputs(cfg: RunConfig, inputs: Inputs | InputsRecord, context: str) -> d
         The loaded inputs; each clean table present is logged (``transactions``, ``events``,
         ``customers``).
     context : str
-        What the run used them for: :data:`TRAINING` or :data:`SCORING`.
+        What the run used them for: :data:`TRAINING`, :data:`SCORING` or :data:`EVALUATION`.
 
     Returns
     -------

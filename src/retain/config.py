@@ -906,6 +906,13 @@ class ActionRule(StrictModel):
     offer: str = ""
     unit_cost: float = Field(0.0, ge=0.0)
     save_rate: float = Field(0.0, ge=0.0, le=1.0)
+    control_share: float = Field(
+        0.10,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the customers given this action (and kept by the budget) who "
+        "are held out as a control group: recorded, not contacted",
+    )
 
     @model_validator(mode="after")
     def _keys(self) -> ActionRule:
@@ -936,6 +943,22 @@ class ChannelBudget(StrictModel):
         return self
 
 
+class ControlConfig(StrictModel):
+    """How customers are split into treatment and control groups (:mod:`retain.control`).
+
+    A customer's group is a stable hash of (``seed``, customer id, period), the period being
+    the number of days from 1970-01-01 to the scoring date divided by ``period_days``: a
+    customer keeps their group for every scoring date inside one period and is drawn afresh
+    in the next. The seed belongs to the policy, not to the run (``seed`` of the run config),
+    so retraining with another seed never reshuffles the groups.
+    """
+
+    seed: int = Field(0, ge=0, description="Seed of the group hash")
+    period_days: int = Field(
+        91, gt=0, description="Days a customer keeps their group (from 1970-01-01, in blocks)"
+    )
+
+
 def _default_degree_sources() -> dict[str, tuple[str, ...]]:
     return {
         "satisfaction": ("last_satisfaction", "last_nps"),
@@ -947,12 +970,13 @@ def _default_degree_sources() -> dict[str, tuple[str, ...]]:
 
 
 class PolicyConfig(StrictModel):
-    """The retention policy: stage rules, tier cut-points, action table, budgets, degrees."""
+    """The retention policy: stages, tiers, action table, budgets, control groups, degrees."""
 
     stages: StageRules = StageRules()
     tiers: TierRules = TierRules()
     actions: tuple[ActionRule, ...]
     budget: dict[Channel, ChannelBudget] = Field(default_factory=dict)
+    control: ControlConfig = ControlConfig()
     five_degrees: dict[Degree, tuple[str, ...]] = Field(default_factory=_default_degree_sources)
 
     @model_validator(mode="after")

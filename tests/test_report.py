@@ -287,3 +287,19 @@ def test_backtest_tables_of_a_complete_run_and_of_a_version_that_logged_none(mlf
         pass
     assert _backtest_tables(_version_of(other.info.run_id)) == {}
     assert _backtest_tables(_version_of(None)) == {}
+
+
+def test_the_movements_section_appears_with_an_earlier_date(scored) -> None:
+    from retain.transitions import compare_scores
+
+    scores, _, _ = scored
+    earlier = scores.assign(lifecycle_stage=scores["lifecycle_stage"].shift(1, fill_value="new"))
+    earlier = earlier.iloc[5:]  # five customers scored now only
+    moves = compare_scores(earlier, scores, "2023-01-31", "2023-03-31")
+    assert moves.counts["new"] == 5
+    without = small_report(scored)
+    with_moves = small_report(scored, transitions=moves)
+    titles = [s.title for s in with_moves.sections]
+    assert "Customer movements since 2023-01-31" in titles
+    assert not any("movements" in s.title for s in without.sections)
+    assert with_moves.n_images == without.n_images + 1

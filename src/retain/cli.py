@@ -233,7 +233,15 @@ _OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
 
 # How many phases each job announces through its progress callback (a message without
 # "N of M" starts the next phase). A job that announces more only stretches the bar.
-_PHASES = {"features": 3, "train-clv": 5, "train-churn": 4, "score": 7, "report": 6}
+_PHASES = {
+    "features": 3,
+    "train-clv": 5,
+    "train-churn": 4,
+    "score": 7,
+    "report": 6,
+    "compare": 4,
+    "export": 2,
+}
 
 
 @contextmanager
@@ -560,6 +568,42 @@ def report(
     _say(
         f"report: wrote {result.path} ({result.n_images} images); run {result.run_id}",
         result.warnings,
+    )
+
+
+@app.command()
+def compare(
+    config: Path = ConfigOption,
+    date_from: str = typer.Option(
+        ..., "--from", callback=_iso_day, help="The earlier scoring date (YYYY-MM-DD)."
+    ),
+    date_to: str = typer.Option(
+        ..., "--to", callback=_iso_day, help="The later scoring date (YYYY-MM-DD)."
+    ),
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The tables go to "
+        "<root>/<config name>/compare/from=<date>_to=<date>/.",
+    ),
+) -> None:
+    """Compare the scores of two dates: stage and tier transitions, saved, new, reactivated."""
+    from retain.jobs.compare import compare as run_compare
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("compare") as note:
+        result = run_compare(
+            cfg, date_from, date_to, output_dir=_path_or_none(output), progress=note
+        )
+    c = result.transitions.counts
+    saved = result.transitions.at_risk.set_index("outcome")["customers"]
+    _say(
+        f"compare: {c['customers_from']:,} customers as of {date_from}, {c['customers_to']:,} "
+        f"as of {date_to}; {c['stage_changed']:,} changed stage, {int(saved['saved']):,} of "
+        f"{int(saved.sum()):,} at risk saved, {c['new']:,} new, {c['only_from']:,} no longer "
+        f"scored, {c['reactivated']:,} reactivated; tables in {result.output_dir}; run "
+        f"{result.run_id}"
     )
 
 

@@ -30,6 +30,16 @@ CONTACT_LIST_CSV = "contact_list.csv"
 SUMMARY_CSVS = (STAGE_TIER_CSV, ACTION_PLAN_CSV, CONTACT_LIST_CSV)
 """The summary tables ``retain score`` writes beside the scores (the report shows them too)."""
 
+COMPARE_STAGES_CSV = "stage_transitions.csv"
+"""Customers and CLV per (stage at ``from``, stage at ``to``), written by ``retain compare``."""
+COMPARE_TIERS_CSV = "tier_transitions.csv"
+"""Customers and CLV per (value tier at ``from``, tier at ``to``)."""
+COMPARE_AT_RISK_CSV = "at_risk_outcomes.csv"
+"""What became of the customers at risk at ``from``: saved, still at risk, slipped, ..."""
+COMPARE_SUMMARY = "summary.json"
+"""The counts of a comparison (new, reactivated, absent on one date, ...) and its dates."""
+COMPARE_FILES = (COMPARE_STAGES_CSV, COMPARE_TIERS_CSV, COMPARE_AT_RISK_CSV, COMPARE_SUMMARY)
+
 OUTPUT_FILES = (
     SCORES_FILE,
     SCORES_CSV,
@@ -38,13 +48,18 @@ OUTPUT_FILES = (
     REPORT_FILE,
     FEATURES_FILE,
     *SUMMARY_CSVS,
+    *COMPARE_FILES,
 )
 
 SCORES_KIND = "scores"
 """The kind of output folder ``retain score`` writes (and the report reads)."""
 REPORT_KIND = "report"
 FEATURES_KIND = "features"
-OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND)
+COMPARE_KIND = "compare"
+"""The kind of folder ``retain compare`` writes: ``<root>/<config>/compare/from=D1_to=D2``."""
+EXPORT_KIND = "export"
+"""The kind of folder ``retain export`` writes: ``<root>/<config>/export/as_of=D``."""
+OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND, COMPARE_KIND, EXPORT_KIND)
 
 # ----------------------------------------------------------- artifacts: every tracked run
 
@@ -88,6 +103,8 @@ SCORING_MANIFEST = "scoring/manifest.json"
 SCORING_DISTRIBUTION = "scoring/score_distribution.csv"
 SCORING_STAGE_BY_TIER = "scoring/stage_by_tier.csv"
 PROMOTION_DECISION = "promotion/decision.json"
+COMPARE_FOLDER = "compare"
+"""Where a ``compare`` run logs its tables (the files of :data:`COMPARE_FILES`)."""
 REPORT_FOLDER = "report"
 """The report run logs ``report/report.html``."""
 
@@ -137,6 +154,7 @@ WRITTEN_BY = {
     ),
     "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER),
     "promote": (PROMOTION_DECISION,),
+    "compare": tuple(f"{COMPARE_FOLDER}/{name}" for name in COMPARE_FILES),
 }
 """The artifacts each step always logs (``train_churn`` adds ``TABLE_OPTUNA_TRIALS`` when it
 searches parameters)."""

@@ -608,6 +608,37 @@ def compare(
 
 
 @app.command()
+def export(
+    config: Path = ConfigOption,
+    date: str = typer.Option(
+        "",
+        "--date",
+        callback=_iso_day,
+        help="Date of the scores (YYYY-MM-DD). Default: scoring.as_of.",
+    ),
+    channel: str = typer.Option(
+        ..., "--channel", help="The channel of the list: email, sms, phone or social."
+    ),
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The list goes to "
+        "<root>/<config name>/export/as_of=<date>/<channel>.csv.",
+    ),
+) -> None:
+    """Write one channel's contact list (priority order, within the budget) as CSV for a CRM."""
+    from retain.jobs.export import export_channel
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("export") as note:
+        result = export_channel(
+            cfg, channel, as_of=date or None, output_dir=_path_or_none(output), progress=note
+        )
+    _say(f"export: wrote {result.customers:,} {channel} contacts to {result.path}")
+
+
+@app.command()
 def rollback(
     config: Path = ConfigOption,
     model: str = typer.Option(..., "--model", "-m", help="Registered model: churn or clv."),

@@ -636,6 +636,52 @@ class ReportConfig(StrictModel):
     )
 
 
+# ------------------------------------------------------------------------ export
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "priority",
+    "customer_id",
+    "retention_action",
+    "action_offer",
+    "reason_1",
+    "due_date",
+    "expected_value_saved",
+    "clv",
+    "churn_probability",
+    "value_tier",
+    "lifecycle_stage",
+)
+"""Columns of a campaign list (``retain export``), in order, before any renaming."""
+
+
+class ExportConfig(StrictModel):
+    """The campaign lists ``retain export`` writes for a CRM, one channel at a time."""
+
+    due_days: int = Field(
+        14, ge=0, le=3650, description="Days after the scoring date by which to contact"
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Column renames for the CRM import, e.g. {customer_id: Contact ID}",
+    )
+
+    @model_validator(mode="after")
+    def _renames(self) -> ExportConfig:
+        unknown = sorted(set(self.columns) - set(EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"export.columns renames unknown columns {unknown}; the columns are "
+                f"{', '.join(EXPORT_COLUMNS)}"
+            )
+        names = [self.columns.get(c, c) for c in EXPORT_COLUMNS]
+        if any(not n.strip() for n in names):
+            raise ValueError("export.columns: a column name must not be empty")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"export.columns: the names {repeated} would repeat; make them unique")
+        return self
+
+
 # ---------------------------------------------------------------------- run config
 
 
@@ -655,6 +701,7 @@ class RunConfig(StrictModel):
     tracking: TrackingConfig = TrackingConfig()
     promotion: PromotionConfig = PromotionConfig()
     report: ReportConfig = ReportConfig()
+    export: ExportConfig = ExportConfig()
     policy: Path = Path("policy.yaml")
     segments: Path = Path("segments.yaml")
     engine: Literal["local", "spark"] = Field(

@@ -48,7 +48,7 @@ CONTROL = "control"
 """The ``treatment_group`` of a customer held out: the action is recorded, not carried out."""
 
 _EPOCH = dt.date(1970, 1, 1)
-_SCALE = float(2**64)
+_SCALE = 2.0**-53
 
 
 def control_period(as_of: dt.date | pd.Timestamp, period_days: int) -> int:
@@ -84,16 +84,17 @@ def control_draws(customer_ids: np.ndarray | pd.Series, seed: int, period: int) 
     Returns
     -------
     ndarray of float
-        The first 8 bytes of BLAKE2b(``"<seed>|<period>|<id>"``) read as an unsigned integer,
-        divided by 2**64.
+        The first 53 bits of BLAKE2b(``"<seed>|<period>|<id>"``, 8-byte digest, big-endian)
+        divided by 2**53: exact in a float, so always below 1.
     """
     prefix = f"{int(seed)}|{int(period)}|"
-    ids = np.asarray(customer_ids, dtype=object)
-    out = np.empty(len(ids), dtype=float)
-    for i, cid in enumerate(ids.tolist()):
-        digest = hashlib.blake2b((prefix + str(cid)).encode("utf-8"), digest_size=8).digest()
-        out[i] = int.from_bytes(digest, "big") / _SCALE
-    return out
+    blake = hashlib.blake2b
+    top = [
+        int.from_bytes(blake((prefix + str(cid)).encode("utf-8"), digest_size=8).digest(), "big")
+        >> 11
+        for cid in np.asarray(customer_ids, dtype=object).tolist()
+    ]
+    return np.asarray(top, dtype=np.float64) * _SCALE
 
 
 def _rule_shares(policy: PolicyConfig) -> pd.Series:

@@ -123,7 +123,8 @@ def test_a_missing_or_damaged_date_exits_6(tmp_path, history, mlflow_tmp):
 
 @pytest.mark.parametrize(
     ("start", "end"), [("1998-13-01", "1998-03-31"), ("1998-03-31", "31/01/1998"),
-                       ("1998-03-31", "1998-01-31"), ("1998-03-31", "1998-03-31")],
+                       ("1998-03-31", "1998-01-31"), ("1998-03-31", "1998-03-31"),
+                       ("", "1998-03-31")],
 )  # fmt: skip
 def test_bad_dates_exit_2(tmp_path, history, start, end):
     result = runner.invoke(app, ["compare", "-c", str(_config(tmp_path)), "--from", start,

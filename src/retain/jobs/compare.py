@@ -172,6 +172,8 @@ def compare(
         When a date has no readable scores, or the comparison folder may not be written.
     """
     note = progress or (lambda _m: None)
+    if not date_from or not date_to:
+        raise ConfigError("give both dates: --from YYYY-MM-DD --to YYYY-MM-DD")
     start, end = day(date_from).date(), day(date_to).date()
     if start >= end:
         raise ConfigError(f"--from {start} must be before --to {end}")

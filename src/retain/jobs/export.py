@@ -58,13 +58,20 @@ def _read_channel(root: str | Path, config_name: str, when: dt.date, channel: st
         )
     try:
         present = set(pq.read_schema(path).names)
-        columns = [*CAMPAIGN_SOURCE_COLUMNS, *(["contact"] if "contact" in present else [])]
-        return pd.read_parquet(path, columns=columns, filters=[("action_channel", "==", channel)])
+        lacking = [c for c in CAMPAIGN_SOURCE_COLUMNS if c not in present]
+        if not lacking:
+            columns = [*CAMPAIGN_SOURCE_COLUMNS, *(["contact"] if "contact" in present else [])]
+            filters = [("action_channel", "==", channel)]
+            return pd.read_parquet(path, columns=columns, filters=filters)
     except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
         raise OutputError(
             f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
             f"damaged: run `retain score --as-of {iso}` again"
         ) from exc
+    raise OutputError(
+        f"the scores in {folder} lack the columns {', '.join(lacking)}; run `retain score "
+        f"--as-of {iso}` again"
+    )
 
 
 def export_channel(

@@ -104,6 +104,17 @@ def test_cdnow_train_promote_score_report(mlflow_tmp, tmp_path: Path, cdnow_mast
     assert rep.path.is_file()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == users
 
+    # with an earlier date in the history, the report shows how the customers moved since
+    later = report(cfg, sample_size=200)
+    assert "Customer movements since 1998-03-31" in later.path.read_text(encoding="utf-8")
+    from retain.jobs.compare import compare
+
+    moved = compare(cfg, "1998-03-31", cfg.scoring.as_of)
+    counts = moved.transitions.counts
+    everyone = counts["in_both"] + counts["only_from"] + counts["only_to"]
+    assert counts["customers_to"] == len(scores)
+    assert moved.transitions.stages["customers"].sum() == everyone
+
     # a damaged scores file is reported as such, never re-scored in silence
     from retain.io import OutputError
 

@@ -171,7 +171,9 @@ def test_contact_list_shows_the_ranking_arithmetic(scored) -> None:
     scores, _, _ = scored
     policy = load_policy(POLICY)
     first = contact_list(scores, policy, top_n=5)
-    assert len(first) == 5 and first["action_priority"].tolist() == [1, 2, 3, 4, 5]
+    # the first five customers to contact: the control group keeps its priorities, unlisted
+    to_contact = scores.loc[scores["contact"], "action_priority"].astype(int)
+    assert len(first) == 5 and first["action_priority"].tolist() == sorted(to_contact)[:5]
     recomputed = (
         first["churn_probability"] * first["clv"] * first["save_rate"] - first["action_cost"]
     )
@@ -322,3 +324,19 @@ def test_report_shows_an_evaluation_of_earlier_scores_when_given_one(scored) -> 
     assert "Actions evaluated: scores as of 2023-09-30" in titles
     assert len(titles) == len(without.sections) + 1
     assert rep.n_images == without.n_images + 1
+
+
+def test_the_movements_section_appears_with_an_earlier_date(scored) -> None:
+    from retain.transitions import compare_scores
+
+    scores, _, _ = scored
+    earlier = scores.assign(lifecycle_stage=scores["lifecycle_stage"].shift(1, fill_value="new"))
+    earlier = earlier.iloc[5:]  # five customers scored now only
+    moves = compare_scores(earlier, scores, "2023-01-31", "2023-03-31")
+    assert moves.counts["new"] == 5
+    without = small_report(scored)
+    with_moves = small_report(scored, transitions=moves)
+    titles = [s.title for s in with_moves.sections]
+    assert "Customer movements since 2023-01-31" in titles
+    assert not any("movements" in s.title for s in without.sections)
+    assert with_moves.n_images == without.n_images + 1

@@ -240,6 +240,8 @@ _PHASES = {
     "score": 7,
     "report": 6,
     "evaluate-actions": 5,
+    "compare": 4,
+    "export": 2,
 }
 
 
@@ -625,6 +627,73 @@ def evaluate_actions(
         f"retention uplift {shown}; wrote {result.output_dir}; run {result.run_id}",
         result.warnings,
     )
+
+
+@app.command()
+def compare(
+    config: Path = ConfigOption,
+    date_from: str = typer.Option(
+        ..., "--from", callback=_iso_day, help="The earlier scoring date (YYYY-MM-DD)."
+    ),
+    date_to: str = typer.Option(
+        ..., "--to", callback=_iso_day, help="The later scoring date (YYYY-MM-DD)."
+    ),
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The tables go to "
+        "<root>/<config name>/compare/from=<date>_to=<date>/.",
+    ),
+) -> None:
+    """Compare the scores of two dates: stage and tier transitions, saved, new, reactivated."""
+    from retain.jobs.compare import compare as run_compare
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("compare") as note:
+        result = run_compare(
+            cfg, date_from, date_to, output_dir=_path_or_none(output), progress=note
+        )
+    c = result.transitions.counts
+    saved = result.transitions.at_risk.set_index("outcome")["customers"]
+    _say(
+        f"compare: {c['customers_from']:,} customers as of {date_from}, {c['customers_to']:,} "
+        f"as of {date_to}; {c['stage_changed']:,} changed stage, {int(saved['saved']):,} of "
+        f"{int(saved.sum()):,} at risk saved, {c['new']:,} new, {c['only_from']:,} no longer "
+        f"scored, {c['reactivated']:,} reactivated; tables in {result.output_dir}; run "
+        f"{result.run_id}"
+    )
+
+
+@app.command()
+def export(
+    config: Path = ConfigOption,
+    date: str = typer.Option(
+        "",
+        "--date",
+        callback=_iso_day,
+        help="Date of the scores (YYYY-MM-DD). Default: scoring.as_of.",
+    ),
+    channel: str = typer.Option(
+        ..., "--channel", help="The channel of the list: email, sms, phone or social."
+    ),
+    output: str = typer.Option(
+        "",
+        "--output",
+        "-o",
+        help="Output root holding the scores. Default: scoring.output_dir. The list goes to "
+        "<root>/<config name>/export/as_of=<date>/<channel>.csv.",
+    ),
+) -> None:
+    """Write one channel's contact list (priority order, within the budget) as CSV for a CRM."""
+    from retain.jobs.export import export_channel
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("export") as note:
+        result = export_channel(
+            cfg, channel, as_of=date or None, output_dir=_path_or_none(output), progress=note
+        )
+    _say(f"export: wrote {result.customers:,} {channel} contacts to {result.path}")
 
 
 @app.command()

@@ -649,6 +649,51 @@ class EvaluationConfig(StrictModel):
         0.95, gt=0.5, lt=1.0, description="Confidence level of every interval"
     )
 
+# ------------------------------------------------------------------------ export
+
+EXPORT_COLUMNS: tuple[str, ...] = (
+    "priority",
+    "customer_id",
+    "retention_action",
+    "action_offer",
+    "reason_1",
+    "due_date",
+    "expected_value_saved",
+    "clv",
+    "churn_probability",
+    "value_tier",
+    "lifecycle_stage",
+)
+"""Columns of a campaign list (``retain export``), in order, before any renaming."""
+
+
+class ExportConfig(StrictModel):
+    """The campaign lists ``retain export`` writes for a CRM, one channel at a time."""
+
+    due_days: int = Field(
+        14, ge=0, le=3650, description="Days after the scoring date by which to contact"
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Column renames for the CRM import, e.g. {customer_id: Contact ID}",
+    )
+
+    @model_validator(mode="after")
+    def _renames(self) -> ExportConfig:
+        unknown = sorted(set(self.columns) - set(EXPORT_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"export.columns renames unknown columns {unknown}; the columns are "
+                f"{', '.join(EXPORT_COLUMNS)}"
+            )
+        names = [self.columns.get(c, c) for c in EXPORT_COLUMNS]
+        if any(not n.strip() for n in names):
+            raise ValueError("export.columns: a column name must not be empty")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"export.columns: the names {repeated} would repeat; make them unique")
+        return self
+
 
 # ---------------------------------------------------------------------- run config
 
@@ -670,6 +715,7 @@ class RunConfig(StrictModel):
     promotion: PromotionConfig = PromotionConfig()
     report: ReportConfig = ReportConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    export: ExportConfig = ExportConfig()
     policy: Path = Path("policy.yaml")
     segments: Path = Path("segments.yaml")
     engine: Literal["local", "spark"] = Field(
@@ -921,6 +967,13 @@ class ActionRule(StrictModel):
     offer: str = ""
     unit_cost: float = Field(0.0, ge=0.0)
     save_rate: float = Field(0.0, ge=0.0, le=1.0)
+    control_share: float = Field(
+        0.10,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the customers given this action (and kept by the budget) who "
+        "are held out as a control group: recorded, not contacted",
+    )
 
     @model_validator(mode="after")
     def _keys(self) -> ActionRule:
@@ -951,6 +1004,22 @@ class ChannelBudget(StrictModel):
         return self
 
 
+class ControlConfig(StrictModel):
+    """How customers are split into treatment and control groups (:mod:`retain.control`).
+
+    A customer's group is a stable hash of (``seed``, customer id, period), the period being
+    the number of days from 1970-01-01 to the scoring date divided by ``period_days``: a
+    customer keeps their group for every scoring date inside one period and is drawn afresh
+    in the next. The seed belongs to the policy, not to the run (``seed`` of the run config),
+    so retraining with another seed never reshuffles the groups.
+    """
+
+    seed: int = Field(0, ge=0, description="Seed of the group hash")
+    period_days: int = Field(
+        91, gt=0, description="Days a customer keeps their group (from 1970-01-01, in blocks)"
+    )
+
+
 def _default_degree_sources() -> dict[str, tuple[str, ...]]:
     return {
         "satisfaction": ("last_satisfaction", "last_nps"),
@@ -962,12 +1031,13 @@ def _default_degree_sources() -> dict[str, tuple[str, ...]]:
 
 
 class PolicyConfig(StrictModel):
-    """The retention policy: stage rules, tier cut-points, action table, budgets, degrees."""
+    """The retention policy: stages, tiers, action table, budgets, control groups, degrees."""
 
     stages: StageRules = StageRules()
     tiers: TierRules = TierRules()
     actions: tuple[ActionRule, ...]
     budget: dict[Channel, ChannelBudget] = Field(default_factory=dict)
+    control: ControlConfig = ControlConfig()
     five_degrees: dict[Degree, tuple[str, ...]] = Field(default_factory=_default_degree_sources)
 
     @model_validator(mode="after")

@@ -52,6 +52,15 @@ EVALUATION_TABLES = (
     REALISED_CALIBRATION_CSV,
 )
 """The tables of an evaluation folder (and of its MLflow run, under ``evaluation/``)."""
+COMPARE_STAGES_CSV = "stage_transitions.csv"
+"""Customers and CLV per (stage at ``from``, stage at ``to``), written by ``retain compare``."""
+COMPARE_TIERS_CSV = "tier_transitions.csv"
+"""Customers and CLV per (value tier at ``from``, tier at ``to``)."""
+COMPARE_AT_RISK_CSV = "at_risk_outcomes.csv"
+"""What became of the customers at risk at ``from``: saved, still at risk, slipped, ..."""
+COMPARE_SUMMARY = "summary.json"
+"""The counts of a comparison (new, reactivated, absent on one date, ...) and its dates."""
+COMPARE_FILES = (COMPARE_STAGES_CSV, COMPARE_TIERS_CSV, COMPARE_AT_RISK_CSV, COMPARE_SUMMARY)
 
 OUTPUT_FILES = (
     SCORES_FILE,
@@ -64,6 +73,7 @@ OUTPUT_FILES = (
     EVALUATION_FILE,
     *EVALUATION_TABLES,
     PROPOSED_POLICY_FILE,
+    *COMPARE_FILES,
 )
 
 SCORES_KIND = "scores"
@@ -72,7 +82,18 @@ REPORT_KIND = "report"
 FEATURES_KIND = "features"
 EVALUATION_KIND = "evaluation"
 """The kind of output folder ``retain evaluate-actions`` writes, one per scores date."""
-OUTPUT_KINDS = (SCORES_KIND, REPORT_KIND, FEATURES_KIND, EVALUATION_KIND)
+COMPARE_KIND = "compare"
+"""The kind of folder ``retain compare`` writes: ``<root>/<config>/compare/from=D1_to=D2``."""
+EXPORT_KIND = "export"
+"""The kind of folder ``retain export`` writes: ``<root>/<config>/export/as_of=D``."""
+OUTPUT_KINDS = (
+    SCORES_KIND,
+    REPORT_KIND,
+    FEATURES_KIND,
+    EVALUATION_KIND,
+    COMPARE_KIND,
+    EXPORT_KIND,
+)
 
 # ----------------------------------------------------------- artifacts: every tracked run
 
@@ -118,6 +139,8 @@ SCORING_STAGE_BY_TIER = "scoring/stage_by_tier.csv"
 PROMOTION_DECISION = "promotion/decision.json"
 EVALUATION_FOLDER = "evaluation"
 """The evaluate_actions run logs its folder's files under ``evaluation/``."""
+COMPARE_FOLDER = "compare"
+"""Where a ``compare`` run logs its tables (the files of :data:`COMPARE_FILES`)."""
 REPORT_FOLDER = "report"
 """The report run logs ``report/report.html``."""
 
@@ -171,6 +194,7 @@ WRITTEN_BY = {
         f"{EVALUATION_FOLDER}/{name}"
         for name in (EVALUATION_FILE, *EVALUATION_TABLES, PROPOSED_POLICY_FILE)
     ),
+    "compare": tuple(f"{COMPARE_FOLDER}/{name}" for name in COMPARE_FILES),
 }
 """The artifacts each step always logs (``train_churn`` adds ``TABLE_OPTUNA_TRIALS`` when it
 searches parameters)."""

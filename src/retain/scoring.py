@@ -63,6 +63,7 @@ from retain.clv.cutoff_features import (
 )
 from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
+from retain.control import control_groups
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
 from retain.explain.reasons import ReasonCandidates, render_reasons
@@ -138,6 +139,8 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "action_save_rate",
     "expected_value_saved",
     "action_priority",
+    "treatment_group",
+    "contact",
     *REASON_COLUMNS,
     "stage_reason",
     "clv_model_version",
@@ -789,6 +792,9 @@ def part_output(
 ) -> pd.DataFrame:
     """A part's rows of the scores table (:data:`OUTPUT_COLUMNS`, RangeIndex).
 
+    The five degrees and the treatment and control groups (:func:`retain.control.control_groups`:
+    a per-customer hash, so the same for any partitioning) are added here.
+
     Parameters
     ----------
     table : DataFrame
@@ -803,7 +809,7 @@ def part_output(
         The scoring day.
     """
     degrees = five_degrees(table, policy, degree_stats)
-    out = pd.concat([table, degrees], axis=1)
+    out = pd.concat([table, degrees, control_groups(table, policy, as_of)], axis=1)
     out["lifecycle_phase"] = out["lifecycle_phase"].astype("string")
     out["as_of"] = as_of
     out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")

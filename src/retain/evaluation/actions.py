@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from retain.contracts import CUSTOMER_ID, DataError
+from retain.control import CONTROL, TREATMENT
 from retain.evaluation.intervals import (
     Estimate,
     newcombe_difference,
@@ -54,8 +55,6 @@ __all__ = [
 
 GROUP_COLUMN = "treatment_group"
 """The scores' column naming a contacted customer's group (null for the others)."""
-TREATMENT = "treatment"
-CONTROL = "control"
 ALL = "all"
 """The key of the row comparing every contacted customer together."""
 

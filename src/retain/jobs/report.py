@@ -37,6 +37,7 @@ from retain.io import (
     read_marker,
     write_text_atomic,
 )
+from retain.jobs.compare import earlier_scores_date, read_scores_of
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
@@ -53,6 +54,7 @@ from retain.reporting.report import build_report
 from retain.scoring import ScoringModels, check_model_inputs, model_features
 from retain.timeline import day
 from retain.tracking import LoadedScoringModels
+from retain.transitions import Transitions, compare_scores
 
 Progress = Callable[[str], None]
 
@@ -215,6 +217,8 @@ def report(
     note(f"reading the scores as of {when.date()}")
     scores, manifest = _scores_on_disk(scores_dir, when)
 
+    transitions, moved = _movements(root, cfg.name, when, scores)
+
     note("loading models")
     store = tracking.configure(cfg.tracking)
     loaded = _load_models(cfg, manifest, when, model_version, allow_other_dataset)
@@ -246,6 +250,7 @@ def report(
         sample_size=sample_size,
         seed=cfg.seed,
         evaluation=evaluation,
+        transitions=transitions,
     )
     path = _write_report(rep, report_dir, when, cfg.name)
     seconds = time.perf_counter() - t0
@@ -259,7 +264,25 @@ def report(
             f"{models.clv_version}): {path}."
         )
         run_id = run.info.run_id
-    return ReportResult(path, rep.n_images, run_id, warnings)
+    return ReportResult(path, rep.n_images, run_id, [*warnings, *moved])
+
+
+def _movements(
+    root: str | Path, config_name: str, when: pd.Timestamp, scores: pd.DataFrame
+) -> tuple[Transitions | None, list[str]]:
+    """How the customers moved since the latest earlier scores in the history, if any.
+
+    Earlier scores that cannot be read leave the section out with a warning: the report of
+    this date does not depend on them.
+    """
+    earlier = earlier_scores_date(root, config_name, when.date())
+    if earlier is None:
+        return None, []
+    try:
+        before = read_scores_of(root, config_name, earlier)
+    except OutputError as exc:
+        return None, [f"no movements section: {exc}"]
+    return compare_scores(before, scores, earlier.isoformat(), when.date().isoformat()), []
 
 
 def _load_models(

@@ -46,6 +46,7 @@ from retain.config import (
     load_policy,
 )
 from retain.contracts import CUSTOMER_ID
+from retain.control import group_counts
 from retain.engine.local import (
     PartitionedScores,
     auto_partitions,
@@ -101,7 +102,13 @@ if TYPE_CHECKING:  # pyspark only for engine: spark
 
 Progress = Callable[[str], None]
 
-COUNT_COLUMNS = ("lifecycle_stage", "value_tier", "retention_action", "action_channel")
+COUNT_COLUMNS = (
+    "lifecycle_stage",
+    "value_tier",
+    "retention_action",
+    "action_channel",
+    "treatment_group",
+)
 
 
 @dataclass(frozen=True)
@@ -180,8 +187,10 @@ def build_manifest(
     -------
     dict
         JSON-ready manifest: as-of, config name/hash, input row counts, rejected rows by table
-        and reason, the customer balance, models, counts per stage/tier/action/channel,
-        totals and timings.
+        and reason, the customer balance, models, counts per stage/tier/action/channel/
+        treatment group, treatment and control customers per action (``control_groups``),
+        totals (``action_cost`` of every action kept by the budget, ``contact_cost`` of the
+        customers actually contacted: control customers cost nothing) and timings.
     """
     return manifest_from(
         cfg,
@@ -240,10 +249,12 @@ def manifest_from(
         "rows_out": int(len(view)),
         "models": models,
         "counts": count_by(view, COUNT_COLUMNS),
+        "control_groups": group_counts(view),
         "totals": {
             "clv": float(np.nansum(view["clv"])),
             "expected_value_saved": float(np.nansum(view["expected_value_saved"])),
             "action_cost": float(np.nansum(view["action_cost"])),
+            "contact_cost": float(np.nansum(view["action_cost"].where(view["contact"], 0.0))),
             "mean_churn_probability": float(np.nanmean(view["churn_probability"]))
             if view["churn_probability"].notna().any()
             else None,
@@ -445,6 +456,7 @@ VIEW_COLUMNS = [
     "churn_probability",
     "expected_value_saved",
     "action_cost",
+    "contact",
 ]
 """The score columns a partitioned run reads back whole for the manifest, summaries and log."""
 
@@ -591,8 +603,8 @@ def _score_in_partitions(
     manifest = manifest_from(cfg, when, run.record, run.balance, view, model_info, timings, extra)
     if not manifest["customers"]["balanced"]:
         raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
+    first = [first_contacts(p, cfg.report.top_n) for p in run.parts]
     top = cfg.report.top_n
-    first = [pd.read_parquet(p, filters=[("action_priority", "<=", top)]) for p in run.parts]
     tables = {
         STAGE_TIER_CSV: stage_tier_table(view),
         ACTION_PLAN_CSV: action_plan_table(view),
@@ -602,6 +614,20 @@ def _score_in_partitions(
     files = write_outputs(run.parts, run.record.rejects, manifest, out_dir, write_csv, tables, work)
     manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)
     return manifest, files, view, run.record
+
+
+def first_contacts(part: Path, top_n: int) -> pd.DataFrame:
+    """The rows of a score part that can be among the first ``top_n`` customers to contact.
+
+    The control group keeps its priorities, so the ``top_n`` lowest priorities of the
+    customers to contact are found from two columns first, then only those rows are read.
+    """
+    ranks = pd.read_parquet(part, columns=["action_priority", "contact"])
+    mine = ranks.loc[ranks["contact"].fillna(False).astype(bool), "action_priority"].dropna()
+    if mine.empty:
+        return pd.read_parquet(part, filters=[("action_priority", "<", 1)])
+    last = int(mine.nsmallest(top_n).max())
+    return pd.read_parquet(part, filters=[("action_priority", "<=", last), ("contact", "==", True)])
 
 
 def _load_models(

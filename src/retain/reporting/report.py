@@ -52,8 +52,10 @@ from retain.reporting.summary import (
     format_amount,
     stage_tier_table,
 )
+from retain.reporting.transitions import transitions_section
 from retain.scoring import RISK_STAGES, ScoringModels
 from retain.timeline import days_to_units, horizon_days
+from retain.transitions import Transitions
 
 RETENTION_STAGES = ("at_risk", "dormant", "loyal", "new", "growing", "active", "lost")
 """The order in which example customers are picked, one per stage."""
@@ -117,6 +119,7 @@ def build_report(
     sample_size: int = 2000,
     seed: int = 0,
     evaluation: tuple[Mapping[str, Any], Mapping[str, pd.DataFrame]] | None = None,
+    transitions: Transitions | None = None,
 ) -> Report:
     """Build the analyst report from scores, model inputs and model metadata (no I/O).
 
@@ -155,6 +158,9 @@ def build_report(
     evaluation : tuple, optional
         The latest evaluation of an earlier scores date (``evaluation.json`` and its tables,
         see :func:`retain.reporting.evaluation.evaluation_section`): shown in its own section.
+    transitions : Transitions, optional
+        How the customers moved since an earlier scoring date
+        (:func:`retain.transitions.compare_scores`): a section with the transition heat map.
 
     Returns
     -------
@@ -186,6 +192,9 @@ def build_report(
     if evaluation is not None:
         title = f"Actions evaluated: scores as of {evaluation[0].get('scores_date')}"
         evaluation_section(rep.section(title), *evaluation, currency=currency)
+    if transitions is not None:
+        title = f"Customer movements since {transitions.date_from}"
+        transitions_section(rep.section(title), transitions, currency)
     backtest_section(rep.section("CLV backtest"), backtest or {})
     if models.clv is not None and len(scores):
         clv_diagnostics_section(rep.section("CLV model diagnostics"), models.clv, scores)
@@ -591,6 +600,8 @@ def action_plan_section(
             "action": plan["retention_action"],
             "channel": plan["action_channel"],
             "customers": plan["customers"].map(_count),
+            "contacted": plan["contacted"].map(_count),
+            "control (not contacted)": plan["control"].map(_count),
             "total cost": plan["total_cost"].map(money),
             "expected value saved": plan["expected_value_saved"].map(money),
             "mean churn probability": plan["mean_churn_probability"].map(_pct),
@@ -598,8 +609,10 @@ def action_plan_section(
         }
     )
     sec.howto(
-        f"one row per action and channel, most valuable first. Also written as "
-        f"{ACTION_PLAN_CSV} beside the scores."
+        f"one row per action and channel, most valuable first. Customers held out in the "
+        f"control group keep their action but are not contacted: cost and expected value "
+        f"saved count the customers contacted. Also written as {ACTION_PLAN_CSV} beside the "
+        f"scores."
     )
     sec.table(shown, index=False, stack=True)
 

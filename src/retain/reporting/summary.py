@@ -21,6 +21,7 @@ __all__ = [
     "save_rates",
     "stage_tier_table",
     "summary_tables",
+    "to_contact",
 ]
 
 CONTACT_COLUMNS = [
@@ -111,28 +112,75 @@ def stage_tier_table(scores: pd.DataFrame) -> pd.DataFrame:
     return out[["lifecycle_stage", "value_tier", "customers", "clv"]]
 
 
+def to_contact(scores: pd.DataFrame) -> pd.Series:
+    """Whether each customer is to be contacted.
+
+    ``contact`` when the scores carry it (the treatment group); for older scores without
+    control groups, every customer with a contact channel (over-budget customers have none).
+
+    Parameters
+    ----------
+    scores : DataFrame
+        With ``contact`` or ``action_channel``.
+
+    Returns
+    -------
+    Series of bool
+    """
+    if "contact" in scores:
+        return scores["contact"].fillna(False).astype(bool)
+    return scores["action_channel"].astype(str) != "none"
+
+
 def action_plan_table(scores: pd.DataFrame) -> pd.DataFrame:
     """Customers, cost and expected value per action and channel, most valuable first.
+
+    Control customers (:mod:`retain.control`) are counted apart: they are not contacted, so
+    the cost and the expected value saved are those of the customers contacted.
 
     Returns
     -------
     DataFrame
-        Columns ``retention_action``, ``action_channel``, ``customers``, ``total_cost``,
-        ``expected_value_saved``, ``mean_churn_probability``, ``clv``.
+        Columns ``retention_action``, ``action_channel``, ``customers`` (all given the
+        action), ``contacted``, ``control``, ``total_cost``, ``expected_value_saved``,
+        ``mean_churn_probability``, ``clv``.
     """
+    contacted = to_contact(scores).to_numpy(dtype=bool)
+    control = (
+        (scores["treatment_group"].astype("string") == "control").fillna(False).to_numpy(bool)
+        if "treatment_group" in scores
+        else np.zeros(len(scores), dtype=bool)
+    )
+    frame = pd.DataFrame(
+        {
+            "retention_action": scores["retention_action"].to_numpy(),
+            "action_channel": scores["action_channel"].to_numpy(),
+            "contacted": contacted.astype("int64"),
+            "control": control.astype("int64"),
+            "cost": np.where(contacted, scores["action_cost"].to_numpy(dtype=float), 0.0),
+            "saved": np.where(
+                contacted, scores["expected_value_saved"].to_numpy(dtype=float), 0.0
+            ),
+            "churn_probability": scores["churn_probability"].to_numpy(dtype=float),
+            "clv": scores["clv"].to_numpy(dtype=float),
+        }
+    )
     plan = (
-        scores.groupby(["retention_action", "action_channel"], observed=True)
+        frame.groupby(["retention_action", "action_channel"], observed=True)
         .agg(
-            customers=("customer_id", "size"),
-            total_cost=("action_cost", "sum"),
-            expected_value_saved=("expected_value_saved", "sum"),
+            customers=("contacted", "size"),
+            contacted=("contacted", "sum"),
+            control=("control", "sum"),
+            total_cost=("cost", "sum"),
+            expected_value_saved=("saved", "sum"),
             mean_churn_probability=("churn_probability", "mean"),
             clv=("clv", "sum"),
         )
-        .sort_values("expected_value_saved", ascending=False)
+        .sort_values("expected_value_saved", ascending=False, kind="stable")
         .reset_index()
     )
-    plan["customers"] = plan["customers"].astype("int64")
+    for col in ("customers", "contacted", "control"):
+        plan[col] = plan[col].astype("int64")
     return plan
 
 
@@ -163,7 +211,8 @@ def contact_list(
 
     Customers are ranked by ``action_priority``, i.e. by expected value saved =
     churn probability x CLV x save rate - action cost. Every factor is a column, so a reader
-    can redo the arithmetic on any row.
+    can redo the arithmetic on any row. Only customers to contact are listed (the control
+    group keeps its priority but is left out, :func:`to_contact`).
 
     Parameters
     ----------
@@ -179,7 +228,8 @@ def contact_list(
     DataFrame
         Columns :data:`CONTACT_COLUMNS`.
     """
-    first = scores[scores["action_priority"].notna()].sort_values("action_priority").head(top_n)
+    ranked = scores["action_priority"].notna() & to_contact(scores)
+    first = scores[ranked].sort_values("action_priority").head(top_n)
     first = first.assign(save_rate=save_rates(first, policy))
     first["action_priority"] = first["action_priority"].astype("int64")
     return first[CONTACT_COLUMNS].reset_index(drop=True)

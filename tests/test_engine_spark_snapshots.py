@@ -21,7 +21,8 @@ from test_engine_snapshots import _cdnow_cfg, _check, _synthetic_cfg
 from retain.config import RunConfig, load_config
 from retain.engine.snapshots import PartitionedDataset
 from retain.engine.spark_snapshots import build_dataset_spark
-from retain.inputs import _read_source
+from retain.features.engagement import EVENT_ROLES
+from retain.inputs import _read_source, observed_until
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cdnow_sample.yaml"
 
@@ -32,11 +33,13 @@ def _accounted(built: PartitionedDataset) -> None:
         assert counts["rows_in"] == counts["rows_used"] + counts["rows_rejected"], table
 
 
-def _on_spark(spark):
+def _on_spark(spark, kept: list[PartitionedDataset] | None = None):
     def build(cfg: RunConfig, source, n: int, tmp_path: Path) -> PartitionedDataset:
         built = build_dataset_spark(spark, cfg, tmp_path / f"spark-{n}", partitions=n)
         assert built.partitions == n
         _accounted(built)
+        if kept is not None:
+            kept.append(built)
         return built
 
     return build
@@ -49,7 +52,7 @@ def test_cdnow_sample_with_training_cap(spark, tmp_path: Path) -> None:
 
 def _synthetic_files(tmp_path: Path) -> RunConfig:
     """Synthetic customers with events and a few returns, as Parquet files with bad rows."""
-    cfg = _synthetic_cfg(250, max_training_rows=500, leakage_check_customers=40)
+    cfg = _synthetic_cfg(150, max_training_rows=400, leakage_check_customers=40)
     source = _read_source(cfg)
     tx = source.tables["transactions"]
     assert tx is not None
@@ -59,12 +62,14 @@ def _synthetic_files(tmp_path: Path) -> RunConfig:
     bad = tx.iloc[:3].copy()
     bad["customer_id"] = [None, "", None]  # no customer: rejected
     tx = pd.concat([tx.iloc[:50], bad, tx.iloc[50:], returns], ignore_index=True)
-    tx.to_parquet(tmp_path / "transactions.parquet", index=False)
+    us = {"index": False, "coerce_timestamps": "us"}  # Spark reads no nanosecond timestamps
+    tx.to_parquet(tmp_path / "transactions.parquet", **us)
     events = source.tables["events"]
     assert events is not None and len(events)
-    events.to_parquet(tmp_path / "events.parquet", index=False)
+    events.to_parquet(tmp_path / "events.parquet", **us)
     data = cfg.data.model_dump(exclude={"synthetic", "source"})
     data.update(
+        observed_until=observed_until(cfg).date(),
         source="files",
         returns="net",
         transactions={"path": str(tmp_path / "transactions.parquet")},
@@ -76,10 +81,12 @@ def _synthetic_files(tmp_path: Path) -> RunConfig:
 def test_synthetic_with_events_netted_returns_from_files(spark, tmp_path: Path) -> None:
     cfg = _synthetic_files(tmp_path)
     source = _read_source(cfg)
-    _check(cfg, source, tmp_path, counts=(4,), build=_on_spark(spark))
-    built = build_dataset_spark(spark, cfg, tmp_path / "again", partitions=4)
-    assert built.record.counts["transactions"]["rows_rejected"] == 3
-    assert built.features.event_types  # the generic event types were chosen from the events
+    kept: list[PartitionedDataset] = []
+    _check(cfg, source, tmp_path, counts=(4,), build=_on_spark(spark, kept))
+    (built,) = kept
+    assert built.record.counts["transactions"]["rejected_customer_id_missing"] == 3
+    role_counts = [f"{role}_count_90d" for role in EVENT_ROLES]
+    assert built.dataset.train[role_counts].to_numpy().sum() > 0  # features from the events
 
 
 @pytest.mark.slow

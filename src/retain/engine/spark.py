@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from retain.churn.dataset import LeakageError
 from retain.clv.cutoff_features import rfm_triples
 from retain.config import (
     ConfigError,
@@ -888,22 +889,24 @@ def engine_run(spark: SparkSession) -> Iterator[None]:
             yield
 
 
-_TASK_ERROR = re.compile(r"retain(?:\.\w+)*\.(DataError|ConfigError): ([^\n]*)")
+_TASK_ERROR = re.compile(r"retain(?:\.\w+)*\.(DataError|ConfigError|LeakageError): ([^\n]*)")
 
 
 @contextlib.contextmanager
 def _task_errors() -> Iterator[None]:
-    """A :class:`DataError` or :class:`ConfigError` raised in a task raised again here."""
+    """A :class:`DataError`, :class:`ConfigError` or :class:`retain.churn.LeakageError`
+    raised in a task raised again here."""
+    kinds = {"DataError": DataError, "ConfigError": ConfigError, "LeakageError": LeakageError}
     try:
         yield
-    except (DataError, ConfigError):
+    except (DataError, ConfigError, LeakageError):
         raise
     except Exception as exc:
         found = _TASK_ERROR.findall(str(exc))
         if not found:
             raise
         kind, message = found[-1]
-        raise (DataError if kind == "DataError" else ConfigError)(message) from None
+        raise kinds[kind](message) from None
 
 
 def score_source_spark(

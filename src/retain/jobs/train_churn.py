@@ -9,6 +9,9 @@ What it does, in order:
    partition (``partitions``, auto: about one per 2 million input rows), steps 1 and 2 run one
    partition at a time (:func:`retain.engine.snapshots.build_dataset_partitioned`: the same
    data set, memory bounded by a partition plus the data set; param ``engine.partitions``).
+   Under ``engine: spark`` they run on Spark
+   (:func:`retain.engine.spark_snapshots.build_dataset_spark`, the same data set) and only the
+   data set (training rows after the sample cap) comes to the driver for the steps below.
    A feature computed from data after its cutoff, or a training label window overlapping the
    test window, fails the run (:class:`retain.churn.LeakageError`).
 3. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by

@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = yaml.safe_load((data / "retain.yaml").read_text())
     cfg["partitions"] = args.partitions if args.partitions == "auto" else int(args.partitions)
     cfg["engine"] = args.engine
-    if args.engine == "spark":
+    if args.engine == "spark":  # the Python workers run this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         cfg["spark"] = {"master": args.spark_master, "conf": {"spark.ui.enabled": "false"}}
     if args.max_training_rows is not None:
         cfg["churn"]["max_training_rows"] = args.max_training_rows

@@ -279,11 +279,12 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     partitions = 1
     if cfg.engine == "local":
         partitions = auto_partitions(input_rows(cfg), cfg.partitions)
-    if cfg.engine == "spark" or partitions > 1:
-        if cfg.engine == "spark":
-            built = _spark_dataset(cfg, churn, note)
-        else:
-            built = _partitioned_dataset(cfg, churn, partitions, note)
+    built: PartitionedDataset | None = None
+    if cfg.engine == "spark":
+        built = _spark_dataset(cfg, churn, note)
+    elif partitions > 1:
+        built = _partitioned_dataset(cfg, churn, partitions, note)
+    if built is not None:
         dataset, churn, features = built.dataset, built.churn, built.features
         partitions = built.partitions
         inputs: Inputs | InputsRecord = built.record

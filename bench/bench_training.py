@@ -14,9 +14,14 @@ Usage::
     .venv/bin/python bench/bench_training.py --data /tmp/retain-train-1m
     .venv/bin/python bench/bench_training.py --data /tmp/retain-train-10m --partitions 50
     .venv/bin/python bench/bench_training.py --data /tmp/retain-train-1m --build-only
+    .venv/bin/python bench/bench_training.py --data /tmp/retain-train-100k --engine spark \\
+        --build-only
 
 ``--build-only`` times the data set build alone, in this process, step by step (validation,
-per-customer features, population values, finishing) with the peak RSS.
+per-customer features, population values, finishing) with the peak RSS. ``--engine spark``
+builds it on Spark (:func:`retain.engine.spark_snapshots.build_dataset_spark`, master
+``--spark-master``, default ``local[2]``); the peak RSS and CPU time are then the driver's
+Python process alone (not the JVM nor the Python workers).
 """
 
 from __future__ import annotations
@@ -92,20 +97,30 @@ def build_only(config: Path, tmp: Path) -> dict[str, object]:
     from retain.engine.snapshots import build_dataset_partitioned
 
     cfg = load_config(config)
-    n = auto_partitions(input_rows(cfg), cfg.partitions)
     work = tmp / "work"
     work.mkdir()
     timings: dict[str, float] = {}
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    source, parts = partition_source(cfg, n, work)
-    timings["partition"] = time.perf_counter() - t0
-    built = build_dataset_partitioned(parts, source, cfg, work, timings=timings)
+    if cfg.engine == "spark":
+        from retain.engine.spark_snapshots import build_dataset_spark
+        from retain.jobs.score import spark_partitions, spark_session
+
+        spark = spark_session(cfg.spark)
+        n = spark_partitions(spark, cfg.partitions)
+        timings["spark_session"] = time.perf_counter() - t0
+        built = build_dataset_spark(spark, cfg, work, partitions=n, timings=timings)
+    else:
+        n = auto_partitions(input_rows(cfg), cfg.partitions)
+        source, parts = partition_source(cfg, n, work)
+        timings["partition"] = time.perf_counter() - t0
+        built = build_dataset_partitioned(parts, source, cfg, work, timings=timings)
     wall = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     ds = built.dataset
     sample = ds.training_sample
     return {
+        "engine": cfg.engine,
         "partitions": n,
         "train_rows_built": sample.rows_total if sample else len(ds.train),
         "train_rows_used": len(ds.train),
@@ -133,10 +148,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--build-only", action="store_true", help="time the partitioned data set build alone"
     )
+    parser.add_argument(
+        "--engine", choices=("local", "spark"), default="local", help="config 'engine'"
+    )
+    parser.add_argument(
+        "--spark-master", default="local[2]", help="spark.master under --engine spark"
+    )
     args = parser.parse_args(argv)
     data = args.data.resolve()
     cfg = yaml.safe_load((data / "retain.yaml").read_text())
     cfg["partitions"] = args.partitions if args.partitions == "auto" else int(args.partitions)
+    cfg["engine"] = args.engine
+    if args.engine == "spark":  # the Python workers run this interpreter
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        cfg["spark"] = {"master": args.spark_master, "conf": {"spark.ui.enabled": "false"}}
     if args.max_training_rows is not None:
         cfg["churn"]["max_training_rows"] = args.max_training_rows
     tmp = Path(tempfile.mkdtemp(prefix="retain-bench-training-"))
@@ -160,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "customers": generated["customers"],
         "transactions": generated["transactions"],
+        "engine": args.engine,
         "partitions": cfg["partitions"],
         "max_training_rows": cfg["churn"].get("max_training_rows"),
         **figures,

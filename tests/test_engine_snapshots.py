@@ -105,10 +105,12 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
         np.testing.assert_allclose(xv, yv, rtol=1e-9, atol=0, equal_nan=True, err_msg=col)
 
 
-def _check(cfg: RunConfig, source, tmp_path: Path, counts=(1, 2, 7)) -> None:
+def _check(cfg: RunConfig, source, tmp_path: Path, counts=(1, 2, 7), build=None) -> None:
+    """The data set of every partition count equals the reference (``build`` defaults to the
+    local engine's: ``build(cfg, source, n, tmp_path)``)."""
     expected, features, record = _reference(cfg, source)
     for n in counts:
-        got = _partitioned(cfg, source, n, tmp_path)
+        got = (build or _partitioned)(cfg, source, n, tmp_path)
         ds = got.dataset
         assert got.partitions == n
         assert got.features == features

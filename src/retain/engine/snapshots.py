@@ -30,6 +30,12 @@ The passes:
    :func:`retain.clv.cutoff_features.feature_columns`; each cutoff's rows of all partitions
    are stacked in customer order.
 
+Each pass is a function of one partition (:func:`check_part`, :func:`part_snapshots`,
+:func:`finish_part`) or of the partitions' small results (:func:`plan_dataset`,
+:func:`population_values`, :func:`assemble_dataset`): the local engine runs them in a loop,
+the Spark engine (:mod:`retain.engine.spark_snapshots`) in its tasks, so both build the same
+data set. The module is one idea, the partitioned build, hence its length.
+
 The leakage check (:func:`retain.churn.dataset.check_point_in_time`) draws the same seeded
 sample of customers as on the whole population (from the merged, sorted customer ids) and
 runs on those customers' rows gathered from the partitions (a small table). With netted
@@ -59,6 +65,7 @@ from retain.churn.dataset import (
     ChurnDataset,
     ChurnFeatures,
     LeakageError,
+    TimeSplit,
     _compact,
     check_point_in_time,
     make_time_split,
@@ -82,6 +89,7 @@ from retain.features.engagement import _slug_codes
 from retain.features.labels import churn_labels
 from retain.features.segments import RFM_SCORE_SOURCES, merge_value_counts, rfm_cuts
 from retain.inputs import (
+    Inputs,
     InputsRecord,
     _RawInputs,
     check_dates_against_data,
@@ -93,9 +101,21 @@ from retain.timeline import day
 from retain.validation import check_rows_used
 
 __all__ = [
+    "PartInputs",
+    "PartStats",
     "PartitionedDataset",
+    "Plan",
+    "Population",
+    "assemble_dataset",
     "build_dataset_partitioned",
+    "check_part",
+    "check_sample",
     "event_type_day_counts",
+    "finish_part",
+    "part_snapshots",
+    "plan_dataset",
+    "population_values",
+    "restore_dtypes",
     "top_event_types_from_counts",
 ]
 
@@ -221,6 +241,436 @@ def _cutoff_files(work: Path, c: int, p: int) -> Path:
     return work / f"snapshot-base-{c}-{p}.parquet"
 
 
+# ------------------------------------------------------- the passes, one partition at a time
+# Pure functions of one partition (or of the merged per-partition results): the local engine
+# below and the Spark engine (:mod:`retain.engine.spark_snapshots`) run the same ones.
+
+
+@dataclass
+class PartInputs:
+    """Pass 1 of one partition: what the global choices need.
+
+    Attributes
+    ----------
+    record : InputsRecord
+        The partition's inputs' record, validated as of the last observed day.
+    customers : DataFrame
+        The partition's customers with transactions (one column, ``customer_id``).
+    event_counts : DataFrame or None
+        :func:`event_type_day_counts` of its events; None when the source has no events.
+    """
+
+    record: InputsRecord
+    customers: pd.DataFrame
+    event_counts: pd.DataFrame | None
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """The fields in order (what :mod:`retain.engine.wire` sends)."""
+        return (self.record, self.customers, self.event_counts)
+
+
+def check_part(
+    raw: RawPart, source: _RawInputs, cfg: RunConfig, until: pd.Timestamp
+) -> tuple[Inputs, PartInputs]:
+    """Pass 1: validate a partition as of ``until``; its inputs and what the plan needs.
+
+    Parameters
+    ----------
+    raw : RawPart
+        The partition's raw rows.
+    source : _RawInputs
+        The source's validation settings.
+    cfg : RunConfig
+        The run configuration.
+    until : Timestamp
+        ``data.observed_until``.
+
+    Returns
+    -------
+    inputs : Inputs
+        The validated inputs.
+    part : PartInputs
+    """
+    inputs = _validate(raw, source, cfg, until)
+    check_observed_until(cfg, inputs)
+    ids = pd.unique(inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object))
+    customers = pd.DataFrame({CUSTOMER_ID: pd.array(ids, dtype="string")})
+    counts = event_type_day_counts(inputs.events) if inputs.events is not None else None
+    return inputs, PartInputs(record_inputs(inputs), customers, counts)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The global choices made from every partition's :class:`PartInputs`.
+
+    Attributes
+    ----------
+    record : InputsRecord
+        The inputs' record merged over partitions.
+    churn : ChurnConfig
+        The churn section with its ``auto`` cutoffs resolved.
+    resolved : str
+        What was resolved (empty when no cutoff was ``auto``).
+    split : TimeSplit
+        The checked time split.
+    features : FeatureConfig
+        The feature settings with the generic event types fixed.
+    sample : ndarray
+        The leakage check's customers (sorted ids; empty when the check is off).
+    until : Timestamp
+        ``data.observed_until``.
+    has_events : bool
+        Whether the source has events.
+    """
+
+    record: InputsRecord
+    churn: ChurnConfig
+    resolved: str
+    split: TimeSplit
+    features: FeatureConfig
+    sample: np.ndarray
+    until: pd.Timestamp
+    has_events: bool
+
+
+def plan_dataset(
+    parts: list[PartInputs], cfg: RunConfig, churn: ChurnConfig, until: pd.Timestamp
+) -> Plan:
+    """The global choices: merged record, cutoffs, split, event types, leakage sample.
+
+    Parameters
+    ----------
+    parts : list of PartInputs
+        Pass 1 of every partition (any order).
+    cfg : RunConfig
+        The run configuration.
+    churn : ChurnConfig
+        The churn section (``auto`` cutoffs resolved here).
+    until : Timestamp
+        ``data.observed_until``.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    retain.churn.LeakageError
+        When the data leave no room for the cutoffs.
+    retain.io.DataError
+        When too many rows were rejected or none is usable.
+    """
+    record = merge_records([p.record for p in parts], cfg.data.max_rejected_share)
+    check_rows_used(record.counts)
+    churn, resolved = resolve_auto_cutoffs(churn, record.first_day, until)
+    check_dates_against_data(cfg.model_copy(update={"churn": churn}), record.first_day, ("churn",))
+    split = make_time_split(
+        churn.train_cutoffs,
+        churn.validation_cutoff,
+        churn.test_cutoff,
+        churn.horizon_days,
+        until,
+        strict_validation=churn.strict_validation,
+    )
+    counts = [p.event_counts for p in parts if p.event_counts is not None]
+    has_events = any(p.event_counts is not None for p in parts)
+    features = cfg.features
+    if features.event_types is None:
+        types = (
+            top_event_types_from_counts(
+                counts, max(split.train_cutoffs), features.event_types_top_n
+            )
+            if has_events
+            else ()
+        )
+        features = features.model_copy(update={"event_types": types})
+    n_check = churn.leakage_check_customers
+    ids = [
+        pa.array(p.customers[CUSTOMER_ID].to_numpy(dtype=object), type=pa.string()) for p in parts
+    ]
+    sample = _sample_ids(ids, n_check, cfg.seed) if n_check > 0 else np.array([], dtype=object)
+    return Plan(record, churn, resolved, split, features, sample, until, has_events)
+
+
+@dataclass
+class PartStats:
+    """Pass 2 of one partition: what the global values and the leakage check need.
+
+    Attributes
+    ----------
+    counts : list of dict
+        Per cutoff, :func:`retain.features.build.rfm_score_counts` of its base features.
+    triples : list of DataFrame
+        Per cutoff, the counted (frequency, recency, tenure) triples
+        (:func:`retain.clv.cutoff_features.rfm_triples`).
+    cells : dict
+        Per (training cutoff index, label), the sample hashes of its rows
+        (:func:`retain.churn.sampling.row_hash`).
+    sample_tx, sample_ev : DataFrame or None
+        The leakage sample's transactions and events (None when the check is off or there are
+        no events).
+    sample_at : list of DataFrame
+        Per cutoff, the sample's transactions validated on that day (netted returns only).
+    """
+
+    counts: list[dict[str, tuple[np.ndarray, np.ndarray]]]
+    triples: list[pd.DataFrame]
+    cells: dict[tuple[int, int], np.ndarray]
+    sample_tx: pd.DataFrame | None
+    sample_ev: pd.DataFrame | None
+    sample_at: list[pd.DataFrame]
+
+    def as_tuple(self) -> tuple[object, ...]:
+        """The fields in order (what :mod:`retain.engine.wire` sends)."""
+        fields = (self.counts, self.triples, self.cells, self.sample_tx, self.sample_ev)
+        return (*fields, self.sample_at)
+
+
+def part_snapshots(
+    transactions: pd.DataFrame,
+    events: pd.DataFrame | None,
+    raw: RawPart | None,
+    source: _RawInputs,
+    cfg: RunConfig,
+    plan: Plan,
+    keep: Callable[[int, pd.DataFrame], None],
+) -> PartStats:
+    """Pass 2: a partition's base features and labels at every cutoff.
+
+    Parameters
+    ----------
+    transactions, events : DataFrame
+        The partition's transactions and events (or None) validated as of the last observed
+        day (:func:`check_part`).
+    raw : RawPart or None
+        Its raw rows, validated again as of each cutoff when returns are netted (None when
+        they are dropped).
+    source : _RawInputs
+        The source's validation settings.
+    cfg : RunConfig
+        The run configuration.
+    plan : Plan
+        The global choices.
+    keep : callable
+        Called with each cutoff's index and base features (indexed by customer, the label in
+        column :data:`retain.churn.dataset.LABEL`), in cutoff order.
+
+    Returns
+    -------
+    PartStats
+
+    Raises
+    ------
+    retain.churn.LeakageError
+        When a feature's record is not point-in-time.
+    """
+    split, features, sample = plan.split, plan.features, plan.sample
+    tx = transactions
+    cutoffs = split.all_cutoffs
+    n_train = len(split.train_cutoffs)
+    stats = PartStats([], [], {}, None, None, [])
+    if len(sample):
+        stats.sample_tx = tx[tx[CUSTOMER_ID].isin(sample)]
+        if events is not None:
+            stats.sample_ev = events[events[CUSTOMER_ID].isin(sample)]
+    for c, cutoff in enumerate(cutoffs):
+        seen = tx
+        if raw is not None:
+            seen = _validate(raw, source, cfg, cutoff).transactions
+            if len(sample):
+                stats.sample_at.append(seen[seen[CUSTOMER_ID].isin(sample)])
+        base = base_features(seen, cutoff, events, features)
+        try:
+            check_record(base, cutoff)
+        except PointInTimeError as exc:
+            raise LeakageError(str(exc)) from exc
+        labels = churn_labels(tx, cutoff, split.horizon_days, plan.until).reindex(base.index)
+        if labels.isna().any():
+            raise ValueError(
+                f"cutoff {cutoff.date()}: {int(labels.isna().sum())} customers lack a label"
+            )
+        label = labels.to_numpy().astype(np.int8)
+        stats.counts.append(rfm_score_counts(base))
+        stats.triples.append(rfm_triples(base))
+        base = base.assign(**{LABEL: label})
+        if c < n_train:
+            keys = pd.DataFrame({CUSTOMER_ID: base.index.to_numpy(), "cutoff": cutoff})
+            h = row_hash(keys, cfg.seed)
+            for value in (0, 1):
+                stats.cells[(c, value)] = h[label == value]
+        keep(c, base)
+        del base, seen
+    return stats
+
+
+def check_sample(stats: list[PartStats], plan: Plan, cfg: RunConfig) -> None:
+    """The leakage check on the seeded sample of customers, gathered from the partitions.
+
+    Parameters
+    ----------
+    stats : list of PartStats
+        Pass 2 of every partition.
+    plan : Plan
+        The global choices.
+    cfg : RunConfig
+        The run configuration.
+
+    Raises
+    ------
+    retain.churn.LeakageError
+        When a feature is not point-in-time.
+    """
+    if not len(plan.sample):
+        return
+    churn = plan.churn
+    n_check = churn.leakage_check_customers
+    fn = ChurnFeatures(plan.split.horizon_days, plan.features, churn.clv_feature_model)
+    stx = pd.concat([s.sample_tx for s in stats if s.sample_tx is not None], ignore_index=True)
+    evs = [s.sample_ev for s in stats if s.sample_ev is not None]
+    sev = pd.concat(evs, ignore_index=True) if evs else None
+    for c, cutoff in enumerate(plan.split.all_cutoffs):
+        if cfg.data.returns != "drop":
+            at = pd.concat([s.sample_at[c] for s in stats], ignore_index=True)
+            check_point_in_time(_AsOf(fn, at), stx, cutoff, sev, n_customers=n_check)
+        else:
+            check_point_in_time(fn, stx, cutoff, sev, n_customers=n_check)
+
+
+@dataclass(frozen=True)
+class Population:
+    """The global values per cutoff, reduced exactly from every partition's :class:`PartStats`.
+
+    Attributes
+    ----------
+    cuts : list
+        Per cutoff, the RFM cut points (:func:`retain.features.segments.rfm_cuts`).
+    models : list
+        Per cutoff, the purchase model of the CLV features
+        (:func:`retain.clv.cutoff_features.fit_feature_model`).
+    keep_below : dict or None
+        Per (training cutoff index, label), the sample's threshold; None when every row is kept.
+    cell_rows : dict
+        Per (training cutoff index, label), the rows built.
+    """
+
+    cuts: list[object]
+    models: list[object]
+    keep_below: dict[tuple[int, int], _Threshold] | None
+    cell_rows: dict[tuple[int, int], int]
+
+
+def population_values(stats: list[PartStats], plan: Plan) -> Population:
+    """Pass 3: RFM cut points, purchase models and the training-row sample's thresholds.
+
+    Parameters
+    ----------
+    stats : list of PartStats
+        Pass 2 of every partition (any order).
+    plan : Plan
+        The global choices.
+
+    Returns
+    -------
+    Population
+    """
+    n_cutoffs = len(plan.split.all_cutoffs)
+    cuts = [
+        rfm_cuts(
+            {k: merge_value_counts([s.counts[c][k] for s in stats]) for k in RFM_SCORE_SOURCES}
+        )
+        for c in range(n_cutoffs)
+    ]
+    models = [
+        fit_feature_model(
+            pd.concat([s.triples[c] for s in stats], ignore_index=True),
+            plan.churn.clv_feature_model,
+        )
+        for c in range(n_cutoffs)
+    ]
+    cells: dict[tuple[int, int], list[np.ndarray]] = {}
+    for s in stats:
+        for key, h in s.cells.items():
+            cells.setdefault(key, []).append(h)
+    keep_below = _sample_thresholds(cells, plan.churn.max_training_rows)
+    cell_rows = {k: int(sum(len(h) for h in v)) for k, v in cells.items()}
+    return Population(cuts, models, keep_below, cell_rows)
+
+
+def finish_part(
+    base: pd.DataFrame, c: int, plan: Plan, population: Population, seed: int
+) -> pd.DataFrame:
+    """Pass 4: a partition's rows of cutoff ``c`` the sample keeps, with every feature.
+
+    Parameters
+    ----------
+    base : DataFrame
+        Its base features and label from :func:`part_snapshots`.
+    c : int
+        The cutoff's index in ``plan.split.all_cutoffs``.
+    plan : Plan
+        The global choices.
+    population : Population
+        The global values.
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``cutoff``, ``customer_id``, the features and the label (compacted as
+        :func:`retain.churn.dataset.build_churn_dataset` does); rows in ``base``'s order.
+    """
+    cutoff = plan.split.all_cutoffs[c]
+    if c < len(plan.split.train_cutoffs):
+        base = _kept(base, cutoff, seed, population.keep_below, c)
+    label = base[LABEL].to_numpy(dtype=np.int8)
+    feats = add_rfm(base.drop(columns=[LABEL]), population.cuts[c])
+    extra = feature_columns(population.models[c], feats, plan.split.horizon_days)
+    part = pd.concat([feats, extra], axis=1).reset_index()
+    part.insert(0, "cutoff", cutoff)
+    part[LABEL] = label
+    return _compact(part)
+
+
+def assemble_dataset(
+    pieces: list[list[pd.DataFrame]], plan: Plan, population: Population, seed: int
+) -> ChurnDataset:
+    """The data set from every partition's finished rows of every cutoff.
+
+    Parameters
+    ----------
+    pieces : list of list of DataFrame
+        Per cutoff, :func:`finish_part` of every partition (any order).
+    plan : Plan
+        The global choices.
+    population : Population
+        The global values.
+    seed : int
+        The run's seed.
+
+    Returns
+    -------
+    ChurnDataset
+        Each cutoff's rows stacked in customer order, the training-row sample recorded.
+    """
+    split = plan.split
+    n_train = len(split.train_cutoffs)
+    frames = []
+    for parts in pieces:
+        # an empty part adds no row (the last one stands in for all-empty)
+        kept = [p for p in parts if len(p)] or parts[-1:]
+        frame = pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
+        frames.append(frame.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True))
+    train = pd.concat(frames[:n_train], ignore_index=True) if n_train > 1 else frames[0]
+    validation, test = frames[n_train], frames[n_train + 1]
+    names, dropped = select_feature_columns(train)
+    dataset = ChurnDataset(split, train, validation, test, names, dropped)
+    dataset.training_sample = _training_sample(
+        split, population.cell_rows, train, plan.churn.max_training_rows, seed
+    )
+    return dataset
+
+
 def build_dataset_partitioned(
     parts: MemoryParts | SpilledParts,
     source: _RawInputs,
@@ -273,176 +723,86 @@ def build_dataset_partitioned(
     work.mkdir(parents=True, exist_ok=True)
 
     # 1. validate as of the last observed day; what the global choices need
-    records: list[InputsRecord] = []
-    ids: list[pa.Array] = []
-    event_counts: list[pd.DataFrame] = []
-    has_events = False
+    checked: list[PartInputs] = []
     t0 = time.perf_counter()
     for p in range(n):
         note(f"partition {p + 1} of {n}: validating")
-        inputs = _validate(_raw_part(parts, p), source, cfg, until)
-        check_observed_until(cfg, inputs)
-        records.append(record_inputs(inputs))
-        tx = inputs.transactions
-        ids.append(pa.array(pd.unique(tx[CUSTOMER_ID].to_numpy(dtype=object)), type=pa.string()))
-        tx.to_parquet(work / f"transactions-{p}.parquet")
+        inputs, part = check_part(_raw_part(parts, p), source, cfg, until)
+        checked.append(part)
+        inputs.transactions.to_parquet(work / f"transactions-{p}.parquet")
         if inputs.events is not None:
-            has_events = True
-            event_counts.append(event_type_day_counts(inputs.events))
             inputs.events.to_parquet(work / f"events-{p}.parquet")
-        del inputs, tx
-    record = merge_records(records, cfg.data.max_rejected_share)
-    del records
-    check_rows_used(record.counts)
+        del inputs
+    plan = plan_dataset(checked, cfg, churn, until)
+    del checked
     clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
 
-    churn, resolved = resolve_auto_cutoffs(churn, record.first_day, until)
-    check_dates_against_data(cfg.model_copy(update={"churn": churn}), record.first_day, ("churn",))
-    split = make_time_split(
-        churn.train_cutoffs,
-        churn.validation_cutoff,
-        churn.test_cutoff,
-        churn.horizon_days,
-        until,
-        strict_validation=churn.strict_validation,
-    )
-    features = cfg.features
-    if features.event_types is None:
-        types = (
-            top_event_types_from_counts(
-                event_counts, max(split.train_cutoffs), features.event_types_top_n
-            )
-            if has_events
-            else ()
-        )
-        features = features.model_copy(update={"event_types": types})
-    n_check = churn.leakage_check_customers
-    sample = _sample_ids(ids, n_check, cfg.seed) if n_check > 0 else np.array([], dtype=object)
-    del ids
-
     # 2. per partition and cutoff: the per-customer features and labels
-    cutoffs = split.all_cutoffs
-    n_train = len(split.train_cutoffs)
-    counts: list[list[dict[str, tuple[np.ndarray, np.ndarray]]]] = [[] for _ in cutoffs]
-    triples: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
-    cells: dict[tuple[int, int], list[np.ndarray]] = {}
+    cutoffs = plan.split.all_cutoffs
     dtypes: dict[int, tuple[object, pd.Series]] = {}
-    sample_tx: list[pd.DataFrame] = []
-    sample_ev: list[pd.DataFrame] = []
-    sample_at: dict[int, list[pd.DataFrame]] = {c: [] for c in range(len(cutoffs))}
+    stats: list[PartStats] = []
     t0 = time.perf_counter()
     for p in range(n):
         note(f"partition {p + 1} of {n}: point-in-time features at {len(cutoffs)} cutoffs")
         tx = pd.read_parquet(work / f"transactions-{p}.parquet")
-        events = pd.read_parquet(work / f"events-{p}.parquet") if has_events else None
-        if len(sample):
-            sample_tx.append(tx[tx[CUSTOMER_ID].isin(sample)])
-            if events is not None:
-                sample_ev.append(events[events[CUSTOMER_ID].isin(sample)])
-        raw = _raw_part(parts, p) if netted else None
-        for c, cutoff in enumerate(cutoffs):
-            seen = tx
-            if raw is not None:
-                seen = _validate(raw, source, cfg, cutoff).transactions
-                if len(sample):
-                    sample_at[c].append(seen[seen[CUSTOMER_ID].isin(sample)])
-            base = base_features(seen, cutoff, events, features)
-            try:
-                check_record(base, cutoff)
-            except PointInTimeError as exc:
-                raise LeakageError(str(exc)) from exc
-            labels = churn_labels(tx, cutoff, split.horizon_days, until).reindex(base.index)
-            if labels.isna().any():
-                raise ValueError(
-                    f"cutoff {cutoff.date()}: {int(labels.isna().sum())} customers lack a label"
-                )
-            label = labels.to_numpy().astype(np.int8)
-            counts[c].append(rfm_score_counts(base))
-            triples[c].append(rfm_triples(base))
-            base = base.assign(**{LABEL: label})
+        events = pd.read_parquet(work / f"events-{p}.parquet") if plan.has_events else None
+
+        def keep(c: int, base: pd.DataFrame, p: int = p) -> None:
             base.to_parquet(_cutoff_files(work, c, p))
             dtypes.setdefault(c, (base.index.dtype, base.dtypes))
-            if c < n_train:
-                keys = pd.DataFrame({CUSTOMER_ID: base.index.to_numpy(), "cutoff": cutoff})
-                h = row_hash(keys, cfg.seed)
-                for value in (0, 1):
-                    cells.setdefault((c, value), []).append(h[label == value])
-            del base, seen
+
+        raw = _raw_part(parts, p) if netted else None
+        stats.append(part_snapshots(tx, events, raw, source, cfg, plan, keep))
         del tx, events, raw
     clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
 
     # the leakage check on the seeded sample of customers, gathered from the partitions
-    if len(sample):
-        note(f"leakage check on {len(sample):,} customers")
-        fn = ChurnFeatures(split.horizon_days, features, churn.clv_feature_model)
-        stx = pd.concat(sample_tx, ignore_index=True)
-        sev = pd.concat(sample_ev, ignore_index=True) if sample_ev else None
-        for c, cutoff in enumerate(cutoffs):
-            if netted:
-                at = pd.concat(sample_at[c], ignore_index=True)
-                check_point_in_time(_AsOf(fn, at), stx, cutoff, sev, n_customers=n_check)
-            else:
-                check_point_in_time(fn, stx, cutoff, sev, n_customers=n_check)
-    del sample_tx, sample_ev, sample_at
+    if len(plan.sample):
+        note(f"leakage check on {len(plan.sample):,} customers")
+    check_sample(stats, plan, cfg)
 
     # 3. global values per cutoff; the training-row sample's thresholds
     t0 = time.perf_counter()
-    cuts = [
-        rfm_cuts(
-            {k: merge_value_counts([part[k] for part in counts[c]]) for k in RFM_SCORE_SOURCES}
-        )
-        for c in range(len(cutoffs))
-    ]
-    models = [
-        fit_feature_model(pd.concat(triples[c], ignore_index=True), churn.clv_feature_model)
-        for c in range(len(cutoffs))
-    ]
-    del counts, triples
-    keep_below = _sample_thresholds(cells, churn.max_training_rows)
-    cell_rows = {k: int(sum(len(h) for h in v)) for k, v in cells.items()}
-    del cells
+    population = population_values(stats, plan)
+    del stats
     clock["population"] = clock.get("population", 0.0) + time.perf_counter() - t0
 
     # 4. finishing per partition; each cutoff's rows stacked in customer order
     t0 = time.perf_counter()
-    frames: list[pd.DataFrame] = []
+    pieces: list[list[pd.DataFrame]] = []
     for c, cutoff in enumerate(cutoffs):
         note(f"cutoff {cutoff.date()}: RFM scores and purchase-model features")
-        pieces = []
-        for p in range(n):
-            base = _read_base(_cutoff_files(work, c, p), *dtypes[c])
-            if c < n_train:
-                base = _kept(base, cutoff, cfg.seed, keep_below, c)
-            if len(base) == 0 and (pieces or p < n - 1):
-                continue  # an empty part adds no row (the last one stands in for all-empty)
-            label = base.pop(LABEL).to_numpy(dtype=np.int8)
-            feats = add_rfm(base, cuts[c])
-            extra = feature_columns(models[c], feats, split.horizon_days)
-            part = pd.concat([feats, extra], axis=1).reset_index()
-            part.insert(0, "cutoff", cutoff)
-            part[LABEL] = label
-            pieces.append(_compact(part))
-        frame = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
-        frame = frame.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
-        frames.append(frame)
+        bases = (_read_base(_cutoff_files(work, c, p), *dtypes[c]) for p in range(n))
+        pieces.append([finish_part(b, c, plan, population, cfg.seed) for b in bases])
+    dataset = assemble_dataset(pieces, plan, population, cfg.seed)
     clock["finishing"] = clock.get("finishing", 0.0) + time.perf_counter() - t0
+    return PartitionedDataset(dataset, plan.record, plan.churn, plan.resolved, plan.features, n)
 
-    train = pd.concat(frames[:n_train], ignore_index=True) if n_train > 1 else frames[0]
-    validation, test = frames[n_train], frames[n_train + 1]
-    names, dropped = select_feature_columns(train)
-    dataset = ChurnDataset(split, train, validation, test, names, dropped)
-    dataset.training_sample = _training_sample(
-        split, cell_rows, train, churn.max_training_rows, cfg.seed
-    )
-    return PartitionedDataset(dataset, record, churn, resolved, features, n)
+
+def restore_dtypes(base: pd.DataFrame, index_dtype: object, dtypes: pd.Series) -> pd.DataFrame:
+    """A per-customer table read back from Parquet, with the dtypes it was written with.
+
+    Parameters
+    ----------
+    base : DataFrame
+        The table as read.
+    index_dtype : dtype
+        Its index's dtype when written.
+    dtypes : Series
+        Its columns' dtypes when written.
+
+    Returns
+    -------
+    DataFrame
+    """
+    base.index = base.index.astype(index_dtype)
+    wrong = {c: t for c, t in dtypes.items() if base[c].dtype != t}
+    return base.astype(wrong) if wrong else base
 
 
 def _read_base(path: Path, index_dtype: object, dtypes: pd.Series) -> pd.DataFrame:
     """A per-customer table written in pass 2, with the dtypes it was written with."""
-    base = pd.read_parquet(path)
-    base.index = base.index.astype(index_dtype)
-    wrong = {c: t for c, t in dtypes.items() if base[c].dtype != t}
-    return base.astype(wrong) if wrong else base
+    return restore_dtypes(pd.read_parquet(path), index_dtype, dtypes)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from retain.churn.dataset import LeakageError
 from retain.clv.cutoff_features import rfm_triples
 from retain.config import (
     ConfigError,
@@ -803,22 +804,109 @@ def _raw_part(
     return part
 
 
-_TASK_ERROR = re.compile(r"retain(?:\.\w+)*\.(DataError|ConfigError): ([^\n]*)")
+def customer_rows(
+    tables: dict[str, _RawTable], partitions: int, null_values: Any, how: Any
+) -> tuple[dict[str, _RawTable], SparkFrame]:
+    """Every raw table's rows in one Spark DataFrame, spread over partitions by customer.
+
+    Each row carries its table (:data:`_TABLE`), its row number in the source, the hash
+    bucket of its customer id as validation reads it
+    (:func:`retain.engine.partition.customer_partition`) and its table's columns prefixed
+    (:data:`_PREFIX`); the frame is repartitioned by the bucket, so every customer's rows of
+    every table meet in one partition.
+
+    Parameters
+    ----------
+    tables : dict
+        The raw tables (:func:`_raw_tables`).
+    partitions : int
+        Spark partitions.
+    null_values, how
+        ``data.null_values`` and ``data.id_normalisation``.
+
+    Returns
+    -------
+    metas : dict
+        The tables without their Spark frames (what a task needs: :func:`task_raw_part`).
+    rows : pyspark.sql.DataFrame
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    metas = {name: dataclasses.replace(t, frame=None) for name, t in tables.items()}
+
+    def bucket(ids: pd.Series) -> pd.Series:
+        return pd.Series(customer_partition(ids, _KEY_BUCKETS, null_values, how))
+
+    key = F.pandas_udf(bucket, T.LongType())  # type: ignore[call-overload]
+    union: SparkFrame | None = None
+    for name, table in tables.items():
+        prefix = _PREFIX[name]
+        tagged = _frame(table).select(
+            F.lit(name).alias(_TABLE),
+            F.col(_ROW),
+            key(F.col(CUSTOMER_ID)).alias(_KEY),
+            *[F.col(_spark_name(c)).alias(prefix + c) for c in table.columns],
+        )
+        union = tagged if union is None else union.unionByName(tagged, allowMissingColumns=True)
+    assert union is not None
+    return metas, union.repartition(partitions, _KEY)
+
+
+def task_raw_part(frame: pd.DataFrame, metas: dict[str, _RawTable], null_values: Any) -> RawPart:
+    """In a task, the :class:`retain.engine.partition.RawPart` of its :func:`customer_rows`.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The task's rows of :func:`customer_rows` (all batches).
+    metas : dict
+        The tables without their Spark frames.
+    null_values
+        ``data.null_values``.
+
+    Returns
+    -------
+    RawPart
+    """
+    frames = {}
+    for name, meta in metas.items():
+        mine = frame[frame[_TABLE] == name]
+        prefixed = [_PREFIX[name] + c for c in meta.columns]
+        frames[name] = mine[[*prefixed, _ROW]].set_axis([*meta.columns, _ROW], axis=1)
+    return _raw_part(frames, metas, null_values)
+
+
+@contextlib.contextmanager
+def engine_run(spark: SparkSession) -> Iterator[None]:
+    """The block of an engine run from the raw source: its session settings
+    (:data:`_CONF`), pandas-on-Arrow warnings of PySpark silenced, and task errors raised
+    again as :class:`DataError` or :class:`ConfigError` (:func:`_task_errors`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        warnings.filterwarnings("ignore", "The copy keyword is deprecated")
+        with _session_conf(spark), _task_errors():
+            yield
+
+
+_TASK_ERROR = re.compile(r"retain(?:\.\w+)*\.(DataError|ConfigError|LeakageError): ([^\n]*)")
 
 
 @contextlib.contextmanager
 def _task_errors() -> Iterator[None]:
-    """A :class:`DataError` or :class:`ConfigError` raised in a task raised again here."""
+    """A :class:`DataError`, :class:`ConfigError` or :class:`retain.churn.LeakageError`
+    raised in a task raised again here."""
+    kinds = {"DataError": DataError, "ConfigError": ConfigError, "LeakageError": LeakageError}
     try:
         yield
-    except (DataError, ConfigError):
+    except (DataError, ConfigError, LeakageError):
         raise
     except Exception as exc:
         found = _TASK_ERROR.findall(str(exc))
         if not found:
             raise
         kind, message = found[-1]
-        raise (DataError if kind == "DataError" else ConfigError)(message) from None
+        raise kinds[kind](message) from None
 
 
 def score_source_spark(
@@ -885,23 +973,20 @@ def score_source_spark(
     ConfigError
         A column mapping names no contract column.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        warnings.filterwarnings("ignore", "The copy keyword is deprecated")
-        with _session_conf(spark), _task_errors():
-            return _score_source(
-                spark,
-                cfg,
-                day(as_of),
-                models,
-                policy,
-                work,
-                partitions,
-                segment_rules,
-                chunk_size,
-                timings if timings is not None else {},
-                progress or (lambda _m: None),
-            )
+    with engine_run(spark):
+        return _score_source(
+            spark,
+            cfg,
+            day(as_of),
+            models,
+            policy,
+            work,
+            partitions,
+            segment_rules,
+            chunk_size,
+            timings if timings is not None else {},
+            progress or (lambda _m: None),
+        )
 
 
 def _score_source(
@@ -952,24 +1037,7 @@ def _score_source(
     layouts = _sample_layouts(validated, as_of_ts, models, policy, segment_rules, chunk_size)
 
     # 1. raw rows by customer; validation and base features per partition
-    metas = {name: dataclasses.replace(t, frame=None) for name, t in tables.items()}
-
-    def bucket(ids: pd.Series) -> pd.Series:
-        return pd.Series(customer_partition(ids, _KEY_BUCKETS, null_values, how))
-
-    key = F.pandas_udf(bucket, T.LongType())  # type: ignore[call-overload]
-    union: SparkFrame | None = None
-    for name, table in tables.items():
-        prefix = _PREFIX[name]
-        tagged = _frame(table).select(
-            F.lit(name).alias(_TABLE),
-            F.col(_ROW),
-            key(F.col(CUSTOMER_ID)).alias(_KEY),
-            *[F.col(_spark_name(c)).alias(prefix + c) for c in table.columns],
-        )
-        union = tagged if union is None else union.unionByName(tagged, allowMissingColumns=True)
-    assert union is not None
-    rows = union.repartition(partitions, _KEY)
+    metas, rows = customer_rows(tables, partitions, null_values, how)
     base_layout = layouts.base
     blob_field = T.StructField(_BLOB, T.BinaryType(), True)
     prospect_field = T.StructField(_PROSPECT, T.BooleanType(), True)
@@ -978,12 +1046,7 @@ def _score_source(
         frame = _gather(batches)
         if frame is None:
             return
-        frames = {}
-        for name, meta in metas.items():
-            mine = frame[frame[_TABLE] == name]
-            prefixed = [_PREFIX[name] + c for c in meta.columns]
-            frames[name] = mine[[*prefixed, _ROW]].set_axis([*meta.columns, _ROW], axis=1)
-        inputs = _validate(_raw_part(frames, metas, null_values), source, cfg, as_of_ts)
+        inputs = _validate(task_raw_part(frame, metas, null_values), source, cfg, as_of_ts)
         piece = (record_inputs(inputs), customer_counts(inputs))
         part = part_base(inputs.transactions, as_of_ts, models, inputs.events, inputs.customers)
         out = _encode_base(part, base_layout)

@@ -537,6 +537,25 @@ def spark_session(settings: SparkConfig) -> SparkSession:
     return session
 
 
+def spark_partitions(spark: SparkSession, setting: int | str) -> int:
+    """The Spark partitions of a run: ``partitions``, or twice the default parallelism (auto).
+
+    Parameters
+    ----------
+    spark : SparkSession
+        The session.
+    setting : int or "auto"
+        The config's ``partitions``.
+
+    Returns
+    -------
+    int
+    """
+    if setting == "auto":
+        return int(spark.sparkContext.defaultParallelism) * 2
+    return int(setting)
+
+
 def _run_spark(
     cfg: RunConfig,
     when: pd.Timestamp,
@@ -555,11 +574,7 @@ def _run_spark(
     note("starting Spark")
     spark = spark_session(cfg.spark)
     timings["spark_session"] = time.perf_counter() - t0
-    partitions = (
-        spark.sparkContext.defaultParallelism * 2
-        if cfg.partitions == "auto"
-        else int(cfg.partitions)
-    )
+    partitions = spark_partitions(spark, cfg.partitions)
     return score_source_spark(
         spark,
         cfg,

@@ -9,6 +9,9 @@ What it does, in order:
    partition (``partitions``, auto: about one per 2 million input rows), steps 1 and 2 run one
    partition at a time (:func:`retain.engine.snapshots.build_dataset_partitioned`: the same
    data set, memory bounded by a partition plus the data set; param ``engine.partitions``).
+   Under ``engine: spark`` they run on Spark
+   (:func:`retain.engine.spark_snapshots.build_dataset_spark`, the same data set) and only the
+   data set (training rows after the sample cap) comes to the driver for the steps below.
    A feature computed from data after its cutoff, or a training label window overlapping the
    test window, fails the run (:class:`retain.churn.LeakageError`).
 3. Optionally search LightGBM parameters with optuna (``churn.optuna.n_trials`` > 0), scored by
@@ -276,9 +279,14 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
     partitions = 1
     if cfg.engine == "local":
         partitions = auto_partitions(input_rows(cfg), cfg.partitions)
-    if partitions > 1:
+    built: PartitionedDataset | None = None
+    if cfg.engine == "spark":
+        built = _spark_dataset(cfg, churn, note)
+    elif partitions > 1:
         built = _partitioned_dataset(cfg, churn, partitions, note)
+    if built is not None:
         dataset, churn, features = built.dataset, built.churn, built.features
+        partitions = built.partitions
         inputs: Inputs | InputsRecord = built.record
         resolved = built.resolved
     else:
@@ -321,7 +329,7 @@ def train_churn(cfg: RunConfig, progress: Progress | None = None) -> TrainChurnR
         log_inputs(cfg, inputs, TRAINING)
         if resolved:
             log_params_flat({"resolved": resolved}, prefix="split.")
-        if partitions > 1:
+        if cfg.engine == "spark" or partitions > 1:
             log_params_flat({"partitions": partitions}, prefix="engine.")
         _log_training(fit, best_name, search)
         log_metrics(differences)
@@ -357,6 +365,22 @@ def _partitioned_dataset(
     if built.resolved:
         note(built.resolved)
     return built
+
+
+def _spark_dataset(cfg: RunConfig, churn: ChurnConfig, note: Progress) -> PartitionedDataset:
+    """The snapshots built on Spark (``engine: spark``; ``partitions: auto`` is twice the
+    default parallelism): :func:`retain.engine.spark_snapshots.build_dataset_spark`, the same
+    data set as on the local engine, brought to the driver for LightGBM."""
+    from retain.engine.spark_snapshots import build_dataset_spark
+    from retain.jobs.score import spark_partitions, spark_session
+
+    note("starting Spark")
+    spark = spark_session(cfg.spark)
+    partitions = spark_partitions(spark, cfg.partitions)
+    with work_folder("retain-train-churn-") as work:
+        return build_dataset_spark(
+            spark, cfg, work, partitions=partitions, churn=churn, progress=note
+        )
 
 
 def resolve_cutoffs(

@@ -233,7 +233,14 @@ _OF_TOTAL = re.compile(r"(\d[\d,]*)\s*(?:-\s*(\d[\d,]*))?\s+of\s+(\d[\d,]*)")
 
 # How many phases each job announces through its progress callback (a message without
 # "N of M" starts the next phase). A job that announces more only stretches the bar.
-_PHASES = {"features": 3, "train-clv": 5, "train-churn": 4, "score": 7, "report": 6}
+_PHASES = {
+    "features": 3,
+    "train-clv": 5,
+    "train-churn": 4,
+    "train-value": 4,
+    "score": 7,
+    "report": 6,
+}
 
 
 @contextmanager
@@ -400,11 +407,23 @@ def train_churn(config: Path = ConfigOption) -> None:
     )
 
 
+@app.command("train-value")
+def train_value(config: Path = ConfigOption) -> None:
+    """Train the machine-learned CLV, compare it with BTYD, log it as `value`@challenger."""
+    from retain.jobs.train_value import summary_line
+    from retain.jobs.train_value import train_value as run_train_value
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("train-value") as note:
+        result = run_train_value(cfg, progress=note)
+    _say(summary_line(result), result.warnings)
+
+
 @app.command()
 def promote(
     config: Path = ConfigOption,
     model: str = typer.Option(
-        ..., "--model", "-m", help="Registered model to promote: churn or clv."
+        ..., "--model", "-m", help="Registered model to promote: churn, clv or value."
     ),
     force: bool = typer.Option(
         False,
@@ -420,8 +439,8 @@ def promote(
     from retain.jobs.promote import run_promotion
     from retain.promotion import next_steps
 
-    if model not in ("churn", "clv"):
-        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    if model not in ("churn", "clv", "value"):
+        _fail("config error", f"--model must be churn, clv or value, got {model!r}", EXIT_CONFIG)
     if force and not reason.strip():
         _fail("usage error", '--force needs --reason "why" (kept with the version)', EXIT_CONFIG)
     if reason.strip() and not force:

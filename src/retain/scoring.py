@@ -65,7 +65,13 @@ from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
-from retain.explain.reasons import ReasonCandidates, render_reasons
+from retain.explain.reasons import (
+    VALUE_LOWERS,
+    VALUE_RAISES,
+    VALUE_REASON_COLUMNS,
+    ReasonCandidates,
+    render_reasons,
+)
 from retain.features.build import (
     add_rfm,
     base_features,
@@ -148,6 +154,23 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the scores table, in order (``customer_id`` is a column, not the index)."""
 
+VALUE_COLUMNS: tuple[str, ...] = (
+    "clv_btyd",
+    "clv_ml",
+    "clv_method",
+    "value_model_version",
+    *VALUE_REASON_COLUMNS,
+)
+"""Columns added after :data:`OUTPUT_COLUMNS` when a value model is applied (``clv.method``
+``ml`` or ``auto``): both CLVs, the one ``clv`` holds, and why the value model says so."""
+
+
+def output_columns(models: ScoringModels) -> tuple[str, ...]:
+    """The scores table's columns for these models: :data:`OUTPUT_COLUMNS`, then
+    :data:`VALUE_COLUMNS` when a value model is applied."""
+    return OUTPUT_COLUMNS + (VALUE_COLUMNS if models.value is not None else ())
+
+
 # The stages whose lifecycle phase is retention (at_risk, dormant, lost, reactivated): their
 # actions are about keeping or winning back the customer, so their reasons list what raises the
 # risk first. Derived from the policy's phase table so a new retention stage joins by itself.
@@ -176,6 +199,12 @@ class ScoringModels:
         The calibrated churn model.
     clv_version, churn_version : str
         Registry versions, copied into every row.
+    value : retain.clv.ml.ValueModel or None
+        The machine-learned value model (``clv.method`` ``ml`` or ``auto``), else None.
+    value_version : str
+        Its registry version.
+    clv_method : {"btyd", "ml", "auto"}
+        ``clv.method``: which CLV the ``clv`` column (and the value tiers) use.
     """
 
     clv: Any
@@ -183,6 +212,32 @@ class ScoringModels:
     clv_version: str = ""
     churn_version: str = ""
     shap_tables: TreeShapTables | None = field(default=None, repr=False)
+    value: Any = None
+    value_version: str = ""
+    clv_method: str = "btyd"
+    value_shap_tables: list[TreeShapTables | None] | None = field(default=None, repr=False)
+
+    @property
+    def chosen_method(self) -> str:
+        """``btyd`` or ``ml``: what ``clv`` holds (``auto`` decided by the value model's
+        recorded test captures, :func:`retain.clv.value_fit.choose_method`)."""
+        if self.value is None:
+            return "btyd"
+        from retain.clv.value_fit import choose_method  # (b) the training stack when needed
+
+        return choose_method(self.clv_method, self.value.holdout)
+
+    def value_tables(self) -> list[TreeShapTables | None]:
+        """Compiled SHAP tables of each value booster (None where unsupported)."""
+        if self.value_shap_tables is None:
+            tables: list[TreeShapTables | None] = []
+            for booster in self.value.contribution_boosters():
+                try:
+                    tables.append(compile_tree_shap(booster))
+                except ValueError:
+                    tables.append(None)
+            self.value_shap_tables = tables
+        return self.value_shap_tables
 
     @property
     def booster(self) -> Any:
@@ -213,12 +268,22 @@ class ScoringModels:
     def feature_config(self) -> FeatureConfig:
         """The feature settings the churn model was trained with.
 
-        Its windows, and every generic event type among its inputs, so that the features are
-        built with exactly the columns the model reads (a type absent today gets 0 counts).
+        Its windows, and every generic event type among its inputs (and the value model's),
+        so that the features are built with exactly the columns the models read (a type absent
+        today gets 0 counts).
         """
-        return model_feature_config(
-            FeatureConfig(**self.churn.feature_settings), self.feature_names
+        names = list(self.feature_names)
+        if self.value is not None:
+            names += [c for c in self.value.feature_names if c not in names]
+        return model_feature_config(FeatureConfig(**self.churn.feature_settings), names)
+
+    @property
+    def uses_purchase_features(self) -> bool:
+        """Whether the churn or the value model reads the purchase-model features."""
+        names = list(self.feature_names) + (
+            list(self.value.feature_names) if self.value is not None else []
         )
+        return any(c in names for c in CLV_FEATURES)
 
     def tables(self) -> TreeShapTables | None:
         """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
@@ -663,7 +728,7 @@ def population_stats(
         for name in RFM_SCORE_SOURCES
     }
     feature_model = None
-    if any(c in models.feature_names for c in CLV_FEATURES):
+    if models.uses_purchase_features:
         triples = pd.concat(list(parts_triples), ignore_index=True)
         feature_model = fit_feature_model(triples, models.purchase_model)
     return PopulationStats(rfm_cuts(counts), feature_model)
@@ -697,7 +762,7 @@ def part_scores(
     t0 = time.perf_counter()
     feats = add_rfm(part.base.drop(columns=["last_gap_days"]), stats.rfm_cuts, segment_rules)
     inputs = feats
-    if stats.feature_model is not None:
+    if stats.feature_model is not None and any(c in models.feature_names for c in CLV_FEATURES):
         extra = feature_columns(stats.feature_model, feats, models.horizon_days)
         inputs = pd.concat([feats, extra[[c for c in extra if c not in feats]]], axis=1)
     check_model_inputs(inputs, models, models.feature_config)
@@ -707,6 +772,12 @@ def part_scores(
     summary = _clv_summary(feats, models.clv.time_unit)
     clv = models.clv.predict(summary)
     clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of)], axis=1)
+    value = None
+    if models.value is not None:
+        value = value_scores(feats, stats, models, chunk_size, n_threads)
+        value.insert(0, "clv_btyd", clv["clv"].to_numpy(dtype=float))
+        if models.chosen_method == "ml":
+            clv["clv"] = value["clv_ml"].to_numpy(dtype=float)
     clock["clv"] = clock.get("clv", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -728,7 +799,113 @@ def part_scores(
     out = pd.concat([base, stages], axis=1)
     for col in REASON_COLUMNS:
         out[col] = reasons[col].reindex(out.index).astype("string")
+    if value is not None:
+        for col in value.columns:
+            out[col] = value[col].reindex(out.index)
+        out["clv_method"] = pd.array([models.chosen_method] * len(out), dtype="string")
     clock["churn_and_reasons"] += time.perf_counter() - t0
+    return out
+
+
+def value_scores(
+    feats: pd.DataFrame,
+    stats: PopulationStats,
+    models: ScoringModels,
+    chunk_size: int = 250_000,
+    n_threads: int | None = None,
+) -> pd.DataFrame:
+    """Both CLVs of a part's buyers and the value model's reasons (a per-customer function).
+
+    The value model reads the churn model's kind of inputs with its own horizon for the
+    purchase-model features (the population's purchase model of :func:`population_stats`,
+    fitted with the same BTYD model). The reasons are its exact SHAP contributions in the log
+    of the predicted value (:mod:`retain.clv.ml`), largest first.
+
+    Parameters
+    ----------
+    feats : DataFrame
+        The part's features with RFM scores, indexed by ``customer_id``.
+    stats : PopulationStats
+        The broadcast values.
+    models : ScoringModels
+        With a value model.
+    chunk_size : int
+        Rows explained at a time.
+    n_threads : int, optional
+        Threads of the booster and SHAP engine.
+
+    Returns
+    -------
+    DataFrame
+        Indexed like ``feats``: ``clv_ml`` and
+        :data:`retain.explain.reasons.VALUE_REASON_COLUMNS`.
+
+    Raises
+    ------
+    ValueError
+        When the value model and the CLV model predict other horizons, or its purchase-model
+        features come from another BTYD model than the churn model's.
+    """
+    value = models.value
+    if int(value.horizon_months) != int(models.clv.horizon):
+        raise ValueError(
+            f"the value model predicts {value.horizon_months} months, the CLV model "
+            f"{models.clv.horizon}: retrain the value model (retain train-value) with the same "
+            "clv.horizon_months"
+        )
+    inputs = feats
+    if any(c in value.feature_names for c in CLV_FEATURES):
+        if value.clv_feature_model != models.purchase_model or stats.feature_model is None:
+            raise ValueError(
+                f"the value model's purchase-model features come from {value.clv_feature_model}, "
+                f"the churn model's from {models.purchase_model}: retrain one with the other's "
+                "churn.clv_feature_model"
+            )
+        extra = feature_columns(stats.feature_model, feats, value.horizon_days)
+        inputs = pd.concat(
+            [feats.drop(columns=list(extra.columns), errors="ignore"), extra], axis=1
+        )
+    missing = [c for c in value.feature_names if c not in inputs.columns]
+    if missing:
+        raise ValueError(
+            f"the value model's inputs lack {missing}; retrain it (retain train-value)"
+        )
+    n = len(inputs)
+    tables = models.value_tables()
+    predicted, reasons = [], []
+    for start in range(0, n, chunk_size):
+        rows = inputs.iloc[start : start + chunk_size]
+        X = feature_matrix(rows, value.feature_names)
+        predicted.append(value.predict_matrix(X, n_threads))
+        contrib = None
+        for booster, table in zip(value.contribution_boosters(), tables, strict=True):
+            part = _shap(
+                booster,
+                X,
+                method="tables" if table is not None else "lightgbm",
+                tables=table,
+                n_threads=n_threads,
+            )
+            contrib = part if contrib is None else contrib + part
+        index, val, _ = ReasonCandidates.from_contributions(
+            contrib, len(VALUE_REASON_COLUMNS)
+        ).choose()
+        reasons.append(
+            render_reasons(
+                index,
+                val,
+                rows,
+                value.feature_names,
+                directions=(VALUE_RAISES, VALUE_LOWERS),
+                prefix="value_reason_",
+            )
+        )
+    out = pd.DataFrame(index=inputs.index)
+    out["clv_ml"] = np.concatenate(predicted) if predicted else np.empty(0)
+    for col in VALUE_REASON_COLUMNS:
+        out[col] = (
+            pd.concat(reasons)[col].astype("string") if reasons else pd.array([], dtype="string")
+        )
     return out
 
 
@@ -808,9 +985,13 @@ def part_output(
     out["as_of"] = as_of
     out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
     out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
+    if models.value is not None:
+        out["value_model_version"] = pd.array(
+            [str(models.value_version)] * len(out), dtype="string"
+        )
     out = out.reset_index()
     out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
-    return out[list(OUTPUT_COLUMNS)]
+    return out[list(output_columns(models))]
 
 
 def score_customers(

@@ -643,7 +643,7 @@ def _load_inputs(
 def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> dict[str, Any]:
     """The manifest's ``models`` entry: both versions, as requested and as resolved."""
     models = loaded.models
-    return {
+    entry = {
         "clv": _model_entry(loaded.clv_version, clv_ref),
         "churn": {
             **_model_entry(loaded.churn_version, churn_ref),
@@ -651,6 +651,13 @@ def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> d
             "clv_feature_model": models.purchase_model,
         },
     }
+    if loaded.value_version is not None:
+        entry["value"] = {
+            **_model_entry(loaded.value_version, "champion"),
+            "clv_method": models.clv_method,
+            "chosen": models.chosen_method,
+        }
+    return entry
 
 
 def _write(

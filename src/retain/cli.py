@@ -585,14 +585,14 @@ def report(
 @app.command()
 def rollback(
     config: Path = ConfigOption,
-    model: str = typer.Option(..., "--model", "-m", help="Registered model: churn or clv."),
+    model: str = typer.Option(..., "--model", "-m", help="Registered model: churn, clv or value."),
 ) -> None:
     """Point `champion` back at `previous_champion` (a second call undoes the first)."""
     from retain.tracking import configure, registered_name
     from retain.tracking import rollback as run_rollback
 
-    if model not in ("churn", "clv"):
-        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    if model not in ("churn", "clv", "value"):
+        _fail("config error", f"--model must be churn, clv or value, got {model!r}", EXIT_CONFIG)
     cfg = _load_config_or_exit(config)
     with _exit_codes():
         configure(cfg.tracking)

@@ -115,3 +115,32 @@ def test_partitions_give_the_same_scores_with_the_value_model(world, tmp_path) -
                     pd.testing.assert_series_equal(a, b, check_dtype=False, obj=col)
     finally:
         models.value, models.value_version, models.clv_method = None, "", "btyd"
+
+
+@pytest.mark.slow  # a Spark session and Python workers: about a minute on two cores
+def test_spark_scores_with_the_value_model_equal_the_pandas_scores(world, spark) -> None:
+    from retain.engine.spark import score_customers_spark
+
+    _, _, inputs, models, value = world
+    policy = load_policy(ROOT / "configs" / "policy.yaml")
+    models.value, models.value_version, models.clv_method = value, "9", "ml"
+    try:
+        want = _score(inputs, models, policy)
+        got = score_customers_spark(
+            spark, inputs.transactions, AS_OF, models, policy, events=inputs.events, partitions=3
+        )
+    finally:
+        models.value, models.value_version, models.clv_method = None, "", "btyd"
+    assert list(got.columns) == list(want.columns)
+    for col in want.columns:
+        if pd.api.types.is_float_dtype(want[col].dtype):
+            np.testing.assert_allclose(
+                got[col].to_numpy(dtype=float),
+                want[col].to_numpy(dtype=float),
+                atol=1e-9,
+                rtol=0,
+                equal_nan=True,
+                err_msg=col,
+            )
+        else:
+            pd.testing.assert_series_equal(got[col], want[col], check_dtype=False, obj=col)

@@ -500,6 +500,12 @@ def score(
         "--clv-version",
         help="CLV model alias, version number or run id. Default: scoring.model_alias.",
     ),
+    value_version: str = typer.Option(
+        "",
+        "--value-version",
+        help="Value model alias, version number or run id (with clv.method ml or auto). "
+        "Default: scoring.model_alias.",
+    ),
     csv: bool | None = typer.Option(
         None, "--csv/--no-csv", help="Write scores.csv as well. Default: scoring.write_csv."
     ),
@@ -523,6 +529,7 @@ def score(
             csv=csv,
             allow_other_dataset=allow_other_dataset,
             progress=note,
+            value_version=value_version or None,
         )
     m = result.manifest
     c = m["customers"]

@@ -4,6 +4,10 @@ Churn (non-contractual, DESIGN.md section 3): a customer with at least one purch
 has churned within horizon H days (label 1) when they make no purchase on days cutoff + 1 ..
 cutoff + H, both included. A label is only defined when that whole window is observed, i.e.
 ``cutoff + H <= observed_until``; asking for any other is a ``ValueError``.
+
+Value (:func:`spend_labels`, the label of the machine-learned CLV): the same customers' spend in
+the same kind of window, H being the CLV horizon in days, discounted month by month as the BTYD
+``clv`` is.
 """
 
 from __future__ import annotations

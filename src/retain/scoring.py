@@ -65,13 +65,7 @@ from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
-from retain.explain.reasons import (
-    VALUE_LOWERS,
-    VALUE_RAISES,
-    VALUE_REASON_COLUMNS,
-    ReasonCandidates,
-    render_reasons,
-)
+from retain.explain.reasons import VALUE_REASON_COLUMNS, ReasonCandidates, render_reasons
 from retain.features.build import (
     add_rfm,
     base_features,
@@ -101,6 +95,7 @@ from retain.policy import (
     tier_cuts_from_counts,
 )
 from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
+from retain.value_scores import value_scores
 
 __all__ = [
     "NEXT_PURCHASE_WINDOW_DAYS",
@@ -756,7 +751,9 @@ def part_scores(
     -------
     DataFrame
         Indexed by ``customer_id`` (sorted): the policy inputs, the stage columns of
-        :func:`retain.policy.assign_stages` and :data:`retain.explain.REASON_COLUMNS`.
+        :func:`retain.policy.assign_stages` and :data:`retain.explain.REASON_COLUMNS`; with a
+        value model also ``clv_btyd``, ``clv_ml``, ``clv_method`` and the value reasons
+        (:func:`retain.value_scores.value_scores`), ``clv`` then holding the chosen CLV.
     """
     clock = clock if clock is not None else {}
     t0 = time.perf_counter()
@@ -774,7 +771,7 @@ def part_scores(
     clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of)], axis=1)
     value = None
     if models.value is not None:
-        value = value_scores(feats, stats, models, chunk_size, n_threads)
+        value = value_scores(feats, stats.feature_model, models, chunk_size, n_threads)
         value.insert(0, "clv_btyd", clv["clv"].to_numpy(dtype=float))
         if models.chosen_method == "ml":
             clv["clv"] = value["clv_ml"].to_numpy(dtype=float)
@@ -804,108 +801,6 @@ def part_scores(
             out[col] = value[col].reindex(out.index)
         out["clv_method"] = pd.array([models.chosen_method] * len(out), dtype="string")
     clock["churn_and_reasons"] += time.perf_counter() - t0
-    return out
-
-
-def value_scores(
-    feats: pd.DataFrame,
-    stats: PopulationStats,
-    models: ScoringModels,
-    chunk_size: int = 250_000,
-    n_threads: int | None = None,
-) -> pd.DataFrame:
-    """Both CLVs of a part's buyers and the value model's reasons (a per-customer function).
-
-    The value model reads the churn model's kind of inputs with its own horizon for the
-    purchase-model features (the population's purchase model of :func:`population_stats`,
-    fitted with the same BTYD model). The reasons are its exact SHAP contributions in the log
-    of the predicted value (:mod:`retain.clv.ml`), largest first.
-
-    Parameters
-    ----------
-    feats : DataFrame
-        The part's features with RFM scores, indexed by ``customer_id``.
-    stats : PopulationStats
-        The broadcast values.
-    models : ScoringModels
-        With a value model.
-    chunk_size : int
-        Rows explained at a time.
-    n_threads : int, optional
-        Threads of the booster and SHAP engine.
-
-    Returns
-    -------
-    DataFrame
-        Indexed like ``feats``: ``clv_ml`` and
-        :data:`retain.explain.reasons.VALUE_REASON_COLUMNS`.
-
-    Raises
-    ------
-    ValueError
-        When the value model and the CLV model predict other horizons, or its purchase-model
-        features come from another BTYD model than the churn model's.
-    """
-    value = models.value
-    if int(value.horizon_months) != int(models.clv.horizon):
-        raise ValueError(
-            f"the value model predicts {value.horizon_months} months, the CLV model "
-            f"{models.clv.horizon}: retrain the value model (retain train-value) with the same "
-            "clv.horizon_months"
-        )
-    inputs = feats
-    if any(c in value.feature_names for c in CLV_FEATURES):
-        if value.clv_feature_model != models.purchase_model or stats.feature_model is None:
-            raise ValueError(
-                f"the value model's purchase-model features come from {value.clv_feature_model}, "
-                f"the churn model's from {models.purchase_model}: retrain one with the other's "
-                "churn.clv_feature_model"
-            )
-        extra = feature_columns(stats.feature_model, feats, value.horizon_days)
-        inputs = pd.concat(
-            [feats.drop(columns=list(extra.columns), errors="ignore"), extra], axis=1
-        )
-    missing = [c for c in value.feature_names if c not in inputs.columns]
-    if missing:
-        raise ValueError(
-            f"the value model's inputs lack {missing}; retrain it (retain train-value)"
-        )
-    n = len(inputs)
-    tables = models.value_tables()
-    predicted, reasons = [], []
-    for start in range(0, n, chunk_size):
-        rows = inputs.iloc[start : start + chunk_size]
-        X = feature_matrix(rows, value.feature_names)
-        predicted.append(value.predict_matrix(X, n_threads))
-        contrib = None
-        for booster, table in zip(value.contribution_boosters(), tables, strict=True):
-            part = _shap(
-                booster,
-                X,
-                method="tables" if table is not None else "lightgbm",
-                tables=table,
-                n_threads=n_threads,
-            )
-            contrib = part if contrib is None else contrib + part
-        index, val, _ = ReasonCandidates.from_contributions(
-            contrib, len(VALUE_REASON_COLUMNS)
-        ).choose()
-        reasons.append(
-            render_reasons(
-                index,
-                val,
-                rows,
-                value.feature_names,
-                directions=(VALUE_RAISES, VALUE_LOWERS),
-                prefix="value_reason_",
-            )
-        )
-    out = pd.DataFrame(index=inputs.index)
-    out["clv_ml"] = np.concatenate(predicted) if predicted else np.empty(0)
-    for col in VALUE_REASON_COLUMNS:
-        out[col] = (
-            pd.concat(reasons)[col].astype("string") if reasons else pd.array([], dtype="string")
-        )
     return out
 
 

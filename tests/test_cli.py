@@ -49,7 +49,7 @@ def test_missing_config_exits_2(command, tmp_path):
 def test_unknown_model_name_exits_2(tmp_path):
     result = runner.invoke(app, ["promote", "--config", str(_config(tmp_path)), "-m", "nope"])
     assert result.exit_code == EXIT_CONFIG
-    assert "--model must be churn or clv" in result.output
+    assert "--model must be churn, clv or value" in result.output
 
 
 def test_bad_input_file_exits_3_naming_the_column(tmp_path):

@@ -10,8 +10,8 @@ from retain.promotion import GATE_KINDS, GateResult, decide, next_steps
 CFG = PromotionConfig(auc_tolerance=0.01, clv_metric="mae", clv_tolerance=0.1)
 
 
-def test_gate_kinds_are_churn_and_clv():
-    assert set(GATE_KINDS) == {"churn", "clv"}
+def test_gate_kinds_are_churn_clv_and_value():
+    assert set(GATE_KINDS) == {"churn", "clv", "value"}
     with pytest.raises(ValueError, match="no promotion rule"):
         decide("other", {}, None, CFG)
 
@@ -194,3 +194,20 @@ def test_a_nan_metric_is_missing_never_a_pass(kind, key):
     worse = 0.9 if kind == "churn" else 0.5
     assert decide(kind, {**good, baseline: nan}, None, cfg).accepted
     assert not decide(kind, {**good, baseline: worse}, None, cfg).accepted
+
+
+# ---------------------------------------------------------------------------- value
+
+
+def test_value_gate_against_the_champion_with_tolerance():
+    cfg = PromotionConfig(value_tolerance=0.01)
+    chal = {"test_ml_top20_capture": 0.80, "test_btyd_top20_capture": 0.82}
+    first = decide("value", chal, None, cfg)
+    assert first.accepted and "no champion" in first.reason
+    assert decide("value", chal, {"test_ml_top20_capture": 0.805}, cfg).accepted
+    refused = decide("value", chal, {"test_ml_top20_capture": 0.82}, cfg)
+    assert not refused.accepted
+    assert refused.metrics["champion_test_ml_top20_capture"] == 0.82
+    assert not decide("value", {}, None, cfg).accepted
+    assert not decide("value", {"test_ml_top20_capture": float("nan")}, None, cfg).accepted
+    assert not decide("value", chal, {"other": 1.0}, cfg).accepted

@@ -237,6 +237,7 @@ _PHASES = {
     "features": 3,
     "train-clv": 5,
     "train-churn": 4,
+    "train-value": 4,
     "score": 7,
     "report": 6,
     "evaluate-actions": 5,
@@ -409,11 +410,23 @@ def train_churn(config: Path = ConfigOption) -> None:
     )
 
 
+@app.command("train-value")
+def train_value(config: Path = ConfigOption) -> None:
+    """Train the machine-learned CLV, compare it with BTYD, log it as `value`@challenger."""
+    from retain.jobs.train_value import summary_line
+    from retain.jobs.train_value import train_value as run_train_value
+
+    cfg = _load_config_or_exit(config)
+    with _exit_codes(), _progress("train-value") as note:
+        result = run_train_value(cfg, progress=note)
+    _say(summary_line(result), result.warnings)
+
+
 @app.command()
 def promote(
     config: Path = ConfigOption,
     model: str = typer.Option(
-        ..., "--model", "-m", help="Registered model to promote: churn or clv."
+        ..., "--model", "-m", help="Registered model to promote: churn, clv or value."
     ),
     force: bool = typer.Option(
         False,
@@ -429,8 +442,8 @@ def promote(
     from retain.jobs.promote import run_promotion
     from retain.promotion import next_steps
 
-    if model not in ("churn", "clv"):
-        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    if model not in ("churn", "clv", "value"):
+        _fail("config error", f"--model must be churn, clv or value, got {model!r}", EXIT_CONFIG)
     if force and not reason.strip():
         _fail("usage error", '--force needs --reason "why" (kept with the version)', EXIT_CONFIG)
     if reason.strip() and not force:
@@ -490,6 +503,12 @@ def score(
         "--clv-version",
         help="CLV model alias, version number or run id. Default: scoring.model_alias.",
     ),
+    value_version: str = typer.Option(
+        "",
+        "--value-version",
+        help="Value model alias, version number or run id (with clv.method ml or auto). "
+        "Default: scoring.model_alias.",
+    ),
     csv: bool | None = typer.Option(
         None, "--csv/--no-csv", help="Write scores.csv as well. Default: scoring.write_csv."
     ),
@@ -513,6 +532,7 @@ def score(
             csv=csv,
             allow_other_dataset=allow_other_dataset,
             progress=note,
+            value_version=value_version or None,
         )
     m = result.manifest
     c = m["customers"]
@@ -699,14 +719,14 @@ def export(
 @app.command()
 def rollback(
     config: Path = ConfigOption,
-    model: str = typer.Option(..., "--model", "-m", help="Registered model: churn or clv."),
+    model: str = typer.Option(..., "--model", "-m", help="Registered model: churn, clv or value."),
 ) -> None:
     """Point `champion` back at `previous_champion` (a second call undoes the first)."""
     from retain.tracking import configure, registered_name
     from retain.tracking import rollback as run_rollback
 
-    if model not in ("churn", "clv"):
-        _fail("config error", f"--model must be churn or clv, got {model!r}", EXIT_CONFIG)
+    if model not in ("churn", "clv", "value"):
+        _fail("config error", f"--model must be churn, clv or value, got {model!r}", EXIT_CONFIG)
     cfg = _load_config_or_exit(config)
     with _exit_codes():
         configure(cfg.tracking)

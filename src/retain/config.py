@@ -440,8 +440,40 @@ def load_segments(path: str | Path) -> SegmentRules:
 # ---------------------------------------------------------------------------- clv
 
 
+class ClvMlConfig(StrictModel):
+    """The machine-learned value model (``retain train-value``, :mod:`retain.clv.ml`).
+
+    Snapshots as the churn model's (stacked cutoffs, the same split rules and leakage guard),
+    labelled with each customer's discounted spend over ``clv.horizon_months`` after the
+    cutoff. Cutoffs left ``auto`` follow :func:`retain.clv.value_fit.value_split`.
+    """
+
+    train_cutoffs: tuple[dt.date, ...] | Literal["auto"] = "auto"
+    validation_cutoff: dt.date | Literal["auto"] = "auto"
+    test_cutoff: dt.date | Literal["auto"] = "auto"
+    objective: Literal["auto", "tweedie", "hurdle"] = Field(
+        "auto",
+        description="tweedie: one booster on the spend; hurdle: P(any purchase) x E[spend | "
+        "purchase]; auto: both, the better validation top-20% capture kept",
+    )
+    lightgbm: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(1000, gt=0)
+    early_stopping_rounds: int = Field(30, gt=0)
+    leakage_check_customers: int = Field(
+        1000, ge=0, description="Customers re-featurised per cutoff by the leakage guard (0: off)"
+    )
+
+
 class ClvConfig(StrictModel):
-    """Probabilistic CLV model settings and the calibration/holdout backtest window."""
+    """Probabilistic CLV model settings and the calibration/holdout backtest window.
+
+    ``method`` chooses the ``clv`` the scores (and the value tiers) use: ``btyd`` (BTYD +
+    Gamma-Gamma), ``ml`` (the value model of ``retain train-value``) or ``auto`` (the one with
+    the better top-20% capture on the value model's test cutoff, as recorded with it).
+    """
+
+    method: Literal["btyd", "ml", "auto"] = "btyd"
+    ml: ClvMlConfig = ClvMlConfig()
 
     purchase_model: Literal["auto", "bgnbd", "pareto_nbd", "mbgnbd"] = "auto"
     spend_model: Literal["gamma_gamma"] = "gamma_gamma"
@@ -616,6 +648,12 @@ class PromotionConfig(StrictModel):
     )
     clv_metric: Literal["mae", "rmse", "total_abs_error"] = "mae"
     clv_tolerance: float = Field(0.0, ge=0.0, description="Relative worsening allowed")
+    value_tolerance: float = Field(
+        0.005,
+        ge=0.0,
+        description="How far the value model's test top-20% capture may be below the "
+        "champion's (other test rows: a fixed slack)",
+    )
 
 
 # ------------------------------------------------------------------------ report

@@ -131,6 +131,18 @@ CHURN_METADATA = "churn_model/metadata.json"
 CHURN_CATALOGUE = "churn_model/catalogue.json"
 CHURN_DATASET = "churn_model/dataset.json"
 
+# -------------------------------------------------------------- artifacts: train_value
+
+PLOT_VALUE_CAPTURE = "plots/value_capture.png"
+"""Share of actual value captured against share of customers targeted (test cutoff)."""
+PLOT_VALUE_DECILES = "plots/value_deciles.png"
+"""Mean predicted and actual value per decile of predicted value (test cutoff)."""
+TABLE_VALUE_DECILES = "tables/value_deciles_test.csv"
+"""The decile table of every value prediction compared (column ``method``)."""
+TABLE_VALUE_IMPORTANCE = "tables/value_feature_importance.csv"
+VALUE_METADATA = "value_model/metadata.json"
+VALUE_CATALOGUE = "value_model/catalogue.json"
+
 # ---------------------------------------------------------- artifacts: score, promote, report
 
 SCORING_MANIFEST = "scoring/manifest.json"
@@ -150,6 +162,8 @@ CLV_MODEL_FILE = "clv_model.json"
 """The CLV model's saved form inside a registered model (``artifacts/clv_model.json``)."""
 CHURN_MODEL_FILE = "churn_model.json"
 """The churn model's saved form inside a registered model (``artifacts/churn_model.json``)."""
+VALUE_MODEL_FILE = "value_model.json"
+"""The value model's saved form inside a registered model (``data/value_model.json``)."""
 
 # ------------------------------------------------------------------ what reads what
 
@@ -187,6 +201,14 @@ WRITTEN_BY = {
         CHURN_METADATA,
         CHURN_CATALOGUE,
         CHURN_DATASET,
+    ),
+    "train_value": (
+        PLOT_VALUE_CAPTURE,
+        PLOT_VALUE_DECILES,
+        TABLE_VALUE_DECILES,
+        TABLE_VALUE_IMPORTANCE,
+        VALUE_METADATA,
+        VALUE_CATALOGUE,
     ),
     "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER),
     "promote": (PROMOTION_DECISION,),
@@ -289,6 +311,24 @@ def is_baseline(key: str, metric: str | None = None) -> bool:
     if not key.startswith(BASELINE_PREFIX):
         return False
     return metric is None or key.endswith(f"_{metric}")
+
+
+VALUE_GATE_METRIC = "test_ml_top20_capture"
+"""The value model's promotion metric: share of the test cutoff's actual value held by its top
+20% (higher is better)."""
+VALUE_GATE_METRICS = (
+    VALUE_GATE_METRIC,
+    "test_btyd_top20_capture",
+    "test_naive_top20_capture",
+    "test_ml_gini",
+    "test_btyd_gini",
+)
+"""Value metrics copied onto a registered version."""
+
+
+def value_metric(method: str, metric: str) -> str:
+    """``test_<method>_<metric>``: a value prediction's test figure (``test_btyd_gini``)."""
+    return f"test_{method}_{metric}"
 
 
 CLV_REPORT_METRICS = tuple(

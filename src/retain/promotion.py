@@ -12,6 +12,10 @@ No MLflow here: :func:`retain.tracking.promote` reads the metrics of the ``chall
 - ``clv``: accept when ``holdout_<clv_metric>`` (an error: lower is better) is at most the
   champion's times ``1 + clv_tolerance`` and not above the best
   ``baseline_<name>_holdout_<clv_metric>`` logged beside it.
+- ``value``: accept when ``test_ml_top20_capture`` (the share of the test cutoff's actual
+  value held by the model's top 20%: higher is better) is at least the champion's minus
+  ``value_tolerance``. The BTYD CLV is no gate: ``clv.method: auto`` falls back to it when it
+  captured more (both figures travel with the version).
 - Without a champion, a challenger that passes the baseline check is accepted.
 - A challenger (or champion) without the compared metric is refused, never waved through.
 - A forced promotion (``retain promote --force --reason ...``) skips the verdict, not the
@@ -28,6 +32,7 @@ from retain.config import PromotionConfig
 from retain.names import (
     ROC_AUC,
     TEST_ROC_AUC,
+    VALUE_GATE_METRIC,
     auc_difference_metric,
     baseline_name,
     holdout_metric,
@@ -239,9 +244,53 @@ def gate_clv(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> Gate
     )
 
 
+def gate_value(chal: Metrics, champ: Metrics | None, cfg: PromotionConfig) -> GateResult:
+    """The value rule: test top-20% capture not below the champion's minus a tolerance.
+
+    Parameters
+    ----------
+    chal, champ : mapping
+        Metrics of the challenger and of the champion (None: no champion yet).
+    cfg : PromotionConfig
+        ``value_tolerance``.
+
+    Returns
+    -------
+    GateResult
+    """
+    key = VALUE_GATE_METRIC
+    used: dict[str, float] = {}
+    if key not in chal:
+        return GateResult(False, f"challenger has no {key} metric", used)
+    got = chal[key]
+    used[f"challenger_{key}"] = got
+    btyd = chal.get("test_btyd_top20_capture")
+    versus = "" if btyd is None else f" (BTYD CLV on the same rows: {btyd:.4f})"
+    if champ is None:
+        return GateResult(True, f"no champion yet; challenger {key} {got:.4f}{versus}", used)
+    if key not in champ:
+        return GateResult(False, f"champion has no {key} metric to compare with", used)
+    ref = champ[key]
+    used[f"champion_{key}"] = ref
+    floor = ref - cfg.value_tolerance
+    if got < floor:
+        return GateResult(
+            False,
+            f"challenger {key} {got:.4f} is below champion {ref:.4f} minus the tolerance "
+            f"{cfg.value_tolerance:g} ({floor:.4f}){versus}",
+            used,
+        )
+    return GateResult(
+        True,
+        f"challenger {key} {got:.4f} >= champion {ref:.4f} - {cfg.value_tolerance:g}{versus}",
+        used,
+    )
+
+
 _GATES: dict[str, Callable[[Metrics, Metrics | None, PromotionConfig], GateResult]] = {
     "churn": gate_churn,
     "clv": gate_clv,
+    "value": gate_value,
 }
 GATE_KINDS = tuple(_GATES)
 """The kinds of model the gate has a rule for."""
@@ -254,7 +303,7 @@ def decide(
 
     Parameters
     ----------
-    kind : {"churn", "clv"}
+    kind : {"churn", "clv", "value"}
         The kind of model.
     challenger : mapping
         The challenger's metrics (test metrics and ``baseline_*`` entries of its run).
@@ -297,7 +346,7 @@ def next_steps(config: str, kind: str) -> str:
     ----------
     config : str
         The config path as the user gave it.
-    kind : {"churn", "clv"}
+    kind : {"churn", "clv", "value"}
         The kind of model refused.
 
     Returns
@@ -306,7 +355,7 @@ def next_steps(config: str, kind: str) -> str:
         The two commands that go on: a forced promotion (logged as forced) or scoring with
         the challenger.
     """
-    option = "--model-version" if kind == "churn" else "--clv-version"
+    option = {"churn": "--model-version", "value": "--value-version"}.get(kind, "--clv-version")
     return (
         f"no champion exists yet, so `retain score` has no {kind} model to use. To go on, "
         f"either promote it anyway (logged as forced): retain promote --config {config} "

@@ -66,7 +66,7 @@ from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.control import control_groups
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
-from retain.explain.reasons import ReasonCandidates, render_reasons
+from retain.explain.reasons import VALUE_REASON_COLUMNS, ReasonCandidates, render_reasons
 from retain.features.build import (
     add_rfm,
     base_features,
@@ -96,6 +96,7 @@ from retain.policy import (
     tier_cuts_from_counts,
 )
 from retain.timeline import UNIT_DAYS, cutoff_end, day, horizon_days
+from retain.value_scores import value_scores
 
 __all__ = [
     "NEXT_PURCHASE_WINDOW_DAYS",
@@ -151,6 +152,23 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 """Columns of the scores table, in order (``customer_id`` is a column, not the index)."""
 
+VALUE_COLUMNS: tuple[str, ...] = (
+    "clv_btyd",
+    "clv_ml",
+    "clv_method",
+    "value_model_version",
+    *VALUE_REASON_COLUMNS,
+)
+"""Columns added after :data:`OUTPUT_COLUMNS` when a value model is applied (``clv.method``
+``ml`` or ``auto``): both CLVs, the one ``clv`` holds, and why the value model says so."""
+
+
+def output_columns(models: ScoringModels) -> tuple[str, ...]:
+    """The scores table's columns for these models: :data:`OUTPUT_COLUMNS`, then
+    :data:`VALUE_COLUMNS` when a value model is applied."""
+    return OUTPUT_COLUMNS + (VALUE_COLUMNS if models.value is not None else ())
+
+
 # The stages whose lifecycle phase is retention (at_risk, dormant, lost, reactivated): their
 # actions are about keeping or winning back the customer, so their reasons list what raises the
 # risk first. Derived from the policy's phase table so a new retention stage joins by itself.
@@ -179,6 +197,12 @@ class ScoringModels:
         The calibrated churn model.
     clv_version, churn_version : str
         Registry versions, copied into every row.
+    value : retain.clv.ml.ValueModel or None
+        The machine-learned value model (``clv.method`` ``ml`` or ``auto``), else None.
+    value_version : str
+        Its registry version.
+    clv_method : {"btyd", "ml", "auto"}
+        ``clv.method``: which CLV the ``clv`` column (and the value tiers) use.
     """
 
     clv: Any
@@ -186,6 +210,32 @@ class ScoringModels:
     clv_version: str = ""
     churn_version: str = ""
     shap_tables: TreeShapTables | None = field(default=None, repr=False)
+    value: Any = None
+    value_version: str = ""
+    clv_method: str = "btyd"
+    value_shap_tables: list[TreeShapTables | None] | None = field(default=None, repr=False)
+
+    @property
+    def chosen_method(self) -> str:
+        """``btyd`` or ``ml``: what ``clv`` holds (``auto`` decided by the value model's
+        recorded test captures, :func:`retain.clv.value_fit.choose_method`)."""
+        if self.value is None:
+            return "btyd"
+        from retain.clv.value_fit import choose_method  # (b) the training stack when needed
+
+        return choose_method(self.clv_method, self.value.holdout)
+
+    def value_tables(self) -> list[TreeShapTables | None]:
+        """Compiled SHAP tables of each value booster (None where unsupported)."""
+        if self.value_shap_tables is None:
+            tables: list[TreeShapTables | None] = []
+            for booster in self.value.contribution_boosters():
+                try:
+                    tables.append(compile_tree_shap(booster))
+                except ValueError:
+                    tables.append(None)
+            self.value_shap_tables = tables
+        return self.value_shap_tables
 
     @property
     def booster(self) -> Any:
@@ -216,12 +266,22 @@ class ScoringModels:
     def feature_config(self) -> FeatureConfig:
         """The feature settings the churn model was trained with.
 
-        Its windows, and every generic event type among its inputs, so that the features are
-        built with exactly the columns the model reads (a type absent today gets 0 counts).
+        Its windows, and every generic event type among its inputs (and the value model's),
+        so that the features are built with exactly the columns the models read (a type absent
+        today gets 0 counts).
         """
-        return model_feature_config(
-            FeatureConfig(**self.churn.feature_settings), self.feature_names
+        names = list(self.feature_names)
+        if self.value is not None:
+            names += [c for c in self.value.feature_names if c not in names]
+        return model_feature_config(FeatureConfig(**self.churn.feature_settings), names)
+
+    @property
+    def uses_purchase_features(self) -> bool:
+        """Whether the churn or the value model reads the purchase-model features."""
+        names = list(self.feature_names) + (
+            list(self.value.feature_names) if self.value is not None else []
         )
+        return any(c in names for c in CLV_FEATURES)
 
     def tables(self) -> TreeShapTables | None:
         """Compiled SHAP tables of the booster (built once, then reused); None if unsupported."""
@@ -666,7 +726,7 @@ def population_stats(
         for name in RFM_SCORE_SOURCES
     }
     feature_model = None
-    if any(c in models.feature_names for c in CLV_FEATURES):
+    if models.uses_purchase_features:
         triples = pd.concat(list(parts_triples), ignore_index=True)
         feature_model = fit_feature_model(triples, models.purchase_model)
     return PopulationStats(rfm_cuts(counts), feature_model)
@@ -694,13 +754,15 @@ def part_scores(
     -------
     DataFrame
         Indexed by ``customer_id`` (sorted): the policy inputs, the stage columns of
-        :func:`retain.policy.assign_stages` and :data:`retain.explain.REASON_COLUMNS`.
+        :func:`retain.policy.assign_stages` and :data:`retain.explain.REASON_COLUMNS`; with a
+        value model also ``clv_btyd``, ``clv_ml``, ``clv_method`` and the value reasons
+        (:func:`retain.value_scores.value_scores`), ``clv`` then holding the chosen CLV.
     """
     clock = clock if clock is not None else {}
     t0 = time.perf_counter()
     feats = add_rfm(part.base.drop(columns=["last_gap_days"]), stats.rfm_cuts, segment_rules)
     inputs = feats
-    if stats.feature_model is not None:
+    if stats.feature_model is not None and any(c in models.feature_names for c in CLV_FEATURES):
         extra = feature_columns(stats.feature_model, feats, models.horizon_days)
         inputs = pd.concat([feats, extra[[c for c in extra if c not in feats]]], axis=1)
     check_model_inputs(inputs, models, models.feature_config)
@@ -710,6 +772,12 @@ def part_scores(
     summary = _clv_summary(feats, models.clv.time_unit)
     clv = models.clv.predict(summary)
     clv = pd.concat([clv, next_purchase_columns(models.clv, summary, clv, as_of)], axis=1)
+    value = None
+    if models.value is not None:
+        value = value_scores(feats, stats.feature_model, models, chunk_size, n_threads)
+        value.insert(0, "clv_btyd", clv["clv"].to_numpy(dtype=float))
+        if models.chosen_method == "ml":
+            clv["clv"] = value["clv_ml"].to_numpy(dtype=float)
     clock["clv"] = clock.get("clv", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -731,6 +799,10 @@ def part_scores(
     out = pd.concat([base, stages], axis=1)
     for col in REASON_COLUMNS:
         out[col] = reasons[col].reindex(out.index).astype("string")
+    if value is not None:
+        for col in value.columns:
+            out[col] = value[col].reindex(out.index)
+        out["clv_method"] = pd.array([models.chosen_method] * len(out), dtype="string")
     clock["churn_and_reasons"] += time.perf_counter() - t0
     return out
 
@@ -814,9 +886,13 @@ def part_output(
     out["as_of"] = as_of
     out["clv_model_version"] = pd.array([str(models.clv_version)] * len(out), dtype="string")
     out["churn_model_version"] = pd.array([str(models.churn_version)] * len(out), dtype="string")
+    if models.value is not None:
+        out["value_model_version"] = pd.array(
+            [str(models.value_version)] * len(out), dtype="string"
+        )
     out = out.reset_index()
     out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("string")
-    return out[list(OUTPUT_COLUMNS)]
+    return out[list(output_columns(models))]
 
 
 def score_customers(

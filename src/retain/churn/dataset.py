@@ -61,7 +61,7 @@ from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.build import PointInTimeError
 from retain.features.build import check_point_in_time as check_record
 from retain.features.catalogue import feature_info
-from retain.features.labels import churn_labels
+from retain.features.labels import SPEND_LABEL, churn_labels, spend_labels
 from retain.timeline import DateLike, cutoff_end
 from retain.timeline import day as _day
 
@@ -73,6 +73,8 @@ FeatureFn = Callable[[pd.DataFrame, pd.Timestamp, pd.DataFrame | None], pd.DataF
 
 LABEL = "churned"
 KEY_COLUMNS = ("cutoff", CUSTOMER_ID)
+LABEL_COLUMNS = (LABEL, SPEND_LABEL)
+"""Label columns of the snapshots (``future_spend`` only in value snapshots): never features."""
 
 
 class LeakageError(ValueError):
@@ -554,7 +556,7 @@ def select_feature_columns(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     features: list[str] = []
     dropped: list[str] = []
     for col in frame.columns:
-        if col in KEY_COLUMNS or col == LABEL:
+        if col in KEY_COLUMNS or col in LABEL_COLUMNS:
             continue
         dtype = frame[col].dtype
         if pd.api.types.is_bool_dtype(dtype) or (
@@ -679,7 +681,7 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     out = {}
     for col in frame.columns:
         s = frame[col]
-        if col in KEY_COLUMNS or col == LABEL:
+        if col in KEY_COLUMNS or col in LABEL_COLUMNS:
             out[col] = s
         elif pd.api.types.is_bool_dtype(s.dtype) or (
             pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype)
@@ -700,6 +702,7 @@ def build_churn_dataset(
     purchase_model: str = "bgnbd",
     leakage_check_customers: int = 1000,
     seed: int = 0,
+    spend_discount: float | None = None,
 ) -> ChurnDataset:
     """Labelled, point-in-time snapshots for a checked time split.
 
@@ -721,6 +724,10 @@ def build_churn_dataset(
         Customers sampled by :func:`check_point_in_time` at every cutoff (0 disables it).
     seed : int
         Seed of the leakage-check sample.
+    spend_discount : float, optional
+        When given, every row also gets the value label ``future_spend``
+        (:func:`retain.features.labels.spend_labels` over the split's horizon, discounted at
+        this monthly rate): the snapshots of the value model (:mod:`retain.clv.ml`).
 
     Returns
     -------
@@ -744,8 +751,17 @@ def build_churn_dataset(
     def labels(c: pd.Timestamp) -> pd.Series:
         return churn_labels(transactions, c, split.horizon_days, split.observed_until)
 
+    def snapshot(c: pd.Timestamp) -> pd.DataFrame:
+        part = stack_snapshots(fn, labels, transactions, [c], events)
+        if spend_discount is not None:
+            spend = spend_labels(
+                transactions, c, split.horizon_days, split.observed_until, spend_discount
+            )
+            part[SPEND_LABEL] = spend.reindex(pd.Index(part[CUSTOMER_ID])).to_numpy(dtype=float)
+        return _compact(part)
+
     def stack(cutoffs: Sequence[pd.Timestamp]) -> pd.DataFrame:
-        parts = [_compact(stack_snapshots(fn, labels, transactions, [c], events)) for c in cutoffs]
+        parts = [snapshot(c) for c in cutoffs]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     train = stack(split.train_cutoffs)

@@ -39,6 +39,9 @@ __all__ = [
     "PROTECTIVE",
     "RAISES",
     "REASON_COLUMNS",
+    "VALUE_LOWERS",
+    "VALUE_RAISES",
+    "VALUE_REASON_COLUMNS",
     "ReasonCandidates",
     "reason_texts",
     "render_reasons",
@@ -54,6 +57,13 @@ LOWERS = "lowers churn risk compared with a typical customer"
 """Direction text of a contribution < 0 (below the model's average score)."""
 PROTECTIVE = "(protective) "
 """Prefix of a protective reason listed after the risk-raising ones of a risk-first row."""
+
+VALUE_REASON_COLUMNS = ("value_reason_1", "value_reason_2", "value_reason_3")
+"""Why a customer's predicted value is what it is (the value model, :mod:`retain.clv.ml`)."""
+VALUE_RAISES = "raises predicted value compared with a typical customer"
+"""Direction text of a value contribution > 0 (in the log of the predicted value)."""
+VALUE_LOWERS = "lowers predicted value compared with a typical customer"
+"""Direction text of a value contribution < 0."""
 
 
 def top_contributions(contrib: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -269,6 +279,9 @@ def render_reasons(
     features: pd.DataFrame,
     feature_names: Sequence[str],
     protective: np.ndarray | None = None,
+    *,
+    directions: tuple[str, str] = (RAISES, LOWERS),
+    prefix: str = "reason_",
 ) -> pd.DataFrame:
     """Reason texts of chosen contributions (:meth:`ReasonCandidates.choose`).
 
@@ -283,11 +296,16 @@ def render_reasons(
         The model's feature columns, in model order.
     protective : ndarray of bool, optional
         Reasons to mark with :data:`PROTECTIVE`.
+    directions : (str, str)
+        Texts of a contribution > 0 and < 0 (churn risk by default; :data:`VALUE_RAISES` and
+        :data:`VALUE_LOWERS` for the value model).
+    prefix : str
+        Column name prefix (``reason_``; ``value_reason_`` for the value model).
 
     Returns
     -------
     DataFrame
-        Same index as ``features``; columns ``reason_1`` .. ``reason_k`` (string).
+        Same index as ``features``; columns ``<prefix>1`` .. ``<prefix>k`` (string).
     """
     n, k = index.shape
     if n != len(features):
@@ -301,7 +319,7 @@ def render_reasons(
             rows = np.flatnonzero(idx_r == f)
             body[rows] = _render_feature(feature_names[f], features.iloc[rows])
         # vectorised: "<text>: raises churn risk compared with a typical customer (+0.42)"
-        direction = np.where(val_r > 0, f": {RAISES} (", f": {LOWERS} (")
+        direction = np.where(val_r > 0, f": {directions[0]} (", f": {directions[1]} (")
         cents = np.round(np.abs(val_r) * 100.0).astype(np.int64)
         whole = pd.Series(cents // 100).astype("string")
         frac = pd.Series(cents % 100).astype("string").str.zfill(2)
@@ -309,7 +327,7 @@ def render_reasons(
         text = pd.Series(body, dtype="string") + direction + sign + whole + "." + frac + ")"
         if protective is not None:
             text = pd.Series(np.where(protective[:, r], PROTECTIVE, ""), dtype="string") + text
-        out[f"reason_{r + 1}"] = text.array
+        out[f"{prefix}{r + 1}"] = text.array
     return pd.DataFrame(out, index=features.index)
 
 

@@ -45,7 +45,7 @@ def run_promotion(cfg: RunConfig, kind: str, force_reason: str | None = None) ->
     ----------
     cfg : RunConfig
         Run config; ``tracking`` selects the store, ``promotion`` holds the tolerances.
-    kind : {"churn", "clv"}
+    kind : {"churn", "clv", "value"}
         The kind of model; the registered name comes from the config
         (:func:`retain.tracking.registered_name`).
     force_reason : str, optional

@@ -305,6 +305,7 @@ def _load_models(
         used["clv"]["version"],
         model_version or used["churn"]["version"],
         allow_other_dataset=allow_other_dataset,
+        value_ref=used.get("value", {}).get("version", "champion"),
     )
     if str(loaded.churn_version.version) != str(used["churn"]["version"]):
         raise OutputError(

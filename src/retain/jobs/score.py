@@ -341,6 +341,7 @@ def score(
     csv: bool | None = None,
     allow_other_dataset: bool = False,
     progress: Progress | None = None,
+    value_version: str | None = None,
 ) -> ScoreResult:
     """Score every customer as of a date with the registered models; write and log the result.
 
@@ -357,6 +358,9 @@ def score(
         Churn model alias, version or run id; default ``scoring.model_alias``.
     clv_version : str, optional
         CLV model alias, version or run id; default ``scoring.model_alias``.
+    value_version : str, optional
+        Value model alias, version or run id (read with ``clv.method`` ``ml`` or ``auto``
+        only); default ``scoring.model_alias``.
     csv : bool, optional
         Also write CSV; default ``scoring.write_csv``.
     allow_other_dataset : bool
@@ -393,10 +397,13 @@ def score(
     timings: dict[str, float] = {}
     churn_ref = model_version or sc.model_alias
     clv_ref = clv_version or sc.model_alias
+    value_ref = value_version or sc.model_alias
 
-    settings, loaded = _load_models(cfg, clv_ref, churn_ref, allow_other_dataset, timings, note)
+    settings, loaded = _load_models(
+        cfg, clv_ref, churn_ref, allow_other_dataset, timings, note, value_ref
+    )
     models = loaded.models
-    model_info = models_entry(loaded, str(clv_ref), str(churn_ref))
+    model_info = models_entry(loaded, str(clv_ref), str(churn_ref), str(value_ref))
     partitions = auto_partitions(input_rows(cfg), cfg.partitions)
     record: Inputs | InputsRecord
     if cfg.engine == "spark" or partitions > 1:
@@ -652,13 +659,14 @@ def _load_models(
     allow_other_dataset: bool,
     timings: dict[str, float],
     note: Progress,
+    value_ref: str = "champion",
 ) -> tuple[TrackingSettings, LoadedScoringModels]:
-    """Configure the tracking store and load both models by reference (timed)."""
+    """Configure the tracking store and load the models by reference (timed)."""
     t0 = time.perf_counter()
     note("loading models")
     settings = tracking.configure(cfg.tracking)
     loaded = tracking.load_scoring_models(
-        cfg, clv_ref, churn_ref, allow_other_dataset=allow_other_dataset
+        cfg, clv_ref, churn_ref, allow_other_dataset=allow_other_dataset, value_ref=value_ref
     )
     timings["load_models"] = time.perf_counter() - t0
     return settings, loaded
@@ -681,10 +689,13 @@ def _load_inputs(
     return inputs
 
 
-def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> dict[str, Any]:
-    """The manifest's ``models`` entry: both versions, as requested and as resolved."""
+def models_entry(
+    loaded: LoadedScoringModels, clv_ref: str, churn_ref: str, value_ref: str = "champion"
+) -> dict[str, Any]:
+    """The manifest's ``models`` entry: the versions, as requested and as resolved (the value
+    model's with ``clv.method`` ``ml`` or ``auto`` only, with the method chosen)."""
     models = loaded.models
-    return {
+    entry = {
         "clv": _model_entry(loaded.clv_version, clv_ref),
         "churn": {
             **_model_entry(loaded.churn_version, churn_ref),
@@ -692,6 +703,13 @@ def models_entry(loaded: LoadedScoringModels, clv_ref: str, churn_ref: str) -> d
             "clv_feature_model": models.purchase_model,
         },
     }
+    if loaded.value_version is not None:
+        entry["value"] = {
+            **_model_entry(loaded.value_version, value_ref),
+            "clv_method": models.clv_method,
+            "chosen": models.chosen_method,
+        }
+    return entry
 
 
 def _write(

@@ -187,6 +187,11 @@ def build_report(
     )
     shap_sections(rep, scores, sample)
     examples_section(rep.section("Example customers"), scores, sample, currency, reasons_note)
+    if models.value is not None and "clv_ml" in scores.columns:
+        from retain.reporting.value import value_section
+
+        sec = rep.section("Customer value: ML and BTYD CLV")
+        value_section(sec, scores, models.value.holdout, models.value.kind, currency)
     stage_tier_section(rep.section("Lifecycle stage x value tier"), scores, currency)
     action_plan_section(rep.section("Action plan"), scores, currency, policy, top_n, reasons_note)
     if evaluation is not None:

@@ -56,19 +56,22 @@ from mlflow.types import ColSpec, Schema
 from retain import __version__
 from retain.clv import ClvModel
 from retain.config import PromotionConfig, RunConfig
-from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE
+from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE, VALUE_MODEL_FILE
 from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
 from retain.tracking.pyfunc import LOADER_MODULE as _CHURN_LOADER
 from retain.tracking.store import TrackingError, client
+from retain.tracking.value_pyfunc import LOADER_MODULE as _VALUE_LOADER
 
 CLV_MODEL_NAME = "clv"
 CHURN_MODEL_NAME = "churn"
+VALUE_MODEL_NAME = "value"
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 
 CLV_ARTIFACT = CLV_MODEL_FILE
 CHURN_ARTIFACT = CHURN_MODEL_FILE
+VALUE_ARTIFACT = VALUE_MODEL_FILE
 METRIC_TAG_PREFIX = "metric."
 DIGEST_TAG = "retain.sha256"
 """Model version tag: JSON ``{relative path: SHA-256 hex digest}`` of every model file."""
@@ -93,7 +96,7 @@ _DIGEST_TAG_MAX = 5000  # MLflow 2 registries cap tag values at 5000 characters
 
 # ---------------------------------------------------------------------- model names
 
-MODEL_KINDS = (CLV_MODEL_NAME, CHURN_MODEL_NAME)
+MODEL_KINDS = (CLV_MODEL_NAME, CHURN_MODEL_NAME, VALUE_MODEL_NAME)
 DATASET_TAG = "retain.dataset"
 """Model version tag: the data set the version learnt from (:meth:`DataConfig.dataset_id`)."""
 CONFIG_NAME_TAG = "retain.config_name"
@@ -110,7 +113,7 @@ def registered_name(cfg: RunConfig, kind: str) -> str:
     ----------
     cfg : RunConfig
         The run config.
-    kind : {"clv", "churn"}
+    kind : {"clv", "churn", "value"}
         The kind of model.
 
     Returns
@@ -535,6 +538,9 @@ _CHURN_CODE_LAYOUT = _ModelLayout(
 )
 """Churn versions logged before :mod:`retain.tracking.pyfunc`: still read, never written."""
 _CHURN_LAYOUTS = (_CHURN_LAYOUT, _CHURN_CODE_LAYOUT)
+_VALUE_LAYOUT = _ModelLayout(
+    None, f"data/{VALUE_ARTIFACT}", "value_model", "retain train-value", _VALUE_LOADER
+)
 _LOADER_MODULE_KEYS = frozenset({"loader_module", "data", "env", "python_version", "streamable"})
 """The keys MLflow writes into a loader-module ``python_function`` flavour (``code`` empty)."""
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle", ".joblib", ".dill")
@@ -852,6 +858,102 @@ def load_churn_model(
     return LoadedChurnModel(model, version)
 
 
+def log_value_model(
+    model: Any,
+    input_example: pd.DataFrame,
+    metrics: Mapping[str, float] | None = None,
+    model_name: str = VALUE_MODEL_NAME,
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Log a value model as a plain-file pyfunc, register it and alias it ``challenger``.
+
+    As :func:`log_churn_model`: the one saved form ``data/value_model.json``
+    (:meth:`retain.clv.ml.ValueModel.to_dict`, boosters in LightGBM's text format) is the
+    ``data`` of a ``python_function`` flavour whose loader is
+    :mod:`retain.tracking.value_pyfunc`; the signature takes the features as doubles and returns
+    the predicted value. The version gets the digest tag and the ``metric.*`` tags. Must be
+    called inside an active run.
+
+    Returns
+    -------
+    ModelVersion
+        The new version (alias ``challenger``).
+    """
+    if mlflow.active_run() is None:
+        raise TrackingError("log_value_model needs an active MLflow run")
+    _check_user_tags(tags)
+    features = [str(c) for c in model.feature_names]
+    missing = [c for c in features if c not in input_example.columns]
+    if missing:
+        raise ValueError(f"input_example lacks the model's feature columns {missing}")
+    example = input_example[features].head(5).reset_index(drop=True).astype("float64")
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = Path(tmp) / VALUE_ARTIFACT
+        model_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
+        info = mlflow.pyfunc.log_model(
+            name=model_name,
+            loader_module=_VALUE_LOADER,
+            data_path=str(model_path),
+            signature=churn_signature(features),
+            input_example=example,
+            pip_requirements=_pip_requirements("lightgbm"),
+        )
+    return _finish_registration(model_name, info, metrics, tags)
+
+
+class LoadedValueModel(NamedTuple):
+    """A registered value model and its registry entry."""
+
+    model: Any
+    version: ModelVersion
+
+
+def load_value_model(
+    ref: str | int = CHAMPION, model_name: str = VALUE_MODEL_NAME
+) -> LoadedValueModel:
+    """Load a registered value model from its one saved form (no flavour loader, no pickle).
+
+    Verified as :func:`load_churn_model` (retain's loader module, the ``retain.sha256``
+    digests), then read with :mod:`json` and :meth:`retain.clv.ml.ValueModel.from_dict`.
+
+    Raises
+    ------
+    TrackingError
+        When the version is missing, not written by retain, tampered with, or not a value
+        model this version of retain reads.
+    """
+    from retain.clv.ml import ValueModel  # (b) lightgbm only when loading one
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, version, layout = _fetch_verified(model_name, ref, (_VALUE_LAYOUT,), tmp)
+        data = json.loads((root / layout.model_file).read_text())
+    try:
+        model = ValueModel.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrackingError(
+            f"model {model_name} version {version.version} cannot be read ({exc}); retrain it "
+            f"({_VALUE_LAYOUT.train_command})"
+        ) from exc
+    return LoadedValueModel(model, version)
+
+
+def _check_value_fits(value: LoadedValueModel, clv: Any, churn: Any) -> None:
+    """Refuse a value model that predicts another horizon than the CLV model, or whose
+    purchase-model features come from another BTYD model than the churn model's."""
+    where = f"value model {value.version.name} version {value.version.version}"
+    if int(value.model.horizon_months) != int(clv.horizon):
+        raise TrackingError(
+            f"{where} predicts {value.model.horizon_months} months, the CLV model {clv.horizon}; "
+            "retrain one of them with the same clv.horizon_months (retain train-value)"
+        )
+    if value.model.clv_feature_model != churn.clv_feature_model:
+        raise TrackingError(
+            f"{where} reads {value.model.clv_feature_model} purchase-model features, the churn "
+            f"model {churn.clv_feature_model}; retrain one with the other's "
+            "churn.clv_feature_model"
+        )
+
+
 @dataclass(frozen=True)
 class LoadedScoringModels:
     """The models of a scoring run and their registry entries.
@@ -867,6 +969,7 @@ class LoadedScoringModels:
     models: Any
     clv_version: ModelVersion
     churn_version: ModelVersion
+    value_version: ModelVersion | None = None
 
 
 def load_scoring_models(
@@ -875,6 +978,7 @@ def load_scoring_models(
     churn_ref: str | int = CHAMPION,
     *,
     allow_other_dataset: bool = False,
+    value_ref: str | int = CHAMPION,
 ) -> LoadedScoringModels:
     """Load the CLV and churn models a scoring run (or a report on one) applies.
 
@@ -892,6 +996,8 @@ def load_scoring_models(
         Alias, version number or run id of each model.
     allow_other_dataset : bool
         Accept versions trained on another data set.
+    value_ref : str or int
+        The value model's version, loaded only when ``clv.method`` is ``ml`` or ``auto``.
 
     Returns
     -------
@@ -909,13 +1015,23 @@ def load_scoring_models(
     churn = load_churn_model(churn_ref, registered_name(cfg, CHURN_MODEL_NAME))
     check_dataset(clv.version, cfg, allow_other_dataset)
     check_dataset(churn.version, cfg, allow_other_dataset)
+    value = None
+    if cfg.clv.method != "btyd":
+        value = load_value_model(value_ref, registered_name(cfg, VALUE_MODEL_NAME))
+        check_dataset(value.version, cfg, allow_other_dataset)
+        _check_value_fits(value, clv.model, churn.model)
     models = ScoringModels(
         clv=clv.model,
         churn=churn.model,
         clv_version=str(clv.version.version),
         churn_version=str(churn.version.version),
+        value=None if value is None else value.model,
+        value_version="" if value is None else str(value.version.version),
+        clv_method=cfg.clv.method,
     )
-    return LoadedScoringModels(models, clv.version, churn.version)
+    return LoadedScoringModels(
+        models, clv.version, churn.version, None if value is None else value.version
+    )
 
 
 # ------------------------------------------------------------------------ promotion
@@ -1021,7 +1137,7 @@ def promote(
         raise ValueError("a forced promotion needs a reason")
     kind = model_kind(model_name)
     if kind not in GATE_KINDS:
-        raise TrackingError(f"no promotion rule for model {model_name!r} (churn or clv)")
+        raise TrackingError(f"no promotion rule for model {model_name!r} (churn, clv or value)")
     challenger = alias_version(model_name, CHALLENGER)
     if challenger is None:
         raise TrackingError(

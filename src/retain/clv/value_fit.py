@@ -1,0 +1,383 @@
+"""The value model's data and evaluation: its time split, snapshots, and the test comparison.
+
+Time split
+----------
+The value label looks ``H`` = the CLV horizon (``clv.horizon_months`` in days, 365 for 12
+months) after each cutoff, usually longer than the churn horizon, so the value model has its own
+cutoffs, held to the churn split's rules (:func:`retain.churn.dataset.make_time_split`: every
+label window inside the data, training windows clear of the test window). Cutoffs left
+``auto`` follow :func:`value_split`: test = last day - H; validation = test - H / 2 (its window
+overlaps the test window, which only early stopping and the choice of loss see); training
+cutoffs a quarter apart, the last one ``test - H``, going back while 91 days of data precede
+them (at most six). Data too short for a training cutoff is refused with the horizon that
+would fit: a 12-month value model needs over two years of data.
+
+Evaluation
+----------
+On the test cutoff the value model is compared with the BTYD + Gamma-Gamma CLV fitted on the
+RFM summary as of that cutoff only (the purchase model of ``clv.purchase_model``, bgnbd when it
+is ``auto``), predicting the same horizon with the same discount, and a naive baseline: the
+customer's past spend rate (total spend / tenure, over the horizon, discounted alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retain.churn.dataset import (
+    ChurnDataset,
+    LeakageError,
+    TimeSplit,
+    build_churn_dataset,
+    make_time_split,
+)
+from retain.clv.cutoff_features import weekly_summary
+from retain.clv.ml import ValueModel, train_value_model
+from retain.clv.model import ClvModel
+from retain.clv.value_metrics import decile_table, value_metrics
+from retain.features.labels import SPEND_LABEL
+from retain.timeline import DAYS_PER_MONTH, DateLike, horizon_days
+from retain.timeline import day as _day
+
+TRAIN_STEP_DAYS = 91
+"""Days between automatic training cutoffs of the value model (a quarter)."""
+
+MIN_HISTORY = 91
+"""Days of data before the first automatic training cutoff: a quarter, so that the BTYD
+purchase-model features of the earliest cutoff have repeat purchases to fit on."""
+
+MAX_TRAIN_CUTOFFS = 6
+"""At most this many automatic training cutoffs (the most recent ones)."""
+
+METHODS = ("ml", "btyd", "naive")
+"""The value predictions compared on the test cutoff."""
+
+
+def value_split(
+    first_day: DateLike,
+    last_day: DateLike,
+    horizon: int,
+    *,
+    train_cutoffs: Sequence[DateLike] | None = None,
+    validation_cutoff: DateLike | None = None,
+    test_cutoff: DateLike | None = None,
+) -> TimeSplit:
+    """The value model's cutoffs (module notes), checked by the churn split's rules.
+
+    Parameters
+    ----------
+    first_day, last_day : date
+        First and last day of the data.
+    horizon : int
+        Label window in days (the CLV horizon).
+    train_cutoffs, validation_cutoff, test_cutoff : optional
+        Configured dates, kept instead of the automatic ones.
+
+    Returns
+    -------
+    TimeSplit
+
+    Raises
+    ------
+    LeakageError
+        When the data leave no room for a training cutoff, or the cutoffs break the rules.
+    """
+    first, last = _day(first_day), _day(last_day)
+    h = pd.Timedelta(days=int(horizon))
+    test = _day(test_cutoff) if test_cutoff is not None else last - h
+    validation = (
+        _day(validation_cutoff)
+        if validation_cutoff is not None
+        else test - pd.Timedelta(days=int(horizon) // 2)
+    )
+    if train_cutoffs is None:
+        latest = min(test - h, validation - pd.Timedelta(days=1))
+        earliest = first + pd.Timedelta(days=MIN_HISTORY)
+        found: list[pd.Timestamp] = []
+        cutoff = latest
+        while cutoff >= earliest and len(found) < MAX_TRAIN_CUTOFFS:
+            found.append(cutoff)
+            cutoff = cutoff - pd.Timedelta(days=TRAIN_STEP_DAYS)
+        if not found:
+            months = max(1, int((last - first).days / 2.2 / DAYS_PER_MONTH))
+            raise LeakageError(
+                f"data from {first.date()} to {last.date()} are too short for a value model with "
+                f"a {horizon}-day horizon (training and test windows of that length plus "
+                f"{MIN_HISTORY} days of history); use clv.horizon_months: {months} or less"
+            )
+        train_cutoffs = sorted(found)
+    return make_time_split(train_cutoffs, validation, test, int(horizon), last)
+
+
+def prepare_value_dataset(
+    transactions: pd.DataFrame,
+    clv: Any,
+    first_day: DateLike,
+    observed_until: DateLike,
+    events: pd.DataFrame | None = None,
+    *,
+    feature_config: Any | None = None,
+    purchase_model: str = "bgnbd",
+    seed: int = 0,
+) -> ChurnDataset:
+    """The value snapshots: the churn snapshots of :func:`value_split`, with ``future_spend``.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions.
+    clv : ClvConfig
+        The ``clv`` section (``horizon_months``, ``discount_rate_monthly``, ``ml``).
+    first_day, observed_until : date
+        First and last day of the data.
+    events : DataFrame, optional
+        Validated engagement events.
+    feature_config : FeatureConfig, optional
+        Feature windows.
+    purchase_model : str
+        BTYD model of the purchase-model features (the churn model's).
+    seed : int
+        Seed of the leakage-check sample.
+
+    Returns
+    -------
+    ChurnDataset
+        With the value label ``future_spend`` in every part.
+
+    Raises
+    ------
+    LeakageError
+        As :func:`value_split` and :func:`retain.churn.dataset.build_churn_dataset`.
+    """
+    ml = clv.ml
+    split = value_split(
+        first_day,
+        observed_until,
+        horizon_days(clv.horizon_months),
+        train_cutoffs=None if ml.train_cutoffs == "auto" else ml.train_cutoffs,
+        validation_cutoff=None if ml.validation_cutoff == "auto" else ml.validation_cutoff,
+        test_cutoff=None if ml.test_cutoff == "auto" else ml.test_cutoff,
+    )
+    return build_churn_dataset(
+        transactions,
+        split,
+        events,
+        feature_config=feature_config,
+        purchase_model=purchase_model,
+        leakage_check_customers=ml.leakage_check_customers,
+        seed=seed,
+        spend_discount=clv.discount_rate_monthly,
+    )
+
+
+def discount_factor(horizon_months: int, discount_rate_monthly: float) -> float:
+    """Mean discount over the horizon's months, ``mean_k (1 + d)^-k`` for k = 1..H."""
+    k = np.arange(1, int(horizon_months) + 1)
+    return float(np.mean((1.0 + float(discount_rate_monthly)) ** -k))
+
+
+def naive_value(features: pd.DataFrame, horizon: int, discount: float) -> np.ndarray:
+    """Past spend rate over the horizon: ``total_spend / tenure x horizon x discount``.
+
+    Parameters
+    ----------
+    features : DataFrame
+        ``total_spend`` and ``tenure_days`` as of the cutoff.
+    horizon : int
+        Days.
+    discount : float
+        :func:`discount_factor`.
+
+    Returns
+    -------
+    ndarray of float
+        Tenure counts at least one day (a first purchase on the cutoff day).
+    """
+    spend = features["total_spend"].to_numpy(dtype=float)
+    tenure = np.maximum(features["tenure_days"].to_numpy(dtype=float), 1.0)
+    return np.clip(spend, 0.0, None) / tenure * horizon * discount
+
+
+def btyd_value(
+    features: pd.DataFrame, clv: Any, horizon_months: int, purchase_model: str = "bgnbd"
+) -> np.ndarray:
+    """BTYD + Gamma-Gamma ``clv`` fitted on one cutoff's RFM summary only.
+
+    Parameters
+    ----------
+    features : DataFrame
+        One cutoff's features (``frequency``, ``recency_days``, ``tenure_days``,
+        ``monetary_value``).
+    clv : ClvConfig
+        Penalizers and discount rate.
+    horizon_months : int
+        Months predicted.
+    purchase_model : str
+        Used when ``clv.purchase_model`` is ``auto``.
+
+    Returns
+    -------
+    ndarray of float
+        Each row's discounted expected spend (NaN where the spend model cannot say).
+    """
+    name = clv.purchase_model if clv.purchase_model != "auto" else purchase_model
+    model = ClvModel(
+        purchase_model=name,
+        spend_model=clv.spend_model,
+        penalizer=clv.penalizer,
+        purchase_penalizer=clv.purchase_penalizer,
+        spend_penalizer=clv.spend_penalizer,
+        time_unit="W",
+        discount_rate=clv.discount_rate_monthly,
+        horizon=int(horizon_months),
+    )
+    summary = weekly_summary(features)
+    model.fit(summary)
+    return model.predict(summary)["clv"].to_numpy(dtype=float)
+
+
+@dataclass
+class ValueFit:
+    """One value-model training run (pure data, no tracking).
+
+    Attributes
+    ----------
+    dataset : ChurnDataset
+        The value snapshots.
+    model : ValueModel
+        The chosen model, its ``holdout`` figures filled.
+    metrics : dict
+        Counts, validation figures of each candidate, ``test_<method>_<metric>`` of the model,
+        the BTYD CLV and the naive baseline, and ``test_ml_minus_btyd_top20_capture``.
+    test_values : dict
+        Test-cutoff arrays: ``actual`` and one per method of :data:`METHODS`.
+    deciles : dict
+        :func:`retain.clv.value_metrics.decile_table` per method.
+    """
+
+    dataset: ChurnDataset
+    model: ValueModel
+    metrics: dict[str, float]
+    test_values: dict[str, np.ndarray]
+    deciles: dict[str, pd.DataFrame]
+
+
+def evaluate_values(
+    actual: np.ndarray, predictions: Mapping[str, np.ndarray]
+) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    """``test_<method>_<metric>`` and the decile table of every prediction.
+
+    Rows where a prediction is not finite (BTYD without a spend estimate) are left out of that
+    prediction's figures, and counted in ``test_<method>_rows_missing``.
+    """
+    metrics: dict[str, float] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for method, pred in predictions.items():
+        ok = np.isfinite(pred)
+        metrics[f"test_{method}_rows_missing"] = float((~ok).sum())
+        figures = value_metrics(actual[ok], pred[ok])
+        metrics.update({f"test_{method}_{k}": v for k, v in figures.items()})
+        tables[method] = decile_table(actual[ok], pred[ok])
+    return metrics, tables
+
+
+def fit_value_model(
+    dataset: ChurnDataset, clv: Any, *, purchase_model: str = "bgnbd", seed: int = 0
+) -> ValueFit:
+    """Train the value model and compare it with BTYD and the naive baseline on the test cutoff.
+
+    Parameters
+    ----------
+    dataset : ChurnDataset
+        :func:`prepare_value_dataset` output.
+    clv : ClvConfig
+        The ``clv`` section.
+    purchase_model : str
+        BTYD model of the features (kept with the model; also the baseline's when
+        ``clv.purchase_model`` is ``auto``).
+    seed : int
+        LightGBM seed.
+
+    Returns
+    -------
+    ValueFit
+    """
+    ml = clv.ml
+    result = train_value_model(
+        dataset,
+        horizon_months=clv.horizon_months,
+        discount_rate_monthly=clv.discount_rate_monthly,
+        objective=ml.objective,
+        params=ml.lightgbm,
+        num_boost_round=ml.num_boost_round,
+        early_stopping_rounds=ml.early_stopping_rounds,
+        seed=seed,
+        clv_feature_model=purchase_model,
+    )
+    model = result.model
+    test = dataset.test
+    actual = test[SPEND_LABEL].to_numpy(dtype=float)
+    horizon = dataset.split.horizon_days
+    values = {
+        "ml": model.predict(test),
+        "btyd": btyd_value(test, clv, clv.horizon_months, purchase_model),
+        "naive": naive_value(
+            test, horizon, discount_factor(clv.horizon_months, clv.discount_rate_monthly)
+        ),
+    }
+    metrics: dict[str, float] = {}
+    for part in ("train", "validation", "test"):
+        frame = getattr(dataset, part)
+        metrics[f"{part}_rows"] = float(len(frame))
+        metrics[f"{part}_spend_share"] = float((frame[SPEND_LABEL] > 0).mean())
+    metrics.update(result.metrics)
+    figures, tables = evaluate_values(actual, values)
+    metrics.update(figures)
+    metrics["test_ml_minus_btyd_top20_capture"] = (
+        figures["test_ml_top20_capture"] - figures["test_btyd_top20_capture"]
+    )
+    metrics["n_features"] = float(len(model.feature_names))
+    model.holdout = {
+        k[len("test_") :]: v
+        for k, v in figures.items()
+        if k.startswith(("test_ml_", "test_btyd_")) and np.isfinite(v)
+    }
+    return ValueFit(dataset, model, metrics, {"actual": actual, **values}, tables)
+
+
+def choose_method(method: str, holdout: Mapping[str, float]) -> str:
+    """The ``clv`` a scoring run uses: ``btyd`` or ``ml``.
+
+    Parameters
+    ----------
+    method : {"btyd", "ml", "auto"}
+        ``clv.method``.
+    holdout : mapping
+        The value model's recorded test figures (:attr:`ValueModel.holdout`); ``auto`` picks
+        ``ml`` when its ``ml_top20_capture`` is at least ``btyd_top20_capture``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        When ``auto`` finds no recorded figures to compare.
+    """
+    if method in ("btyd", "ml"):
+        return method
+    if method != "auto":
+        raise ValueError(f"unknown clv.method {method!r}")
+    try:
+        ml, btyd = float(holdout["ml_top20_capture"]), float(holdout["btyd_top20_capture"])
+    except KeyError as exc:
+        raise ValueError(
+            "clv.method auto needs the value model's recorded test captures (retrain it)"
+        ) from exc
+    return "ml" if ml >= btyd else "btyd"

@@ -1,0 +1,152 @@
+"""The value model: its label, no leakage, its split, determinism and saved form."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retain.churn.dataset import LeakageError, select_feature_columns
+from retain.clv.ml import ValueModel
+from retain.clv.value_fit import (
+    choose_method,
+    fit_value_model,
+    prepare_value_dataset,
+    value_split,
+)
+from retain.config import ClvConfig
+from retain.features.labels import SPEND_LABEL, spend_labels
+from retain.synthetic import generate_synthetic
+
+
+def _tx(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([r[0] for r in rows], dtype="string"),
+            "timestamp": pd.to_datetime([r[1] for r in rows], format="ISO8601"),
+            "amount": [r[2] for r in rows],
+        }
+    )
+
+
+def test_spend_label_by_hand() -> None:
+    tx = _tx(
+        [
+            ("a", "2023-01-01 09:00", 10.0),
+            ("a", "2023-01-31 23:00", 99.0),  # the cutoff day: history, not label
+            ("a", "2023-02-01 00:00", 20.0),  # day 0 of the window: month 1
+            ("a", "2023-03-05 12:00", 30.0),  # 32.5 days after: month 2
+            ("b", "2023-01-10", 5.0),
+            ("b", "2023-04-01 18:00", 7.0),  # cutoff + 60 days, the window's last day: inside
+            ("b", "2023-04-02", 50.0),  # past cutoff + 60: outside
+            ("c", "2023-02-02", 40.0),  # first purchase after the cutoff: no row
+        ]
+    )
+    plain = spend_labels(tx, "2023-01-31", 60, "2023-06-30")
+    assert plain.index.tolist() == ["a", "b"]
+    assert plain.tolist() == pytest.approx([50.0, 7.0])
+    disc = spend_labels(tx, "2023-01-31", 60, "2023-06-30", 0.1)
+    assert disc["a"] == pytest.approx(20 / 1.1 + 30 / 1.1**2)
+    assert disc["b"] == pytest.approx(7 / 1.1**2)
+    with pytest.raises(ValueError, match="past the end"):
+        spend_labels(tx, "2023-06-01", 60, "2023-06-30")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_synthetic(600, "2022-01-01", "2023-12-31", 3)
+
+
+@pytest.fixture(scope="module")
+def clv() -> ClvConfig:
+    return ClvConfig.model_validate(
+        {
+            "calibration_end": "2023-06-30",
+            "holdout_end": "2023-12-31",
+            "purchase_model": "bgnbd",
+            "horizon_months": 4,
+            "ml": {
+                "num_boost_round": 40,
+                "early_stopping_rounds": 10,
+                "leakage_check_customers": 400,
+                "lightgbm": {"min_data_in_leaf": 20, "num_threads": 1},
+            },
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(data, clv):
+    return prepare_value_dataset(
+        data.transactions, clv, "2022-01-01", "2023-12-31", data.events, seed=1
+    )
+
+
+@pytest.fixture(scope="module")
+def fit(dataset, clv):
+    return fit_value_model(dataset, clv, seed=5)
+
+
+def test_split_rules_and_refusal() -> None:
+    split = value_split("2022-01-01", "2024-12-31", 365)
+    assert split.test_cutoff == pd.Timestamp("2024-01-01")
+    assert all(c + pd.Timedelta(days=365) <= split.test_cutoff for c in split.train_cutoffs)
+    assert len(split.train_cutoffs) > 1
+    with pytest.raises(LeakageError, match="horizon_months"):
+        value_split("2023-01-01", "2024-06-30", 365)
+
+
+def test_no_leakage_from_later_rows(data, clv, dataset) -> None:
+    # rows after every label window change neither a feature nor a label
+    test_cut = dataset.split.test_cutoff
+    end = dataset.split.label_window_end(test_cut)
+    later = data.transactions.iloc[:200].copy()
+    later["timestamp"] = end + pd.Timedelta(days=3)
+    more = pd.concat([data.transactions, later], ignore_index=True)
+    other = prepare_value_dataset(more, clv, "2022-01-01", "2023-12-31", data.events, seed=1).test
+    assert other[SPEND_LABEL].equals(dataset.test[SPEND_LABEL])
+    names = dataset.feature_names
+    pd.testing.assert_frame_equal(other[names], dataset.test[names])
+    # the label is not a feature, and is the spend of (cutoff, cutoff + H] only
+    assert SPEND_LABEL not in select_feature_columns(dataset.test)[0]
+    assert SPEND_LABEL not in dataset.feature_names
+    direct = spend_labels(
+        data.transactions, test_cut, dataset.split.horizon_days, "2023-12-31", 0.01
+    )
+    got = dataset.test.set_index("customer_id")[SPEND_LABEL]
+    np.testing.assert_allclose(got.to_numpy(), direct.reindex(got.index).to_numpy(), rtol=1e-6)
+
+
+def test_fit_is_deterministic_and_reported(fit, dataset, clv) -> None:
+    again = fit_value_model(dataset, clv, seed=5)
+    assert again.model.kind == fit.model.kind
+    np.testing.assert_array_equal(again.test_values["ml"], fit.test_values["ml"])
+    for method in ("ml", "btyd", "naive"):
+        assert 0 < fit.metrics[f"test_{method}_top20_capture"] <= 1
+    assert {"tweedie_top20_capture", "hurdle_top20_capture"} <= set(fit.model.candidates)
+    assert set(fit.model.holdout) >= {"ml_top20_capture", "btyd_top20_capture"}
+    assert (fit.test_values["ml"] >= 0).all()
+
+
+def test_saved_form_round_trip(fit, dataset) -> None:
+    text = json.dumps(fit.model.to_dict())
+    back = ValueModel.from_dict(json.loads(text))
+    np.testing.assert_array_equal(back.predict(dataset.test), fit.model.predict(dataset.test))
+    assert back.holdout == fit.model.holdout and back.kind == fit.model.kind
+    bad = json.loads(text)
+    bad["feature_names"] = list(reversed(bad["feature_names"]))
+    with pytest.raises(ValueError, match="feature list"):
+        ValueModel.from_dict(bad)
+    with pytest.raises(ValueError, match="not a retain value model"):
+        ValueModel.from_dict({**json.loads(text), "model_type": "x"})
+
+
+def test_choose_method() -> None:
+    holdout = {"ml_top20_capture": 0.8, "btyd_top20_capture": 0.78}
+    assert choose_method("auto", holdout) == "ml"
+    assert choose_method("auto", {**holdout, "btyd_top20_capture": 0.81}) == "btyd"
+    assert choose_method("btyd", holdout) == "btyd"
+    with pytest.raises(ValueError, match="auto"):
+        choose_method("auto", {})

@@ -417,7 +417,7 @@ def binned_chi_square(reference: np.ndarray, current: np.ndarray) -> tuple[float
 
 def _feature_entry(
     name: str, feature: FeatureProfile, counts: DriftCounts, limits: DriftConfig
-) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+) -> tuple[dict[str, Any], list[tuple[str, float, str]]]:
     now = counts.counts[name]
     ref = np.asarray(feature.counts, dtype=np.int64)
     psi = population_stability_index(ref, now)
@@ -427,14 +427,16 @@ def _feature_entry(
     missing_now = counts.missing[name] / counts.n if counts.n else 0.0
     p_value = None if test is None else test[1]
     significant = p_value is not None and p_value < limits.p_value
-    flags: list[tuple[str, str]] = []
+    flags: list[tuple[str, float, str]] = []
     if psi is not None and significant and psi >= limits.psi_retrain:
-        flags.append(("retrain", f"{name} PSI {psi:.3f} >= {limits.psi_retrain}"))
+        flags.append(("retrain", psi, f"{name} PSI {psi:.3f} >= {limits.psi_retrain}"))
     elif psi is not None and significant and psi >= limits.psi_warn:
-        flags.append(("warn", f"{name} PSI {psi:.3f} >= {limits.psi_warn}"))
-    if abs(missing_now - missing_ref) >= limits.missing_share_shift:
-        flags.append(("warn", f"{name} missing share {missing_ref:.1%} -> {missing_now:.1%}"))
-    status = max((s for s, _ in flags), key=_RANK.__getitem__, default="ok")
+        flags.append(("warn", psi, f"{name} PSI {psi:.3f} >= {limits.psi_warn}"))
+    moved = abs(missing_now - missing_ref)
+    if moved >= limits.missing_share_shift:
+        text = f"{name} missing share {missing_ref:.1%} -> {missing_now:.1%}"
+        flags.append(("warn", moved, text))
+    status = max((f[0] for f in flags), key=_RANK.__getitem__, default="ok")
     entry = {
         "kind": feature.kind,
         "bins": len(ref),
@@ -473,7 +475,7 @@ def drift_summary(
         ``missing_share``, ``missing_share_reference``, ``status``, ``kind``, ``bins``).
     """
     features: dict[str, Any] = {}
-    flags: list[tuple[str, str]] = []
+    flags: list[tuple[str, float, str]] = []
     for name, feature in profile.features.items():
         features[name], mine = _feature_entry(name, feature, counts, limits)
         flags.extend(mine)
@@ -485,16 +487,17 @@ def drift_summary(
         flags.append(
             (
                 "retrain",
+                np.inf,  # the overall figure comes first
                 f"predicted churn rate {profile.churn_mean:.1%} -> {churn_now:.1%} "
                 f"(shift {shift:+.3f}, limit {limits.churn_rate_shift})",
             )
         )
-    flags.sort(key=lambda f: -_RANK[f[0]])
+    flags.sort(key=lambda f: (-_RANK[f[0]], -f[1]))  # worst first, then largest
     status = flags[0][0] if flags else "ok"
     return {
         "status": status,
         "retrain": status == "retrain",
-        "reasons": [text for _, text in flags],
+        "reasons": [text for _, _, text in flags],
         "reference": {"cutoff": profile.cutoff, "customers": profile.n},
         "customers": int(counts.n),
         "psi_max": None if worst is None else scored[worst],

@@ -237,3 +237,37 @@ def test_drift_is_the_same_for_one_and_three_partitions(world, tmp_path) -> None
         }
         summaries.append(drift_summary(models.churn.reference_profile, run.drift, DriftConfig()))
     assert summaries[0] == summaries[1]
+
+
+def _shifted_entry() -> dict:
+    rng = np.random.default_rng(4)
+    then = pd.DataFrame({"recency": rng.exponential(30, 500), "flag": rng.integers(0, 2, 500)})
+    now = then.assign(recency=then["recency"] + 60)
+    prob = rng.uniform(0.2, 0.6, 500)
+    profile = fit_profile(then, ["recency", "flag"], prob, "2023-03-31")
+    return drift_summary(profile, part_counts(profile, now, prob), DriftConfig())
+
+
+def test_report_section_charts_the_psi_and_lists_the_features() -> None:
+    import matplotlib.pyplot as plt
+
+    from retain.reporting.drift import drift_banner, drift_section
+    from retain.reporting.html import Report
+
+    entry = _shifted_entry()
+    assert entry["status"] == "retrain" and entry["psi_max_feature"] == "recency"
+    before = set(plt.get_fignums())
+    rep = Report("t")
+    drift_section(rep.section("Population drift"), entry)
+    html = rep.render()
+    assert rep.n_images == 1 and set(plt.get_fignums()) == before
+    assert "recency" in html and "flag" in html and "retrain the churn model" in html
+    assert "recency" in (drift_banner(entry) or "")
+    skipped = {"status": "skipped", "retrain": False, "note": NO_PROFILE_NOTE}
+    rep = Report("t")
+    drift_section(rep.section("Population drift"), skipped)
+    assert rep.n_images == 0 and NO_PROFILE_NOTE in rep.render()
+    assert drift_banner(skipped) is None
+    rep = Report("t")
+    drift_section(rep.section("Population drift"), None)
+    assert "no drift entry" in rep.render()

@@ -38,6 +38,7 @@ from retain.io import (
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
+    MANIFEST_DRIFT,
     MANIFEST_FILE,
     READ_BY_REPORT,
     REPORT_FILE,
@@ -237,6 +238,7 @@ def report(
         title=f"retain report: {cfg.name}, as of {when.date()}",
         sample_size=sample_size,
         seed=cfg.seed,
+        drift=manifest.get(MANIFEST_DRIFT),
     )
     path = _write_report(rep, report_dir, when, cfg.name)
     seconds = time.perf_counter() - t0

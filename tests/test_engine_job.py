@@ -84,6 +84,8 @@ def test_partitioned_score_job_writes_the_same_folder(mlflow_tmp, tmp_path: Path
     assert drift["status"] in {"ok", "warn", "retrain"}
     assert drift["customers"] > 0 and drift["features"]
     assert drift["psi_max"] == max(f["psi"] for f in drift["features"].values())
+    alarms = [w for w in result.warnings if w.startswith("drift:")]  # ends the CLI's line
+    assert len(alarms) == (drift["status"] != "ok")
     logged = mlflow.get_run(result.run_id).data.metrics
     assert logged["drift_psi_max"] == pytest.approx(drift["psi_max"])
     assert (three / SCORES_CSV).exists()

@@ -271,3 +271,18 @@ def test_report_section_charts_the_psi_and_lists_the_features() -> None:
     rep = Report("t")
     drift_section(rep.section("Population drift"), None)
     assert "no drift entry" in rep.render()
+
+
+def test_drift_thresholds_are_validated_config_keys() -> None:
+    from retain.config import ConfigError
+
+    cfg = load_config(ROOT / "configs" / "cdnow.yaml", {"scoring.drift.psi_retrain": 0.3})
+    assert cfg.scoring.drift.psi_retrain == 0.3 and cfg.scoring.drift.psi_warn == 0.1
+    for key, value, named in (
+        ("scoring.drift.psi_warn", -1, "scoring.drift.psi_warn"),
+        ("scoring.drift.psi_retrain", 0.05, "psi_retrain"),
+        ("scoring.drift.p_valu", 0.05, "scoring.drift.p_valu"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config(ROOT / "configs" / "cdnow.yaml", {key: value})
+        assert named in str(err.value), str(err.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -78,4 +79,13 @@ def test_partitioned_score_job_writes_the_same_folder(mlflow_tmp, tmp_path: Path
         m.pop("created_utc"), m.pop("timings_seconds"), m.pop("engine", None)
     assert first == second
     assert second["customers"]["balanced"]
+    # drift against the churn model's test cutoff: the same figures, however partitioned
+    drift = second["drift"]
+    assert drift["status"] in {"ok", "warn", "retrain"}
+    assert drift["customers"] > 0 and drift["features"]
+    assert drift["psi_max"] == max(f["psi"] for f in drift["features"].values())
+    alarms = [w for w in result.warnings if w.startswith("drift:")]  # ends the CLI's line
+    assert len(alarms) == (drift["status"] != "ok")
+    logged = mlflow.get_run(result.run_id).data.metrics
+    assert logged["drift_psi_max"] == pytest.approx(drift["psi_max"])
     assert (three / SCORES_CSV).exists()

@@ -104,4 +104,5 @@ def test_spark_score_job_writes_the_local_engines_folder(spark, mlflow_tmp, tmp_
     for m in manifests.values():
         m.pop("created_utc"), m.pop("timings_seconds"), m.pop("engine", None)
     assert manifests["local"] == manifests["spark"]
+    assert manifests["spark"]["drift"]["features"]  # drift counted in the Spark tasks
     assert manifests["spark"]["customers"]["balanced"]

@@ -340,3 +340,42 @@ def test_the_movements_section_appears_with_an_earlier_date(scored) -> None:
     assert "Customer movements since 2023-01-31" in titles
     assert not any("movements" in s.title for s in without.sections)
     assert with_moves.n_images == without.n_images + 1
+
+
+def test_the_drift_entry_gives_a_section_and_a_banner(scored) -> None:
+    entry = {
+        "status": "retrain",
+        "retrain": True,
+        "reasons": ["recency_days PSI 0.400 >= 0.25"],
+        "reference": {"cutoff": "2023-03-31", "customers": 900},
+        "customers": 950,
+        "psi_max": 0.4,
+        "psi_max_feature": "recency_days",
+        "churn_rate": 0.5,
+        "churn_rate_reference": 0.48,
+        "churn_rate_shift": 0.02,
+        "thresholds": {"psi_warn": 0.1, "psi_retrain": 0.25},
+        "features": {
+            "recency_days": {
+                "psi": 0.4,
+                "p_value": 0.0,
+                "missing_share": 0.0,
+                "missing_share_reference": 0.0,
+                "status": "retrain",
+            },
+            "frequency": {
+                "psi": 0.01,
+                "p_value": 0.5,
+                "missing_share": 0.0,
+                "missing_share_reference": 0.0,
+                "status": "ok",
+            },
+        },
+    }
+    plain = small_report(scored)
+    rep = small_report(scored, drift=entry)
+    html = rep.render()
+    assert "Population drift" in html and rep.n_images == plain.n_images + 1
+    banners = re.findall(r'<div class="banner"[^>]*>(.*?)</div>', html)
+    assert any("recency_days" in b and "retrain" in b for b in banners)
+    assert "no drift entry" in plain.render()

@@ -579,6 +579,40 @@ class ChurnConfig(StrictModel):
 # ------------------------------------------------------------------------ scoring
 
 
+class DriftConfig(StrictModel):
+    """Thresholds of the drift check at scoring time (:mod:`retain.drift`).
+
+    ``retrain`` is driven by PSI and the churn-rate shift: on large populations every
+    difference is significant, so the p-value only keeps a large PSI from a handful of
+    customers from counting.
+    """
+
+    psi_warn: float = Field(0.1, gt=0.0, description="A feature's PSI that warns")
+    psi_retrain: float = Field(
+        0.25, gt=0.0, description="A feature's PSI that calls for retraining"
+    )
+    p_value: float = Field(
+        0.01, gt=0.0, le=1.0, description="A PSI counts only with a binned chi-square p below this"
+    )
+    churn_rate_shift: float = Field(
+        0.05,
+        gt=0.0,
+        le=1.0,
+        description="Shift of the mean predicted churn rate that calls for retraining",
+    )
+    missing_share_shift: float = Field(
+        0.1, gt=0.0, le=1.0, description="Change of a feature's missing share that warns"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        if self.psi_retrain < self.psi_warn:
+            raise ValueError(
+                f"psi_retrain ({self.psi_retrain}) must not be below psi_warn ({self.psi_warn})"
+            )
+        return self
+
+
 class ScoringConfig(StrictModel):
     """Batch scoring settings."""
 
@@ -587,6 +621,7 @@ class ScoringConfig(StrictModel):
     write_csv: bool = False
     chunk_size: int = Field(250_000, gt=0)
     model_alias: str = "champion"
+    drift: DriftConfig = DriftConfig()
 
 
 # ------------------------------------------------------------------------ engines

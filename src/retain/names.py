@@ -148,6 +148,9 @@ VALUE_CATALOGUE = "value_model/catalogue.json"
 SCORING_MANIFEST = "scoring/manifest.json"
 SCORING_DISTRIBUTION = "scoring/score_distribution.csv"
 SCORING_STAGE_BY_TIER = "scoring/stage_by_tier.csv"
+SCORING_DRIFT = "scoring/drift.csv"
+"""Per-feature drift figures of a scoring run (:func:`retain.drift.drift_table`; only the
+header when the churn model has no reference profile)."""
 PROMOTION_DECISION = "promotion/decision.json"
 EVALUATION_FOLDER = "evaluation"
 """The evaluate_actions run logs its folder's files under ``evaluation/``."""
@@ -210,7 +213,7 @@ WRITTEN_BY = {
         VALUE_METADATA,
         VALUE_CATALOGUE,
     ),
-    "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER),
+    "score": (SCORING_MANIFEST, SCORING_DISTRIBUTION, SCORING_STAGE_BY_TIER, SCORING_DRIFT),
     "promote": (PROMOTION_DECISION,),
     "evaluate_actions": tuple(
         f"{EVALUATION_FOLDER}/{name}"
@@ -280,6 +283,14 @@ def baseline_metric(name: str, metric: str) -> str:
     return f"{BASELINE_PREFIX}{name}_{metric}"
 
 
+MANIFEST_DRIFT = "drift"
+"""The scoring manifest's drift entry (:func:`retain.drift.drift_summary`)."""
+DRIFT_PSI_MAX = "drift_psi_max"
+DRIFT_CHURN_RATE_SHIFT = "drift_churn_rate_shift"
+DRIFT_RETRAIN = "drift_retrain"
+"""1 when the drift check says the churn model should be retrained, else 0."""
+DRIFT_PSI_PREFIX = "drift_psi."
+"""Per-feature PSI metrics of a scoring run: ``drift_psi.<feature>``."""
 AUC_DIFF_PREFIX = "auc_diff_vs_"
 AUC_DIFF_PARTS = ("", "se", "ci_low", "ci_high")
 """The parts of a paired AUC comparison: the difference itself, its DeLong standard error and

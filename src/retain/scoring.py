@@ -10,7 +10,8 @@ How the work is split
     :func:`part_base` (per-customer features), :func:`population_stats` (RFM quintile cut
     points from value counts, the purchase-model fit behind the churn features from counted
     RFM triples), :func:`part_scores` (RFM scores, CLV, churn probability, exact SHAP reasons
-    in chunks of ``chunk_size``, stage), :func:`part_actions` (tiers from the population's CLV
+    in chunks of ``chunk_size``, stage; the part's drift counts, :mod:`retain.drift`),
+    :func:`part_actions` (tiers from the population's CLV
     cut points, actions), the budget (:class:`retain.policy.BudgetRun` over every contacted
     customer, best first), :func:`part_budget` and :func:`part_output` (five degrees from the
     population's value counts). :func:`score_customers` runs them on one part;
@@ -64,6 +65,7 @@ from retain.clv.cutoff_features import (
 from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.control import control_groups
+from retain.drift import DriftCounts, part_counts
 from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
 from retain.explain import shap_contributions as _shap
 from retain.explain.reasons import VALUE_REASON_COLUMNS, ReasonCandidates, render_reasons
@@ -744,11 +746,15 @@ def part_scores(
     n_threads: int | None = None,
     clock: dict[str, float] | None = None,
     note: Callable[[str], None] = lambda _m: None,
+    drift: list[DriftCounts] | None = None,
 ) -> pd.DataFrame:
     """Everything a part's customers get from their own rows and the broadcast values.
 
     RFM scores and segments, CLV, next purchase, churn probability, lifecycle stage and the
     reason texts (the stage decides their order); prospects get their rows here too.
+    Given a ``drift`` list and a churn model with a reference profile, the part's counts in
+    the profile's bins (:func:`retain.drift.part_counts` of the buyers' model inputs and churn
+    probabilities) are appended to it.
 
     Returns
     -------
@@ -782,6 +788,8 @@ def part_scores(
 
     t0 = time.perf_counter()
     prob, candidates = _churn_in_chunks(inputs, models, chunk_size, n_threads, note)
+    if drift is not None and models.churn.reference_profile is not None:
+        drift.append(part_counts(models.churn.reference_profile, inputs, prob))
     clock["churn_and_reasons"] = clock.get("churn_and_reasons", 0.0) + time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -908,6 +916,7 @@ def score_customers(
     n_threads: int | None = None,
     timings: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    drift: list[DriftCounts] | None = None,
 ) -> pd.DataFrame:
     """Score every customer known at the as-of date.
 
@@ -938,6 +947,9 @@ def score_customers(
         Filled with seconds per step (``features``, ``clv``, ``churn_and_reasons``, ``policy``).
     progress : callable, optional
         Called with a short message per step.
+    drift : list, optional
+        Receives the population's drift counts (:func:`retain.drift.part_counts`) when the
+        churn model has a reference profile.
 
     Returns
     -------
@@ -965,6 +977,7 @@ def score_customers(
         n_threads=n_threads,
         clock=clock,
         note=note,
+        drift=drift,
     )
     t0 = time.perf_counter()
     note("applying the policy")

@@ -16,6 +16,7 @@ do not change the stopping point). The stored booster keeps exactly the best ite
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from retain.churn.evaluate import (
 )
 from retain.churn.sampling import cap_training_rows
 from retain.config import FeatureConfig
+from retain.drift import ReferenceProfile, fit_profile
 
 Imbalance = Literal["balanced", "none"]
 
@@ -143,6 +145,9 @@ class ChurnModel:
         The feature windows of training (``FeatureConfig`` fields as plain data).
     training : dict
         Provenance: the training config's ``config_name``, ``config_hash`` and ``dataset``.
+    reference_profile : ReferenceProfile or None
+        The test cutoff's population, what scoring checks drift against
+        (:mod:`retain.drift`); None for a model saved before profiles existed.
     """
 
     booster: lgb.Booster
@@ -154,6 +159,7 @@ class ChurnModel:
     clv_feature_model: str = "bgnbd"
     feature_settings: dict[str, Any] = field(default_factory=lambda: _default_feature_settings())
     training: dict[str, str] = field(default_factory=dict)
+    reference_profile: ReferenceProfile | None = None
 
     def predict_raw(self, features: pd.DataFrame) -> np.ndarray:
         """Raw scores (log-odds margins) of the booster."""
@@ -175,9 +181,10 @@ class ChurnModel:
         dict
             ``model_type``, ``format_version``, ``booster``, ``feature_names``,
             ``calibrator``, ``horizon_days``, ``clv_feature_model``, ``feature_settings``,
-            ``best_iteration``, ``params`` and ``training``.
+            ``best_iteration``, ``params``, ``training`` and, when the model has one,
+            ``reference_profile``.
         """
-        return {
+        out = {
             "model_type": CHURN_MODEL_TYPE,
             "format_version": CHURN_FORMAT_VERSION,
             "booster": self.booster.model_to_string(),
@@ -190,6 +197,9 @@ class ChurnModel:
             "params": {k: _plain(v) for k, v in self.params.items()},
             "training": dict(self.training),
         }
+        if self.reference_profile is not None:
+            out["reference_profile"] = self.reference_profile.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChurnModel:
@@ -229,6 +239,13 @@ class ChurnModel:
             raise ValueError("the feature list is not the booster's (other names or order)")
         if not data.get("feature_settings"):
             raise ValueError("the saved form lacks the feature settings the model was trained with")
+        profile = data.get("reference_profile")
+        reference = None if profile is None else ReferenceProfile.from_dict(profile)
+        if reference is not None:  # saved with sorted keys: back into model order
+            if sorted(reference.features) != sorted(names):
+                raise ValueError("the reference profile's features are not the model's")
+            ordered = {n: reference.features[n] for n in names}
+            reference = dataclasses.replace(reference, features=ordered)
         return cls(
             booster=booster,
             feature_names=names,
@@ -239,6 +256,7 @@ class ChurnModel:
             clv_feature_model=str(data["clv_feature_model"]),
             feature_settings=dict(data["feature_settings"]),
             training={str(k): str(v) for k, v in (data.get("training") or {}).items()},
+            reference_profile=reference,
         )
 
 
@@ -486,7 +504,9 @@ def fit_and_evaluate(
     Returns
     -------
     ChurnFit
-        Dataset, model, metrics and test scores.
+        Dataset, model, metrics and test scores. The model carries the test cutoff's
+        reference profile (:func:`retain.drift.fit_profile`), what scoring checks drift
+        against.
     """
     result = train_churn_model(
         dataset,
@@ -508,6 +528,9 @@ def fit_and_evaluate(
     metrics = {**dataset.counts(), **result.metrics}
     metrics.update(evaluate_scores(y, raw, prob, baselines, prefix="test"))
     metrics["n_features"] = float(len(model.feature_names))
+    model.reference_profile = fit_profile(
+        dataset.test, model.feature_names, prob, dataset.split.test_cutoff
+    )
     scores = {"y": y, "raw": expit(raw), "calibrated": prob}
     scores.update({f"baseline:{k}": v for k, v in baselines.items()})
     return ChurnFit(dataset, model, metrics, scores)

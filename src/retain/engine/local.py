@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from retain.clv.cutoff_features import rfm_triples
 from retain.config import FeatureConfig, PolicyConfig, RunConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID
+from retain.drift import DriftCounts, merge_counts
 from retain.engine.partition import (
     MemoryParts,
     RawPart,
@@ -120,12 +121,16 @@ class PartitionedScores:
         The customer balance (see :func:`retain.jobs.score.customer_balance`).
     partitions : int
         The number of partitions.
+    drift : DriftCounts or None
+        The population's counts in the churn model's reference bins, summed over the
+        partitions (:mod:`retain.drift`); None when the model has no reference profile.
     """
 
     parts: list[Path]
     record: InputsRecord
     balance: dict[str, Any]
     partitions: int = 1
+    drift: DriftCounts | None = None
 
     def scores(self) -> pd.DataFrame:
         """The scores as one table sorted by customer (for populations that fit in memory)."""
@@ -367,10 +372,11 @@ class _ScoreTask:
 
 @dataclass(frozen=True)
 class _Scored:
-    """What a partition's scoring step reports back: its CLV value counts and timings."""
+    """What a partition's scoring step reports back: CLV value counts, drift counts, timings."""
 
     clv_counts: tuple[np.ndarray, np.ndarray]
     seconds: dict[str, float]
+    drift: DriftCounts | None = None
 
 
 def _score_part(task: _ScoreTask, p: int) -> _Scored:
@@ -380,6 +386,7 @@ def _score_part(task: _ScoreTask, p: int) -> _Scored:
         pd.read_parquet(task.work / f"prospects-{p}.parquet")[CUSTOMER_ID], name=CUSTOMER_ID
     )
     clock: dict[str, float] = {}
+    drift: list[DriftCounts] = []
     table = part_scores(
         PartBase(base, prospects),
         task.stats,
@@ -390,10 +397,11 @@ def _score_part(task: _ScoreTask, p: int) -> _Scored:
         chunk_size=task.chunk_size,
         n_threads=task.n_threads,
         clock=clock,
+        drift=drift,
     )
     clv = table["clv"].to_numpy(dtype=float)
     table.to_parquet(task.work / f"scores-{p}.parquet")
-    return _Scored(value_counts(clv[~np.isnan(clv)]), clock)
+    return _Scored(value_counts(clv[~np.isnan(clv)]), clock, drift[0] if drift else None)
 
 
 def _scored(
@@ -505,10 +513,12 @@ def score_partitioned(
     check_rows_used(record.counts)
     stats = population_stats(rfm_counts, triples, models)
 
-    clv_counts = []
+    clv_counts, drift_parts = [], []
     scoring = _ScoreTask(stats, models, policy, when, segment_rules, chunk_size, work)
     for done in _scored(scoring, n, isinstance(parts, SpilledParts), note):
         clv_counts.append(done.clv_counts)
+        if done.drift is not None:
+            drift_parts.append(done.drift)
         for key, seconds in done.seconds.items():
             clock[key] = clock.get(key, 0.0) + seconds
     t0 = time.perf_counter()
@@ -546,7 +556,8 @@ def score_partitioned(
         out.to_parquet(path, index=False)
         outputs.append(path)
     clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
-    return PartitionedScores(outputs, record, _balance(balances), n)
+    drift = merge_counts(drift_parts) if drift_parts else None
+    return PartitionedScores(outputs, record, _balance(balances), n, drift)
 
 
 def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ the per-customer steps run in ``mapInPandas`` tasks:
 2. the parts' RFM value counts and counted RFM triples are collected (small) and
    :func:`retain.scoring.population_stats` is built on the driver; it travels to the tasks in
    the closure of the mapped function (pickled in-process, never loaded from a file);
-3. :func:`retain.scoring.part_scores`, then :func:`retain.scoring.part_actions` with the tier
-   cuts from the CLV value counts (a Spark ``groupBy(clv).count()``);
+3. :func:`retain.scoring.part_scores` (each task also sends its part's drift counts,
+   :mod:`retain.drift`, summed on the driver), then :func:`retain.scoring.part_actions` with
+   the tier cuts from the CLV value counts (a Spark ``groupBy(clv).count()``);
 4. the contacted customers are sorted on Spark (expected value saved, best first, missing
    last, ties by customer), collected and fed once to :class:`retain.policy.BudgetRun`; the
    decisions are joined back and :func:`retain.scoring.part_budget` runs per partition;
@@ -62,6 +63,7 @@ from retain.config import (
     TableSource,
 )
 from retain.contracts import CUSTOMER_ID, Contract, DataError
+from retain.drift import DriftCounts, merge_counts
 from retain.engine import wire
 from retain.engine.local import PartitionedScores, _validate
 from retain.engine.partition import RawPart, customer_partition
@@ -481,7 +483,7 @@ def _score(
         base = inputs.mapInPandas(base_step, base_layout.schema(prospect_field)).persist()
         persisted.append(base)
 
-        budget, degree_stats = _policy_steps(
+        budget, degree_stats, _drift = _policy_steps(
             spark,
             base,
             layouts,
@@ -517,13 +519,14 @@ def _policy_steps(
     segment_rules: SegmentRules | None,
     chunk_size: int,
     persisted: list[SparkFrame],
-) -> tuple[SparkFrame, dict[str, Any]]:
+) -> tuple[SparkFrame, dict[str, Any], DriftCounts | None]:
     """Steps 2 to 5 but the output rows: from the base features to the budget table.
 
     ``base`` holds the encoded base rows and prospects of every partition
     (:data:`_PROSPECT`); the persisted frames are appended to ``persisted`` (the caller
-    unpersists them). Returns the budget table (encoded) and the merged degree counts
-    :func:`retain.scoring.part_output` needs.
+    unpersists them). Returns the budget table (encoded), the merged degree counts
+    :func:`retain.scoring.part_output` needs and the population's drift counts (each scoring
+    task sends its part's on a row of its own; None without a reference profile).
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -548,6 +551,7 @@ def _policy_steps(
         if frame is None:
             return
         part = _part_of(frame, base_layout)
+        drift: list[DriftCounts] = []
         table = part_scores(
             part,
             stats,
@@ -556,11 +560,26 @@ def _policy_steps(
             as_of_ts,
             segment_rules=segment_rules,
             chunk_size=chunk_size,
+            drift=drift,
         )
-        yield scores_layout.encode(table)
+        out = scores_layout.encode(table)
+        out[_BLOB] = None
+        yield out
+        if drift:  # the part's drift counts, on a row of their own
+            meta = out.iloc[:0].reindex([0])
+            meta[_BLOB] = [wire.dumps(drift[0].to_dict())]
+            yield meta
 
-    scores = base.mapInPandas(scores_step, scores_layout.schema()).persist()
-    persisted.append(scores)
+    blob = F.col(_BLOB)
+    blob_field = T.StructField(_BLOB, T.BinaryType(), True)
+    scored = base.mapInPandas(scores_step, scores_layout.schema(blob_field)).persist()
+    persisted.append(scored)
+    drift_parts = [
+        DriftCounts.from_dict(wire.loads(r[0]))
+        for r in scored.where(blob.isNotNull()).select(blob).collect()
+    ]
+    drift = merge_counts(drift_parts) if drift_parts else None
+    scores = scored.where(blob.isNull()).drop(_BLOB)
     clv = F.col("clv")
     clv_counts = scores.where(clv.isNotNull() & ~F.isnan(clv)).groupBy("clv").count().toPandas()
     clv_counts = clv_counts.sort_values("clv")
@@ -632,7 +651,7 @@ def _policy_steps(
         name: merge_value_counts([part[name] for part in parts_degrees if name in part])
         for name in sorted(names)
     }
-    return budget, degree_stats
+    return budget, degree_stats, drift
 
 
 # --------------------------------------------------------------- from the raw source
@@ -1075,7 +1094,7 @@ def _score_source(
         # 2.-5. population statistics, scores, tiers, budgets, degrees
         t0 = time.perf_counter()
         note("scoring, explaining and deciding on Spark")
-        budget, degree_stats = _policy_steps(
+        budget, degree_stats, drift = _policy_steps(
             spark, base, layouts, as_of_ts, models, policy, segment_rules, chunk_size, persisted
         )
         clock["scoring"] = clock.get("scoring", 0.0) + time.perf_counter() - t0
@@ -1123,4 +1142,4 @@ def _score_source(
         balances, int(written["customers"].sum()), int(written["rows"].sum())
     )
     clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
-    return PartitionedScores(parts, record, balance, partitions)
+    return PartitionedScores(parts, record, balance, partitions, drift)

@@ -41,6 +41,7 @@ from retain.jobs.compare import earlier_scores_date, read_scores_of
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
+    MANIFEST_DRIFT,
     MANIFEST_FILE,
     READ_BY_REPORT,
     REPORT_FILE,
@@ -251,6 +252,7 @@ def report(
         seed=cfg.seed,
         evaluation=evaluation,
         transitions=transitions,
+        drift=manifest.get(MANIFEST_DRIFT),
     )
     path = _write_report(rep, report_dir, when, cfg.name)
     seconds = time.perf_counter() - t0

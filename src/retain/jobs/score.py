@@ -18,6 +18,13 @@ What it does, in order:
 5. Log the manifest, the counts, the score distributions, the input data sets and a run
    description to MLflow.
 
+Drift: the scored buyers are compared with the churn model's test cutoff (its reference
+profile, :mod:`retain.drift`): per-feature PSI, binned chi-square p-value and missing shares,
+and the shift in the predicted churn rate, against ``scoring.drift``. The result is the
+manifest's ``drift`` entry (status ``ok``, ``warn``, ``retrain``, or ``skipped`` with a note for
+a model saved without a profile), the metrics ``drift_psi_max``, ``drift_churn_rate_shift``,
+``drift_retrain`` and ``drift_psi.<feature>``, and the table ``scoring/drift.csv``.
+
 The manifest balances customers: every customer seen in the inputs (clean or rejected rows)
 is either scored (one row) or rejected (all of their rows were rejected; counted by reason).
 """
@@ -47,6 +54,13 @@ from retain.config import (
 )
 from retain.contracts import CUSTOMER_ID
 from retain.control import group_counts
+from retain.drift import (
+    DriftCounts,
+    drift_summary,
+    drift_table,
+    merge_counts,
+    skipped_summary,
+)
 from retain.engine.local import (
     PartitionedScores,
     auto_partitions,
@@ -77,12 +91,18 @@ from retain.io import (
 from retain.names import (
     ACTION_PLAN_CSV,
     CONTACT_LIST_CSV,
+    DRIFT_CHURN_RATE_SHIFT,
+    DRIFT_PSI_MAX,
+    DRIFT_PSI_PREFIX,
+    DRIFT_RETRAIN,
+    MANIFEST_DRIFT,
     MANIFEST_FILE,
     REJECTS_FILE,
     SCORES_CSV,
     SCORES_FILE,
     SCORES_KIND,
     SCORING_DISTRIBUTION,
+    SCORING_DRIFT,
     SCORING_MANIFEST,
     SCORING_STAGE_BY_TIER,
     STAGE_TIER_CSV,
@@ -125,6 +145,9 @@ class ScoreResult:
         The manifest written beside the scores.
     files : list of Path
         The files written.
+    warnings : list of str
+        The inputs' warnings, and one line when the drift check warns or calls for
+        retraining (:func:`drift_warning`); the command ends its summary line with them.
     """
 
     run_id: str
@@ -424,10 +447,12 @@ def score(
                 write_csv,
                 note,
                 work,
+                drift_entry(models, run.drift, sc),
             )
         warnings = record.warnings
     else:
         inputs = _load_inputs(cfg, sc, when, timings, note)
+        drift_parts: list[DriftCounts] = []
         view = score_customers(
             inputs.transactions,
             when,
@@ -439,10 +464,13 @@ def score(
             chunk_size=sc.chunk_size,
             timings=timings,
             progress=note,
+            drift=drift_parts,
         )
         check_finite(view)
+        drift = merge_counts(drift_parts) if drift_parts else None
+        extra = {MANIFEST_DRIFT: drift_entry(models, drift, sc)}
         manifest, files = _write(
-            cfg, when, inputs, view, model_info, timings, out_dir, write_csv, note
+            cfg, when, inputs, view, model_info, timings, out_dir, write_csv, note, extra
         )
         record, warnings = inputs, inputs.warnings
 
@@ -451,7 +479,8 @@ def score(
         params = score_params(when, models, out_dir, output_dir or sc.output_dir)
         _log(cfg, record, view, manifest, params)
         run_id = run.info.run_id
-    return ScoreResult(run_id, out_dir, manifest, files, warnings)
+    alarm = drift_warning(manifest[MANIFEST_DRIFT])
+    return ScoreResult(run_id, out_dir, manifest, files, [*warnings, *([alarm] if alarm else [])])
 
 
 VIEW_COLUMNS = [
@@ -609,11 +638,12 @@ def _score_in_partitions(
     write_csv: bool,
     note: Progress,
     work: Path,
+    drift: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Path], pd.DataFrame, InputsRecord]:
     """Write the folder of a partitioned run (local or Spark engine) from its score parts.
 
-    Returns the manifest, the files written, the scores' :data:`VIEW_COLUMNS` and the
-    inputs' record.
+    ``drift`` is the manifest's drift entry (:func:`drift_entry`). Returns the manifest, the
+    files written, the scores' :data:`VIEW_COLUMNS` and the inputs' record.
     """
     sc = cfg.scoring
     assert sc is not None
@@ -621,7 +651,7 @@ def _score_in_partitions(
     check_dates_against_data(dated, run.record.first_day, ("scoring",))
     t0 = time.perf_counter()
     view = read_scores(run.parts, list(dict.fromkeys(VIEW_COLUMNS)))
-    extra = {"engine": {"name": engine, "partitions": run.partitions}}
+    extra = {"engine": {"name": engine, "partitions": run.partitions}, MANIFEST_DRIFT: drift}
     manifest = manifest_from(cfg, when, run.record, run.balance, view, model_info, timings, extra)
     if not manifest["customers"]["balanced"]:
         raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
@@ -722,21 +752,89 @@ def _write(
     out_dir: Path,
     write_csv: bool,
     note: Progress,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Build the manifest, check the customer balance and write the date's folder (timed).
+
+    ``extra`` holds further manifest entries (the drift entry).
 
     The summary tables (stage x tier, action plan, first ``report.top_n`` contacts) are
     written as CSV beside the scores, always: they are small and what analysts open first.
     """
     t0 = time.perf_counter()
     note(f"writing {len(scores):,} rows to {out_dir}")
-    manifest = build_manifest(cfg, when, inputs, scores, model_info, timings)
+    manifest = build_manifest(cfg, when, inputs, scores, model_info, timings, extra)
     if not manifest["customers"]["balanced"]:
         raise RuntimeError(f"customer counts do not balance: {manifest['customers']}")
     tables = summary_tables(scores, load_policy(cfg.policy_path), cfg.report.top_n)
     files = write_outputs(scores, inputs.rejects, manifest, out_dir, write_csv, tables)
     manifest["timings_seconds"]["write"] = round(time.perf_counter() - t0, 3)  # MLflow copy
     return manifest, files
+
+
+def drift_entry(
+    models: ScoringModels, counts: DriftCounts | None, scoring: ScoringConfig
+) -> dict[str, Any]:
+    """The manifest's drift entry: the scored population against the churn model's reference.
+
+    Parameters
+    ----------
+    models : ScoringModels
+        The churn model, with its reference profile (or None for an older saved model).
+    counts : DriftCounts or None
+        The scored buyers' counts (:func:`retain.drift.merge_counts` of the parts).
+    scoring : ScoringConfig
+        Gives the thresholds (``scoring.drift``).
+
+    Returns
+    -------
+    dict
+        :func:`retain.drift.drift_summary`, or :func:`retain.drift.skipped_summary` with its
+        note when the model has no profile or nobody with a churn probability was scored.
+    """
+    profile = models.churn.reference_profile
+    if profile is None:
+        return skipped_summary()
+    if counts is None or counts.n == 0:
+        return skipped_summary("no customer with a purchase was scored; nothing to compare")
+    return drift_summary(profile, counts, scoring.drift)
+
+
+def drift_metrics(entry: Mapping[str, Any]) -> dict[str, float | None]:
+    """The run's drift metrics from the manifest's drift entry (none when it was skipped).
+
+    ``drift_psi_max``, ``drift_churn_rate_shift``, ``drift_retrain`` (1 or 0) and
+    ``drift_psi.<feature>`` per feature.
+    """
+    if entry.get("status") == "skipped":
+        return {}
+    out: dict[str, float | None] = {
+        DRIFT_PSI_MAX: entry.get("psi_max"),
+        DRIFT_CHURN_RATE_SHIFT: entry.get("churn_rate_shift"),
+        DRIFT_RETRAIN: 1.0 if entry.get("retrain") else 0.0,
+    }
+    for name, figures in (entry.get("features") or {}).items():
+        out[DRIFT_PSI_PREFIX + name] = figures.get("psi")
+    return out
+
+
+def drift_warning(entry: Mapping[str, Any]) -> str | None:
+    """One line for the command's summary when the drift check warns or calls for retraining.
+
+    Returns
+    -------
+    str or None
+        E.g. "drift: retrain the churn model (recency_days PSI 0.412 >= 0.25; 2 more)";
+        None when the status is ``ok`` or ``skipped``.
+    """
+    status = entry.get("status")
+    if status not in ("warn", "retrain"):
+        return None
+    reasons = list(entry.get("reasons") or [])
+    head = "retrain the churn model" if status == "retrain" else "the population has shifted"
+    more = f"; {len(reasons) - 1} more" if len(reasons) > 1 else ""
+    detail = f" ({reasons[0]}{more})" if reasons else ""
+    return f"drift: {head}{detail}; see the manifest's drift entry"
 
 
 def score_params(
@@ -804,6 +902,9 @@ def _log(
     tracking.log_metrics(score_metrics(manifest, int(manifest["rows_out"])))
     tracking.log_table(score_distribution(scores), SCORING_DISTRIBUTION)
     tracking.log_table(stage_by_tier(scores), SCORING_STAGE_BY_TIER)
+    drift = manifest.get(MANIFEST_DRIFT) or skipped_summary()
+    tracking.log_metrics(drift_metrics(drift))
+    tracking.log_table(drift_table(drift), SCORING_DRIFT, index=False)
     tracking.describe_run(score_description(tracking.data_label(cfg, inputs), manifest, params))
 
 

@@ -36,7 +36,8 @@ What it does, in order:
    (:func:`shap_sample`, ``plots/shap_*.png``), feature importance and the feature
    catalogue, and a description of the run (:func:`churn_description`). The model's one saved form
    (:meth:`retain.churn.ChurnModel.to_dict`: booster text, calibrator, features, horizon, CLV
-   feature model, feature windows, provenance) is logged as a plain-file pyfunc and registered
+   feature model, feature windows, provenance, and the test cutoff's reference profile for the
+   drift check at scoring, :mod:`retain.drift`) is logged as a plain-file pyfunc and registered
    as ``<name>-churn`` with the alias ``challenger`` (:func:`retain.tracking.log_churn_model`).
 """
 

@@ -6,7 +6,9 @@ writes the page). The page has one section per question an analyst asks: how man
 and how much value (summary), how good the models are against their baselines, what drives
 churn (global SHAP importance, dependence, by stage and tier), why this customer (examples
 with waterfalls and reasons), where the value sits (stage x tier), what to do (the action
-plan) and whether the CLV model predicted unseen periods (the backtest).
+plan), whether the CLV model predicted unseen periods (the backtest) and whether today's
+customers still look like those the churn model was tested on (drift,
+:mod:`retain.reporting.drift`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from retain.names import (
 )
 from retain.reporting import clv_diagnostics, clv_plots
 from retain.reporting import shap_plots as sp
+from retain.reporting.drift import drift_banner, drift_section
 from retain.reporting.evaluation import evaluation_section
 from retain.reporting.html import Report, Section, png_to_data_uri
 from retain.reporting.summary import (
@@ -120,6 +123,7 @@ def build_report(
     seed: int = 0,
     evaluation: tuple[Mapping[str, Any], Mapping[str, pd.DataFrame]] | None = None,
     transitions: Transitions | None = None,
+    drift: Mapping[str, Any] | None = None,
 ) -> Report:
     """Build the analyst report from scores, model inputs and model metadata (no I/O).
 
@@ -161,6 +165,9 @@ def build_report(
     transitions : Transitions, optional
         How the customers moved since an earlier scoring date
         (:func:`retain.transitions.compare_scores`): a section with the transition heat map.
+    drift : mapping, optional
+        The scores manifest's drift entry (:func:`retain.drift.drift_summary`); a banner
+        when it calls for retraining.
 
     Returns
     -------
@@ -177,6 +184,9 @@ def build_report(
     rep.banners.extend(
         model_banners(churn_metrics or {}, clv_metrics or {}, model_aliases or {}, models)
     )
+    banner = drift_banner(drift)
+    if banner:
+        rep.banners.append(banner)
     reasons_note = reasons_explained(scores, models, sample)
     summary_section(rep.section("Summary"), scores, len(sample.ids), currency, reasons_note)
     metrics_section(
@@ -185,6 +195,7 @@ def build_report(
         clv_metrics or {},
         churn_images or {},
     )
+    drift_section(rep.section("Population drift"), drift)
     shap_sections(rep, scores, sample)
     examples_section(rep.section("Example customers"), scores, sample, currency, reasons_note)
     if models.value is not None and "clv_ml" in scores.columns:
@@ -228,7 +239,8 @@ def model_banners(
     Returns
     -------
     list of str
-        Plain-text warnings, possibly none. Drift is not measured yet, so no drift banner.
+        Plain-text warnings, possibly none (the drift banner is
+        :func:`retain.reporting.drift.drift_banner`).
     """
     out: list[str] = []
     versions = {

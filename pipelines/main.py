@@ -95,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     settings = configure(load_config(args.config).tracking)
     print("retain: done.")
-    print(
-        f"  promotion      clv: {trained['promote_clv_accepted']}, "
-        f"churn: {trained['promote_churn_accepted']}"
+    promoted = ", ".join(
+        f"{model}: {trained[f'promote_{model}_accepted']}"
+        for model in ("clv", "churn", "value")
+        if f"promote_{model}_accepted" in trained
     )
+    print(f"  promotion      {promoted}")
     print(f"  scores         {scored['output_dir']}")
     print(f"  report         {scored['report_path']}")
     print(f"  MLflow store   {settings.tracking_uri}")

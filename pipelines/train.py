@@ -1,4 +1,5 @@
-"""Training pipeline: train the CLV and churn models, then try to promote each.
+"""Training pipeline: train the CLV and churn models (and the value model when ``clv.method``
+is ``ml`` or ``auto``), then try to promote each.
 
 Usage: ``python pipelines/train.py --config configs/cdnow.yaml [--verbose]``
 """
@@ -7,9 +8,14 @@ from __future__ import annotations
 
 from steps import run_step
 
+from retain.config import load_config
+
 
 def train(config: str, experiment_id: str) -> dict[str, str]:
-    """Run train_clv, train_churn and the two promotions; return their run ids.
+    """Run train_clv, train_churn (and train_value) and the promotions; return their run ids.
+
+    The value model (``retain train-value``) is trained and promoted only when the config's
+    ``clv.method`` uses it (``ml`` or ``auto``); with ``btyd`` the scores do not need it.
 
     Parameters
     ----------
@@ -26,7 +32,12 @@ def train(config: str, experiment_id: str) -> dict[str, str]:
     runs: dict[str, str] = {}
     runs["train_clv"] = run_step("train_clv", {"config": config}, experiment_id).info.run_id
     runs["train_churn"] = run_step("train_churn", {"config": config}, experiment_id).info.run_id
-    for model in ("clv", "churn"):
+    models = ["clv", "churn"]
+    if load_config(config).clv.method != "btyd":
+        run = run_step("train_value", {"config": config}, experiment_id)
+        runs["train_value"] = run.info.run_id
+        models.append("value")
+    for model in models:
         run = run_step(
             "promote", {"config": config, "model": model}, experiment_id, allowed_exit=True
         )

@@ -15,6 +15,7 @@ from small_models import small_scoring_models
 from retain.churn import ChurnModel
 from retain.config import DriftConfig, ScoringConfig, load_config, load_policy
 from retain.drift import (
+    CHURN_SCALE,
     NO_PROFILE_NOTE,
     PSI_EPSILON,
     DriftCounts,
@@ -115,12 +116,33 @@ def test_merged_parts_equal_the_whole_and_travel_as_plain_data(world) -> None:
     parts = [part_counts(profile, inputs.iloc[p], prob[p]) for p in pieces]
     parts = [DriftCounts.from_dict(wire.loads(wire.dumps(p.to_dict()))) for p in parts]
     merged = merge_counts(parts)
-    assert (merged.n, merged.churn_sum, merged.missing) == (whole.n, whole.churn_sum, whole.missing)
+    assert (merged.n, merged.churn_sum, merged.churn_n, merged.missing) == (
+        whole.n,
+        whole.churn_sum,
+        whole.churn_n,
+        whole.missing,
+    )
     for name in whole.counts:
         assert merged.counts[name].tolist() == whole.counts[name].tolist()
     assert drift_summary(profile, merged, DriftConfig()) == drift_summary(
         profile, whole, DriftConfig()
     )
+
+
+def test_a_missing_probability_stays_out_of_the_churn_sum(world) -> None:
+    _, _, models, inputs, prob = world
+    profile = models.churn.reference_profile
+    holed = prob.copy()
+    holed[[0, 5]] = [np.nan, np.inf]
+    counts = part_counts(profile, inputs, holed)
+    finite = np.delete(prob, [0, 5])
+    assert counts.n == len(inputs) and counts.churn_n == len(inputs) - 2
+    assert counts.churn_sum == int(np.rint(finite * CHURN_SCALE).sum())  # no NaN cast to int
+    summary = drift_summary(profile, counts, DriftConfig())
+    assert summary["churn_rate"] == pytest.approx(finite.mean(), abs=1e-6)
+    nothing = part_counts(profile, inputs.iloc[:2], [np.nan, np.nan])
+    assert (nothing.churn_sum, nothing.churn_n) == (0, 0)
+    assert drift_summary(profile, nothing, DriftConfig())["churn_rate"] is None
 
 
 def test_profile_round_trips_with_the_model_and_old_forms_load(world) -> None:

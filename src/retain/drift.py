@@ -51,6 +51,7 @@ import pandas as pd
 from scipy.stats import chi2_contingency
 
 from retain.config import DriftConfig
+from retain.timeline import DateLike, iso_day
 
 __all__ = [
     "CATEGORICAL_MAX_VALUES",
@@ -235,7 +236,7 @@ def fit_profile(
     features: pd.DataFrame,
     feature_names: Sequence[str],
     churn_probability: np.ndarray,
-    cutoff: pd.Timestamp | str,
+    cutoff: DateLike,
 ) -> ReferenceProfile:
     """The reference profile of a population (the churn model's test cutoff).
 
@@ -247,7 +248,7 @@ def fit_profile(
         The model's features.
     churn_probability : ndarray
         The calibrated churn probability of every row.
-    cutoff : Timestamp or str
+    cutoff : date, str or Timestamp
         The population's date.
 
     Returns
@@ -263,9 +264,7 @@ def fit_profile(
     if len(features) == 0 or prob.shape != (len(features),) or not np.all(np.isfinite(prob)):
         raise ValueError("a reference profile needs customers, each with a finite probability")
     profiles = {name: _feature_profile(_values(features, name)) for name in feature_names}
-    return ReferenceProfile(
-        pd.Timestamp(cutoff).date().isoformat(), len(features), float(prob.mean()), profiles
-    )
+    return ReferenceProfile(iso_day(cutoff), len(features), float(prob.mean()), profiles)
 
 
 @dataclass(frozen=True)
@@ -281,13 +280,17 @@ class DriftCounts:
     missing : dict
         Per feature, customers with the feature missing.
     churn_sum : int
-        Sum of the churn probabilities in fixed point (:data:`CHURN_SCALE` units).
+        Sum of the finite churn probabilities in fixed point (:data:`CHURN_SCALE` units).
+    churn_n : int
+        Customers in ``churn_sum``: those with a finite probability (all of them in a run
+        that writes scores, which refuses non-finite ones).
     """
 
     n: int
     counts: dict[str, np.ndarray]
     missing: dict[str, int]
     churn_sum: int
+    churn_n: int
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (ints and int64 arrays) for a task's result (:mod:`retain.engine.wire`)."""
@@ -296,6 +299,7 @@ class DriftCounts:
             "counts": {k: np.asarray(v, dtype=np.int64) for k, v in self.counts.items()},
             "missing": {k: int(v) for k, v in self.missing.items()},
             "churn_sum": int(self.churn_sum),
+            "churn_n": int(self.churn_n),
         }
 
     @classmethod
@@ -303,7 +307,9 @@ class DriftCounts:
         """Rebuild from :meth:`to_dict` output."""
         counts = {str(k): np.asarray(v, dtype=np.int64) for k, v in data["counts"].items()}
         missing = {str(k): int(v) for k, v in data["missing"].items()}
-        return cls(int(data["n"]), counts, missing, int(data["churn_sum"]))
+        return cls(
+            int(data["n"]), counts, missing, int(data["churn_sum"]), int(data["churn_n"])
+        )
 
 
 def part_counts(
@@ -318,7 +324,9 @@ def part_counts(
     inputs : DataFrame
         The part's model inputs, one row per scored buyer.
     churn_probability : ndarray
-        Their calibrated churn probabilities, in row order.
+        Their calibrated churn probabilities, in row order. A non-finite one is left out of
+        the churn sum (``churn_n`` counts the others): the scores' own check
+        (:func:`retain.scoring.check_finite`) refuses it with its reason.
 
     Returns
     -------
@@ -329,8 +337,9 @@ def part_counts(
     for name, feature in profile.features.items():
         counts[name], missing[name] = feature.bin_counts(_values(inputs, name))
     prob = np.asarray(churn_probability, dtype=np.float64)
+    prob = prob[np.isfinite(prob)]  # NaN would cast to a huge negative int64
     fixed = np.rint(np.clip(prob, 0.0, 1.0) * CHURN_SCALE).astype(np.int64)
-    return DriftCounts(len(inputs), counts, missing, int(fixed.sum()))
+    return DriftCounts(len(inputs), counts, missing, int(fixed.sum()), len(prob))
 
 
 def merge_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
@@ -359,6 +368,7 @@ def merge_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
         {k: np.sum([p.counts[k] for p in parts], axis=0).astype(np.int64) for k in first.counts},
         {k: sum(p.missing[k] for p in parts) for k in first.missing},
         sum(p.churn_sum for p in parts),
+        sum(p.churn_n for p in parts),
     )
 
 
@@ -481,7 +491,7 @@ def drift_summary(
         flags.extend(mine)
     scored = {k: v["psi"] for k, v in features.items() if v["psi"] is not None}
     worst = max(scored, key=scored.__getitem__) if scored else None
-    churn_now = counts.churn_sum / CHURN_SCALE / counts.n if counts.n else None
+    churn_now = counts.churn_sum / CHURN_SCALE / counts.churn_n if counts.churn_n else None
     shift = None if churn_now is None else churn_now - profile.churn_mean
     if shift is not None and abs(shift) >= limits.churn_rate_shift:
         flags.append(

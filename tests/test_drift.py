@@ -327,11 +327,15 @@ def _shifted_entry() -> dict:
 def test_report_section_charts_the_psi_and_lists_the_features() -> None:
     import matplotlib.pyplot as plt
 
-    from retain.reporting.drift import drift_banner, drift_section
+    from retain.reporting.drift import drift_banner, drift_section, plot_psi
     from retain.reporting.html import Report
 
     entry = _shifted_entry()
     assert entry["status"] == "retrain" and entry["psi_max_feature"] == "recency"
+    fig, ax = plt.subplots()
+    assert plot_psi(entry, ax=ax) is ax  # draws where it is told, like the other charts
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["flag", "recency"]  # largest on top
+    plt.close(fig)
     before = set(plt.get_fignums())
     rep = Report("t")
     drift_section(rep.section("Population drift"), entry)

@@ -114,8 +114,9 @@ def drift_section(sec: Section, entry: Mapping[str, Any] | None) -> Section:
         )
     sec.howto(
         "PSI compares the share of customers in each bin of a feature (the deciles of the test "
-        "cutoff) now and then; under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a "
-        "large one. The p-value is the binned chi-square test's; with many customers it is "
+        "cutoff; one bin per value for a feature with few values, a new value counting with "
+        "the nearest one) now and then; under 0.1 is stable, 0.1-0.25 a moderate shift, above "
+        "0.25 a large one. The p-value is the binned chi-square test's; with many customers it is "
         "tiny for any shift, so PSI decides."
     )
     sec.figure(plot_psi(entry).figure, "PSI per feature")

@@ -15,11 +15,13 @@ from small_models import small_scoring_models
 from retain.churn import ChurnModel
 from retain.config import DriftConfig, ScoringConfig, load_config, load_policy
 from retain.drift import (
+    CHURN_SCALE,
     NO_PROFILE_NOTE,
     PSI_EPSILON,
     DriftCounts,
     FeatureProfile,
     binned_chi_square,
+    discrete_edges,
     drift_summary,
     drift_table,
     fit_profile,
@@ -65,16 +67,19 @@ def test_binned_chi_square_by_hand() -> None:
     assert binned_chi_square(np.array([1, 2]), np.array([0, 0])) is None
 
 
-def test_bins_numeric_edges_and_categorical_values() -> None:
+def test_bins_are_intervals_and_discrete_values_have_one_each() -> None:
     numeric = FeatureProfile("numeric", (1.0, 2.0), (0, 0, 0), 0)
     counts, missing = numeric.bin_counts(np.array([0.5, 1.0, 1.5, 2.0, 9.0, np.nan]))
     assert counts.tolist() == [1, 2, 2] and missing == 1  # an edge opens its bin
-    categorical = FeatureProfile("categorical", (0.0, 1.0), (0, 0, 0), 0)
-    counts, missing = categorical.bin_counts(np.array([0.0, 1.0, 1.0, 7.0, np.nan, np.nan]))
-    assert counts.tolist() == [1, 2, 1] and missing == 2  # an unseen value: the last bin
+    assert discrete_edges(np.array([0.0, 1.0, 4.0])) == (0.5, 2.5)
+    discrete = FeatureProfile("discrete", discrete_edges(np.array([0.0, 1.0, 4.0])), (0,) * 3, 0)
+    values = np.array([0.0, 1.0, 1.0, 4.0, 2.0, 3.0, -7.0, 40.0, np.nan, np.nan])
+    counts, missing = discrete.bin_counts(values)
+    # an unseen value counts with the nearest reference value; beyond the range, the outer bin
+    assert counts.tolist() == [2, 3, 3] and missing == 2
 
 
-def test_profile_bins_deciles_and_low_cardinality_by_value() -> None:
+def test_profile_bins_deciles_and_few_values_by_interval() -> None:
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=1000), "flag": rng.integers(0, 2, 1000)})
     frame.loc[:99, "x"] = np.nan
@@ -82,7 +87,8 @@ def test_profile_bins_deciles_and_low_cardinality_by_value() -> None:
     x, flag = profile.features["x"], profile.features["flag"]
     assert x.kind == "numeric" and len(x.edges) == 9 and x.missing == 100
     assert sum(x.counts) == 900 and max(x.counts) - min(x.counts) <= 2  # deciles
-    assert flag.kind == "categorical" and flag.edges == (0.0, 1.0) and flag.counts[-1] == 0
+    assert flag.kind == "discrete" and flag.edges == (0.5,) and sum(flag.counts) == 1000
+    assert flag.counts[1] == int(frame["flag"].sum())
     assert profile.n == 1000 and profile.cutoff == "2023-03-31"
     with pytest.raises(ValueError, match="finite probability"):
         fit_profile(frame, ["x"], np.full(1000, np.nan), "2023-03-31")
@@ -97,6 +103,55 @@ def world():
     prob = models.churn.predict_proba(inputs)
     models.churn.reference_profile = fit_profile(inputs, models.feature_names, prob, CUT)
     return tx, events, models, inputs, prob
+
+
+def test_a_calendar_shift_of_a_discrete_feature_is_not_a_new_bin() -> None:
+    """E-mails on a fixed schedule: at any day every customer is one of a few send dates
+    back. Scored a few days further into the cycle, each value is a few days larger, which
+    the reference never had; by exact value all of them would leave every bin."""
+    rng = np.random.default_rng(7)
+    then = pd.DataFrame(
+        {
+            "days_since_last_email": rng.choice([3.0, 31.0, 59.0], size=3000, p=[0.6, 0.3, 0.1]),
+            "emails_90d": np.full(3000, 3.0),  # everybody gets every newsletter
+        }
+    )
+    now = then + pd.DataFrame({"days_since_last_email": 5.0, "emails_90d": 1.0}, index=then.index)
+    prob = np.full(3000, 0.3)
+    profile = fit_profile(then, list(then.columns), prob, "2024-09-30")
+    summary = drift_summary(profile, part_counts(profile, now, prob), DriftConfig())
+    days = summary["features"]["days_since_last_email"]
+    assert days["kind"] == "discrete" and days["bins"] == 3
+    assert days["psi"] < 1e-9 and days["status"] == "ok"  # each customer in his own bin still
+    emails = summary["features"]["emails_90d"]
+    assert emails["bins"] == 1 and emails["psi"] == 0.0 and emails["p_value"] == 1.0
+    assert summary["status"] == "ok", summary["reasons"]
+    # a real change of mix is still one: most customers now long without an e-mail
+    later = then.assign(
+        days_since_last_email=rng.choice([3.0, 31.0, 59.0], 3000, p=[0.1, 0.3, 0.6])
+    )
+    summary = drift_summary(profile, part_counts(profile, later, prob), DriftConfig())
+    assert summary["features"]["days_since_last_email"]["status"] == "retrain"
+
+
+def test_a_profile_saved_with_categorical_bins_reads_as_discrete() -> None:
+    old = {"kind": "categorical", "edges": [0.0, 2.0, 3.0], "counts": [5, 7, 9, 0], "missing": 4}
+    back = FeatureProfile.from_dict(old)
+    assert back == FeatureProfile("discrete", (1.0, 2.5), (5, 7, 9), 4)
+    assert FeatureProfile.from_dict(back.to_dict()) == back
+    counts, _ = back.bin_counts(np.array([0.0, 2.0, 3.0, 3.0, 5.0]))
+    assert counts.tolist() == [1, 1, 3]  # an unseen 5 is not a bin of its own any more
+    one = {"kind": "categorical", "edges": [23.0], "counts": [100, 0], "missing": 0}
+    assert FeatureProfile.from_dict(one) == FeatureProfile("discrete", (), (100,), 0)
+    empty = {"kind": "categorical", "edges": [], "counts": [0], "missing": 9}  # all missing
+    assert FeatureProfile.from_dict(empty) == FeatureProfile("discrete", (), (0,), 9)
+    for bad in (
+        {**old, "counts": [5, 7, 9, 1]},  # a reference has no other value
+        {**old, "counts": [5, 7, 9]},
+        {**old, "kind": "ordinal"},
+    ):
+        with pytest.raises(ValueError):
+            FeatureProfile.from_dict(bad)
 
 
 def _scored_counts(tx, events, models, as_of) -> DriftCounts:
@@ -115,12 +170,33 @@ def test_merged_parts_equal_the_whole_and_travel_as_plain_data(world) -> None:
     parts = [part_counts(profile, inputs.iloc[p], prob[p]) for p in pieces]
     parts = [DriftCounts.from_dict(wire.loads(wire.dumps(p.to_dict()))) for p in parts]
     merged = merge_counts(parts)
-    assert (merged.n, merged.churn_sum, merged.missing) == (whole.n, whole.churn_sum, whole.missing)
+    assert (merged.n, merged.churn_sum, merged.churn_n, merged.missing) == (
+        whole.n,
+        whole.churn_sum,
+        whole.churn_n,
+        whole.missing,
+    )
     for name in whole.counts:
         assert merged.counts[name].tolist() == whole.counts[name].tolist()
     assert drift_summary(profile, merged, DriftConfig()) == drift_summary(
         profile, whole, DriftConfig()
     )
+
+
+def test_a_missing_probability_stays_out_of_the_churn_sum(world) -> None:
+    _, _, models, inputs, prob = world
+    profile = models.churn.reference_profile
+    holed = prob.copy()
+    holed[[0, 5]] = [np.nan, np.inf]
+    counts = part_counts(profile, inputs, holed)
+    finite = np.delete(prob, [0, 5])
+    assert counts.n == len(inputs) and counts.churn_n == len(inputs) - 2
+    assert counts.churn_sum == int(np.rint(finite * CHURN_SCALE).sum())  # no NaN cast to int
+    summary = drift_summary(profile, counts, DriftConfig())
+    assert summary["churn_rate"] == pytest.approx(finite.mean(), abs=1e-6)
+    nothing = part_counts(profile, inputs.iloc[:2], [np.nan, np.nan])
+    assert (nothing.churn_sum, nothing.churn_n) == (0, 0)
+    assert drift_summary(profile, nothing, DriftConfig())["churn_rate"] is None
 
 
 def test_profile_round_trips_with_the_model_and_old_forms_load(world) -> None:
@@ -251,11 +327,15 @@ def _shifted_entry() -> dict:
 def test_report_section_charts_the_psi_and_lists_the_features() -> None:
     import matplotlib.pyplot as plt
 
-    from retain.reporting.drift import drift_banner, drift_section
+    from retain.reporting.drift import drift_banner, drift_section, plot_psi
     from retain.reporting.html import Report
 
     entry = _shifted_entry()
     assert entry["status"] == "retrain" and entry["psi_max_feature"] == "recency"
+    fig, ax = plt.subplots()
+    assert plot_psi(entry, ax=ax) is ax  # draws where it is told, like the other charts
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["flag", "recency"]  # largest on top
+    plt.close(fig)
     before = set(plt.get_fignums())
     rep = Report("t")
     drift_section(rep.section("Population drift"), entry)

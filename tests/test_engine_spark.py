@@ -2,11 +2,13 @@
 
 On the CDNOW sample (a churn model reading the purchase-model features, so the population's
 BG/NBD fit is broadcast) and on synthetic data with events and prospects (a small budget, so
-the budget stream decides), for a few partition counts.
+the budget stream decides), for a few partition counts; with a reference profile, the same
+drift counts too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ from small_models import small_scoring_models
 
 from retain.config import PolicyConfig, load_config, load_policy
 from retain.contracts import DataError
+from retain.drift import DriftCounts, fit_profile
 from retain.engine.local import partition_source, score_partitioned
 from retain.engine.spark import _task_errors, score_customers_spark, score_source_spark
-from retain.scoring import ScoringModels, score_customers
+from retain.features.build import build_features
+from retain.scoring import ScoringModels, model_features, score_customers
 from retain.synthetic import generate_synthetic
 
 POLICY = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
@@ -84,25 +88,47 @@ def synthetic_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, ScoringM
     return tx, events, customers, models
 
 
+def _with_profile(models: ScoringModels, tx: pd.DataFrame, events: pd.DataFrame) -> ScoringModels:
+    """The models with a reference profile of the training cutoff's buyers."""
+    inputs = model_features(build_features(tx, "2023-03-31", events), models)
+    prob = models.churn.predict_proba(inputs)
+    profile = fit_profile(inputs, models.feature_names, prob, "2023-03-31")
+    churn = dataclasses.replace(models.churn, reference_profile=profile)
+    return dataclasses.replace(models, churn=churn)
+
+
+def _plain(counts: DriftCounts) -> dict:
+    return {**counts.to_dict(), "counts": {k: v.tolist() for k, v in counts.counts.items()}}
+
+
 @pytest.mark.parametrize("budget", [{}, {"email": {"max_contacts": 150}}])
 def test_cdnow_scores_on_spark_equal_the_pandas_scores(spark, cdnow_case, budget) -> None:
     tx, models = cdnow_case
     policy = _with_budget(load_policy(POLICY), budget)
     expected = score_customers(tx, "1998-06-30", models, policy)
-    got = score_customers_spark(spark, tx, "1998-06-30", models, policy, partitions=4)
+    none: list[DriftCounts] = []  # a model without a reference profile: no drift counts
+    got = score_customers_spark(spark, tx, "1998-06-30", models, policy, partitions=4, drift=none)
     assert_same_scores(got, expected)
+    assert none == []
     assert got["p_alive"].notna().all()
 
 
 def test_synthetic_scores_with_events_prospects_and_budget_on_spark(spark, synthetic_case) -> None:
-    tx, events, customers, models = synthetic_case
+    """The same scores, and the same drift counts as the one-part run."""
+    tx, events, customers, plain_models = synthetic_case
+    models = _with_profile(plain_models, tx, events)
     policy = _with_budget(
         load_policy(POLICY), {"email": {"max_contacts": 10}, "phone": {"max_cost": 20.0}}
     )
-    expected = score_customers(tx, "2023-12-31", models, policy, events=events, customers=customers)
+    whole: list[DriftCounts] = []
+    expected = score_customers(
+        tx, "2023-12-31", models, policy, events=events, customers=customers, drift=whole
+    )
     assert (expected["retention_action"] == "none (over budget)").any()
     assert (expected["lifecycle_stage"] == "prospect").sum() == 2
+    assert len(whole) == 1 and whole[0].n == (expected["lifecycle_stage"] != "prospect").sum()
     for partitions in (3, 7):
+        drift: list[DriftCounts] = []
         got = score_customers_spark(
             spark,
             tx,
@@ -113,8 +139,11 @@ def test_synthetic_scores_with_events_prospects_and_budget_on_spark(spark, synth
             customers=customers,
             partitions=partitions,
             chunk_size=50,
+            drift=drift,
         )
         assert_same_scores(got, expected)
+        assert len(drift) == 1  # the tasks' counts, summed on the driver
+        assert _plain(drift[0]) == _plain(whole[0])
 
 
 @pytest.mark.slow

@@ -8,12 +8,25 @@ are summed (:func:`merge_counts`: exact, so the figures do not depend on the par
 and :func:`drift_summary` compares the whole with the reference.
 
 Bins
-    A numeric feature has the distinct deciles of the reference as inner edges ``e_1 < ... <
-    e_k``; its bins are ``(-inf, e_1), [e_1, e_2), ..., [e_k, +inf)`` (only the inner edges are
-    stored, which keeps the saved form strict JSON). A feature with at most
-    :data:`CATEGORICAL_MAX_VALUES` distinct reference values is binned by value, with one more
-    bin for values the reference never had. Values are binned as the model reads them
-    (float32); missing values are counted apart, never in a bin.
+    Every model feature is a number (the churn model's matrix holds numeric and boolean
+    columns only: counts, days, amounts, scores, flags), so every feature is binned by
+    intervals, never by exact value. A feature with more than :data:`DISCRETE_MAX_VALUES`
+    distinct reference values (``numeric``) has the distinct deciles of the reference as inner
+    edges ``e_1 < ... < e_k``; its bins are ``(-inf, e_1), [e_1, e_2), ..., [e_k, +inf)``
+    (only the inner edges are stored, which keeps the saved form strict JSON). A feature with
+    fewer (``discrete``: counts, day gaps, 1-5 scores, flags) has one bin per reference value,
+    the edges midway between neighbouring values: a scored value the reference never had
+    counts with the nearest reference value, one beyond the reference's range with the
+    outermost. So a shift of a few days or one more e-mail moves customers to the next bin at
+    most, as a decile does for a continuous feature; it is not a new bin holding all of them.
+    A feature the reference holds at one value for every customer (e.g. e-mails sent in the
+    last 90 days when everybody gets the same newsletters) has a single bin and a PSI of 0: it
+    tells customers apart in no way, and a change common to all of them shows in the predicted
+    churn rate's shift, not as a population shift (which on a fixed send calendar it would be
+    on nearly every scoring day, retraining or not). Values are binned as the model reads
+    them (float32); missing values are counted apart, never in a bin. Profiles saved with the
+    former ``categorical`` kind (binned by value, one bin for unseen values) are read as
+    ``discrete`` (:meth:`FeatureProfile.from_dict`).
 
 Statistics, per feature
     * Population stability index over the bins of the non-missing values,
@@ -51,16 +64,18 @@ import pandas as pd
 from scipy.stats import chi2_contingency
 
 from retain.config import DriftConfig
+from retain.timeline import DateLike, iso_day
 
 __all__ = [
-    "CATEGORICAL_MAX_VALUES",
     "CHURN_SCALE",
+    "DISCRETE_MAX_VALUES",
     "NO_PROFILE_NOTE",
     "PSI_EPSILON",
     "DriftCounts",
     "FeatureProfile",
     "ReferenceProfile",
     "binned_chi_square",
+    "discrete_edges",
     "drift_summary",
     "drift_table",
     "fit_profile",
@@ -73,8 +88,8 @@ __all__ = [
 PSI_EPSILON = 1e-4
 """Smallest bin share in the PSI: an empty bin counts as this share (keeps ``ln`` finite)."""
 
-CATEGORICAL_MAX_VALUES = 10
-"""A feature with at most this many distinct reference values is binned by value."""
+DISCRETE_MAX_VALUES = 10
+"""A feature with at most this many distinct reference values has one bin per value."""
 
 DECILES = tuple(i / 10 for i in range(1, 10))
 """Quantiles of the reference that give a numeric feature's inner bin edges."""
@@ -85,7 +100,7 @@ CHURN_SCALE = 2**30
 NO_PROFILE_NOTE = "model has no reference profile; retrain to enable drift checks"
 """The manifest's note when the churn model was saved without a reference profile."""
 
-Kind = Literal["numeric", "categorical"]
+Kind = Literal["numeric", "discrete"]
 Status = Literal["ok", "warn", "retrain"]
 _RANK: dict[str, int] = {"ok": 0, "warn": 1, "retrain": 2}
 
@@ -101,12 +116,12 @@ class FeatureProfile:
 
     Attributes
     ----------
-    kind : {"numeric", "categorical"}
-        Binned by edges or by value.
+    kind : {"numeric", "discrete"}
+        How the edges were chosen: the reference's deciles, or midway between its few
+        distinct values (one bin per value).
     edges : tuple of float
-        Numeric: the inner bin edges (``len(edges) + 1`` bins, the outer ones open to
-        infinity). Categorical: the reference's values (one bin each, plus a last bin for
-        any other value).
+        The inner bin edges (``len(edges) + 1`` bins ``(-inf, e_1), [e_1, e_2), ...,
+        [e_k, +inf)``).
     counts : tuple of int
         Reference customers per bin (``len(edges) + 1`` entries).
     missing : int
@@ -134,13 +149,7 @@ class FeatureProfile:
         missing = np.isnan(values)
         present = values[~missing]
         edges = np.asarray(self.edges, dtype=np.float64)
-        if self.kind == "numeric":
-            index = np.searchsorted(edges, present, side="right")
-        else:
-            pos = np.searchsorted(edges, present, side="left")
-            found = pos < len(edges)
-            found[found] = edges[pos[found]] == present[found]
-            index = np.where(found, pos, len(edges))
+        index = np.searchsorted(edges, present, side="right")
         counts = np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
         return counts, int(missing.sum())
 
@@ -155,7 +164,12 @@ class FeatureProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureProfile:
-        """Rebuild from :meth:`to_dict` output.
+        """Rebuild from :meth:`to_dict` output (or the former ``categorical`` form).
+
+        A ``categorical`` profile (saved before discrete features were binned by intervals)
+        lists the reference's values, their counts and a last bin for other values, empty
+        in a reference by construction; it is read as the ``discrete`` profile of the same
+        values (:func:`discrete_edges`), with the same counts per value.
 
         Raises
         ------
@@ -163,7 +177,7 @@ class FeatureProfile:
             When the kind is unknown, the counts do not fit the edges, or a value is not finite.
         """
         kind = str(data["kind"])
-        if kind not in ("numeric", "categorical"):
+        if kind not in ("numeric", "discrete", "categorical"):
             raise ValueError(f"unknown feature profile kind {kind!r}")
         edges = tuple(float(e) for e in data["edges"])
         counts = tuple(int(c) for c in data["counts"])
@@ -171,6 +185,10 @@ class FeatureProfile:
             raise ValueError("a feature profile needs finite edges and one count more than edges")
         if list(edges) != sorted(set(edges)) or min(counts, default=0) < 0:
             raise ValueError("a feature profile's edges must increase and its counts be >= 0")
+        if kind == "categorical":  # the other values' bin is empty in a reference
+            if counts[-1] != 0:
+                raise ValueError("a categorical feature profile counts no other value")
+            kind, edges, counts = "discrete", discrete_edges(np.asarray(edges)), counts[:-1] or (0,)
         return cls(kind, edges, counts, int(data["missing"]))  # type: ignore[arg-type]
 
 
@@ -220,12 +238,34 @@ class ReferenceProfile:
         return cls(str(data["cutoff"]), int(data["n"]), churn_mean, features)
 
 
+def discrete_edges(distinct: np.ndarray) -> tuple[float, ...]:
+    """Inner edges of one bin per value: midway between neighbouring values.
+
+    Parameters
+    ----------
+    distinct : ndarray of float
+        The distinct values, increasing.
+
+    Returns
+    -------
+    tuple of float
+        ``len(distinct) - 1`` edges; a value falls in the bin of its nearest listed value
+        (a tie midway goes up), one beyond the listed range in the outermost bin.
+    """
+    values = np.asarray(distinct, dtype=np.float64)
+    return tuple(float(e) for e in values[:-1] + (values[1:] - values[:-1]) / 2)
+
+
 def _feature_profile(values: np.ndarray) -> FeatureProfile:
     """A feature's bins from its reference values, with the reference counted into them."""
     present = values[~np.isnan(values)]
     distinct = np.unique(present)
-    kind: Kind = "categorical" if len(distinct) <= CATEGORICAL_MAX_VALUES else "numeric"
-    edges = distinct if kind == "categorical" else np.unique(np.quantile(present, DECILES))
+    kind: Kind = "discrete" if len(distinct) <= DISCRETE_MAX_VALUES else "numeric"
+    edges = (
+        discrete_edges(distinct)
+        if kind == "discrete"
+        else tuple(np.unique(np.quantile(present, DECILES)))
+    )
     empty = FeatureProfile(kind, tuple(float(e) for e in edges), (0,) * (len(edges) + 1), 0)
     counts, missing = empty.bin_counts(values)
     return FeatureProfile(kind, empty.edges, tuple(int(c) for c in counts), missing)
@@ -235,7 +275,7 @@ def fit_profile(
     features: pd.DataFrame,
     feature_names: Sequence[str],
     churn_probability: np.ndarray,
-    cutoff: pd.Timestamp | str,
+    cutoff: DateLike,
 ) -> ReferenceProfile:
     """The reference profile of a population (the churn model's test cutoff).
 
@@ -247,7 +287,7 @@ def fit_profile(
         The model's features.
     churn_probability : ndarray
         The calibrated churn probability of every row.
-    cutoff : Timestamp or str
+    cutoff : date, str or Timestamp
         The population's date.
 
     Returns
@@ -263,9 +303,7 @@ def fit_profile(
     if len(features) == 0 or prob.shape != (len(features),) or not np.all(np.isfinite(prob)):
         raise ValueError("a reference profile needs customers, each with a finite probability")
     profiles = {name: _feature_profile(_values(features, name)) for name in feature_names}
-    return ReferenceProfile(
-        pd.Timestamp(cutoff).date().isoformat(), len(features), float(prob.mean()), profiles
-    )
+    return ReferenceProfile(iso_day(cutoff), len(features), float(prob.mean()), profiles)
 
 
 @dataclass(frozen=True)
@@ -281,13 +319,17 @@ class DriftCounts:
     missing : dict
         Per feature, customers with the feature missing.
     churn_sum : int
-        Sum of the churn probabilities in fixed point (:data:`CHURN_SCALE` units).
+        Sum of the finite churn probabilities in fixed point (:data:`CHURN_SCALE` units).
+    churn_n : int
+        Customers in ``churn_sum``: those with a finite probability (all of them in a run
+        that writes scores, which refuses non-finite ones).
     """
 
     n: int
     counts: dict[str, np.ndarray]
     missing: dict[str, int]
     churn_sum: int
+    churn_n: int
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (ints and int64 arrays) for a task's result (:mod:`retain.engine.wire`)."""
@@ -296,6 +338,7 @@ class DriftCounts:
             "counts": {k: np.asarray(v, dtype=np.int64) for k, v in self.counts.items()},
             "missing": {k: int(v) for k, v in self.missing.items()},
             "churn_sum": int(self.churn_sum),
+            "churn_n": int(self.churn_n),
         }
 
     @classmethod
@@ -303,7 +346,7 @@ class DriftCounts:
         """Rebuild from :meth:`to_dict` output."""
         counts = {str(k): np.asarray(v, dtype=np.int64) for k, v in data["counts"].items()}
         missing = {str(k): int(v) for k, v in data["missing"].items()}
-        return cls(int(data["n"]), counts, missing, int(data["churn_sum"]))
+        return cls(int(data["n"]), counts, missing, int(data["churn_sum"]), int(data["churn_n"]))
 
 
 def part_counts(
@@ -318,7 +361,9 @@ def part_counts(
     inputs : DataFrame
         The part's model inputs, one row per scored buyer.
     churn_probability : ndarray
-        Their calibrated churn probabilities, in row order.
+        Their calibrated churn probabilities, in row order. A non-finite one is left out of
+        the churn sum (``churn_n`` counts the others): the scores' own check
+        (:func:`retain.scoring.check_finite`) refuses it with its reason.
 
     Returns
     -------
@@ -329,8 +374,9 @@ def part_counts(
     for name, feature in profile.features.items():
         counts[name], missing[name] = feature.bin_counts(_values(inputs, name))
     prob = np.asarray(churn_probability, dtype=np.float64)
+    prob = prob[np.isfinite(prob)]  # NaN would cast to a huge negative int64
     fixed = np.rint(np.clip(prob, 0.0, 1.0) * CHURN_SCALE).astype(np.int64)
-    return DriftCounts(len(inputs), counts, missing, int(fixed.sum()))
+    return DriftCounts(len(inputs), counts, missing, int(fixed.sum()), len(prob))
 
 
 def merge_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
@@ -359,6 +405,7 @@ def merge_counts(parts: Iterable[DriftCounts]) -> DriftCounts:
         {k: np.sum([p.counts[k] for p in parts], axis=0).astype(np.int64) for k in first.counts},
         {k: sum(p.missing[k] for p in parts) for k in first.missing},
         sum(p.churn_sum for p in parts),
+        sum(p.churn_n for p in parts),
     )
 
 
@@ -481,7 +528,7 @@ def drift_summary(
         flags.extend(mine)
     scored = {k: v["psi"] for k, v in features.items() if v["psi"] is not None}
     worst = max(scored, key=scored.__getitem__) if scored else None
-    churn_now = counts.churn_sum / CHURN_SCALE / counts.n if counts.n else None
+    churn_now = counts.churn_sum / CHURN_SCALE / counts.churn_n if counts.churn_n else None
     shift = None if churn_now is None else churn_now - profile.churn_mean
     if shift is not None and abs(shift) >= limits.churn_rate_shift:
         flags.append(

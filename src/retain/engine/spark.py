@@ -385,6 +385,7 @@ def score_customers_spark(
     segment_rules: SegmentRules | None = None,
     partitions: int = 4,
     chunk_size: int = 250_000,
+    drift: list[DriftCounts] | None = None,
 ) -> pd.DataFrame:
     """Score every customer known at the as-of date, the per-customer steps on Spark.
 
@@ -408,6 +409,10 @@ def score_customers_spark(
         Customer partitions of the per-customer steps.
     chunk_size : int
         Customers per churn/explanation chunk within a partition.
+    drift : list, optional
+        Receives the population's drift counts (the tasks' :func:`retain.drift.part_counts`
+        summed, :func:`retain.drift.merge_counts`: those of
+        :func:`retain.scoring.score_customers`) when the churn model has a reference profile.
 
     Returns
     -------
@@ -430,6 +435,7 @@ def score_customers_spark(
             segment_rules=segment_rules,
             partitions=partitions,
             chunk_size=chunk_size,
+            drift=drift,
         )
 
 
@@ -445,6 +451,7 @@ def _score(
     segment_rules: SegmentRules | None,
     partitions: int,
     chunk_size: int,
+    drift: list[DriftCounts] | None,
 ) -> pd.DataFrame:
     """:func:`score_customers_spark` without the warning filters."""
     from pyspark.sql import types as T
@@ -483,7 +490,7 @@ def _score(
         base = inputs.mapInPandas(base_step, base_layout.schema(prospect_field)).persist()
         persisted.append(base)
 
-        budget, degree_stats, _drift = _policy_steps(
+        budget, degree_stats, counted = _policy_steps(
             spark,
             base,
             layouts,
@@ -494,6 +501,8 @@ def _score(
             chunk_size,
             persisted,
         )
+        if drift is not None and counted is not None:
+            drift.append(counted)
         output_layout = layouts.output
         budget_layout = layouts.budget
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
 
 from retain.drift import drift_table
 from retain.reporting.html import Section
@@ -22,24 +23,27 @@ __all__ = ["drift_banner", "drift_section", "plot_psi"]
 _COLOURS = {"ok": "#1f77b4", "warn": "#ff7f0e", "retrain": "#d62728"}
 
 
-def plot_psi(entry: Mapping[str, Any], max_features: int = 20) -> Figure:
+def plot_psi(entry: Mapping[str, Any], ax: Axes | None = None, max_features: int = 20) -> Axes:
     """PSI per feature (the largest ``max_features``), coloured by status, thresholds marked.
 
     Parameters
     ----------
     entry : mapping
         The manifest's drift entry (not skipped).
+    ax : Axes, optional
+        Where to draw; a new figure sized to the bars otherwise.
     max_features : int
         Bars at most.
 
     Returns
     -------
-    Figure
+    Axes
     """
     table = drift_table(entry).dropna(subset=["psi"]).head(max_features)[::-1]
     limits = entry.get("thresholds") or {}
-    fig = Figure(figsize=(8, 0.3 * max(len(table), 4) + 1.5), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        size = (8, 0.3 * max(len(table), 4) + 1.5)
+        _, ax = plt.subplots(figsize=size, layout="constrained")
     colours = [_COLOURS.get(str(s), "#7f7f7f") for s in table["status"]]
     ax.barh(table["feature"], table["psi"].to_numpy(dtype=float), color=colours)
     for key, style in (("psi_warn", ":"), ("psi_retrain", "--")):
@@ -52,7 +56,7 @@ def plot_psi(entry: Mapping[str, Any], max_features: int = 20) -> Figure:
     if top > 10 * float(limits.get("psi_retrain", 1.0)):
         ax.set_xscale("symlog", linthresh=float(limits.get("psi_warn", 0.1)))
     ax.set_xlabel("population stability index (scored customers vs the model's test cutoff)")
-    return fig
+    return ax
 
 
 def drift_banner(entry: Mapping[str, Any] | None) -> str | None:
@@ -110,11 +114,12 @@ def drift_section(sec: Section, entry: Mapping[str, Any] | None) -> Section:
         )
     sec.howto(
         "PSI compares the share of customers in each bin of a feature (the deciles of the test "
-        "cutoff) now and then; under 0.1 is stable, 0.1-0.25 a moderate shift, above 0.25 a "
-        "large one. The p-value is the binned chi-square test's; with many customers it is "
+        "cutoff; one bin per value for a feature with few values, a new value counting with "
+        "the nearest one) now and then; under 0.1 is stable, 0.1-0.25 a moderate shift, above "
+        "0.25 a large one. The p-value is the binned chi-square test's; with many customers it is "
         "tiny for any shift, so PSI decides."
     )
-    sec.figure(plot_psi(entry), "PSI per feature")
+    sec.figure(plot_psi(entry).figure, "PSI per feature")
     table = drift_table(entry)[
         ["feature", "psi", "p_value", "missing_share", "missing_share_reference", "status"]
     ]

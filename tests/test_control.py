@@ -194,3 +194,11 @@ def test_control_customers_contacted_later_are_counted() -> None:
     assert contacted_later(control_ids, later) == 1
     assert contacted_later(control_ids, later.iloc[0:0]) == 0
 
+
+
+def test_manifest_counts_name_customers_without_a_group_none() -> None:
+    from retain.scoring import count_by
+
+    groups = pd.Series(["treatment", None, "control", None], dtype="string")
+    counts = count_by(pd.DataFrame({"treatment_group": groups}), ["treatment_group"])
+    assert counts == {"treatment_group": {"none": 2, "treatment": 1, "control": 1}}

@@ -2,14 +2,19 @@
 
 Load, compute, write, log:
 
-1. Read the scores ``retain score`` wrote for the date (they must carry control groups:
-   ``treatment_group``) and their manifest (the churn horizon H of the model used).
+1. Read the scores ``retain score`` wrote for the date (:mod:`retain.io.history`; they must
+   carry control groups: ``treatment_group``) and their manifest (the churn horizon H of the
+   model used).
 2. Refuse, before any work, when the data does not reach D + H (the last day of the outcome
    window): the data's ``observed_until``, or ``--until`` when given and earlier.
 3. Load and validate the inputs up to that day (:func:`retain.inputs.load_inputs`) and take
    every scored customer's outcome in the window (:func:`retain.outcomes.horizon_outcomes`).
 4. Compare treated and control per action, per (stage, tier) and overall
-   (:mod:`retain.evaluation.actions`), measure each action rule's save rate and propose it
+   (:mod:`retain.evaluation.actions`; a group mixing control shares is standardised over the
+   control-share strata of :func:`retain.evaluation.proposal.control_strata`), check whether
+   D's control customers may have been contacted inside the window (group redraws, later
+   scores of the history: :func:`control_contamination`), measure each action rule's save
+   rate and propose it
    (:mod:`retain.evaluation.proposal`), and judge the date's churn probabilities on what
    happened (:mod:`retain.evaluation.realised`).
 5. Write the tables, ``proposed_policy.yaml`` and ``evaluation.json`` into the date's own

@@ -17,8 +17,10 @@ of the action rule that gave them their action. So
 a control customer stays out of every contact list for as long as the seed is kept, the
 "universal hold-out" of CRM practice. This is what keeps the evaluation of a date D clean: its
 outcome window D + 1 .. D + H (H the churn horizon) is longer than the time between two
-scoring dates, and a control customer of D who were contacted on a later date inside that
-window would no longer measure "no contact".
+scoring dates, and a control customer of D who was contacted on a later date inside that
+window would no longer measure "no contact". (The one draw is compared with the share of the
+customer's rule on each date: a customer who moves to a rule with a smaller share can still
+change group, which :func:`contacted_later` counts.)
 
 **Rotating groups (``period_days`` set).** The hash takes the period too (days from
 1970-01-01 to the scoring date, integer-divided by ``period_days``, see

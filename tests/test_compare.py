@@ -65,7 +65,8 @@ def history(tmp_path: Path) -> Path:
     root = tmp_path / "out"
     _write_scores(root, "1998-01-31", [("a", "at_risk", "high", 10.0), ("b", "active", "low", 2.0),
                                        ("c", "dormant", "low", 1.0)])  # fmt: skip
-    _write_scores(root, "1998-03-31", [("a", "loyal", "vip", 30.0), ("c", "active", "low", 3.0),
+    _write_scores(root, "1998-03-31", [("a", "loyal", "vip", 30.0),
+                                       ("c", "reactivated", "low", 3.0),
                                        ("d", "new", "medium", 5.0)])  # fmt: skip
     return root
 
@@ -81,7 +82,7 @@ def test_compare_writes_its_folder_and_logs_a_run(tmp_path, history, mlflow_tmp)
     stages = pd.read_csv(folder / COMPARE_STAGES_CSV)
     cell = stages.set_index(["from_stage", "to_stage"])["customers"]
     assert cell[("at_risk", "loyal")] == 1 and cell[("active", ABSENT)] == 1
-    assert cell[(ABSENT, "new")] == 1 and cell[("dormant", "active")] == 1
+    assert cell[(ABSENT, "new")] == 1 and cell[("dormant", "reactivated")] == 1
     assert stages["customers"].sum() == 4  # a, b, c, d: none dropped
     assert pd.read_csv(folder / COMPARE_TIERS_CSV)["customers"].sum() == 4
     risk = pd.read_csv(folder / COMPARE_AT_RISK_CSV).set_index("outcome")["customers"]

@@ -13,10 +13,13 @@ from retain.config import ConfigError, PolicyConfig, load_policy, validate_model
 from retain.control import (
     CONTROL,
     TREATMENT,
+    check_control_period,
+    contacted_later,
     control_draws,
     control_groups,
     control_period,
     group_counts,
+    rotations_in_window,
 )
 from retain.reporting.summary import action_plan_table, contact_list
 
@@ -24,7 +27,7 @@ POLICY_YAML = Path(__file__).resolve().parents[1] / "configs" / "policy.yaml"
 N = 20_000
 
 
-def _policy(share: float = 0.10, period_days: int = 91, seed: int = 0) -> PolicyConfig:
+def _policy(share: float = 0.10, period_days: int | None = 91, seed: int = 0) -> PolicyConfig:
     return PolicyConfig(
         actions=(
             {"stage": "*", "tier": "*", "action": "mail", "channel": "email",
@@ -50,7 +53,7 @@ def _table(n: int = N, channel: str = "email", stage: str = "active") -> pd.Data
 def test_policy_defaults_and_validation() -> None:
     policy = load_policy(POLICY_YAML)
     assert all(rule.control_share == pytest.approx(0.10) for rule in policy.actions)
-    assert policy.control.period_days == 91
+    assert policy.control.period_days is None  # a permanent hold-out by default
     with pytest.raises(ConfigError, match="control_share"):
         validate_model(
             PolicyConfig,
@@ -153,3 +156,49 @@ def test_summaries_leave_control_out_of_the_contacts() -> None:
     assert plan["control"] == n_control and plan["contacted"] == n - n_control
     assert plan["total_cost"] == pytest.approx(n - n_control)
     assert group_counts(scores) == {"mail": {TREATMENT: n - n_control, CONTROL: n_control}}
+
+
+def test_permanent_hold_out_keeps_the_group_on_every_date() -> None:
+    policy = _policy(0.30, period_days=None)
+    dates = [dt.date(2020, 1, 1), dt.date(2020, 7, 1), dt.date(2023, 12, 31)]
+    groups = [control_groups(_table(), policy, d)["treatment_group"] for d in dates]
+    for g in groups[1:]:
+        pd.testing.assert_series_equal(g, groups[0])
+    assert control_period(dates[0], None) is None
+    ids = _table(50).index.to_numpy()
+    np.testing.assert_array_equal(control_draws(ids, 0), control_draws(ids, 0, None))
+    assert not np.array_equal(control_draws(ids, 0), control_draws(ids, 0, 0))
+
+
+def test_period_shorter_than_the_horizon_is_refused() -> None:
+    check_control_period(_policy(period_days=None).control, 182)
+    check_control_period(_policy(period_days=182).control, 182)
+    with pytest.raises(ConfigError, match="at least 182"):
+        check_control_period(_policy(period_days=91).control, 182, "policy.yaml")
+
+
+def test_rotations_inside_the_outcome_window() -> None:
+    start = dt.date.fromordinal(dt.date(1970, 1, 1).toordinal() + 91 * 220)  # a period's day 0
+    assert rotations_in_window(start, 90, None) == []
+    assert rotations_in_window(start, 90, 91) == []  # window days 1..90 inside the period
+    crossed = rotations_in_window(start, 91, 91)
+    assert crossed == [pd.Timestamp(start + dt.timedelta(days=91))]
+    assert len(rotations_in_window(start, 182, 91)) == 2
+
+
+def test_control_customers_contacted_later_are_counted() -> None:
+    control_ids = pd.Series(["a", "b", "c"])
+    later = pd.DataFrame(
+        {"customer_id": ["a", "a", "b", "x"], "contact": [True, False, False, True]}
+    )
+    assert contacted_later(control_ids, later) == 1
+    assert contacted_later(control_ids, later.iloc[0:0]) == 0
+
+
+
+def test_manifest_counts_name_customers_without_a_group_none() -> None:
+    from retain.scoring import count_by
+
+    groups = pd.Series(["treatment", None, "control", None], dtype="string")
+    counts = count_by(pd.DataFrame({"treatment_group": groups}), ["treatment_group"])
+    assert counts == {"treatment_group": {"none": 2, "treatment": 1, "control": 1}}

@@ -267,3 +267,44 @@ def test_evaluate_actions_has_help_and_needs_a_scores_date(tmp_path):
     assert "--scores-date" in result.output and "--until" in result.output
     result = runner.invoke(app, ["evaluate-actions", "--config", str(tmp_path / "x.yaml")])
     assert result.exit_code == 2  # usage: --scores-date is required
+
+
+def test_control_customers_contacted_inside_the_window_are_reported(loop, tmp_path, mlflow_tmp):
+    import shutil
+
+    # the same scores under another root, rotating groups (91 days), and later scores of a
+    # date inside the window in which 25 of D's control customers are to be contacted
+    out = tmp_path / "out"
+    shutil.copytree(loop["out"] / "loop" / SCORES_KIND, out / "loop" / SCORES_KIND)
+    scores = pd.read_parquet(out / "loop" / SCORES_KIND / f"as_of={D}" / SCORES_FILE)
+    control = scores.loc[scores["treatment_group"] == "control", "customer_id"]
+    later = scores[["customer_id"]].assign(contact=False)
+    later.loc[later["customer_id"].isin(control.iloc[:25]), "contact"] = True
+    later.loc[later["customer_id"].isin(control.iloc[25:]), "contact"] = False
+    treated = scores.loc[scores["treatment_group"] == "treatment", "customer_id"]
+    later.loc[later["customer_id"].isin(treated), "contact"] = True  # not control: not counted
+    _scores_folder(out, "loop", "2023-07-31", later)
+    _scores_folder(out, "loop", "2023-12-31", later.assign(contact=True))  # after the window
+    policy = yaml.safe_load(POLICY.read_text())
+    policy["control"]["period_days"] = 91
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    config = yaml.safe_load(Path(loop["config"]).read_text())
+    config["scoring"]["output_dir"] = str(out)
+    config["policy"] = str(tmp_path / "policy.yaml")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+
+    args = ["evaluate-actions", "--config", str(tmp_path / "c.yaml"), "--scores-date", D]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    folder = out / "loop" / EVALUATION_KIND / f"as_of={D}"
+    groups = json.loads((folder / EVALUATION_FILE).read_text())["control_groups"]
+    assert groups["control_contacted_later"] == 25
+    assert groups["later_scores_dates"] == ["2023-07-31"]
+    assert groups["rotations_in_window"] == ["2023-07-27"]  # day 215 x 91 since 1970-01-01
+    assert result.output.count("WARNING") >= 2 and "redrawn on 2023-07-27" in result.output
+    # the default permanent hold-out: no redraw, the later contacts still reported
+    policy["control"]["period_days"] = None
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
+    assert runner.invoke(app, args).exit_code == 0
+    groups = json.loads((folder / EVALUATION_FILE).read_text())["control_groups"]
+    assert groups["rotations_in_window"] == [] and groups["control_contacted_later"] == 25

@@ -243,3 +243,116 @@ def test_realised_performance_judges_the_scores_on_the_customers_not_contacted()
         "not_contacted": 40,
         "all": 60,
     }
+
+
+def test_welch_gives_no_interval_when_both_groups_are_constant():
+    est = welch_difference(np.full(5, 3.0), np.full(7, 1.0))
+    assert est.value == pytest.approx(2.0) and not est.has_interval
+    assert welch_difference(np.array([3.0, 4.0]), np.full(7, 1.0)).has_interval
+
+
+# --------------------------------------------------------------- mixed control shares
+
+
+def _stratified_frame(cells):
+    """Customers per (stratum, group, retained count, n): revenue 40 when retained, else 0."""
+    rows = []
+    for stratum, group, kept, n in cells:
+        for i in range(n):
+            rows.append(
+                {
+                    "stratum": stratum,
+                    "treatment_group": group,
+                    "purchased": i < kept,
+                    "revenue": 40.0 + (i % 3) if i < kept else 0.0,
+                    "action_cost": 1.0 if group == "treatment" else 0.0,
+                    "retention_action": "mail",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_pooled_comparison_with_unequal_shares_is_standardised():
+    # no effect: in each rule treated and control retain alike; rule a holds out 5%, rule b 50%,
+    # and rule a's customers churn far more, so a plain pooled difference is badly biased
+    frame = _stratified_frame(
+        [
+            ("share=0.05", "treatment", 190, 950),
+            ("share=0.05", "control", 10, 50),
+            ("share=0.5", "treatment", 400, 500),
+            ("share=0.5", "control", 400, 500),
+        ]
+    )
+    naive = compare_groups(frame).iloc[0]
+    assert not naive["retention_uplift_low"] <= 0.0 <= naive["retention_uplift_high"]
+    assert not naive["save_rate_low"] <= 0.0 <= naive["save_rate_high"]
+    row = compare_groups(frame, strata="stratum").iloc[0]
+    assert row["strata"] == 2 and row["n_unmatched"] == 0
+    assert (row["n_treatment"], row["n_control"]) == (1450, 550)
+    for measure in ("retention_uplift", "save_rate", "revenue_uplift"):
+        assert row[f"{measure}_low"] < 0.0 < row[f"{measure}_high"], measure
+    assert row["retention_uplift"] == pytest.approx(0.0, abs=1e-12)
+    assert row["retention_treatment"] == pytest.approx(590 / 1450)
+    assert row["retention_control"] == pytest.approx(row["retention_treatment"])
+    by_action = compare_groups(frame, ["retention_action"], strata="stratum").iloc[0]
+    assert by_action["retention_uplift_low"] < 0.0 < by_action["retention_uplift_high"]
+
+
+def test_standardised_interval_covers_a_null_effect_at_its_level():
+    # repeated random splits with shares 0.05 and 0.5 and no effect: the 95% interval of the
+    # standardised uplift covers 0 in about 95% of them; the plain pooled one almost never
+    rng = np.random.default_rng(7)
+    covered = naive_covered = 0
+    runs = 200
+    for _ in range(runs):
+        share = np.repeat([0.05, 0.5], [2000, 600])
+        kept = rng.random(share.size) < np.repeat([0.2, 0.8], [2000, 600])
+        control = rng.random(share.size) < share
+        frame = pd.DataFrame(
+            {
+                "stratum": np.where(share < 0.1, "a", "b"),
+                "treatment_group": np.where(control, "control", "treatment"),
+                "purchased": kept,
+                "revenue": kept * 10.0,
+                "action_cost": 0.0,
+            }
+        )
+        row = compare_groups(frame, strata="stratum").iloc[0]
+        covered += row["retention_uplift_low"] <= 0.0 <= row["retention_uplift_high"]
+        plain = compare_groups(frame).iloc[0]
+        naive_covered += plain["retention_uplift_low"] <= 0.0 <= plain["retention_uplift_high"]
+    assert covered / runs > 0.9
+    assert naive_covered / runs < 0.1
+
+
+def test_one_share_is_the_plain_comparison_and_the_formulas_reduce_to_it():
+    from retain.evaluation.actions import _standardised
+
+    frame = _stratified_frame(
+        [("s", "treatment", 120, 400), ("s", "control", 10, 60)]
+    )
+    plain = compare_groups(frame, min_group_size=2).iloc[0]
+    one = compare_groups(frame, strata="stratum", min_group_size=2).iloc[0]
+    pd.testing.assert_series_equal(one, plain, rtol=1e-9)
+    treated = frame[frame["treatment_group"] == "treatment"]
+    control = frame[frame["treatment_group"] == "control"]
+    direct = _standardised(treated, control, "stratum", 2, 0.95)
+    for key in ("retention_uplift", "save_rate", "save_rate_low", "save_rate_high",
+                "revenue_uplift", "churn_control", "cost", "roi"):  # fmt: skip
+        assert direct[key] == pytest.approx(plain[key], rel=1e-9, abs=1e-12), key
+
+
+def test_rules_with_the_same_share_form_one_stratum():
+    from retain.evaluation.proposal import control_strata
+
+    policy = load_policy(POLICY)
+    frame = pd.DataFrame(
+        {
+            "lifecycle_stage": ["at_risk", "active", "lost"],
+            "value_tier": ["low", "low", "low"],
+            "retention_action": ["retention reminder", "cross-sell", "old action"],
+        }
+    )
+    strata = control_strata(frame, policy)
+    assert strata.iloc[0] == strata.iloc[1]  # both rules hold out 0.10
+    assert strata.iloc[2].startswith("cell=lost|low")  # the policy no longer gives it

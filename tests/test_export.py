@@ -144,3 +144,51 @@ def test_cli_errors(tmp_path) -> None:
 def test_export_has_help():
     result = runner.invoke(app, ["export", "--help"])
     assert result.exit_code == 0 and "--channel" in result.output and "--config" in result.output
+
+
+def test_an_action_named_like_over_budget_is_still_listed() -> None:
+    scores = _scores(False)
+    scores["retention_action"] = scores["retention_action"].astype(object)
+    scores.loc[scores["customer_id"] == "c1", "retention_action"] = "call unless over budget"
+    out = campaign_list(scores, "email", "1998-06-30", ExportConfig())
+    assert "c1" in out["customer_id"].tolist()
+
+
+def test_concurrent_exports_of_two_channels_keep_both_lists(tmp_path, monkeypatch) -> None:
+    import threading
+
+    from retain.jobs import export as export_job
+
+    cfg = load_config(_config(tmp_path))
+    _write_scores(tmp_path / "out")
+    email_writing, sms_started = threading.Event(), threading.Event()
+    real_write = export_job.write_table_atomic
+
+    def slow_write(table, path):  # the email export is still writing when the sms one starts
+        if path.name == "email.csv":
+            email_writing.set()
+            sms_started.wait(5)
+            threading.Event().wait(0.3)
+        return real_write(table, path)
+
+    monkeypatch.setattr(export_job, "write_table_atomic", slow_write)
+    errors: list[BaseException] = []
+
+    def run(channel: str) -> None:
+        try:
+            export_job.export_channel(cfg, channel)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=run, args=("email",))
+    first.start()
+    assert email_writing.wait(10)
+    second = threading.Thread(target=run, args=("sms",))
+    second.start()
+    sms_started.set()
+    first.join(20)
+    second.join(20)
+    assert not errors
+    folder = output_folder(tmp_path / "out", NAME, EXPORT_KIND, DAY)
+    assert set(read_marker(folder)["files"]) == {"email.csv", "sms.csv"}
+    assert (folder / "email.csv").is_file() and (folder / "sms.csv").is_file()

@@ -28,7 +28,7 @@ def _scores(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
 
 
 # a: at_risk -> active (saved); b: at_risk -> lost (slipped); c: at_risk -> at_risk;
-# d: at_risk, gone at `to` (absent); e: dormant -> active (reactivated); f: active -> active;
+# d: at_risk, gone at `to` (absent); e: dormant -> active; f: active -> active;
 # g: only at `to` (new); prospect p has no CLV at `from`
 BEFORE = _scores(
     [
@@ -74,7 +74,7 @@ def test_every_customer_of_either_date_is_counted(result) -> None:
     c = result.counts
     assert (c["customers_from"], c["customers_to"], c["in_both"]) == (7, 7, 6)
     assert (c["only_from"], c["only_to"], c["new"]) == (1, 1, 1)
-    assert c["reactivated"] == 1  # e
+    assert c["reactivated"] == 0  # e left dormant but is not in the stage reactivated
     assert c["stage_changed"] == 4  # a, b, e, p
     assert c["tier_changed"] == 1  # a
 
@@ -132,3 +132,28 @@ def test_grid_and_report_section(result) -> None:
     transitions_section(rep.section("Customer movements"), result, "$")
     html = rep.render()
     assert rep.n_images == 1 and "2024-01-01" in html and ABSENT in html
+
+
+def test_reactivated_counts_the_stage_and_at_risk_to_reactivated_is_saved() -> None:
+    before = _scores(
+        [
+            ("x", "dormant", "low", 1.0),
+            ("y", "dormant", "low", 1.0),
+            ("z", "at_risk", "low", 1.0),
+            ("w", "reactivated", "low", 1.0),
+            ("v", "lost", "low", 1.0),
+        ]
+    )
+    after = _scores(
+        [
+            ("x", "reactivated", "low", 1.0),
+            ("y", "at_risk", "low", 1.0),  # no purchase: not reactivated
+            ("z", "reactivated", "low", 1.0),
+            ("w", "reactivated", "low", 1.0),  # already reactivated then
+            ("v", "reactivated", "low", 1.0),
+        ]
+    )
+    out = compare_scores(before, after, "2024-01-01", "2024-04-01")
+    assert out.counts["reactivated"] == 3  # x, z, v
+    outcomes = out.at_risk.set_index("outcome")["customers"]
+    assert outcomes["saved"] == 1 and outcomes["other"] == 0  # z

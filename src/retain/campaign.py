@@ -6,23 +6,24 @@ and the date by which to contact them. Which customers are to be contacted:
 
 - scores with a ``contact`` column (control groups, :mod:`retain.control`): ``contact`` is
   True, i.e. the treatment group of the customers the budget kept;
-- older scores: every customer with the channel (over-budget customers have channel ``none``
-  and the ``retention_action`` :data:`retain.policy.OVER_BUDGET`, so none of them is listed).
+- older scores: every customer with the channel (over-budget customers have channel ``none``,
+  so none of them is listed).
 
 The order is ``action_priority`` (1 = first; customers without one, whose expected value is
-unknown, come last), then the customer id. The columns are
-:data:`retain.config.EXPORT_COLUMNS`, renamed as ``export.columns`` says.
+unknown, come last), then the customer id. ``priority`` is the scores' ``action_priority``, a
+rank over every channel's customers: a list's priorities have gaps where the customers of the
+other channels and the control group stand, so a list can be traced back to the scores. The
+columns are :data:`retain.config.EXPORT_COLUMNS`, renamed as ``export.columns`` says.
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 import numpy as np
 import pandas as pd
 
 from retain.config import EXPORT_COLUMNS, ExportConfig
 from retain.contracts import CUSTOMER_ID
+from retain.timeline import DateLike, day, iso_day
 
 __all__ = ["CAMPAIGN_SOURCE_COLUMNS", "CONTACT_CHANNELS", "campaign_list"]
 
@@ -44,11 +45,9 @@ CAMPAIGN_SOURCE_COLUMNS: tuple[str, ...] = (
 )
 """The score columns a campaign list reads (``contact`` too when the scores have it)."""
 
-_OVER_BUDGET_MARK = "over budget"
-
 
 def campaign_list(
-    scores: pd.DataFrame, channel: str, as_of: dt.date, settings: ExportConfig
+    scores: pd.DataFrame, channel: str, as_of: DateLike, settings: ExportConfig
 ) -> pd.DataFrame:
     """The customers to contact through ``channel``, in priority order, CRM-ready.
 
@@ -58,7 +57,7 @@ def campaign_list(
         Scores of one date with :data:`CAMPAIGN_SOURCE_COLUMNS` (and ``contact`` if present).
     channel : str
         One of :data:`CONTACT_CHANNELS`.
-    as_of : date
+    as_of : date, str or Timestamp
         The scoring date; ``due_date`` is ``settings.due_days`` later.
     settings : ExportConfig
         ``due_days`` and the column renames.
@@ -80,11 +79,8 @@ def campaign_list(
     if missing:
         raise ValueError(f"the scores lack the columns {missing}")
     keep = (scores["action_channel"].astype("string") == channel).fillna(False).to_numpy(bool)
-    if "contact" in scores:
+    if "contact" in scores:  # else scores made before control groups: the channel alone
         keep &= scores["contact"].fillna(False).to_numpy(dtype=bool)
-    else:  # scores made before control groups: the budget's choice alone
-        action = scores["retention_action"].astype("string")
-        keep &= ~action.str.contains(_OVER_BUDGET_MARK, regex=False).fillna(False).to_numpy(bool)
     chosen = scores.loc[keep]
     priority = pd.to_numeric(chosen["action_priority"], errors="coerce").to_numpy(
         dtype=float, na_value=np.nan
@@ -96,7 +92,7 @@ def campaign_list(
         )
     )
     chosen = chosen.iloc[order]
-    due = (as_of + dt.timedelta(days=settings.due_days)).isoformat()
+    due = iso_day(day(as_of) + pd.Timedelta(days=settings.due_days))
     out = pd.DataFrame(
         {
             "priority": pd.array(chosen["action_priority"].to_numpy(), dtype="Int64"),

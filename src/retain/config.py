@@ -1080,16 +1080,23 @@ class ChannelBudget(StrictModel):
 class ControlConfig(StrictModel):
     """How customers are split into treatment and control groups (:mod:`retain.control`).
 
-    A customer's group is a stable hash of (``seed``, customer id, period), the period being
-    the number of days from 1970-01-01 to the scoring date divided by ``period_days``: a
-    customer keeps their group for every scoring date inside one period and is drawn afresh
-    in the next. The seed belongs to the policy, not to the run (``seed`` of the run config),
-    so retraining with another seed never reshuffles the groups.
+    By default (``period_days`` null) the groups are a **permanent hold-out**: a customer's
+    group is a stable hash of (``seed``, customer id) alone and never changes, so no control
+    customer is ever contacted inside the outcome window of an earlier scoring date. With
+    ``period_days`` set the groups rotate: the hash takes the period too (days from 1970-01-01
+    to the scoring date divided by ``period_days``), and the period must be at least the churn
+    model's horizon (checked at scoring time). The seed belongs to the policy, not to the run
+    (``seed`` of the run config), so retraining with another seed never reshuffles the groups.
     """
 
     seed: int = Field(0, ge=0, description="Seed of the group hash")
-    period_days: int = Field(
-        91, gt=0, description="Days a customer keeps their group (from 1970-01-01, in blocks)"
+    period_days: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Days a customer keeps their group (from 1970-01-01, in blocks); null (default): "
+            "never redrawn, a permanent hold-out"
+        ),
     )
 
 

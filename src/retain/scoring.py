@@ -1036,9 +1036,13 @@ def count_by(scores: pd.DataFrame, columns: Sequence[str]) -> dict[str, dict[str
     Returns
     -------
     dict
-        ``{column: {value: count}}`` with values as strings.
+        ``{column: {value: count}}`` with values as strings; missing values (e.g. the
+        ``treatment_group`` of a customer without a contact action) count under ``none``.
     """
     return {
-        col: {str(k): int(v) for k, v in scores[col].value_counts(dropna=False).items()}
+        col: {
+            str(k): int(v)
+            for k, v in scores[col].astype("string").fillna("none").value_counts().items()
+        }
         for col in columns
     }

@@ -10,10 +10,11 @@ missing side is the stage and tier :data:`ABSENT`.
   at ``to``; an absent side counts 0).
 - The tier migration matrix, the same for the value tier.
 - What became of the customers ``at_risk`` at ``from`` (:func:`at_risk_outcomes`): ``saved``
-  (active, growing or loyal at ``to``), ``still at_risk``, ``slipped`` (dormant or lost),
-  ``other`` (any other stage) or ``absent``.
-- New customers (only at ``to``) and reactivated ones (dormant or lost at ``from``, in any
-  other stage at ``to``).
+  (active, growing, loyal or reactivated at ``to``: they bought again), ``still at_risk``,
+  ``slipped`` (dormant or lost), ``other`` (any other stage) or ``absent``.
+- New customers (only at ``to``) and reactivated ones: scored on both dates, in the stage
+  ``reactivated`` at ``to`` and not at ``from`` (a purchase after a long gap: a customer
+  who moved from dormant to at_risk without buying is not reactivated).
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ ABSENT = "(absent)"
 COMPARE_COLUMNS: tuple[str, ...] = (CUSTOMER_ID, "lifecycle_stage", "value_tier", "clv")
 """The score columns a comparison reads."""
 
-SAVED_STAGES: tuple[str, ...] = ("active", "growing", "loyal")
+SAVED_STAGES: tuple[str, ...] = ("active", "growing", "loyal", "reactivated")
 """Stages at ``to`` in which an at-risk customer at ``from`` counts as saved."""
 
 SLIPPED_STAGES: tuple[str, ...] = ("dormant", "lost")
 """Stages at ``to`` in which an at-risk customer at ``from`` counts as slipped away."""
+
+REACTIVATED = "reactivated"
+"""The stage of a customer who bought again after a long gap (the ``reactivated`` count)."""
 
 ORDERS: dict[str, tuple[str, ...]] = {"stage": STAGES, "tier": TIERS}
 """The display order of the stages and the tiers."""
@@ -220,7 +224,8 @@ class Transitions:
         :func:`at_risk_outcomes`.
     counts : dict
         ``customers_from``, ``customers_to``, ``in_both``, ``only_from`` (scored at ``from``
-        only), ``only_to`` (= ``new``), ``new``, ``reactivated``, ``stage_changed`` and
+        only), ``only_to`` (= ``new``), ``new``, ``reactivated`` (stage ``reactivated`` at
+        ``to``, not at ``from``), ``stage_changed`` and
         ``tier_changed`` (among customers in both), ``clv_from`` and ``clv_to`` (totals).
     """
 
@@ -254,7 +259,7 @@ def compare_scores(
     both = in_from & in_to
     stage_from = pairs["stage_from"].to_numpy(dtype=object)
     stage_to = pairs["stage_to"].to_numpy(dtype=object)
-    reactivated = both & np.isin(stage_from, SLIPPED_STAGES) & ~np.isin(stage_to, SLIPPED_STAGES)
+    reactivated = both & (stage_to == REACTIVATED) & (stage_from != REACTIVATED)
     counts = {
         "customers_from": int(in_from.sum()),
         "customers_to": int(in_to.sum()),

@@ -24,10 +24,36 @@ action, a (stage, tier) cell, everyone contacted) is compared:
 
 A group with fewer than ``min_group_size`` treated or control customers gets its counts and
 point estimates but no intervals (nor ROI interval): a small cell gives no usable evidence.
+
+**Groups that mix control shares (standardisation).** The control share is set per action
+rule, so a group pooling rules (everyone, an action given by several rules) can hold a 5%
+control in one rule and a 50% control in another; the control group then over-represents the
+high-share rules and a plain treated-minus-control difference compares different customers
+(Simpson's paradox), even when the action does nothing. Given a ``strata`` column (customers
+whose rules have the same control share form one stratum, see
+:func:`retain.evaluation.proposal.control_strata`), a group spanning several strata is
+compared stratum by stratum and the differences combined with weights ``w_s`` = the treated
+customers of stratum ``s`` (standardised to the treated: the effect on the customers
+contacted):
+
+- retention and revenue: the control rate (mean) is ``sum w_s x control_s / sum w_s`` (the
+  treated one is the plain treated rate), the uplift ``sum w_s (treated_s - control_s) /
+  sum w_s``, with variance ``sum (w_s / W)^2 (var_treated_s / n1_s + var_control_s / n0_s)``
+  and a normal interval (binomial variances for retention, sample variances for revenue);
+- save rate: ``1 - q1 / q0`` with both churn rates standardised to the treated, and the delta
+  method on ``log(q1 / q0)``: ``var = var(q1) / q1^2 + var(q0) / q0^2`` (``var(q) = sum
+  (w_s / W)^2 q_s (1 - q_s) / n_s``), the same log-scale interval as an unmixed group's.
+
+Customers of a stratum with no treated or no control customer in the group cannot be
+compared and are left out of it (``n_unmatched``); ``n_treatment`` and ``n_control`` count
+those compared. A group inside one stratum (one control share) is compared plainly, as above:
+within it the split is one random draw with one probability, so the plain difference is
+unbiased. ``strata`` gives the number of strata combined.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +66,7 @@ from retain.evaluation.intervals import (
     newcombe_difference,
     relative_reduction,
     welch_difference,
+    z_value,
 )
 
 __all__ = [
@@ -47,6 +74,7 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "CONTROL",
     "GROUP_COLUMN",
+    "STRATUM",
     "TREATMENT",
     "compare_groups",
     "contacted",
@@ -57,6 +85,8 @@ GROUP_COLUMN = "treatment_group"
 """The scores' column naming a contacted customer's group (null for the others)."""
 ALL = "all"
 """The key of the row comparing every contacted customer together."""
+STRATUM = "stratum"
+"""The column of the control-share stratum of a customer (:func:`compare_groups`)."""
 
 COMPARISON_COLUMNS = (
     "n_treatment",
@@ -81,6 +111,8 @@ COMPARISON_COLUMNS = (
     "roi",
     "roi_low",
     "roi_high",
+    "strata",
+    "n_unmatched",
 )
 """The measures of :func:`compare_groups`, after the grouping columns."""
 
@@ -197,13 +229,108 @@ def _measures(
         "roi": roi,
         "roi_low": roi_low,
         "roi_high": roi_high,
+        "strata": 1,
+        "n_unmatched": 0,
     }
+
+
+def _standardised(
+    treated: pd.DataFrame,
+    control: pd.DataFrame,
+    strata: str,
+    min_group_size: int,
+    confidence: float,
+) -> dict[str, float]:
+    """The :data:`COMPARISON_COLUMNS` of a group spanning several strata (module docstring)."""
+    stats_of = {}
+    for name, part in (("t", treated), ("c", control)):
+        grouped = part.groupby(strata, sort=True, observed=True)
+        stats_of[name] = pd.DataFrame(
+            {
+                "n": grouped.size(),
+                "kept": grouped["purchased"].sum().astype(float),
+                "rev_mean": grouped["revenue"].mean(),
+                "rev_var": grouped["revenue"].var(ddof=1),
+                "cost": grouped["action_cost"].sum(),
+            }
+        )
+    t, c = stats_of["t"], stats_of["c"]
+    matched = t.index.intersection(c.index)
+    n_all = len(treated) + len(control)
+    t, c = t.loc[matched], c.loc[matched]
+    n1, n0 = int(t["n"].sum()), int(c["n"].sum())
+    out: dict[str, float] = dict.fromkeys(COMPARISON_COLUMNS, np.nan)
+    out.update(
+        n_treatment=n1, n_control=n0, strata=len(matched), n_unmatched=n_all - n1 - n0, cost=0.0
+    )
+    if not len(matched):
+        return out
+    w = (t["n"] / n1).to_numpy(dtype=float)
+    m1, m0 = t["n"].to_numpy(dtype=float), c["n"].to_numpy(dtype=float)
+    p1, p0 = t["kept"].to_numpy() / m1, c["kept"].to_numpy() / m0
+    r1, r0 = float(w @ p1), float(w @ p0)
+    var_p = float(np.sum(w**2 * (p1 * (1 - p1) / m1 + p0 * (1 - p0) / m0)))
+    q1, q0 = 1.0 - r1, 1.0 - r0
+    var_q1 = float(np.sum(w**2 * p1 * (1 - p1) / m1))
+    var_q0 = float(np.sum(w**2 * p0 * (1 - p0) / m0))
+    rev1, rev0 = t["rev_mean"].to_numpy(dtype=float), c["rev_mean"].to_numpy(dtype=float)
+    rev_d = float(w @ (rev1 - rev0))
+    v1, v0 = t["rev_var"].to_numpy(dtype=float), c["rev_var"].to_numpy(dtype=float)
+    var_rev = float(np.sum(w**2 * (v1 / m1 + v0 / m0)))  # NaN with a single-customer side
+    z = z_value(confidence)
+    intervals = min(n1, n0) >= min_group_size
+
+    def normal(value: float, var: float) -> Estimate:
+        if not intervals or not math.isfinite(var) or var <= 0.0:
+            return Estimate(value)
+        half = z * math.sqrt(var)
+        return Estimate(value, value - half, value + half)
+
+    retention = normal(r1 - r0, var_p)
+    revenue = normal(rev_d, var_rev)
+    save = Estimate(np.nan)
+    if q0 > 0:
+        save = Estimate(1.0 - q1 / q0)
+        if intervals and q1 > 0:
+            se = math.sqrt(var_q1 / q1**2 + var_q0 / q0**2)
+            if se > 0:
+                log_rr = math.log(q1 / q0)
+                save = Estimate(
+                    save.value, 1.0 - math.exp(log_rr + z * se), 1.0 - math.exp(log_rr - z * se)
+                )
+    cost = float(t["cost"].sum())
+    incremental = revenue.value * n1
+    ratio = lambda v: (v * n1 - cost) / cost if cost > 0 else np.nan  # noqa: E731
+    out.update(
+        retention_treatment=r1,
+        retention_control=r0,
+        retention_uplift=retention.value,
+        retention_uplift_low=retention.low,
+        retention_uplift_high=retention.high,
+        churn_treatment=q1,
+        churn_control=q0,
+        save_rate=save.value,
+        save_rate_low=save.low,
+        save_rate_high=save.high,
+        revenue_treatment=float(w @ rev1),
+        revenue_control=float(w @ rev0),
+        revenue_uplift=revenue.value,
+        revenue_uplift_low=revenue.low,
+        revenue_uplift_high=revenue.high,
+        cost=cost,
+        incremental_revenue=incremental,
+        roi=ratio(revenue.value),
+        roi_low=ratio(revenue.low),
+        roi_high=ratio(revenue.high),
+    )
+    return out
 
 
 def compare_groups(
     frame: pd.DataFrame,
     by: Sequence[str] = (),
     *,
+    strata: str | None = None,
     min_group_size: int = 30,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
@@ -217,6 +344,10 @@ def compare_groups(
     by : sequence of str
         Grouping columns (e.g. ``["retention_action"]`` or ``["lifecycle_stage",
         "value_tier"]``); empty compares everyone at once (one row, keyed ``all``).
+    strata : str, optional
+        A column of ``frame`` naming each customer's control-share stratum (e.g.
+        :data:`STRATUM`); a group spanning several is standardised to its treated customers
+        (see the module docstring). Without it every group is compared plainly.
     min_group_size : int
         Treated and control customers a group needs for intervals.
     confidence : float
@@ -237,10 +368,15 @@ def compare_groups(
         values = key if isinstance(key, tuple) else (key,)
         is_treated = part[GROUP_COLUMN].to_numpy() == TREATMENT
         is_control = part[GROUP_COLUMN].to_numpy() == CONTROL
-        measures = _measures(part[is_treated], part[is_control], min_group_size, confidence)
+        if strata is not None and part[strata].nunique(dropna=False) > 1:
+            measures = _standardised(
+                part[is_treated], part[is_control], strata, min_group_size, confidence
+            )
+        else:
+            measures = _measures(part[is_treated], part[is_control], min_group_size, confidence)
         rows.append({**dict(zip(keys or ["group"], values, strict=True)), **measures})
     columns = [*(keys or ["group"]), *COMPARISON_COLUMNS]
     table = pd.DataFrame(rows, columns=columns)
-    for col in ("n_treatment", "n_control"):
+    for col in ("n_treatment", "n_control", "strata", "n_unmatched"):
         table[col] = table[col].astype(np.int64)
     return table

@@ -149,7 +149,8 @@ def welch_difference(x1: np.ndarray, x0: np.ndarray, confidence: float = 0.95) -
     -------
     Estimate
         The difference; the interval needs two values in each group (a group whose values
-        are all equal contributes no variance; both constant gives the point itself).
+        are all equal contributes no variance; when both are constant there is no interval:
+        a zero-width one would claim a certainty the data cannot give).
     """
     a = np.asarray(x1, dtype=float)
     b = np.asarray(x0, dtype=float)
@@ -163,7 +164,7 @@ def welch_difference(x1: np.ndarray, x0: np.ndarray, confidence: float = 0.95) -
     va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
     se2 = va + vb
     if se2 == 0.0:
-        return Estimate(d, d, d)
+        return Estimate(d)
     df = se2**2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     t = float(stats.t.ppf(0.5 + confidence / 2.0, df))
     half = t * math.sqrt(se2)

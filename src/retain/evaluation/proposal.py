@@ -33,6 +33,7 @@ __all__ = [
     "MEASURED",
     "PROPOSAL_COLUMNS",
     "assign_rules",
+    "control_strata",
     "proposed_policy",
     "proposed_policy_yaml",
     "proposed_save_rates",
@@ -100,6 +101,41 @@ def assign_rules(frame: pd.DataFrame, policy: PolicyConfig) -> tuple[pd.Series, 
         positions[i] = pos if pos >= 0 and policy.actions[pos].action == action else -1
     rules = pd.Series(positions, index=frame.index, name=RULE)
     return rules, int((positions < 0).sum())
+
+
+def control_strata(frame: pd.DataFrame, policy: PolicyConfig) -> pd.Series:
+    """Each customer's control-share stratum, for :func:`retain.evaluation.actions.compare_groups`.
+
+    Customers whose rules (:func:`assign_rules`) hold out the same ``control_share`` form one
+    stratum (``share=<value>``): within it the split was one random draw with one probability.
+    A customer whose rule the current policy no longer gives has an unknown share and a
+    stratum of their own (stage, tier) cell (``cell=<stage>|<tier>``).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``lifecycle_stage``, ``value_tier`` and ``retention_action`` per customer.
+    policy : PolicyConfig
+        The current policy (the shares the scores were made with, unless it changed since).
+
+    Returns
+    -------
+    Series of str
+        Same index as ``frame``.
+    """
+    rules, _ = assign_rules(frame, policy)
+    shares = np.array([rule.control_share for rule in policy.actions], dtype=float)
+    pos = rules.to_numpy()
+    known = pos >= 0
+    cells = (
+        "cell="
+        + frame["lifecycle_stage"].astype(str).to_numpy()
+        + "|"
+        + frame["value_tier"].astype(str).to_numpy()
+    )
+    share_text = np.array([f"share={v!r}" for v in shares], dtype=object)
+    labels = np.where(known, share_text[np.where(known, pos, 0)] if len(shares) else "", cells)
+    return pd.Series(labels, index=frame.index, name="stratum", dtype=object)
 
 
 def proposed_save_rates(

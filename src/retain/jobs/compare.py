@@ -10,25 +10,21 @@ see :func:`retain.io.owned_directory`) and logs them to MLflow as a ``compare`` 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 
 from retain import tracking
 from retain.config import ConfigError, RunConfig
 from retain.io import (
-    OutputError,
     check_output_folder,
-    output_folder,
     owned_directory,
-    read_marker,
     write_json_atomic,
     write_table_atomic,
 )
+from retain.io.history import dated_folders, read_scores, scores_dates
 from retain.names import (
     COMPARE_AT_RISK_CSV,
     COMPARE_FOLDER,
@@ -36,15 +32,11 @@ from retain.names import (
     COMPARE_STAGES_CSV,
     COMPARE_SUMMARY,
     COMPARE_TIERS_CSV,
-    SCORES_FILE,
-    SCORES_KIND,
 )
 from retain.timeline import day
 from retain.transitions import COMPARE_COLUMNS, Transitions, compare_scores
 
 __all__ = ["CompareResult", "compare", "compare_folder", "earlier_scores_date", "read_scores_of"]
-
-_DATED = re.compile(r"^as_of=(\d{4}-\d{2}-\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -59,45 +51,14 @@ class CompareResult:
 def read_scores_of(
     root: str | Path, config_name: str, when: dt.date, columns: tuple[str, ...] = COMPARE_COLUMNS
 ) -> pd.DataFrame:
-    """Some columns of the scores retain wrote for one date.
-
-    Parameters
-    ----------
-    root : str or Path
-        The output root.
-    config_name : str
-        The run config's name.
-    when : date
-        The scoring date.
-    columns : tuple of str
-        The columns to read (only these are loaded).
-
-    Returns
-    -------
-    DataFrame
+    """The columns a comparison reads of one date's scores (:func:`retain.io.history.read_scores`).
 
     Raises
     ------
     retain.io.OutputError
         When the date has no scores written by retain, or they cannot be read or lack a column.
     """
-    folder = output_folder(root, config_name, SCORES_KIND, when)
-    iso = when.isoformat()
-    marker = read_marker(folder)
-    path = folder / SCORES_FILE
-    if marker is None or marker.get("kind") != SCORES_KIND or not path.is_file():
-        raise OutputError(
-            f"no scores as of {iso} in {folder}; run `retain score --as-of {iso}` first (or "
-            "give the date of existing scores)"
-        )
-    try:
-        return pd.read_parquet(path, columns=list(columns))
-    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read {', '.join(columns)} of the scores in {folder} ({type(exc).__name__}: "
-            f"{exc}); they may be damaged or older than this version: run `retain score "
-            f"--as-of {iso}` again"
-        ) from exc
+    return read_scores(root, config_name, when, columns)
 
 
 def earlier_scores_date(root: str | Path, config_name: str, when: dt.date) -> dt.date | None:
@@ -116,26 +77,13 @@ def earlier_scores_date(root: str | Path, config_name: str, when: dt.date) -> dt
     -------
     date or None
     """
-    history = output_folder(root, config_name, SCORES_KIND, when).parent
-    if not history.is_dir():
-        return None
-    dates = []
-    for entry in history.iterdir():
-        match = _DATED.match(entry.name)
-        if not match or read_marker(entry) is None or not (entry / SCORES_FILE).is_file():
-            continue
-        try:
-            found = dt.date.fromisoformat(match.group(1))
-        except ValueError:
-            continue
-        if found < when:
-            dates.append(found)
-    return max(dates) if dates else None
+    earlier = [d for d in scores_dates(root, config_name) if d < when]
+    return earlier[-1] if earlier else None
 
 
 def compare_folder(root: str | Path, config_name: str, start: dt.date, end: dt.date) -> Path:
     """``<root>/<config name>/compare/from=<start>_to=<end>``: a comparison's own folder."""
-    parent = output_folder(root, config_name, COMPARE_KIND, start).parent
+    parent = dated_folders(root, config_name, COMPARE_KIND)
     return parent / f"from={start.isoformat()}_to={end.isoformat()}"
 
 

@@ -2,14 +2,19 @@
 
 Load, compute, write, log:
 
-1. Read the scores ``retain score`` wrote for the date (they must carry control groups:
-   ``treatment_group``) and their manifest (the churn horizon H of the model used).
+1. Read the scores ``retain score`` wrote for the date (:mod:`retain.io.history`; they must
+   carry control groups: ``treatment_group``) and their manifest (the churn horizon H of the
+   model used).
 2. Refuse, before any work, when the data does not reach D + H (the last day of the outcome
    window): the data's ``observed_until``, or ``--until`` when given and earlier.
 3. Load and validate the inputs up to that day (:func:`retain.inputs.load_inputs`) and take
    every scored customer's outcome in the window (:func:`retain.outcomes.horizon_outcomes`).
 4. Compare treated and control per action, per (stage, tier) and overall
-   (:mod:`retain.evaluation.actions`), measure each action rule's save rate and propose it
+   (:mod:`retain.evaluation.actions`; a group mixing control shares is standardised over the
+   control-share strata of :func:`retain.evaluation.proposal.control_strata`), check whether
+   D's control customers may have been contacted inside the window (group redraws, later
+   scores of the history: :func:`control_contamination`), measure each action rule's save
+   rate and propose it
    (:mod:`retain.evaluation.proposal`), and judge the date's churn probabilities on what
    happened (:mod:`retain.evaluation.realised`).
 5. Write the tables, ``proposed_policy.yaml`` and ``evaluation.json`` into the date's own
@@ -33,14 +38,21 @@ import pandas as pd
 from retain import tracking
 from retain.config import ConfigError, PolicyConfig, RunConfig, load_policy
 from retain.contracts import CUSTOMER_ID, DataError
+from retain.control import contacted_later, rotations_in_window
 from retain.evaluation.actions import (
     CONTROL,
+    STRATUM,
     TREATMENT,
     compare_groups,
     contacted,
     require_control_groups,
 )
-from retain.evaluation.proposal import assign_rules, proposed_policy_yaml, proposed_save_rates
+from retain.evaluation.proposal import (
+    assign_rules,
+    control_strata,
+    proposed_policy_yaml,
+    proposed_save_rates,
+)
 from retain.evaluation.realised import realised_performance
 from retain.inputs import load_inputs, observed_until
 from retain.io import (
@@ -53,7 +65,7 @@ from retain.io import (
     write_table_atomic,
     write_text_atomic,
 )
-from retain.jobs.report import _scores_on_disk
+from retain.io.history import dated_folders, read_scores, read_scores_and_manifest, scores_dates
 from retain.names import (
     EVALUATION_BY_ACTION_CSV,
     EVALUATION_BY_STAGE_TIER_CSV,
@@ -64,10 +76,9 @@ from retain.names import (
     PROPOSED_POLICY_FILE,
     PROPOSED_SAVE_RATES_CSV,
     REALISED_CALIBRATION_CSV,
-    SCORES_KIND,
 )
 from retain.outcomes import check_horizon_passed, horizon_outcomes
-from retain.timeline import day
+from retain.timeline import day, iso_day
 
 Progress = Callable[[str], None]
 
@@ -190,15 +201,14 @@ def evaluate_actions(
         raise ConfigError(f"config {cfg.name!r} has no 'scoring' section")
     when = day(scores_date)
     root = output_dir or cfg.scoring.output_dir
-    scores_dir = output_folder(root, cfg.name, SCORES_KIND, when.date())
     out_dir = output_folder(root, cfg.name, EVALUATION_KIND, when.date())
     check_output_folder(out_dir, EVALUATION_KIND)
     policy = load_policy(cfg.policy_path)
     settings = cfg.evaluation
 
-    note(f"reading the scores as of {when.date()}")
-    scores, manifest = _scores_on_disk(scores_dir, when)
-    require_control_groups(scores, str(scores_dir))
+    note(f"reading the scores as of {iso_day(when)}")
+    scores, manifest = read_scores_and_manifest(root, cfg.name, when.date())
+    require_control_groups(scores, f"the scores as of {iso_day(when)}")
     horizon = horizon_of(cfg, manifest)
     last_day = data_end(cfg, until)
     window_end = check_horizon_passed(when, horizon, last_day)
@@ -216,10 +226,12 @@ def evaluate_actions(
             "group: no contact action was given, so there is nothing to evaluate"
         )
     options = {"min_group_size": settings.min_group_size, "confidence": settings.confidence}
+    frame[STRATUM] = control_strata(frame, policy).to_numpy()
+    pooled = {**options, "strata": STRATUM}
     tables = {
-        EVALUATION_BY_ACTION_CSV: compare_groups(frame, ACTION_KEYS, **options),
-        EVALUATION_BY_STAGE_TIER_CSV: compare_groups(frame, CELL_KEYS, **options),
-        EVALUATION_OVERALL_CSV: compare_groups(frame, [], **options),
+        EVALUATION_BY_ACTION_CSV: compare_groups(frame, ACTION_KEYS, **pooled),
+        EVALUATION_BY_STAGE_TIER_CSV: compare_groups(frame, CELL_KEYS, **pooled),
+        EVALUATION_OVERALL_CSV: compare_groups(frame, [], **pooled),
         PROPOSED_SAVE_RATES_CSV: proposed_save_rates(frame, policy, **options),
     }
     realised, calibration = realised_performance(scores, outcomes)
@@ -231,13 +243,17 @@ def evaluate_actions(
             f"{changed:,} customers were given an action the current policy no longer gives "
             "their stage and tier; they count in the tables but not in the proposed save rates"
         )
+    contamination = control_contamination(
+        root, cfg.name, when, horizon, policy.control.period_days, frame
+    )
+    warnings.extend(contamination.pop("warnings"))
 
     summary = {
         "scores_date": when.date().isoformat(),
         "horizon_days": horizon,
         "window": {
-            "first_day": (when + pd.Timedelta(days=1)).date().isoformat(),
-            "last_day": window_end.date().isoformat(),
+            "first_day": iso_day(when + pd.Timedelta(days=1)),
+            "last_day": iso_day(window_end),
         },
         "data_until": last_day.date().isoformat(),
         "config_name": cfg.name,
@@ -248,7 +264,12 @@ def evaluate_actions(
             "retention_uplift": "Newcombe hybrid score (method 10)",
             "revenue_uplift": "Welch t",
             "save_rate": "log risk ratio (Katz, delta method)",
+            "pooled_groups": (
+                "a group mixing control shares is standardised to its treated customers over "
+                "the control-share strata (normal intervals, delta method for the save rate)"
+            ),
         },
+        "control_groups": contamination,
         "customers": {
             "scored": int(len(scores)),
             "treatment": int((frame["treatment_group"] == TREATMENT).sum()),
@@ -273,6 +294,80 @@ def evaluate_actions(
         _log(out_dir, tables, summary, policy)
         run_id = run.info.run_id
     return EvaluationResult(out_dir, summary, run_id, warnings)
+
+
+def control_contamination(
+    root: str | Path,
+    config_name: str,
+    when: pd.Timestamp,
+    horizon: int,
+    period_days: int | None,
+    frame: pd.DataFrame,
+) -> dict[str, Any]:
+    """Whether D's control customers may have been contacted inside D's outcome window.
+
+    Two checks (see :mod:`retain.control`): whether the groups were redrawn inside the
+    window (rotating groups, ``policy.control.period_days`` set), and how many of D's control
+    customers have ``contact`` true in the scores of a later date inside the window found in
+    the history. Such customers are counted and warned about, never excluded: dropping them on
+    what happened after D would bias the comparison too.
+
+    Parameters
+    ----------
+    root : str or Path
+        The output root.
+    config_name : str
+        The config's name.
+    when : Timestamp
+        The scoring date D.
+    horizon : int
+        The churn horizon H.
+    period_days : int or None
+        ``policy.control.period_days``.
+    frame : DataFrame
+        :func:`retain.evaluation.actions.contacted` of D.
+
+    Returns
+    -------
+    dict
+        ``period_days``, ``rotations_in_window`` (ISO days), ``later_scores_dates`` (dates
+        read), ``control_contacted_later`` (count) and ``warnings`` (list of str).
+    """
+    rotations = rotations_in_window(when, horizon, period_days)
+    first = (when + pd.Timedelta(days=1)).date()
+    last = (when + pd.Timedelta(days=horizon)).date()
+    later = [d for d in scores_dates(root, config_name) if first <= d <= last]
+    control_ids = frame.loc[frame["treatment_group"] == CONTROL, CUSTOMER_ID]
+    parts = []
+    for found in later:
+        try:
+            parts.append(read_scores(root, config_name, found, [CUSTOMER_ID, "contact"]))
+        except OutputError:
+            continue  # scores made before control groups: no contact column to check
+    contacted_after = (
+        contacted_later(control_ids, pd.concat(parts, ignore_index=True)) if parts else 0
+    )
+    warnings = []
+    if rotations:
+        warnings.append(
+            f"the control groups were redrawn on {', '.join(iso_day(r) for r in rotations)}, "
+            f"inside the outcome window of {iso_day(when)} (policy control.period_days "
+            f"{period_days} with a {horizon}-day horizon): control customers may have been "
+            "contacted since; set control.period_days to null for a permanent hold-out"
+        )
+    if contacted_after:
+        warnings.append(
+            f"{contacted_after:,} of the {len(control_ids):,} control customers of "
+            f"{iso_day(when)} were to be contacted in later scores inside the window; the "
+            "uplift and save rates are biased towards zero (they are kept, not excluded)"
+        )
+    return {
+        "period_days": period_days,
+        "rotations_in_window": [iso_day(r) for r in rotations],
+        "later_scores_dates": [d.isoformat() for d in later],
+        "control_contacted_later": contacted_after,
+        "warnings": warnings,
+    }
 
 
 def _policy_header(
@@ -361,10 +456,10 @@ def latest_evaluation(
     retain.io.OutputError
         When the latest evaluation folder cannot be read.
     """
-    parent = Path(root) / config_name / EVALUATION_KIND
+    parent = dated_folders(root, config_name, EVALUATION_KIND)
     if not parent.is_dir():
         return None
-    last = day(until).date().isoformat()
+    last = iso_day(until)
     dates = sorted(
         p.name.removeprefix("as_of=")
         for p in parent.iterdir()

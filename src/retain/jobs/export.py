@@ -3,22 +3,26 @@
 It reads, of the scores ``retain score`` wrote for a date, the rows of the channel and the
 columns the list needs, builds the list with the pure :func:`retain.campaign.campaign_list`
 and writes ``<root>/<config name>/export/as_of=<date>/<channel>.csv`` with the safe CSV writer
-(cells a spreadsheet would run as a formula are neutralised, CRLF line ends). The folder is
-retain's own and is replaced atomically (:func:`retain.io.owned_directory`); the lists of the
-other channels already in it are carried over unchanged.
+(cells a spreadsheet would run as a formula are neutralised, CRLF line ends; this includes a
+``customer_id`` that begins with ``=``, ``+``, ``-`` or ``@``, which gets a leading ``'``). The
+folder is retain's own and is replaced atomically (:func:`retain.io.owned_directory`); the lists
+of the other channels already in it are carried over unchanged, and exports of several channels
+for one date are serialised by a lock held from reading the folder to the swap, so none of them
+loses another's list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from retain.campaign import CAMPAIGN_SOURCE_COLUMNS, CONTACT_CHANNELS, campaign_list
 from retain.config import ConfigError, RunConfig
@@ -31,7 +35,8 @@ from retain.io import (
     read_marker,
     write_table_atomic,
 )
-from retain.names import EXPORT_KIND, SCORES_FILE, SCORES_KIND
+from retain.io.history import read_scores, scores_columns
+from retain.names import EXPORT_KIND
 from retain.timeline import day
 
 __all__ = ["ExportResult", "export_channel"]
@@ -47,31 +52,29 @@ class ExportResult:
 
 def _read_channel(root: str | Path, config_name: str, when: dt.date, channel: str) -> pd.DataFrame:
     """The channel's rows of the date's scores, with the columns a campaign list reads."""
-    folder = output_folder(root, config_name, SCORES_KIND, when)
-    iso = when.isoformat()
-    path = folder / SCORES_FILE
-    marker = read_marker(folder)
-    if marker is None or marker.get("kind") != SCORES_KIND or not path.is_file():
-        raise OutputError(
-            f"no scores as of {iso} in {folder}; run `retain score --as-of {iso}` first (or "
-            "give the date of existing scores with --date)"
-        )
+    present = scores_columns(root, config_name, when)
+    columns = [*CAMPAIGN_SOURCE_COLUMNS, *(["contact"] if "contact" in present else [])]
+    return read_scores(root, config_name, when, columns, [("action_channel", "==", channel)])
+
+
+@contextlib.contextmanager
+def _date_lock(folder: Path) -> Iterator[None]:
+    """Hold the export lock of one date (a hidden file beside its folder) while in the block.
+
+    Exports of several channels for one date all rewrite the date's folder: holding this lock
+    from reading the folder's marker to the swap makes each export see the lists the previous
+    one wrote, so no channel's list is lost to a concurrent export of another channel.
+    """
     try:
-        present = set(pq.read_schema(path).names)
-        lacking = [c for c in CAMPAIGN_SOURCE_COLUMNS if c not in present]
-        if not lacking:
-            columns = [*CAMPAIGN_SOURCE_COLUMNS, *(["contact"] if "contact" in present else [])]
-            filters = [("action_channel", "==", channel)]
-            return pd.read_parquet(path, columns=columns, filters=filters)
-    except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
-            f"damaged: run `retain score --as-of {iso}` again"
-        ) from exc
-    raise OutputError(
-        f"the scores in {folder} lack the columns {', '.join(lacking)}; run `retain score "
-        f"--as-of {iso}` again"
-    )
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder.parent / f".{folder.name}.export-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise OutputError(f"cannot lock {folder} for the export: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def export_channel(
@@ -127,10 +130,12 @@ def export_channel(
     table = campaign_list(_read_channel(root, cfg.name, when, channel), channel, when, cfg.export)
     name = f"{channel}.csv"
     note(f"writing {len(table):,} customers to {folder / name}")
-    kept = [f for f in (read_marker(folder) or {}).get("files", []) if f not in (name, MARKER_FILE)]
-    with owned_directory(folder, EXPORT_KIND, {"as_of": when.isoformat()}) as tmp:
-        for other in kept:  # the other channels' lists stay as they were
-            if (folder / other).is_file():
-                shutil.copy2(folder / other, tmp / other)
-        write_table_atomic(table, tmp / name)
+    with _date_lock(folder):  # the other channels' lists are read and carried over under it
+        marker = read_marker(folder) or {}
+        kept = [f for f in marker.get("files", []) if f not in (name, MARKER_FILE)]
+        with owned_directory(folder, EXPORT_KIND, {"as_of": when.isoformat()}) as tmp:
+            for other in kept:  # the other channels' lists stay as they were
+                if (folder / other).is_file():
+                    shutil.copy2(folder / other, tmp / other)
+            write_table_atomic(table, tmp / name)
     return ExportResult(folder / name, len(table))

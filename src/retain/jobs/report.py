@@ -14,7 +14,6 @@ scores, the latest evaluation gets its own section
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from retain import tracking
 from retain.config import ConfigError, RunConfig, load_policy
@@ -34,20 +32,18 @@ from retain.io import (
     load_inputs,
     output_folder,
     owned_directory,
-    read_marker,
     write_text_atomic,
 )
+from retain.io.history import read_scores_and_manifest
 from retain.jobs.compare import earlier_scores_date, read_scores_of
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
     MANIFEST_DRIFT,
-    MANIFEST_FILE,
     READ_BY_REPORT,
     REPORT_FILE,
     REPORT_FOLDER,
     REPORT_KIND,
-    SCORES_FILE,
     SCORES_KIND,
 )
 from retain.reporting.html import Report
@@ -121,39 +117,13 @@ def _churn_images(churn_version: Any) -> dict[str, bytes]:
 
 
 def _scores_on_disk(scores_dir: Path, when: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The scores and manifest retain wrote for a date; OutputError when absent or unreadable."""
-    day = when.date().isoformat()
-    scores_path = scores_dir / SCORES_FILE
-    if not scores_path.is_file() or read_marker(scores_dir) is None:
-        raise OutputError(
-            f"no scores as of {day} in {scores_dir}; run `retain score --as-of {day}` first "
-            "(or give the date of existing scores with --as-of)"
-        )
-    try:
-        manifest = json.loads(
-            (scores_dir / MANIFEST_FILE).read_text(encoding="utf-8"),
-            parse_constant=_refuse_constant,  # strict JSON: no NaN or Infinity
-        )
-        scores = pd.read_parquet(scores_path)
-    except (OSError, ValueError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read the scores in {scores_dir} ({type(exc).__name__}: {exc}); they may be "
-            f"damaged: run `retain score --as-of {day}` again"
-        ) from exc
-    models = manifest.get("models") if isinstance(manifest, dict) else None
-    versions_known = isinstance(models, dict) and all(
-        isinstance(models.get(m), dict) and models[m].get("version") for m in ("clv", "churn")
-    )
-    if not versions_known or manifest.get("as_of") != day or not len(scores):
-        raise OutputError(
-            f"the scores in {scores_dir} are not retain's scores as of {day}; run "
-            f"`retain score --as-of {day}` again"
-        )
-    return scores, manifest
+    """The scores and manifest retain wrote for a date (``<root>/<name>/scores/as_of=<date>``).
 
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    Read by :func:`retain.io.history.read_scores_and_manifest`; OutputError when absent,
+    unreadable or not retain's scores of the date.
+    """
+    root, config_name = scores_dir.parents[2], scores_dir.parents[1].name
+    return read_scores_and_manifest(root, config_name, when.date())
 
 
 def report(

@@ -53,7 +53,7 @@ from retain.config import (
     load_policy,
 )
 from retain.contracts import CUSTOMER_ID
-from retain.control import group_counts
+from retain.control import check_control_period, group_counts
 from retain.drift import (
     DriftCounts,
     drift_summary,
@@ -426,6 +426,7 @@ def score(
         cfg, clv_ref, churn_ref, allow_other_dataset, timings, note, value_ref
     )
     models = loaded.models
+    check_control_period(policy.control, models.horizon_days, str(cfg.policy_path))
     model_info = models_entry(loaded, str(clv_ref), str(churn_ref), str(value_ref))
     partitions = auto_partitions(input_rows(cfg), cfg.partitions)
     record: Inputs | InputsRecord

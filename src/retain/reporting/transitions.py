@@ -112,8 +112,8 @@ def transitions_section(sec: Section, transitions: Transitions, currency: str = 
         f"From {transitions.date_from} to {transitions.date_to}: {c['customers_from']:,} "
         f"customers scored then, {c['customers_to']:,} now, {c['in_both']:,} on both dates; "
         f"{c['new']:,} new (scored now only), {c['only_from']:,} scored then only (counted as "
-        f"'(absent)' now), {c['reactivated']:,} reactivated (dormant or lost then, another "
-        f"stage now); {c['stage_changed']:,} changed stage and {c['tier_changed']:,} changed "
+        f"'(absent)' now), {c['reactivated']:,} reactivated (in the stage reactivated now, "
+        f"not then); {c['stage_changed']:,} changed stage and {c['tier_changed']:,} changed "
         f"tier. Total predicted CLV {money(c['clv_from'])} then, {money(c['clv_to'])} now."
     )
     sec.howto(

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retain.clv.value_fit import fit_value_model, prepare_value_dataset, value_split
+from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
 from retain.clv.value_metrics import value_metrics
 from retain.config import load_config
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.build import fix_event_types
 from retain.io import load_inputs, observed_until
-from retain.timeline import DAYS_PER_MONTH, cutoff_end, horizon_days
+from retain.timeline import DAYS_PER_MONTH, cutoff_end
 
 
 def true_value(
@@ -75,13 +75,12 @@ def main() -> None:
     tx = inputs.transactions
     first = tx[TIMESTAMP].min()
     purchase_model = cfg.churn.clv_feature_model if cfg.churn is not None else "bgnbd"
-    split = value_split(first, until, horizon_days(cfg.clv.horizon_months))
+    split = configured_value_split(cfg.clv, first, until)
     features = fix_event_types(cfg.features, inputs.events, max(split.train_cutoffs))
     dataset = prepare_value_dataset(
         tx,
         cfg.clv,
-        first,
-        until,
+        split,
         inputs.events,
         feature_config=features,
         purchase_model=purchase_model,

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from retain.churn.dataset import LeakageError, select_feature_columns
-from retain.clv.ml import ValueModel
+from retain.churn.dataset import select_feature_columns
+from retain.clv.ml import ValueModel, train_value_model
 from retain.clv.value_fit import (
     choose_method,
+    configured_value_split,
     fit_value_model,
+    longest_horizon_months,
     prepare_value_dataset,
     value_split,
 )
 from retain.config import ClvConfig
+from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL, spend_labels
 from retain.synthetic import generate_synthetic
 
@@ -79,9 +83,8 @@ def clv() -> ClvConfig:
 
 @pytest.fixture(scope="module")
 def dataset(data, clv):
-    return prepare_value_dataset(
-        data.transactions, clv, "2022-01-01", "2023-12-31", data.events, seed=1
-    )
+    split = configured_value_split(clv, "2022-01-01", "2023-12-31")
+    return prepare_value_dataset(data.transactions, clv, split, data.events, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +97,16 @@ def test_split_rules_and_refusal() -> None:
     assert split.test_cutoff == pd.Timestamp("2024-01-01")
     assert all(c + pd.Timedelta(days=365) <= split.test_cutoff for c in split.train_cutoffs)
     assert len(split.train_cutoffs) > 1
-    with pytest.raises(LeakageError, match="horizon_months"):
-        value_split("2023-01-01", "2024-06-30", 365)
+    # 547 days: 2 x 365 + 91 do not fit; 7 months do (2 x 213 + 91 = 517), 8 not (579)
+    with pytest.raises(DataError, match="horizon_months to 7 or less"):
+        value_split("2023-01-01", "2024-07-01", 365)
+    assert longest_horizon_months(517) == 7 and longest_horizon_months(516) == 6
+    assert longest_horizon_months(100) == 0
+    with pytest.raises(DataError, match="btyd"):
+        value_split("2024-01-01", "2024-04-01", 31)
+    # configured cutoffs too early: what to move, not a horizon
+    with pytest.raises(DataError, match="test_cutoff"):
+        value_split("2022-01-01", "2024-12-31", 365, test_cutoff="2023-03-01")
 
 
 def test_no_leakage_from_later_rows(data, clv, dataset) -> None:
@@ -105,7 +116,7 @@ def test_no_leakage_from_later_rows(data, clv, dataset) -> None:
     later = data.transactions.iloc[:200].copy()
     later["timestamp"] = end + pd.Timedelta(days=3)
     more = pd.concat([data.transactions, later], ignore_index=True)
-    other = prepare_value_dataset(more, clv, "2022-01-01", "2023-12-31", data.events, seed=1).test
+    other = prepare_value_dataset(more, clv, dataset.split, data.events, seed=1).test
     assert other[SPEND_LABEL].equals(dataset.test[SPEND_LABEL])
     names = dataset.feature_names
     pd.testing.assert_frame_equal(other[names], dataset.test[names])
@@ -150,3 +161,12 @@ def test_choose_method() -> None:
     assert choose_method("btyd", holdout) == "btyd"
     with pytest.raises(ValueError, match="auto"):
         choose_method("auto", {})
+
+
+def test_snapshots_without_spend_are_a_data_error(dataset, clv) -> None:
+    no_spend = replace(dataset, train=dataset.train.assign(**{SPEND_LABEL: 0.0}))
+    with pytest.raises(DataError, match="training snapshots"):
+        train_value_model(no_spend, horizon_months=4, discount_rate_monthly=0.01)
+    all_spend = replace(dataset, validation=dataset.validation.assign(**{SPEND_LABEL: 1.0}))
+    with pytest.raises(DataError, match="validation snapshots"):
+        train_value_model(all_spend, horizon_months=4, discount_rate_monthly=0.01)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from small_models import small_scoring_models
 
-from retain.clv.value_fit import fit_value_model, prepare_value_dataset
+from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
 from retain.config import ClvConfig, load_config, load_policy
 from retain.engine.local import score_partitioned
 from retain.engine.partition import MemoryParts, split_tables
@@ -41,7 +41,8 @@ def world():
             },
         }
     )
-    dataset = prepare_value_dataset(data.transactions, clv, "2022-01-01", AS_OF, data.events)
+    split = configured_value_split(clv, "2022-01-01", AS_OF)
+    dataset = prepare_value_dataset(data.transactions, clv, split, data.events)
     value = fit_value_model(dataset, clv, seed=3).model
     models = small_scoring_models(data.transactions, data.events, "2023-03-31", AS_OF)
     models.clv.horizon = 4

@@ -89,7 +89,8 @@ def main() -> None:
     built = time.perf_counter() - t0
     fit = fit_value_model(dataset, cfg.clv, purchase_model=purchase_model, seed=cfg.seed)
     trained = time.perf_counter() - t0 - built
-    values = fit.test_values
+    # every row below on the customers all three methods are compared on (as the job does)
+    values = {k: v[fit.compared] for k, v in fit.test_values.items()}
     actual = values["actual"]
     rows = [
         _row("ML value model (" + fit.model.kind + ")", actual, values["ml"]),
@@ -97,7 +98,7 @@ def main() -> None:
         _row("naive past spend rate", actual, values["naive"]),
     ]
     if inputs.truth is not None:
-        ids = dataset.test[CUSTOMER_ID].astype(str).to_numpy()
+        ids = dataset.test[CUSTOMER_ID].astype(str).to_numpy()[fit.compared]
         truth = true_value(
             inputs.truth, split.test_cutoff, cfg.clv.horizon_months, cfg.clv.discount_rate_monthly
         )
@@ -109,8 +110,9 @@ def main() -> None:
     print(
         f"config {cfg.name}: {len(tx):,} transactions, horizon {s['horizon_days']} days, "
         f"train cutoffs {s['train_cutoffs']}, validation {s['validation_cutoff']}, "
-        f"test {s['test_cutoff']} ({len(actual):,} customers, "
-        f"{float(np.mean(actual > 0)):.1%} with spend)"
+        f"test {s['test_cutoff']} ({len(actual):,} customers compared, "
+        f"{float(np.mean(actual > 0)):.1%} with spend; rows without a BTYD CLV "
+        f"{fit.metrics['test_btyd_rows_missing']:.0f})"
     )
     cands = fit.model.candidates
     print(

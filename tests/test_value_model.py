@@ -14,11 +14,13 @@ from retain.clv.ml import ValueModel, train_value_model
 from retain.clv.value_fit import (
     choose_method,
     configured_value_split,
+    evaluate_values,
     fit_value_model,
     longest_horizon_months,
     prepare_value_dataset,
     value_split,
 )
+from retain.clv.value_metrics import value_metrics
 from retain.config import ClvConfig
 from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL, spend_labels
@@ -170,3 +172,35 @@ def test_snapshots_without_spend_are_a_data_error(dataset, clv) -> None:
     all_spend = replace(dataset, validation=dataset.validation.assign(**{SPEND_LABEL: 1.0}))
     with pytest.raises(DataError, match="validation snapshots"):
         train_value_model(all_spend, horizon_months=4, discount_rate_monthly=0.01)
+
+
+def test_methods_are_compared_on_the_same_rows() -> None:
+    rng = np.random.default_rng(4)
+    actual = rng.gamma(0.5, 50.0, 200) * (rng.random(200) < 0.4)
+    ml = actual + rng.normal(0, 20, 200)
+    btyd = actual + rng.normal(0, 30, 200)
+    # BTYD cannot say for the 30 most valuable customers: measured apart, ML would look
+    # better only for being measured on them too
+    top = np.argsort(-actual)[:30]
+    btyd[top] = np.nan
+    ok = np.ones(200, dtype=bool)
+    ok[top] = False
+    metrics, tables = evaluate_values(actual, {"ml": ml, "btyd": btyd})
+    assert metrics["test_rows_compared"] == 170
+    assert metrics["test_btyd_rows_missing"] == 30 and metrics["test_ml_rows_missing"] == 0
+    for method, pred in (("ml", ml), ("btyd", btyd)):
+        same = value_metrics(actual[ok], pred[ok])
+        for key, value in same.items():
+            assert metrics[f"test_{method}_{key}"] == value, (method, key)
+        assert tables[method]["customers"].sum() == 170
+    assert metrics["test_ml_top20_capture"] != value_metrics(actual, ml)["top20_capture"]
+    with pytest.raises(DataError, match="btyd"):
+        evaluate_values(actual, {"ml": ml, "btyd": np.full(200, np.nan)})
+
+
+def test_fit_marks_the_compared_rows(fit) -> None:
+    values = fit.test_values
+    assert fit.compared.shape == values["actual"].shape
+    assert fit.metrics["test_rows_compared"] == fit.compared.sum()
+    for method in ("ml", "btyd", "naive"):
+        assert np.isfinite(values[method][fit.compared]).all()

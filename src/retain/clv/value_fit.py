@@ -18,7 +18,10 @@ Evaluation
 On the test cutoff the value model is compared with the BTYD + Gamma-Gamma CLV fitted on the
 RFM summary as of that cutoff only (the purchase model of ``clv.purchase_model``, bgnbd when it
 is ``auto``), predicting the same horizon with the same discount, and a naive baseline: the
-customer's past spend rate (total spend / tenure, over the horizon, discounted alike).
+customer's past spend rate (total spend / tenure, over the horizon, discounted alike). All
+three are measured on the same customers: the test rows where every prediction is finite (the
+BTYD CLV has none for a repeat buyer without a mean spend); the rows each one lacks are counted
+apart (``test_<method>_rows_missing``).
 """
 
 from __future__ import annotations
@@ -334,11 +337,15 @@ class ValueFit:
         The chosen model, its ``holdout`` figures filled.
     metrics : dict
         Counts, validation figures of each candidate, ``test_<method>_<metric>`` of the model,
-        the BTYD CLV and the naive baseline, and ``test_ml_minus_btyd_top20_capture``.
+        the BTYD CLV and the naive baseline on the same rows (:func:`evaluate_values`), and
+        ``test_ml_minus_btyd_top20_capture``.
     test_values : dict
-        Test-cutoff arrays: ``actual`` and one per method of :data:`METHODS`.
+        Test-cutoff arrays, one per row of ``dataset.test``: ``actual`` and one per method of
+        :data:`METHODS` (NaN where a method cannot say).
     deciles : dict
-        :func:`retain.clv.value_metrics.decile_table` per method.
+        :func:`retain.clv.value_metrics.decile_table` per method, on the compared rows.
+    compared : ndarray of bool
+        The test rows every figure is measured on (:func:`compared_rows`).
     """
 
     dataset: ChurnDataset
@@ -346,24 +353,64 @@ class ValueFit:
     metrics: dict[str, float]
     test_values: dict[str, np.ndarray]
     deciles: dict[str, pd.DataFrame]
+    compared: np.ndarray
+
+
+def compared_rows(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The rows every prediction (and the actual value) is finite on: the common footing.
+
+    Parameters
+    ----------
+    actual : array of float
+        Each customer's actual value.
+    predictions : mapping of str to array
+        Method to predicted values, aligned with ``actual``.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    ok = np.isfinite(np.asarray(actual, dtype=float))
+    for pred in predictions.values():
+        ok &= np.isfinite(np.asarray(pred, dtype=float))
+    return ok
 
 
 def evaluate_values(
     actual: np.ndarray, predictions: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """``test_<method>_<metric>`` and the decile table of every prediction.
+    """``test_<method>_<metric>`` and the decile table of every prediction, on the same rows.
 
-    Rows where a prediction is not finite (BTYD without a spend estimate) are left out of that
-    prediction's figures, and counted in ``test_<method>_rows_missing``.
+    Every method is measured on the rows where all of them are finite
+    (:func:`compared_rows`), so the figures compare the methods on the same customers (a BTYD
+    CLV without a spend estimate for some rows must not be measured on a different, easier
+    population than the ML one). ``test_rows_compared`` counts those rows, and
+    ``test_<method>_rows_missing`` the rows each prediction could not say.
+
+    Raises
+    ------
+    retain.contracts.DataError
+        When no row has every prediction.
     """
-    metrics: dict[str, float] = {}
+    ok = compared_rows(actual, predictions)
+    metrics: dict[str, float] = {"test_rows_compared": float(ok.sum())}
+    for method, pred in predictions.items():
+        missing = ~np.isfinite(np.asarray(pred, dtype=float))
+        metrics[f"test_{method}_rows_missing"] = float(missing.sum())
+    if not ok.any():
+        lacking = [m for m in predictions if metrics[f"test_{m}_rows_missing"] > 0]
+        raise DataError(
+            f"no test customer of the value model has every prediction ({', '.join(lacking)} "
+            f"missing for {len(ok)} rows): check the transactions' amounts (the BTYD spend "
+            "model needs each repeat buyer's mean spend), or set clv.method: btyd"
+        )
+    a = np.asarray(actual, dtype=float)[ok]
     tables: dict[str, pd.DataFrame] = {}
     for method, pred in predictions.items():
-        ok = np.isfinite(pred)
-        metrics[f"test_{method}_rows_missing"] = float((~ok).sum())
-        figures = value_metrics(actual[ok], pred[ok])
+        p = np.asarray(pred, dtype=float)[ok]
+        figures = value_metrics(a, p)
         metrics.update({f"test_{method}_{k}": v for k, v in figures.items()})
-        tables[method] = decile_table(actual[ok], pred[ok])
+        tables[method] = decile_table(a, p)
     return metrics, tables
 
 
@@ -428,7 +475,14 @@ def fit_value_model(
         for k, v in figures.items()
         if k.startswith(("test_ml_", "test_btyd_")) and np.isfinite(v)
     }
-    return ValueFit(dataset, model, metrics, {"actual": actual, **values}, tables)
+    return ValueFit(
+        dataset,
+        model,
+        metrics,
+        {"actual": actual, **values},
+        tables,
+        compared_rows(actual, values),
+    )
 
 
 def choose_method(method: str, holdout: Mapping[str, float]) -> str:

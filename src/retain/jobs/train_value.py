@@ -121,8 +121,9 @@ def _importance(fit: ValueFit) -> pd.DataFrame:
 
 
 def _log_evaluation(fit: ValueFit) -> None:
-    """The capture curve, the decile chart and the decile tables of the test cutoff."""
-    values = fit.test_values
+    """The capture curve, the decile chart and the decile tables of the test cutoff (all on
+    the rows every method is compared on)."""
+    values = {k: v[fit.compared] for k, v in fit.test_values.items()}
     predictions = {METHOD_LABELS[m]: values[m] for m in METHODS}
     log_figure(plot_value_capture(values["actual"], predictions), PLOT_VALUE_CAPTURE)
     shown = {METHOD_LABELS[m]: fit.deciles[m] for m in ("ml", "btyd")}

@@ -161,8 +161,11 @@ def test_choose_method() -> None:
     assert choose_method("auto", holdout) == "ml"
     assert choose_method("auto", {**holdout, "btyd_top20_capture": 0.81}) == "btyd"
     assert choose_method("btyd", holdout) == "btyd"
-    with pytest.raises(ValueError, match="auto"):
-        choose_method("auto", {})
+    with pytest.raises(ValueError, match="btyd_top20_capture"):
+        choose_method("auto", {"ml_top20_capture": 0.8})
+    with pytest.raises(ValueError, match="ml_top20_capture"):
+        choose_method("auto", {**holdout, "ml_top20_capture": float("nan")})
+    assert choose_method("ml", {}) == "ml"
 
 
 def test_snapshots_without_spend_are_a_data_error(dataset, clv) -> None:

@@ -503,16 +503,18 @@ def choose_method(method: str, holdout: Mapping[str, float]) -> str:
     Raises
     ------
     ValueError
-        When ``auto`` finds no recorded figures to compare.
+        When ``auto`` finds no finite recorded figures to compare.
     """
     if method in ("btyd", "ml"):
         return method
     if method != "auto":
         raise ValueError(f"unknown clv.method {method!r}")
-    try:
-        ml, btyd = float(holdout["ml_top20_capture"]), float(holdout["btyd_top20_capture"])
-    except KeyError as exc:
+    keys = ("ml_top20_capture", "btyd_top20_capture")
+    lacking = [k for k in keys if not np.isfinite(float(holdout.get(k, np.nan)))]
+    if lacking:
         raise ValueError(
-            "clv.method auto needs the value model's recorded test captures (retrain it)"
-        ) from exc
+            f"clv.method auto compares the recorded test figures {list(keys)}, and the model "
+            f"has no {' or '.join(lacking)}"
+        )
+    ml, btyd = (float(holdout[k]) for k in keys)
     return "ml" if ml >= btyd else "btyd"

@@ -14,8 +14,12 @@ from typer.testing import CliRunner
 from retain import tracking
 from retain.cli import EXIT_MODEL, app
 from retain.clv.ml import ValueModel
-from retain.clv.value_fit import choose_method, configured_value_split, fit_value_model
-from retain.clv.value_fit import prepare_value_dataset as value_dataset
+from retain.clv.value_fit import (
+    choose_method,
+    configured_value_split,
+    fit_value_model,
+    prepare_value_dataset,
+)
 from retain.config import ClvConfig, RunConfig, TrackingConfig
 from retain.jobs.report import _load_models as report_models
 from retain.synthetic import generate_synthetic
@@ -44,7 +48,7 @@ def trained():
         }
     )
     split = configured_value_split(clv, "2022-01-01", AS_OF)
-    dataset = value_dataset(data.transactions, clv, split, data.events)
+    dataset = prepare_value_dataset(data.transactions, clv, split, data.events)
     value = fit_value_model(dataset, clv, seed=3).model
     models = small_scoring_models(data.transactions, data.events, "2023-03-31", AS_OF, rounds=10)
     models.clv.horizon = 4

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retain.clv.value_fit import fit_value_model, prepare_value_dataset, value_split
+from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
 from retain.clv.value_metrics import value_metrics
 from retain.config import load_config
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.features.build import fix_event_types
 from retain.io import load_inputs, observed_until
-from retain.timeline import DAYS_PER_MONTH, cutoff_end, horizon_days
+from retain.timeline import DAYS_PER_MONTH, cutoff_end
 
 
 def true_value(
@@ -75,13 +75,12 @@ def main() -> None:
     tx = inputs.transactions
     first = tx[TIMESTAMP].min()
     purchase_model = cfg.churn.clv_feature_model if cfg.churn is not None else "bgnbd"
-    split = value_split(first, until, horizon_days(cfg.clv.horizon_months))
+    split = configured_value_split(cfg.clv, first, until)
     features = fix_event_types(cfg.features, inputs.events, max(split.train_cutoffs))
     dataset = prepare_value_dataset(
         tx,
         cfg.clv,
-        first,
-        until,
+        split,
         inputs.events,
         feature_config=features,
         purchase_model=purchase_model,
@@ -90,7 +89,8 @@ def main() -> None:
     built = time.perf_counter() - t0
     fit = fit_value_model(dataset, cfg.clv, purchase_model=purchase_model, seed=cfg.seed)
     trained = time.perf_counter() - t0 - built
-    values = fit.test_values
+    # every row below on the customers all three methods are compared on (as the job does)
+    values = {k: v[fit.compared] for k, v in fit.test_values.items()}
     actual = values["actual"]
     rows = [
         _row("ML value model (" + fit.model.kind + ")", actual, values["ml"]),
@@ -98,7 +98,7 @@ def main() -> None:
         _row("naive past spend rate", actual, values["naive"]),
     ]
     if inputs.truth is not None:
-        ids = dataset.test[CUSTOMER_ID].astype(str).to_numpy()
+        ids = dataset.test[CUSTOMER_ID].astype(str).to_numpy()[fit.compared]
         truth = true_value(
             inputs.truth, split.test_cutoff, cfg.clv.horizon_months, cfg.clv.discount_rate_monthly
         )
@@ -110,8 +110,9 @@ def main() -> None:
     print(
         f"config {cfg.name}: {len(tx):,} transactions, horizon {s['horizon_days']} days, "
         f"train cutoffs {s['train_cutoffs']}, validation {s['validation_cutoff']}, "
-        f"test {s['test_cutoff']} ({len(actual):,} customers, "
-        f"{float(np.mean(actual > 0)):.1%} with spend)"
+        f"test {s['test_cutoff']} ({len(actual):,} customers compared, "
+        f"{float(np.mean(actual > 0)):.1%} with spend; rows without a BTYD CLV "
+        f"{fit.metrics['test_btyd_rows_missing']:.0f})"
     )
     cands = fit.model.candidates
     print(

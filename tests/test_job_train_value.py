@@ -6,10 +6,13 @@ import json
 
 import numpy as np
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 from retain import names, tracking
-from retain.churn.dataset import LeakageError
+from retain.cli import EXIT_DATA, app
 from retain.config import RunConfig
+from retain.contracts import DataError
 from retain.jobs.promote import run_promotion
 from retain.jobs.train_value import train_value
 
@@ -60,7 +63,16 @@ def test_train_value_registers_a_verifiable_challenger(mlflow_tmp, cdnow_sample)
     assert str(champion.version.version) == result.model_version
 
 
-def test_train_value_refuses_a_horizon_longer_than_the_data_allow(mlflow_tmp) -> None:
-    cfg = RunConfig.model_validate({**CONFIG, "clv": {**CONFIG["clv"], "horizon_months": 12}})
-    with pytest.raises(LeakageError, match="clv.horizon_months"):
-        train_value(cfg)
+def test_train_value_refuses_a_horizon_longer_than_the_data_allow(mlflow_tmp, tmp_path) -> None:
+    # CDNOW spans 545 days: a 12-month value model needs 2 x 365 + 91; 7 months fit
+    # (2 x 213 + 91 = 517), 8 do not (2 x 244 + 91 = 579)
+    cfg = {**CONFIG, "clv": {**CONFIG["clv"], "horizon_months": 12}}
+    with pytest.raises(DataError, match="clv.horizon_months to 7 or less"):
+        train_value(RunConfig.model_validate(cfg))
+    # the command says it is a data error (exit 3), not a leakage one
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    result = CliRunner().invoke(app, ["train-value", "--config", str(path)])
+    assert result.exit_code == EXIT_DATA
+    assert result.output.lstrip().startswith("data error:")
+    assert "leakage" not in result.output

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from retain.churn.dataset import LeakageError, select_feature_columns
-from retain.clv.ml import ValueModel
+from retain.churn.dataset import select_feature_columns
+from retain.clv.ml import ValueModel, train_value_model
 from retain.clv.value_fit import (
     choose_method,
+    configured_value_split,
+    evaluate_values,
     fit_value_model,
+    longest_horizon_months,
     prepare_value_dataset,
     value_split,
 )
+from retain.clv.value_metrics import value_metrics
 from retain.config import ClvConfig
+from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL, spend_labels
 from retain.synthetic import generate_synthetic
 
@@ -79,9 +85,8 @@ def clv() -> ClvConfig:
 
 @pytest.fixture(scope="module")
 def dataset(data, clv):
-    return prepare_value_dataset(
-        data.transactions, clv, "2022-01-01", "2023-12-31", data.events, seed=1
-    )
+    split = configured_value_split(clv, "2022-01-01", "2023-12-31")
+    return prepare_value_dataset(data.transactions, clv, split, data.events, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +99,16 @@ def test_split_rules_and_refusal() -> None:
     assert split.test_cutoff == pd.Timestamp("2024-01-01")
     assert all(c + pd.Timedelta(days=365) <= split.test_cutoff for c in split.train_cutoffs)
     assert len(split.train_cutoffs) > 1
-    with pytest.raises(LeakageError, match="horizon_months"):
-        value_split("2023-01-01", "2024-06-30", 365)
+    # 547 days: 2 x 365 + 91 do not fit; 7 months do (2 x 213 + 91 = 517), 8 not (579)
+    with pytest.raises(DataError, match="horizon_months to 7 or less"):
+        value_split("2023-01-01", "2024-07-01", 365)
+    assert longest_horizon_months(517) == 7 and longest_horizon_months(516) == 6
+    assert longest_horizon_months(100) == 0
+    with pytest.raises(DataError, match="btyd"):
+        value_split("2024-01-01", "2024-04-01", 31)
+    # configured cutoffs too early: what to move, not a horizon
+    with pytest.raises(DataError, match="test_cutoff"):
+        value_split("2022-01-01", "2024-12-31", 365, test_cutoff="2023-03-01")
 
 
 def test_no_leakage_from_later_rows(data, clv, dataset) -> None:
@@ -105,7 +118,7 @@ def test_no_leakage_from_later_rows(data, clv, dataset) -> None:
     later = data.transactions.iloc[:200].copy()
     later["timestamp"] = end + pd.Timedelta(days=3)
     more = pd.concat([data.transactions, later], ignore_index=True)
-    other = prepare_value_dataset(more, clv, "2022-01-01", "2023-12-31", data.events, seed=1).test
+    other = prepare_value_dataset(more, clv, dataset.split, data.events, seed=1).test
     assert other[SPEND_LABEL].equals(dataset.test[SPEND_LABEL])
     names = dataset.feature_names
     pd.testing.assert_frame_equal(other[names], dataset.test[names])
@@ -148,5 +161,49 @@ def test_choose_method() -> None:
     assert choose_method("auto", holdout) == "ml"
     assert choose_method("auto", {**holdout, "btyd_top20_capture": 0.81}) == "btyd"
     assert choose_method("btyd", holdout) == "btyd"
-    with pytest.raises(ValueError, match="auto"):
-        choose_method("auto", {})
+    with pytest.raises(ValueError, match="btyd_top20_capture"):
+        choose_method("auto", {"ml_top20_capture": 0.8})
+    with pytest.raises(ValueError, match="ml_top20_capture"):
+        choose_method("auto", {**holdout, "ml_top20_capture": float("nan")})
+    assert choose_method("ml", {}) == "ml"
+
+
+def test_snapshots_without_spend_are_a_data_error(dataset, clv) -> None:
+    no_spend = replace(dataset, train=dataset.train.assign(**{SPEND_LABEL: 0.0}))
+    with pytest.raises(DataError, match="training snapshots"):
+        train_value_model(no_spend, horizon_months=4, discount_rate_monthly=0.01)
+    all_spend = replace(dataset, validation=dataset.validation.assign(**{SPEND_LABEL: 1.0}))
+    with pytest.raises(DataError, match="validation snapshots"):
+        train_value_model(all_spend, horizon_months=4, discount_rate_monthly=0.01)
+
+
+def test_methods_are_compared_on_the_same_rows() -> None:
+    rng = np.random.default_rng(4)
+    actual = rng.gamma(0.5, 50.0, 200) * (rng.random(200) < 0.4)
+    ml = actual + rng.normal(0, 20, 200)
+    btyd = actual + rng.normal(0, 30, 200)
+    # BTYD cannot say for the 30 most valuable customers: measured apart, ML would look
+    # better only for being measured on them too
+    top = np.argsort(-actual)[:30]
+    btyd[top] = np.nan
+    ok = np.ones(200, dtype=bool)
+    ok[top] = False
+    metrics, tables = evaluate_values(actual, {"ml": ml, "btyd": btyd})
+    assert metrics["test_rows_compared"] == 170
+    assert metrics["test_btyd_rows_missing"] == 30 and metrics["test_ml_rows_missing"] == 0
+    for method, pred in (("ml", ml), ("btyd", btyd)):
+        same = value_metrics(actual[ok], pred[ok])
+        for key, value in same.items():
+            assert metrics[f"test_{method}_{key}"] == value, (method, key)
+        assert tables[method]["customers"].sum() == 170
+    assert metrics["test_ml_top20_capture"] != value_metrics(actual, ml)["top20_capture"]
+    with pytest.raises(DataError, match="btyd"):
+        evaluate_values(actual, {"ml": ml, "btyd": np.full(200, np.nan)})
+
+
+def test_fit_marks_the_compared_rows(fit) -> None:
+    values = fit.test_values
+    assert fit.compared.shape == values["actual"].shape
+    assert fit.metrics["test_rows_compared"] == fit.compared.sum()
+    for method in ("ml", "btyd", "naive"):
+        assert np.isfinite(values[method][fit.compared]).all()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from retain.reporting.html import Section
-from retain.reporting.value import holdout_table, top_overlap, value_section
+from retain.reporting.value import holdout_table, top_membership, top_overlap, value_section
 
 
 def _scores() -> pd.DataFrame:
@@ -32,6 +32,20 @@ def test_overlap_of_the_top_fifth() -> None:
     # top 2 by ML: c0, c1; by BTYD: c0, c2 -> half of them shared
     assert top_overlap(_scores()) == pytest.approx(0.5)
     assert np.isnan(top_overlap(_scores().assign(clv_ml=np.nan)))
+
+
+def test_overlap_with_ties_does_not_depend_on_the_row_order() -> None:
+    # a constant ML CLV ranks no one: each customer is in its top 2 of 10 with chance 1/5,
+    # so the expected overlap is 1/5 whichever rows come first
+    flat = _scores().assign(clv_ml=1.0)
+    assert top_overlap(flat) == pytest.approx(0.2)
+    assert top_overlap(flat.iloc[::-1]) == pytest.approx(0.2)
+    # a tie at the edge: c1 and c2 share the second place by ML; c2 is second by BTYD
+    edge = _scores().assign(clv_ml=[9.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0, 0.0])
+    assert top_overlap(edge) == pytest.approx((1 + 0.5) / 2)
+    assert top_overlap(edge.iloc[::-1]) == pytest.approx(0.75)
+    member = top_membership(np.array([3.0, 2.0, 2.0, 2.0, 1.0]), 2)
+    np.testing.assert_allclose(member, [1, 1 / 3, 1 / 3, 1 / 3, 0])
 
 
 def test_holdout_table_and_section() -> None:

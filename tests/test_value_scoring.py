@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from small_models import small_scoring_models
 
-from retain.clv.value_fit import fit_value_model, prepare_value_dataset
+from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
 from retain.config import ClvConfig, load_config, load_policy
 from retain.engine.local import score_partitioned
 from retain.engine.partition import MemoryParts, split_tables
@@ -41,7 +41,8 @@ def world():
             },
         }
     )
-    dataset = prepare_value_dataset(data.transactions, clv, "2022-01-01", AS_OF, data.events)
+    split = configured_value_split(clv, "2022-01-01", AS_OF)
+    dataset = prepare_value_dataset(data.transactions, clv, split, data.events)
     value = fit_value_model(dataset, clv, seed=3).model
     models = small_scoring_models(data.transactions, data.events, "2023-03-31", AS_OF)
     models.clv.horizon = 4
@@ -60,11 +61,11 @@ def test_both_clvs_and_the_chosen_one(world) -> None:
     _, _, inputs, models, value = world
     policy = load_policy(ROOT / "configs" / "policy.yaml")
     plain = _score(inputs, models, policy)
-    models.value, models.value_version, models.clv_method = value, "9", "ml"
+    models.value, models.value_version, models.chosen_method = value, "9", "ml"
     try:
         got = _score(inputs, models, policy)
     finally:
-        models.value, models.value_version, models.clv_method = None, "", "btyd"
+        models.value, models.value_version, models.chosen_method = None, "", "btyd"
     assert list(got.columns) == [*OUTPUT_COLUMNS, *VALUE_COLUMNS]
     np.testing.assert_allclose(got["clv_btyd"], plain["clv"], rtol=1e-12, equal_nan=True)
     np.testing.assert_array_equal(got["clv"].to_numpy(), got["clv_ml"].to_numpy())
@@ -74,23 +75,23 @@ def test_both_clvs_and_the_chosen_one(world) -> None:
     # the tiers follow the chosen clv: the top-tier customers have the highest clv_ml
     vip = got["value_tier"] == "vip"
     assert vip.any() and got.loc[vip, "clv_ml"].min() >= got.loc[~vip, "clv_ml"].max()
-    # auto goes back to BTYD when the recorded test figures say so
-    models.value, models.clv_method = value, "auto"
-    saved = dict(value.holdout)
-    value.holdout = {"ml_top20_capture": 0.5, "btyd_top20_capture": 0.6}
+    # a value model applied with BTYD chosen (auto, when the recorded test figures say so):
+    # both CLVs, the BTYD one in clv; the choice is made at load, so scoring reads no figures
+    models.value, models.chosen_method = value, "btyd"
+    saved, value.holdout = value.holdout, {}
     try:
         auto = _score(inputs, models, policy)
     finally:
-        value.holdout = saved
-        models.value, models.clv_method = None, "btyd"
+        models.value, value.holdout = None, saved
     np.testing.assert_allclose(auto["clv"], auto["clv_btyd"], rtol=0, equal_nan=True)
+    np.testing.assert_array_equal(auto["clv_ml"].to_numpy(), got["clv_ml"].to_numpy())
     assert (auto["clv_method"] == "btyd").all()
 
 
 def test_partitions_give_the_same_scores_with_the_value_model(world, tmp_path) -> None:
     source, cfg, inputs, models, value = world
     policy = load_policy(ROOT / "configs" / "policy.yaml")
-    models.value, models.value_version, models.clv_method = value, "9", "ml"
+    models.value, models.value_version, models.chosen_method = value, "9", "ml"
     try:
         want = _score(inputs, models, policy)
         for partitions in (1, 3):
@@ -114,7 +115,7 @@ def test_partitions_give_the_same_scores_with_the_value_model(world, tmp_path) -
                 else:
                     pd.testing.assert_series_equal(a, b, check_dtype=False, obj=col)
     finally:
-        models.value, models.value_version, models.clv_method = None, "", "btyd"
+        models.value, models.value_version, models.chosen_method = None, "", "btyd"
 
 
 @pytest.mark.slow  # a Spark session and Python workers: about a minute on two cores
@@ -123,14 +124,14 @@ def test_spark_scores_with_the_value_model_equal_the_pandas_scores(world, spark)
 
     _, _, inputs, models, value = world
     policy = load_policy(ROOT / "configs" / "policy.yaml")
-    models.value, models.value_version, models.clv_method = value, "9", "ml"
+    models.value, models.value_version, models.chosen_method = value, "9", "ml"
     try:
         want = _score(inputs, models, policy)
         got = score_customers_spark(
             spark, inputs.transactions, AS_OF, models, policy, events=inputs.events, partitions=3
         )
     finally:
-        models.value, models.value_version, models.clv_method = None, "", "btyd"
+        models.value, models.value_version, models.chosen_method = None, "", "btyd"
     assert list(got.columns) == list(want.columns)
     for col in want.columns:
         if pd.api.types.is_float_dtype(want[col].dtype):

@@ -204,7 +204,12 @@ class ScoringModels:
     value_version : str
         Its registry version.
     clv_method : {"btyd", "ml", "auto"}
-        ``clv.method``: which CLV the ``clv`` column (and the value tiers) use.
+        ``clv.method`` the models were loaded for (recorded in the manifest).
+    chosen_method : {"btyd", "ml"}
+        Which CLV the ``clv`` column (and the value tiers) hold. Decided once, when the models
+        are loaded (:func:`retain.tracking.load_scoring_models`: ``auto`` by the value model's
+        recorded test captures, :func:`retain.clv.value_fit.choose_method`), so that no part
+        and no Spark task decides it again; ``ml`` needs a value model.
     """
 
     clv: Any
@@ -216,16 +221,13 @@ class ScoringModels:
     value_version: str = ""
     clv_method: str = "btyd"
     value_shap_tables: list[TreeShapTables | None] | None = field(default=None, repr=False)
+    chosen_method: str = "btyd"
 
-    @property
-    def chosen_method(self) -> str:
-        """``btyd`` or ``ml``: what ``clv`` holds (``auto`` decided by the value model's
-        recorded test captures, :func:`retain.clv.value_fit.choose_method`)."""
-        if self.value is None:
-            return "btyd"
-        from retain.clv.value_fit import choose_method  # (b) the training stack when needed
-
-        return choose_method(self.clv_method, self.value.holdout)
+    def __post_init__(self) -> None:
+        if self.chosen_method not in ("btyd", "ml"):
+            raise ValueError(f"chosen_method is btyd or ml, not {self.chosen_method!r}")
+        if self.chosen_method == "ml" and self.value is None:
+            raise ValueError("chosen_method ml needs a value model")
 
     def value_tables(self) -> list[TreeShapTables | None]:
         """Compiled SHAP tables of each value booster (None where unsupported)."""

@@ -65,8 +65,10 @@ def value_scores(
     Raises
     ------
     ValueError
-        When the value model and the CLV model predict other horizons, or its purchase-model
-        features come from another BTYD model than the churn model's.
+        When the value model and the CLV model predict other horizons, its purchase-model
+        features come from another BTYD model than the churn model's, or its inputs are not
+        built (other feature windows): models that :func:`retain.tracking.load_scoring_models`
+        refuses before any scoring, so here a bug.
     """
     value = models.value
     if int(value.horizon_months) != int(models.clv.horizon):

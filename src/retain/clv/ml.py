@@ -43,6 +43,7 @@ import pandas as pd
 from retain.churn.dataset import ChurnDataset, feature_matrix
 from retain.churn.train import _default_feature_settings, _plain
 from retain.clv.value_metrics import top_capture, value_metrics
+from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL
 
 ValueKind = Literal["tweedie", "hurdle"]
@@ -352,16 +353,20 @@ def train_value_model(
 
     Raises
     ------
-    ValueError
-        When the training or validation snapshots have no spend (nothing to learn), or no
-        buyer for the hurdle's spend part.
+    retain.contracts.DataError
+        When the training or validation snapshots have no customer with spend (nothing to
+        learn, and no buyer for the hurdle's spend part) or no customer without.
     """
     names = list(dataset.feature_names)
     y_train, y_valid = _labels(dataset.train), _labels(dataset.validation)
     for part, y in (("training", y_train), ("validation", y_valid)):
-        if not (y > 0).any() or not (y == 0).any():
-            raise ValueError(
-                f"the {part} snapshots need customers with and without spend in the horizon"
+        buyers = int((y > 0).sum())
+        if buyers == 0 or buyers == y.size:
+            raise DataError(
+                f"the value model's {part} snapshots ({y.size} rows) need customers with and "
+                f"without spend in the {int(horizon_months)}-month horizon after their cutoffs, "
+                f"and {buyers} spent: check the transactions' amounts and dates, or set "
+                "clv.method: btyd"
             )
     x_train = feature_matrix(dataset.train, names)
     x_valid = feature_matrix(dataset.validation, names)

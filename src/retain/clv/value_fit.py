@@ -9,15 +9,19 @@ label window inside the data, training windows clear of the test window). Cutoff
 ``auto`` follow :func:`value_split`: test = last day - H; validation = test - H / 2 (its window
 overlaps the test window, which only early stopping and the choice of loss see); training
 cutoffs a quarter apart, the last one ``test - H``, going back while 91 days of data precede
-them (at most six). Data too short for a training cutoff is refused with the horizon that
-would fit: a 12-month value model needs over two years of data.
+them (at most six). Data too short for a training cutoff are refused as a data error (exit
+3) naming the longest horizon that fits: the automatic split needs ``2 x H + 91`` days, so a
+12-month value model needs 821 days of data.
 
 Evaluation
 ----------
 On the test cutoff the value model is compared with the BTYD + Gamma-Gamma CLV fitted on the
 RFM summary as of that cutoff only (the purchase model of ``clv.purchase_model``, bgnbd when it
 is ``auto``), predicting the same horizon with the same discount, and a naive baseline: the
-customer's past spend rate (total spend / tenure, over the horizon, discounted alike).
+customer's past spend rate (total spend / tenure, over the horizon, discounted alike). All
+three are measured on the same customers: the test rows where every prediction is finite (the
+BTYD CLV has none for a repeat buyer without a mean spend); the rows each one lacks are counted
+apart (``test_<method>_rows_missing``).
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import pandas as pd
 
 from retain.churn.dataset import (
     ChurnDataset,
-    LeakageError,
     TimeSplit,
     build_churn_dataset,
     make_time_split,
@@ -40,8 +43,9 @@ from retain.clv.cutoff_features import weekly_summary
 from retain.clv.ml import ValueModel, train_value_model
 from retain.clv.model import ClvModel
 from retain.clv.value_metrics import decile_table, value_metrics
+from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL
-from retain.timeline import DAYS_PER_MONTH, DateLike, horizon_days
+from retain.timeline import DateLike, horizon_days
 from retain.timeline import day as _day
 
 TRAIN_STEP_DAYS = 91
@@ -84,8 +88,10 @@ def value_split(
 
     Raises
     ------
-    LeakageError
-        When the data leave no room for a training cutoff, or the cutoffs break the rules.
+    retain.contracts.DataError
+        When the data leave no room for a training cutoff (saying which horizon would fit).
+    retain.churn.LeakageError
+        When configured cutoffs break the split's rules.
     """
     first, last = _day(first_day), _day(last_day)
     h = pd.Timedelta(days=int(horizon))
@@ -104,37 +110,124 @@ def value_split(
             found.append(cutoff)
             cutoff = cutoff - pd.Timedelta(days=TRAIN_STEP_DAYS)
         if not found:
-            months = max(1, int((last - first).days / 2.2 / DAYS_PER_MONTH))
-            raise LeakageError(
-                f"data from {first.date()} to {last.date()} are too short for a value model with "
-                f"a {horizon}-day horizon (training and test windows of that length plus "
-                f"{MIN_HISTORY} days of history); use clv.horizon_months: {months} or less"
+            raise DataError(
+                _too_short(
+                    first,
+                    last,
+                    int(horizon),
+                    latest,
+                    earliest,
+                    test_cutoff is None and validation_cutoff is None,
+                )
             )
         train_cutoffs = sorted(found)
     return make_time_split(train_cutoffs, validation, test, int(horizon), last)
 
 
+def longest_horizon_months(span_days: int) -> int:
+    """The longest CLV horizon, in whole months, whose automatic value split fits the span.
+
+    The automatic split needs ``2 x H + MIN_HISTORY`` days: a test window and a training
+    window of ``H`` days each and :data:`MIN_HISTORY` days before the first training cutoff.
+
+    Parameters
+    ----------
+    span_days : int
+        Days from the first to the last day of the data.
+
+    Returns
+    -------
+    int
+        0 when not even a one-month horizon fits.
+    """
+    months = 0
+    while 2 * horizon_days(months + 1) + MIN_HISTORY <= int(span_days):
+        months += 1
+    return months
+
+
+def _too_short(
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    horizon: int,
+    latest: pd.Timestamp,
+    earliest: pd.Timestamp,
+    auto_test: bool,
+) -> str:
+    """What is wrong and what to do when no training cutoff fits (:func:`value_split`)."""
+    span = int((last - first).days)
+    if not auto_test:
+        return (
+            f"the value model's latest training cutoff would be {latest.date()}, before "
+            f"{earliest.date()} ({MIN_HISTORY} days after the data's first day): move "
+            "clv.ml.test_cutoff (and clv.ml.validation_cutoff) later, or shorten "
+            "clv.horizon_months"
+        )
+    need = 2 * horizon + MIN_HISTORY
+    months = longest_horizon_months(span)
+    what = (
+        f"set clv.horizon_months to {months} or less"
+        if months
+        else f"no value horizon fits (one month needs {2 * horizon_days(1) + MIN_HISTORY} days); "
+        "use clv.method: btyd"
+    )
+    return (
+        f"the data span {span} days ({first.date()} to {last.date()}); a value model with a "
+        f"{horizon}-day horizon needs {need} (a training and a test window of that length and "
+        f"{MIN_HISTORY} days of history before the first training cutoff): {what}"
+    )
+
+
+def configured_value_split(clv: Any, first_day: DateLike, last_day: DateLike) -> TimeSplit:
+    """:func:`value_split` of the ``clv`` section: its horizon, and its cutoffs unless ``auto``.
+
+    Parameters
+    ----------
+    clv : ClvConfig
+        The ``clv`` section (``horizon_months`` and the ``ml`` cutoffs).
+    first_day, last_day : date
+        First and last day of the data.
+
+    Returns
+    -------
+    TimeSplit
+
+    Raises
+    ------
+    retain.contracts.DataError, retain.churn.LeakageError
+        As :func:`value_split`.
+    """
+    ml = clv.ml
+    return value_split(
+        first_day,
+        last_day,
+        horizon_days(clv.horizon_months),
+        train_cutoffs=None if ml.train_cutoffs == "auto" else ml.train_cutoffs,
+        validation_cutoff=None if ml.validation_cutoff == "auto" else ml.validation_cutoff,
+        test_cutoff=None if ml.test_cutoff == "auto" else ml.test_cutoff,
+    )
+
+
 def prepare_value_dataset(
     transactions: pd.DataFrame,
     clv: Any,
-    first_day: DateLike,
-    observed_until: DateLike,
+    split: TimeSplit,
     events: pd.DataFrame | None = None,
     *,
     feature_config: Any | None = None,
     purchase_model: str = "bgnbd",
     seed: int = 0,
 ) -> ChurnDataset:
-    """The value snapshots: the churn snapshots of :func:`value_split`, with ``future_spend``.
+    """The value snapshots: the churn snapshots of the value split, with ``future_spend``.
 
     Parameters
     ----------
     transactions : DataFrame
         Validated transactions.
     clv : ClvConfig
-        The ``clv`` section (``horizon_months``, ``discount_rate_monthly``, ``ml``).
-    first_day, observed_until : date
-        First and last day of the data.
+        The ``clv`` section (``discount_rate_monthly``, ``ml.leakage_check_customers``).
+    split : TimeSplit
+        The value model's cutoffs (:func:`configured_value_split`).
     events : DataFrame, optional
         Validated engagement events.
     feature_config : FeatureConfig, optional
@@ -151,25 +244,16 @@ def prepare_value_dataset(
 
     Raises
     ------
-    LeakageError
-        As :func:`value_split` and :func:`retain.churn.dataset.build_churn_dataset`.
+    retain.churn.LeakageError
+        As :func:`retain.churn.dataset.build_churn_dataset`.
     """
-    ml = clv.ml
-    split = value_split(
-        first_day,
-        observed_until,
-        horizon_days(clv.horizon_months),
-        train_cutoffs=None if ml.train_cutoffs == "auto" else ml.train_cutoffs,
-        validation_cutoff=None if ml.validation_cutoff == "auto" else ml.validation_cutoff,
-        test_cutoff=None if ml.test_cutoff == "auto" else ml.test_cutoff,
-    )
     return build_churn_dataset(
         transactions,
         split,
         events,
         feature_config=feature_config,
         purchase_model=purchase_model,
-        leakage_check_customers=ml.leakage_check_customers,
+        leakage_check_customers=clv.ml.leakage_check_customers,
         seed=seed,
         spend_discount=clv.discount_rate_monthly,
     )
@@ -253,11 +337,15 @@ class ValueFit:
         The chosen model, its ``holdout`` figures filled.
     metrics : dict
         Counts, validation figures of each candidate, ``test_<method>_<metric>`` of the model,
-        the BTYD CLV and the naive baseline, and ``test_ml_minus_btyd_top20_capture``.
+        the BTYD CLV and the naive baseline on the same rows (:func:`evaluate_values`), and
+        ``test_ml_minus_btyd_top20_capture``.
     test_values : dict
-        Test-cutoff arrays: ``actual`` and one per method of :data:`METHODS`.
+        Test-cutoff arrays, one per row of ``dataset.test``: ``actual`` and one per method of
+        :data:`METHODS` (NaN where a method cannot say).
     deciles : dict
-        :func:`retain.clv.value_metrics.decile_table` per method.
+        :func:`retain.clv.value_metrics.decile_table` per method, on the compared rows.
+    compared : ndarray of bool
+        The test rows every figure is measured on (:func:`compared_rows`).
     """
 
     dataset: ChurnDataset
@@ -265,24 +353,64 @@ class ValueFit:
     metrics: dict[str, float]
     test_values: dict[str, np.ndarray]
     deciles: dict[str, pd.DataFrame]
+    compared: np.ndarray
+
+
+def compared_rows(actual: np.ndarray, predictions: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The rows every prediction (and the actual value) is finite on: the common footing.
+
+    Parameters
+    ----------
+    actual : array of float
+        Each customer's actual value.
+    predictions : mapping of str to array
+        Method to predicted values, aligned with ``actual``.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    ok = np.isfinite(np.asarray(actual, dtype=float))
+    for pred in predictions.values():
+        ok &= np.isfinite(np.asarray(pred, dtype=float))
+    return ok
 
 
 def evaluate_values(
     actual: np.ndarray, predictions: Mapping[str, np.ndarray]
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """``test_<method>_<metric>`` and the decile table of every prediction.
+    """``test_<method>_<metric>`` and the decile table of every prediction, on the same rows.
 
-    Rows where a prediction is not finite (BTYD without a spend estimate) are left out of that
-    prediction's figures, and counted in ``test_<method>_rows_missing``.
+    Every method is measured on the rows where all of them are finite
+    (:func:`compared_rows`), so the figures compare the methods on the same customers (a BTYD
+    CLV without a spend estimate for some rows must not be measured on a different, easier
+    population than the ML one). ``test_rows_compared`` counts those rows, and
+    ``test_<method>_rows_missing`` the rows each prediction could not say.
+
+    Raises
+    ------
+    retain.contracts.DataError
+        When no row has every prediction.
     """
-    metrics: dict[str, float] = {}
+    ok = compared_rows(actual, predictions)
+    metrics: dict[str, float] = {"test_rows_compared": float(ok.sum())}
+    for method, pred in predictions.items():
+        missing = ~np.isfinite(np.asarray(pred, dtype=float))
+        metrics[f"test_{method}_rows_missing"] = float(missing.sum())
+    if not ok.any():
+        lacking = [m for m in predictions if metrics[f"test_{m}_rows_missing"] > 0]
+        raise DataError(
+            f"no test customer of the value model has every prediction ({', '.join(lacking)} "
+            f"missing for {len(ok)} rows): check the transactions' amounts (the BTYD spend "
+            "model needs each repeat buyer's mean spend), or set clv.method: btyd"
+        )
+    a = np.asarray(actual, dtype=float)[ok]
     tables: dict[str, pd.DataFrame] = {}
     for method, pred in predictions.items():
-        ok = np.isfinite(pred)
-        metrics[f"test_{method}_rows_missing"] = float((~ok).sum())
-        figures = value_metrics(actual[ok], pred[ok])
+        p = np.asarray(pred, dtype=float)[ok]
+        figures = value_metrics(a, p)
         metrics.update({f"test_{method}_{k}": v for k, v in figures.items()})
-        tables[method] = decile_table(actual[ok], pred[ok])
+        tables[method] = decile_table(a, p)
     return metrics, tables
 
 
@@ -347,7 +475,14 @@ def fit_value_model(
         for k, v in figures.items()
         if k.startswith(("test_ml_", "test_btyd_")) and np.isfinite(v)
     }
-    return ValueFit(dataset, model, metrics, {"actual": actual, **values}, tables)
+    return ValueFit(
+        dataset,
+        model,
+        metrics,
+        {"actual": actual, **values},
+        tables,
+        compared_rows(actual, values),
+    )
 
 
 def choose_method(method: str, holdout: Mapping[str, float]) -> str:
@@ -368,16 +503,18 @@ def choose_method(method: str, holdout: Mapping[str, float]) -> str:
     Raises
     ------
     ValueError
-        When ``auto`` finds no recorded figures to compare.
+        When ``auto`` finds no finite recorded figures to compare.
     """
     if method in ("btyd", "ml"):
         return method
     if method != "auto":
         raise ValueError(f"unknown clv.method {method!r}")
-    try:
-        ml, btyd = float(holdout["ml_top20_capture"]), float(holdout["btyd_top20_capture"])
-    except KeyError as exc:
+    keys = ("ml_top20_capture", "btyd_top20_capture")
+    lacking = [k for k in keys if not np.isfinite(float(holdout.get(k, np.nan)))]
+    if lacking:
         raise ValueError(
-            "clv.method auto needs the value model's recorded test captures (retrain it)"
-        ) from exc
+            f"clv.method auto compares the recorded test figures {list(keys)}, and the model "
+            f"has no {' or '.join(lacking)}"
+        )
+    ml, btyd = (float(holdout[k]) for k in keys)
     return "ml" if ml >= btyd else "btyd"

@@ -266,18 +266,23 @@ def _load_models(
 ) -> LoadedScoringModels:
     """Load the model versions the scores' manifest names (the churn one may be given).
 
+    The value model too exactly as the manifest says, whatever today's ``clv.method``: its
+    version and method when the scores were made with one, none when they were not.
+
     Raises
     ------
     retain.io.OutputError
         When ``model_version`` is not the churn version the scores were made with.
     """
     used = manifest.get("models", {})
+    value = used.get("value")
     loaded = tracking.load_scoring_models(
         cfg,
         used["clv"]["version"],
         model_version or used["churn"]["version"],
         allow_other_dataset=allow_other_dataset,
-        value_ref=used.get("value", {}).get("version", "champion"),
+        value_ref=value["version"] if value else tracking.CHAMPION,
+        clv_method=value["clv_method"] if value else "btyd",
     )
     if str(loaded.churn_version.version) != str(used["churn"]["version"]):
         raise OutputError(

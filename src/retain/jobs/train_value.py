@@ -3,12 +3,13 @@
 What it does, in order:
 
 1. Load and validate all inputs up to the last observed day.
-2. Place the value model's cutoffs (:func:`retain.clv.value_fit.value_split`: the CLV horizon
-   after each, the churn split's rules) and build the point-in-time snapshots with the value
-   label (:func:`retain.clv.value_fit.prepare_value_dataset`; the leakage guard runs at every
-   cutoff). The features are the churn model's (``churn.clv_feature_model`` for the
-   purchase-model features, the churn section's feature windows); the generic event types are
-   fixed at the last training cutoff.
+2. Place the value model's cutoffs once (:func:`retain.clv.value_fit.configured_value_split`:
+   the CLV horizon after each, the churn split's rules) and build the point-in-time snapshots
+   of that split with the value label (:func:`retain.clv.value_fit.prepare_value_dataset`; the
+   leakage guard runs at every cutoff). The features are of the churn model's kind
+   (``churn.clv_feature_model`` for the purchase-model features, the ``features`` windows, which
+   scoring requires to be the churn model's); the generic event types are fixed at the last
+   training cutoff.
 3. Train the candidates (Tweedie, hurdle), keep the better validation top-20% capture, and
    compare the model with the BTYD + Gamma-Gamma CLV fitted at the test cutoff and a naive
    past-spend-rate baseline on the test cutoff (:func:`retain.clv.value_fit.fit_value_model`).
@@ -35,9 +36,9 @@ from retain.churn.dataset import feature_catalogue
 from retain.clv.value_fit import (
     METHODS,
     ValueFit,
+    configured_value_split,
     fit_value_model,
     prepare_value_dataset,
-    value_split,
 )
 from retain.config import RunConfig
 from retain.contracts import TIMESTAMP, DataError
@@ -53,7 +54,6 @@ from retain.names import (
     VALUE_METADATA,
 )
 from retain.reporting.value_plots import plot_value_capture, plot_value_deciles
-from retain.timeline import horizon_days
 from retain.tracking import (
     TRAINING,
     VALUE_MODEL_NAME,
@@ -121,8 +121,9 @@ def _importance(fit: ValueFit) -> pd.DataFrame:
 
 
 def _log_evaluation(fit: ValueFit) -> None:
-    """The capture curve, the decile chart and the decile tables of the test cutoff."""
-    values = fit.test_values
+    """The capture curve, the decile chart and the decile tables of the test cutoff (all on
+    the rows every method is compared on)."""
+    values = {k: v[fit.compared] for k, v in fit.test_values.items()}
     predictions = {METHOD_LABELS[m]: values[m] for m in METHODS}
     log_figure(plot_value_capture(values["actual"], predictions), PLOT_VALUE_CAPTURE)
     shown = {METHOD_LABELS[m]: fit.deciles[m] for m in ("ml", "btyd")}
@@ -161,10 +162,11 @@ def train_value(cfg: RunConfig, progress: Progress | None = None) -> TrainValueR
     Raises
     ------
     retain.io.DataError
-        When the inputs fail validation.
+        When the inputs fail validation, the data are too short for the horizon, or the
+        snapshots hold no customer with (or without) spend.
     retain.churn.LeakageError
-        When the data are too short for the horizon, or a feature breaks the point-in-time
-        rules.
+        When configured cutoffs break the split's rules, or a feature breaks the
+        point-in-time rules.
     retain.tracking.TrackingError
         When the tracking store or registry is unreachable.
     """
@@ -179,20 +181,12 @@ def train_value(cfg: RunConfig, progress: Progress | None = None) -> TrainValueR
     first = tx[TIMESTAMP].min()
     note("building point-in-time snapshots with the value label")
     ml = cfg.clv.ml
-    split = value_split(
-        first,
-        until,
-        horizon_days(cfg.clv.horizon_months),
-        train_cutoffs=None if ml.train_cutoffs == "auto" else ml.train_cutoffs,
-        validation_cutoff=None if ml.validation_cutoff == "auto" else ml.validation_cutoff,
-        test_cutoff=None if ml.test_cutoff == "auto" else ml.test_cutoff,
-    )
+    split = configured_value_split(cfg.clv, first, until)
     features = fix_event_types(cfg.features, loaded.events, max(split.train_cutoffs))
     dataset = prepare_value_dataset(
         tx,
         cfg.clv,
-        first,
-        until,
+        split,
         loaded.events,
         feature_config=features,
         purchase_model=purchase_model,

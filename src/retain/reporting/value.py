@@ -10,6 +10,7 @@ reasons (exact SHAP contributions, as the churn reasons).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -52,18 +53,51 @@ def holdout_table(holdout: Mapping[str, float]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def top_membership(values: np.ndarray, k: int) -> np.ndarray:
+    """Each customer's chance of being among the ``k`` highest values, ties in random order.
+
+    Customers above the ``k``-th value are in (1), below it out (0); those tied with it share
+    the places left, ``places / group size`` each: the tie rule of
+    :mod:`retain.clv.value_metrics` (a tie group is taken at its mean, whatever the row order).
+
+    Parameters
+    ----------
+    values : array of float
+        One finite value per customer.
+    k : int
+        Places, 0 to ``len(values)``.
+
+    Returns
+    -------
+    ndarray of float
+        Sums to ``k``.
+    """
+    v = np.asarray(values, dtype=float)
+    if k <= 0:
+        return np.zeros(v.size)
+    if k >= v.size:
+        return np.ones(v.size)
+    cut = np.sort(v)[::-1][k - 1]
+    above, tied = v > cut, v == cut
+    out = above.astype(float)
+    out[tied] = (k - above.sum()) / tied.sum()
+    return out
+
+
 def top_overlap(scores: pd.DataFrame, fraction: float = 0.2) -> float:
     """Share of the top ``fraction`` by ``clv_ml`` also in the top ``fraction`` by ``clv_btyd``.
 
-    Customers without both values are left out; NaN when none has both.
+    Customers without both values are left out; NaN when none has both. Customers tied at the
+    edge of a top share its last places (:func:`top_membership`): the result is the expected
+    overlap over random orders within ties, so it does not depend on the row order.
     """
     both = scores[["clv_ml", "clv_btyd"]].dropna()
     if both.empty:
         return float("nan")
-    k = max(1, int(np.ceil(fraction * len(both))))
-    ml = set(both["clv_ml"].sort_values(ascending=False, kind="stable").index[:k])
-    btyd = set(both["clv_btyd"].sort_values(ascending=False, kind="stable").index[:k])
-    return len(ml & btyd) / k
+    k = max(1, math.ceil(fraction * len(both) - 1e-9))  # as retain.clv.value_metrics
+    ml = top_membership(both["clv_ml"].to_numpy(dtype=float), k)
+    btyd = top_membership(both["clv_btyd"].to_numpy(dtype=float), k)
+    return float(np.sum(ml * btyd) / k)
 
 
 def value_section(

@@ -55,7 +55,7 @@ from mlflow.types import ColSpec, Schema
 
 from retain import __version__
 from retain.clv import ClvModel
-from retain.config import PromotionConfig, RunConfig
+from retain.config import FeatureConfig, PromotionConfig, RunConfig
 from retain.names import CHURN_MODEL_FILE, CLV_MODEL_FILE, VALUE_MODEL_FILE
 from retain.promotion import GATE_KINDS, GateResult, PromotionDecision, decide
 from retain.tracking.pyfunc import LOADER_MODULE as _CHURN_LOADER
@@ -937,9 +937,22 @@ def load_value_model(
     return LoadedValueModel(model, version)
 
 
+_MEANING_SETTINGS = ("windows_days", "trend_window_days")
+"""Feature settings that decide which columns are built and what they hold; the generic
+event types are not among them (every type either model reads is built,
+:func:`retain.features.build.model_feature_config`)."""
+
+
+def _feature_meaning(settings: Mapping[str, Any]) -> dict[str, Any]:
+    config = FeatureConfig(**settings)
+    return {k: getattr(config, k) for k in _MEANING_SETTINGS}
+
+
 def _check_value_fits(value: LoadedValueModel, clv: Any, churn: Any) -> None:
-    """Refuse a value model that predicts another horizon than the CLV model, or whose
-    purchase-model features come from another BTYD model than the churn model's."""
+    """Refuse a value model that predicts another horizon than the CLV model, whose
+    purchase-model features come from another BTYD model than the churn model's, or that was
+    trained with other feature windows than the churn model (scoring builds one feature table,
+    with the churn model's settings, for both)."""
     where = f"value model {value.version.name} version {value.version.version}"
     if int(value.model.horizon_months) != int(clv.horizon):
         raise TrackingError(
@@ -952,6 +965,37 @@ def _check_value_fits(value: LoadedValueModel, clv: Any, churn: Any) -> None:
             f"model {churn.clv_feature_model}; retrain one with the other's "
             "churn.clv_feature_model"
         )
+    ours = _feature_meaning(value.model.feature_settings)
+    theirs = _feature_meaning(churn.feature_settings)
+    differ = [k for k in _MEANING_SETTINGS if ours[k] != theirs[k]]
+    if differ:
+        shown = "; ".join(
+            f"features.{k} {_plain_setting(ours[k])} vs {_plain_setting(theirs[k])}"
+            for k in differ
+        )
+        raise TrackingError(
+            f"{where} was trained with other feature settings than the churn model ({shown}); "
+            "scoring builds the features once, with the churn model's: retrain the value model "
+            "(retain train-value) with the churn model's feature settings, or set clv.method: "
+            "btyd"
+        )
+
+
+def _plain_setting(value: Any) -> str:
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+def _chosen_method(method: str, value: LoadedValueModel) -> str:
+    """``btyd`` or ``ml`` for ``clv.method`` and this value model (decided once, at load)."""
+    from retain.clv.value_fit import choose_method  # (b) the value model's stack when used
+
+    try:
+        return choose_method(method, value.model.holdout)
+    except ValueError as exc:
+        raise TrackingError(
+            f"value model {value.version.name} version {value.version.version}: {exc}; retrain "
+            "the value model (retain train-value) or set clv.method: btyd"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -979,6 +1023,7 @@ def load_scoring_models(
     *,
     allow_other_dataset: bool = False,
     value_ref: str | int = CHAMPION,
+    clv_method: str | None = None,
 ) -> LoadedScoringModels:
     """Load the CLV and churn models a scoring run (or a report on one) applies.
 
@@ -987,6 +1032,11 @@ def load_scoring_models(
     :func:`load_churn_model`) and must have been trained on the config's data set
     (:func:`check_dataset`). Everything the churn model needs to rebuild its inputs (horizon,
     CLV feature model, feature windows) travels inside it.
+
+    With a ``clv_method`` other than ``btyd`` the value model is loaded too, verified alike,
+    checked against the other two (same CLV horizon, purchase-model features and feature
+    windows), and the CLV the scores use is decided here, once
+    (:attr:`retain.scoring.ScoringModels.chosen_method`).
 
     Parameters
     ----------
@@ -997,7 +1047,10 @@ def load_scoring_models(
     allow_other_dataset : bool
         Accept versions trained on another data set.
     value_ref : str or int
-        The value model's version, loaded only when ``clv.method`` is ``ml`` or ``auto``.
+        The value model's version, loaded only when the method is ``ml`` or ``auto``.
+    clv_method : {"btyd", "ml", "auto"}, optional
+        The method the models are loaded for; default ``clv.method`` of the config (a report
+        passes the one its scores were made with).
 
     Returns
     -------
@@ -1006,7 +1059,9 @@ def load_scoring_models(
     Raises
     ------
     TrackingError
-        A version is missing, fails its integrity check, or was trained on another data set.
+        A version is missing, fails its integrity check, or was trained on another data set;
+        the value model does not fit the other two, or lacks the recorded test figures
+        ``auto`` compares.
     """
     from retain.scoring import ScoringModels  # (b) the scoring stack (numba) only when scoring
 
@@ -1015,11 +1070,13 @@ def load_scoring_models(
     churn = load_churn_model(churn_ref, registered_name(cfg, CHURN_MODEL_NAME))
     check_dataset(clv.version, cfg, allow_other_dataset)
     check_dataset(churn.version, cfg, allow_other_dataset)
-    value = None
-    if cfg.clv.method != "btyd":
+    method = cfg.clv.method if clv_method is None else clv_method
+    value, chosen = None, "btyd"
+    if method != "btyd":
         value = load_value_model(value_ref, registered_name(cfg, VALUE_MODEL_NAME))
         check_dataset(value.version, cfg, allow_other_dataset)
         _check_value_fits(value, clv.model, churn.model)
+        chosen = _chosen_method(method, value)
     models = ScoringModels(
         clv=clv.model,
         churn=churn.model,
@@ -1027,7 +1084,8 @@ def load_scoring_models(
         churn_version=str(churn.version.version),
         value=None if value is None else value.model,
         value_version="" if value is None else str(value.version.version),
-        clv_method=cfg.clv.method,
+        clv_method=method,
+        chosen_method=chosen,
     )
     return LoadedScoringModels(
         models, clv.version, churn.version, None if value is None else value.version

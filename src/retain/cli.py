@@ -202,7 +202,7 @@ def _exit_codes() -> Iterator[None]:
     except ConfigError as exc:
         _fail("config error", exc, EXIT_CONFIG)
     except (LeakageError, PointInTimeError) as exc:
-        _fail("leakage error (check the churn cutoffs and the features)", exc, EXIT_DATA)
+        _fail("leakage error (check the snapshot cutoffs and the features)", exc, EXIT_DATA)
     except DataError as exc:
         _fail("data error", exc, EXIT_DATA)
     except ClvFitError as exc:

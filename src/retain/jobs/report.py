@@ -36,6 +36,7 @@ from retain.io import (
 )
 from retain.io.history import read_scores_and_manifest
 from retain.jobs.compare import earlier_scores_date, read_scores_of
+from retain.jobs.evaluate_actions import latest_evaluation
 from retain.names import (
     CHURN_PLOTS,
     CLV_BACKTEST_TABLES,
@@ -199,10 +200,6 @@ def report(
 
     note("reading model metrics and backtest tables")
     evidence = _training_evidence(loaded)
-
-    # the latest evaluation of these or earlier scores (imported here: that job reads scores
-    # through this module)
-    from retain.jobs.evaluate_actions import latest_evaluation
 
     evaluation = latest_evaluation(root, cfg.name, when)
 

@@ -1,4 +1,5 @@
-"""A small churn model and a BG/NBD CLV model for scoring tests (not a test module)."""
+"""A small churn model, a BG/NBD CLV model and a value model for scoring tests (not a test
+module)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from retain.churn import ChurnModel
 from retain.churn.calibration import fit_calibration
 from retain.churn.dataset import feature_matrix, select_feature_columns
 from retain.clv import ClvModel
+from retain.clv.ml import ValueModel
+from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
+from retain.config import ClvConfig
 from retain.features.build import build_features
 from retain.features.labels import churn_labels
 from retain.scoring import ScoringModels, model_features
@@ -53,3 +57,35 @@ def small_scoring_models(
     models.clv = ClvModel(purchase_model="bgnbd", time_unit="W").fit(summary)
     models.clv_version, models.churn_version = versions
     return models
+
+
+def small_value_model(
+    tx: pd.DataFrame,
+    events: pd.DataFrame | None,
+    first_day: str,
+    last_day: str,
+    *,
+    rounds: int = 30,
+    early_stopping_rounds: int = 10,
+) -> ValueModel:
+    """Tweedie value model with a 4-month horizon on the automatic value split of the data
+    from ``first_day`` to ``last_day`` (BG/NBD purchase-model features, no leakage check,
+    one thread, seed 3)."""
+    clv = ClvConfig.model_validate(
+        {
+            "calibration_end": "2023-06-30",
+            "holdout_end": last_day,
+            "purchase_model": "bgnbd",
+            "horizon_months": 4,
+            "ml": {
+                "objective": "tweedie",
+                "num_boost_round": rounds,
+                "early_stopping_rounds": early_stopping_rounds,
+                "leakage_check_customers": 0,
+                "lightgbm": {"min_data_in_leaf": 20, "num_threads": 1},
+            },
+        }
+    )
+    split = configured_value_split(clv, first_day, last_day)
+    dataset = prepare_value_dataset(tx, clv, split, events)
+    return fit_value_model(dataset, clv, seed=3).model

@@ -8,19 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from small_models import small_scoring_models
+from small_models import small_scoring_models, small_value_model
 from typer.testing import CliRunner
 
 from retain import tracking
 from retain.cli import EXIT_MODEL, app
 from retain.clv.ml import ValueModel
-from retain.clv.value_fit import (
-    choose_method,
-    configured_value_split,
-    fit_value_model,
-    prepare_value_dataset,
-)
-from retain.config import ClvConfig, RunConfig, TrackingConfig
+from retain.clv.value_fit import choose_method
+from retain.config import RunConfig, TrackingConfig
 from retain.jobs.report import _load_models as report_models
 from retain.synthetic import generate_synthetic
 
@@ -32,24 +27,14 @@ NAME = "value-registry-test"
 @pytest.fixture(scope="module")
 def trained():
     data = generate_synthetic(500, "2022-01-01", AS_OF, seed=7, with_events=True)
-    clv = ClvConfig.model_validate(
-        {
-            "calibration_end": "2023-06-30",
-            "holdout_end": AS_OF,
-            "purchase_model": "bgnbd",
-            "horizon_months": 4,
-            "ml": {
-                "objective": "tweedie",
-                "num_boost_round": 20,
-                "early_stopping_rounds": 5,
-                "leakage_check_customers": 0,
-                "lightgbm": {"min_data_in_leaf": 20, "num_threads": 1},
-            },
-        }
+    value = small_value_model(
+        data.transactions,
+        data.events,
+        "2022-01-01",
+        AS_OF,
+        rounds=20,
+        early_stopping_rounds=5,
     )
-    split = configured_value_split(clv, "2022-01-01", AS_OF)
-    dataset = prepare_value_dataset(data.transactions, clv, split, data.events)
-    value = fit_value_model(dataset, clv, seed=3).model
     models = small_scoring_models(data.transactions, data.events, "2023-03-31", AS_OF, rounds=10)
     models.clv.horizon = 4
     return models, value

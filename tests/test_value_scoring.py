@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from small_models import small_scoring_models
+from small_models import small_scoring_models, small_value_model
 
-from retain.clv.value_fit import configured_value_split, fit_value_model, prepare_value_dataset
-from retain.config import ClvConfig, load_config, load_policy
+from retain.config import load_config, load_policy
 from retain.engine.local import score_partitioned
 from retain.engine.partition import MemoryParts, split_tables
 from retain.explain.reasons import VALUE_REASON_COLUMNS
@@ -26,24 +25,14 @@ AS_OF = "2023-12-31"
 @pytest.fixture(scope="module")
 def world():
     data = generate_synthetic(700, "2022-01-01", AS_OF, seed=11, with_events=True)
-    clv = ClvConfig.model_validate(
-        {
-            "calibration_end": "2023-06-30",
-            "holdout_end": AS_OF,
-            "purchase_model": "bgnbd",
-            "horizon_months": 4,
-            "ml": {
-                "objective": "tweedie",
-                "num_boost_round": 30,
-                "early_stopping_rounds": 10,
-                "leakage_check_customers": 0,
-                "lightgbm": {"min_data_in_leaf": 20, "num_threads": 1},
-            },
-        }
+    value = small_value_model(
+        data.transactions,
+        data.events,
+        "2022-01-01",
+        AS_OF,
+        rounds=30,
+        early_stopping_rounds=10,
     )
-    split = configured_value_split(clv, "2022-01-01", AS_OF)
-    dataset = prepare_value_dataset(data.transactions, clv, split, data.events)
-    value = fit_value_model(dataset, clv, seed=3).model
     models = small_scoring_models(data.transactions, data.events, "2023-03-31", AS_OF)
     models.clv.horizon = 4
     source = _RawInputs()

@@ -257,6 +257,36 @@ def horizon_for_span(span_days: int) -> int:
     )
 
 
+def cutoffs_back(
+    latest: pd.Timestamp, earliest: pd.Timestamp, step_days: int, at_most: int
+) -> list[pd.Timestamp]:
+    """Training cutoffs ``step_days`` apart going back from ``latest`` to ``earliest``.
+
+    Parameters
+    ----------
+    latest : Timestamp
+        The last cutoff allowed (the first one taken).
+    earliest : Timestamp
+        No cutoff before this day.
+    step_days : int
+        Days between consecutive cutoffs.
+    at_most : int
+        Keep at most this many (the most recent ones).
+
+    Returns
+    -------
+    list of Timestamp
+        The cutoffs in ascending order; empty when ``latest`` is before ``earliest``.
+    """
+    found: list[pd.Timestamp] = []
+    cutoff = latest
+    step = pd.Timedelta(days=int(step_days))
+    while cutoff >= earliest and len(found) < at_most:
+        found.append(cutoff)
+        cutoff = cutoff - step
+    return sorted(found)
+
+
 def auto_cutoffs(
     first_day: DateLike,
     last_day: DateLike,
@@ -318,11 +348,7 @@ def auto_cutoffs(
         )
     latest = min(test - h, validation - pd.Timedelta(days=1))
     earliest = first + pd.Timedelta(days=MIN_HISTORY_DAYS)
-    train: list[pd.Timestamp] = []
-    cutoff = latest
-    while cutoff >= earliest and len(train) < MAX_AUTO_TRAIN_CUTOFFS:
-        train.append(cutoff)
-        cutoff = cutoff - h
+    train = cutoffs_back(latest, earliest, int(horizon_days), MAX_AUTO_TRAIN_CUTOFFS)
     if not train:
         raise LeakageError(
             f"data from {first.date()} to {last.date()} leave no room for a training cutoff "
@@ -330,7 +356,7 @@ def auto_cutoffs(
             f"than {MIN_HISTORY_DAYS} days after the first day; use a shorter churn.horizon_days"
         )
     return make_time_split(
-        sorted(train),
+        train,
         validation,
         test,
         horizon_days,

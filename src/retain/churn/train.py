@@ -288,6 +288,58 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+def train_early_stopped(
+    params: Mapping[str, Any],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_valid: np.ndarray,
+    y_valid: np.ndarray,
+    names: list[str],
+    *,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> tuple[lgb.Booster, int]:
+    """Train a LightGBM booster with early stopping on one validation set.
+
+    Stops when the first metric of ``params`` has not improved on the validation rows for
+    ``early_stopping_rounds`` rounds and keeps the booster up to its best iteration.
+
+    Parameters
+    ----------
+    params : mapping
+        Full LightGBM parameters (objective, metric, seed, ...).
+    x_train, y_train : ndarray
+        Training features and labels.
+    x_valid, y_valid : ndarray
+        Validation features and labels.
+    names : list of str
+        Feature names (the columns of ``x_train`` and ``x_valid``).
+    num_boost_round : int
+        Upper bound on boosting rounds.
+    early_stopping_rounds : int
+        Patience of the early stopping.
+
+    Returns
+    -------
+    tuple of (Booster, int)
+        The booster trimmed to its best iteration, and that iteration.
+    """
+    train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set, free_raw_data=True)
+    booster = lgb.train(
+        dict(params),
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=[
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        ],
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
+
 def train_churn_model(
     dataset: ChurnDataset,
     *,
@@ -336,21 +388,16 @@ def train_churn_model(
     full_params = lightgbm_params(params, seed, spw)
     x_train = feature_matrix(dataset.train, names)
     x_valid = feature_matrix(dataset.validation, names)
-    train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
-    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set, free_raw_data=True)
-    booster = lgb.train(
+    booster, best = train_early_stopped(
         full_params,
-        train_set,
+        x_train,
+        y_train,
+        x_valid,
+        y_valid,
+        names,
         num_boost_round=num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["validation"],
-        callbacks=[
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        ],
+        early_stopping_rounds=early_stopping_rounds,
     )
-    best = booster.best_iteration or booster.current_iteration()
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    del train_set
     raw_valid = booster.predict(x_valid, raw_score=True)
     calibrator = fit_calibration(raw_valid, y_valid, calibration)
     model = ChurnModel(booster, names, calibrator, dataset.split.horizon_days, full_params, best)

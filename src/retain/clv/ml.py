@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from retain.churn.dataset import ChurnDataset, feature_matrix
-from retain.churn.train import _default_feature_settings, _plain
+from retain.churn.train import _default_feature_settings, _plain, train_early_stopped
 from retain.clv.value_metrics import top_capture, value_metrics
 from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL
@@ -275,20 +275,17 @@ def _train_one(
     early_stopping_rounds: int,
 ) -> tuple[lgb.Booster, dict[str, Any], int]:
     full = value_params(params, seed, part)
-    train_set = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
-    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set, free_raw_data=True)
-    booster = lgb.train(
+    booster, best = train_early_stopped(
         full,
-        train_set,
+        x_train,
+        y_train,
+        x_valid,
+        y_valid,
+        names,
         num_boost_round=num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["validation"],
-        callbacks=[
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
-        ],
+        early_stopping_rounds=early_stopping_rounds,
     )
-    best = booster.best_iteration or booster.current_iteration()
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), full, int(best)
+    return booster, full, best
 
 
 def _labels(frame: pd.DataFrame) -> np.ndarray:

@@ -37,6 +37,7 @@ from retain.churn.dataset import (
     ChurnDataset,
     TimeSplit,
     build_churn_dataset,
+    cutoffs_back,
     make_time_split,
 )
 from retain.clv.cutoff_features import weekly_summary
@@ -104,11 +105,7 @@ def value_split(
     if train_cutoffs is None:
         latest = min(test - h, validation - pd.Timedelta(days=1))
         earliest = first + pd.Timedelta(days=MIN_HISTORY)
-        found: list[pd.Timestamp] = []
-        cutoff = latest
-        while cutoff >= earliest and len(found) < MAX_TRAIN_CUTOFFS:
-            found.append(cutoff)
-            cutoff = cutoff - pd.Timedelta(days=TRAIN_STEP_DAYS)
+        found = cutoffs_back(latest, earliest, TRAIN_STEP_DAYS, MAX_TRAIN_CUTOFFS)
         if not found:
             raise DataError(
                 _too_short(
@@ -120,7 +117,7 @@ def value_split(
                     test_cutoff is None and validation_cutoff is None,
                 )
             )
-        train_cutoffs = sorted(found)
+        train_cutoffs = found
     return make_time_split(train_cutoffs, validation, test, int(horizon), last)
 
 

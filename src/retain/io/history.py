@@ -69,6 +69,23 @@ def _missing(folder: Path, iso: str) -> OutputError:
     )
 
 
+def _existing_scores(root: str | Path, config_name: str, when: dt.date) -> tuple[Path, str]:
+    """The scores folder of ``when`` and the date as ISO text; an OutputError when retain
+    wrote no scores there."""
+    folder = scores_folder(root, config_name, when)
+    iso = when.isoformat()
+    if not _is_scores(folder):
+        raise _missing(folder, iso)
+    return folder, iso
+
+
+def _unreadable(folder: Path, iso: str, exc: Exception) -> OutputError:
+    return OutputError(
+        f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
+        f"damaged: run `retain score --as-of {iso}` again"
+    )
+
+
 def scores_dates(root: str | Path, config_name: str) -> list[dt.date]:
     """Every date with scores retain wrote, oldest first.
 
@@ -107,17 +124,11 @@ def scores_columns(root: str | Path, config_name: str, when: dt.date) -> list[st
     retain.io.OutputError
         When the date has no scores written by retain, or their file cannot be read.
     """
-    folder = scores_folder(root, config_name, when)
-    iso = when.isoformat()
-    if not _is_scores(folder):
-        raise _missing(folder, iso)
+    folder, iso = _existing_scores(root, config_name, when)
     try:
         return list(pq.read_schema(folder / SCORES_FILE).names)
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
-            f"damaged: run `retain score --as-of {iso}` again"
-        ) from exc
+        raise _unreadable(folder, iso, exc) from exc
 
 
 def read_scores(
@@ -152,10 +163,7 @@ def read_scores(
         When the date has no scores written by retain, or they cannot be read or lack a
         column.
     """
-    folder = scores_folder(root, config_name, when)
-    iso = when.isoformat()
-    if not _is_scores(folder):
-        raise _missing(folder, iso)
+    folder, iso = _existing_scores(root, config_name, when)
     path = folder / SCORES_FILE
     try:
         if columns is not None:
@@ -171,10 +179,7 @@ def read_scores(
             filters=None if filters is None else list(filters),
         )
     except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
-            f"damaged: run `retain score --as-of {iso}` again"
-        ) from exc
+        raise _unreadable(folder, iso, exc) from exc
 
 
 def _refuse_constant(name: str) -> Any:
@@ -208,10 +213,7 @@ def read_scores_and_manifest(
         When the date has no scores retain wrote, they cannot be read, or the manifest does
         not describe them.
     """
-    folder = scores_folder(root, config_name, when)
-    iso = when.isoformat()
-    if not _is_scores(folder):
-        raise _missing(folder, iso)
+    folder, iso = _existing_scores(root, config_name, when)
     try:
         manifest = json.loads(
             (folder / MANIFEST_FILE).read_text(encoding="utf-8"),
@@ -219,10 +221,7 @@ def read_scores_and_manifest(
         )
         scores = pd.read_parquet(folder / SCORES_FILE)
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise OutputError(
-            f"cannot read the scores in {folder} ({type(exc).__name__}: {exc}); they may be "
-            f"damaged: run `retain score --as-of {iso}` again"
-        ) from exc
+        raise _unreadable(folder, iso, exc) from exc
     models = manifest.get("models") if isinstance(manifest, dict) else None
     versions_known = isinstance(models, dict) and all(
         isinstance(models.get(m), dict) and models[m].get("version") for m in ("clv", "churn")

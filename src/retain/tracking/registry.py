@@ -37,7 +37,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -397,8 +397,38 @@ def log_churn_model(
     ModelVersion
         The new version (alias ``challenger``).
     """
+    return _log_feature_model(
+        "log_churn_model",
+        CHURN_ARTIFACT,
+        _CHURN_LOADER,
+        model,
+        input_example,
+        metrics,
+        model_name,
+        tags,
+    )
+
+
+def _log_feature_model(
+    caller: str,
+    artifact: str,
+    loader_module: str,
+    model: Any,
+    input_example: pd.DataFrame,
+    metrics: Mapping[str, float] | None,
+    model_name: str,
+    tags: Mapping[str, str] | None,
+) -> ModelVersion:
+    """Log a LightGBM model over double features (churn or value) as a plain-file pyfunc.
+
+    The shared steps of :func:`log_churn_model` and :func:`log_value_model`: an active run is
+    required, user tags are checked, the example must hold every feature column; the model's
+    JSON saved form ``artifact`` is the ``data`` of a pyfunc whose loader is
+    ``loader_module``, with :func:`churn_signature`; then the version is registered, tagged
+    and aliased ``challenger``.
+    """
     if mlflow.active_run() is None:
-        raise TrackingError("log_churn_model needs an active MLflow run")
+        raise TrackingError(f"{caller} needs an active MLflow run")
     _check_user_tags(tags)
     features = [str(c) for c in model.feature_names]
     missing = [c for c in features if c not in input_example.columns]
@@ -407,11 +437,11 @@ def log_churn_model(
     example = input_example[features].head(5).reset_index(drop=True).astype("float64")
     signature = churn_signature(features)
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(tmp) / CHURN_ARTIFACT
+        model_path = Path(tmp) / artifact
         model_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
         info = mlflow.pyfunc.log_model(
             name=model_name,
-            loader_module=_CHURN_LOADER,
+            loader_module=loader_module,
             data_path=str(model_path),
             signature=signature,
             input_example=example,
@@ -845,17 +875,33 @@ def load_churn_model(
     """
     from retain.churn import ChurnModel  # (b) lightgbm and sklearn only when loading one
 
+    model, version = _load_json_model(
+        model_name, ref, _CHURN_LAYOUTS, ChurnModel.from_dict, _CHURN_LAYOUT.train_command
+    )
+    return LoadedChurnModel(model, version)
+
+
+def _load_json_model(
+    model_name: str,
+    ref: str | int,
+    layouts: tuple[_ModelLayout, ...],
+    from_dict: Callable[[dict[str, Any]], Any],
+    train_command: str,
+) -> tuple[Any, ModelVersion]:
+    """Download and verify a version (:func:`_fetch_verified`), rebuild its JSON saved form
+    with ``from_dict``; a saved form ``from_dict`` refuses is a TrackingError naming
+    ``train_command``."""
     with tempfile.TemporaryDirectory() as tmp:
-        root, version, layout = _fetch_verified(model_name, ref, _CHURN_LAYOUTS, tmp)
+        root, version, layout = _fetch_verified(model_name, ref, layouts, tmp)
         data = json.loads((root / layout.model_file).read_text())
     try:
-        model = ChurnModel.from_dict(data)
+        model = from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise TrackingError(
             f"model {model_name} version {version.version} cannot be read ({exc}); retrain it "
-            f"({_CHURN_LAYOUT.train_command})"
+            f"({train_command})"
         ) from exc
-    return LoadedChurnModel(model, version)
+    return model, version
 
 
 def log_value_model(
@@ -879,26 +925,16 @@ def log_value_model(
     ModelVersion
         The new version (alias ``challenger``).
     """
-    if mlflow.active_run() is None:
-        raise TrackingError("log_value_model needs an active MLflow run")
-    _check_user_tags(tags)
-    features = [str(c) for c in model.feature_names]
-    missing = [c for c in features if c not in input_example.columns]
-    if missing:
-        raise ValueError(f"input_example lacks the model's feature columns {missing}")
-    example = input_example[features].head(5).reset_index(drop=True).astype("float64")
-    with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(tmp) / VALUE_ARTIFACT
-        model_path.write_text(json.dumps(model.to_dict(), indent=1, sort_keys=True))
-        info = mlflow.pyfunc.log_model(
-            name=model_name,
-            loader_module=_VALUE_LOADER,
-            data_path=str(model_path),
-            signature=churn_signature(features),
-            input_example=example,
-            pip_requirements=_pip_requirements("lightgbm"),
-        )
-    return _finish_registration(model_name, info, metrics, tags)
+    return _log_feature_model(
+        "log_value_model",
+        VALUE_ARTIFACT,
+        _VALUE_LOADER,
+        model,
+        input_example,
+        metrics,
+        model_name,
+        tags,
+    )
 
 
 class LoadedValueModel(NamedTuple):
@@ -924,16 +960,9 @@ def load_value_model(
     """
     from retain.clv.ml import ValueModel  # (b) lightgbm only when loading one
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root, version, layout = _fetch_verified(model_name, ref, (_VALUE_LAYOUT,), tmp)
-        data = json.loads((root / layout.model_file).read_text())
-    try:
-        model = ValueModel.from_dict(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise TrackingError(
-            f"model {model_name} version {version.version} cannot be read ({exc}); retrain it "
-            f"({_VALUE_LAYOUT.train_command})"
-        ) from exc
+    model, version = _load_json_model(
+        model_name, ref, (_VALUE_LAYOUT,), ValueModel.from_dict, _VALUE_LAYOUT.train_command
+    )
     return LoadedValueModel(model, version)
 
 

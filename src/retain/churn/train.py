@@ -47,9 +47,7 @@ from retain.drift import ReferenceProfile, fit_profile
 
 Imbalance = Literal["balanced", "none"]
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "objective": "binary",
-    "metric": "auc",
+TREE_PARAMS: dict[str, Any] = {
     "learning_rate": 0.05,
     "num_leaves": 15,
     "max_depth": 4,
@@ -61,6 +59,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "num_threads": 2,
     "verbosity": -1,
 }
+"""The shallow-tree LightGBM defaults of every retain booster (churn and value models)."""
+
+DEFAULT_PARAMS: dict[str, Any] = {"objective": "binary", "metric": "auc", **TREE_PARAMS}
 """LightGBM defaults; ``churn.lightgbm`` in the config overrides any of them.
 
 Shallow trees (15 leaves, depth 4) keep exact SHAP explanations of every customer cheap (about

@@ -41,7 +41,13 @@ import numpy as np
 import pandas as pd
 
 from retain.churn.dataset import ChurnDataset, feature_matrix
-from retain.churn.train import _default_feature_settings, _plain, train_early_stopped
+from retain.churn.train import (
+    FIXED_PARAMS,
+    TREE_PARAMS,
+    _default_feature_settings,
+    _plain,
+    train_early_stopped,
+)
 from retain.clv.value_metrics import top_capture, value_metrics
 from retain.contracts import DataError
 from retain.features.labels import SPEND_LABEL
@@ -55,23 +61,9 @@ VALUE_FORMAT_VERSION = 1
 SELECTION_FRACTION = 0.2
 """Top fraction whose validation capture chooses between the candidates (vip + high)."""
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
-    "num_leaves": 15,
-    "max_depth": 4,
-    "min_data_in_leaf": 100,
-    "feature_fraction": 0.9,
-    "bagging_fraction": 0.8,
-    "bagging_freq": 1,
-    "lambda_l2": 1.0,
-    "num_threads": 2,
-    "verbosity": -1,
-}
+DEFAULT_PARAMS: dict[str, Any] = dict(TREE_PARAMS)
 """LightGBM defaults shared by every booster; ``clv.ml.lightgbm`` overrides any of them.
 Shallow trees as the churn model's: exact SHAP reasons stay cheap."""
-
-FIXED_PARAMS: dict[str, Any] = {"deterministic": True, "force_col_wise": True}
-"""Settings that keep training reproducible; they cannot be overridden."""
 
 OBJECTIVES: dict[str, dict[str, Any]] = {
     "value": {"objective": "tweedie", "tweedie_variance_power": 1.5, "metric": "tweedie"},

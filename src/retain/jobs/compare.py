@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from retain import tracking
 from retain.config import ConfigError, RunConfig
 from retain.io import (
@@ -36,7 +34,7 @@ from retain.names import (
 from retain.timeline import day
 from retain.transitions import COMPARE_COLUMNS, Transitions, compare_scores
 
-__all__ = ["CompareResult", "compare", "compare_folder", "earlier_scores_date", "read_scores_of"]
+__all__ = ["CompareResult", "compare", "compare_folder", "earlier_scores_date"]
 
 
 @dataclass(frozen=True)
@@ -46,19 +44,6 @@ class CompareResult:
     transitions: Transitions
     output_dir: Path
     run_id: str
-
-
-def read_scores_of(
-    root: str | Path, config_name: str, when: dt.date, columns: tuple[str, ...] = COMPARE_COLUMNS
-) -> pd.DataFrame:
-    """The columns a comparison reads of one date's scores (:func:`retain.io.history.read_scores`).
-
-    Raises
-    ------
-    retain.io.OutputError
-        When the date has no scores written by retain, or they cannot be read or lack a column.
-    """
-    return read_scores(root, config_name, when, columns)
 
 
 def earlier_scores_date(root: str | Path, config_name: str, when: dt.date) -> dt.date | None:
@@ -132,8 +117,8 @@ def compare(
     check_output_folder(out_dir, COMPARE_KIND)
 
     note(f"reading the scores as of {start} and {end}")
-    before = read_scores_of(root, cfg.name, start)
-    after = read_scores_of(root, cfg.name, end)
+    before = read_scores(root, cfg.name, start, COMPARE_COLUMNS)
+    after = read_scores(root, cfg.name, end, COMPARE_COLUMNS)
     note("comparing")
     result = compare_scores(before, after, start.isoformat(), end.isoformat())
     summary = summary_of(result)

@@ -34,8 +34,8 @@ from retain.io import (
     owned_directory,
     write_text_atomic,
 )
-from retain.io.history import read_scores_and_manifest
-from retain.jobs.compare import earlier_scores_date, read_scores_of
+from retain.io.history import read_scores, read_scores_and_manifest
+from retain.jobs.compare import earlier_scores_date
 from retain.jobs.evaluate_actions import latest_evaluation
 from retain.names import (
     CHURN_PLOTS,
@@ -52,7 +52,7 @@ from retain.reporting.report import build_report
 from retain.scoring import ScoringModels, check_model_inputs, model_features
 from retain.timeline import day
 from retain.tracking import LoadedScoringModels
-from retain.transitions import Transitions, compare_scores
+from retain.transitions import COMPARE_COLUMNS, Transitions, compare_scores
 
 Progress = Callable[[str], None]
 
@@ -248,7 +248,7 @@ def _movements(
     if earlier is None:
         return None, []
     try:
-        before = read_scores_of(root, config_name, earlier)
+        before = read_scores(root, config_name, earlier, COMPARE_COLUMNS)
     except OutputError as exc:
         return None, [f"no movements section: {exc}"]
     return compare_scores(before, scores, earlier.isoformat(), when.date().isoformat()), []

@@ -18,7 +18,7 @@ import pytest
 
 from retain.churn.train import prepare_dataset
 from retain.config import RunConfig, load_config
-from retain.engine.partition import MemoryParts, split_tables
+from retain.engine.partition import MemoryParts, spill_tables, split_tables
 from retain.engine.snapshots import build_dataset_partitioned
 from retain.features.build import fix_event_types
 from retain.inputs import _read_source, record_inputs, validate_source
@@ -88,6 +88,19 @@ def _partitioned(cfg: RunConfig, source, n: int, tmp_path: Path):
     return build_dataset_partitioned(parts, source, cfg, work)
 
 
+def _spilled(cfg: RunConfig, source, n: int, tmp_path: Path):
+    """The build from partitions spilled to files, run by worker processes (one per core)."""
+    folder = tmp_path / f"spill-{n}"
+    folder.mkdir()
+
+    def batches(table: pd.DataFrame, size: int = 997):
+        return lambda: (table.iloc[i : i + size] for i in range(0, len(table), size))
+
+    readers = {k: None if t is None else batches(t) for k, t in source.tables.items()}
+    parts = spill_tables(readers, n, folder, cfg.data.null_values)
+    return build_dataset_partitioned(parts, source, cfg, tmp_path / f"work-spilled-{n}")
+
+
 def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert len(a) == len(b)
@@ -144,6 +157,19 @@ def test_synthetic_with_events_auto_cutoffs(tmp_path: Path) -> None:
     cfg = _synthetic_cfg(300, max_training_rows=600)
     assert cfg.data.synthetic is not None and cfg.data.synthetic.with_events
     _check(cfg, _synthetic_source(cfg), tmp_path)
+
+
+def test_spilled_partitions_in_worker_processes(tmp_path: Path) -> None:
+    """Spilled parts go through the worker pool (with more than one core) and give the same."""
+    cfg = _synthetic_cfg(300, max_training_rows=600)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"returns": "net"})})
+    source = _synthetic_source(cfg)
+    tx = source.tables["transactions"]
+    returns = tx.iloc[::29].copy()
+    returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=15)
+    returns["amount"] = -returns["amount"] / 3
+    source.tables["transactions"] = pd.concat([tx, returns], ignore_index=True)
+    _check(cfg, source, tmp_path, counts=(3,), build=_spilled)
 
 
 def test_synthetic_netted_returns(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -78,6 +78,7 @@ __all__ = [
     "PartitionedScores",
     "auto_partitions",
     "input_rows",
+    "map_partitions",
     "partition_source",
     "read_scores",
     "score_partitioned",
@@ -339,18 +340,14 @@ def _featurised(
     is single-threaded pandas and numpy); partitions held in memory, or a single core, run
     here.
     """
-    workers = min(n, os.cpu_count() or 1)
-    if workers < 2 or not isinstance(task.parts, SpilledParts):
-        for p in range(n):
-            note(f"partition {p + 1} of {n}: validating and featurising")
-            yield p, _featurise(task, p)
-        return
-    with _worker_pool(workers) as pool:
-        for p, done in enumerate(pool.map(functools.partial(_featurise, task), range(n))):
-            note(f"partition {p + 1} of {n}: validated and featurised")
-            yield p, done
+    parallel = isinstance(task.parts, SpilledParts)
+    work = functools.partial(_featurise, task)
+    for p, done in enumerate(map_partitions(work, n, parallel)):
+        note(f"partition {p + 1} of {n}: validated and featurised")
+        yield p, done
 
 
+_T = TypeVar("_T")
 _WARNINGS_ENV = "PYTHONWARNINGS"
 _WORKER_WARNINGS = "ignore::Warning:lifetimes.utils"
 """lifetimes sets a pandas option that pandas 3 deprecates when it is imported."""
@@ -414,17 +411,42 @@ def _scored(
     this keeps both cores busy; each result is the same as with more threads (a customer's
     numbers never depend on the threads).
     """
+    if parallel and min(n, os.cpu_count() or 1) > 1:
+        task = dataclasses.replace(task, n_threads=1)
+    for p, done in enumerate(map_partitions(functools.partial(_score_part, task), n, parallel)):
+        note(f"partition {p + 1} of {n}: scored and explained")
+        yield done
+
+
+def map_partitions(fn: Callable[[int], _T], n: int, parallel: bool) -> Iterator[_T]:
+    """``fn(p)`` for every partition ``p``, in partition order.
+
+    With ``parallel`` and more than one core, spawned worker processes (one per core) run
+    ``fn``, which must then be picklable (a module-level function, or a ``functools.partial``
+    of one with picklable arguments); otherwise it runs here, one partition after another.
+    The results are the same either way: a partition's work never depends on another's.
+
+    Parameters
+    ----------
+    fn : callable
+        The work of one partition.
+    n : int
+        Number of partitions.
+    parallel : bool
+        Whether worker processes may run it (large, spilled inputs).
+
+    Yields
+    ------
+    object
+        ``fn(0)``, ``fn(1)``, ...
+    """
     workers = min(n, os.cpu_count() or 1)
     if workers < 2 or not parallel:
         for p in range(n):
-            note(f"partition {p + 1} of {n}: scoring and explaining")
-            yield _score_part(task, p)
+            yield fn(p)
         return
-    single = dataclasses.replace(task, n_threads=1)
     with _worker_pool(workers) as pool:
-        for p, done in enumerate(pool.map(functools.partial(_score_part, single), range(n))):
-            note(f"partition {p + 1} of {n}: scored and explained")
-            yield done
+        yield from pool.map(fn, range(n))
 
 
 @contextlib.contextmanager
@@ -524,40 +546,74 @@ def score_partitioned(
     t0 = time.perf_counter()
     note("deciding tiers, budgets and priorities")
     cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
-    files = []
-    for p in range(n):
-        table = part_actions(pd.read_parquet(work / f"scores-{p}.parquet"), cuts, policy)
-        path = work / f"actions-{p}.parquet"
-        table.to_parquet(path)
-        files.append(path)
-    decisions = _budget_stream(files, policy, work)
-    degree_parts = []
-    for p in range(n):
-        table = pd.read_parquet(files[p])
-        mine = pd.read_parquet(decisions[p]).set_index(CUSTOMER_ID).reindex(table.index)
-        over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
-        prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
-        prio[prio == 0] = pd.NA
-        table = part_budget(table, over, pd.Series(prio, index=table.index))
-        degree_parts.append(degree_counts(table, policy))
-        table.to_parquet(work / f"budget-{p}.parquet")
+    parallel = isinstance(parts, SpilledParts)
+    deciding = _PolicyTask(work, policy, models, when, cuts)
+    files = list(map_partitions(functools.partial(_actions_part, deciding), n, parallel))
+    _budget_stream(files, policy, work)  # decisions-{p}.parquet, read by _budget_part
+    degree_parts = list(map_partitions(functools.partial(_budget_part, deciding), n, parallel))
     names = {c for part in degree_parts for c in part}
     degree_stats = {
         c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
     }
+    writing = dataclasses.replace(deciding, degree_stats=degree_stats)
     outputs = []
-    for p in range(n):
-        table = pd.read_parquet(work / f"budget-{p}.parquet")
-        out = part_output(table, degree_stats, models, policy, when)
-        check_finite(out)
-        balances[p]["customers_scored"] = int(out[CUSTOMER_ID].nunique())
-        balances[p]["rows_out"] = len(out)
-        path = work / f"output-{p}.parquet"
-        out.to_parquet(path, index=False)
-        outputs.append(path)
+    for p, (scored, rows) in enumerate(
+        map_partitions(functools.partial(_output_part, writing), n, parallel)
+    ):
+        balances[p]["customers_scored"] = scored
+        balances[p]["rows_out"] = rows
+        outputs.append(work / f"output-{p}.parquet")
     clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
     drift = merge_counts(drift_parts) if drift_parts else None
     return PartitionedScores(outputs, record, _balance(balances), n, drift)
+
+
+@dataclass(frozen=True)
+class _PolicyTask:
+    """What the per-partition policy passes need (sent to worker processes)."""
+
+    work: Path
+    policy: PolicyConfig
+    models: ScoringModels
+    when: pd.Timestamp
+    cuts: Any
+    degree_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+
+def _actions_part(task: _PolicyTask, p: int) -> Path:
+    """Partition ``p``'s tiers and actions before the budgets (:func:`part_actions`)."""
+    table = part_actions(pd.read_parquet(task.work / f"scores-{p}.parquet"), task.cuts, task.policy)
+    path = task.work / f"actions-{p}.parquet"
+    table.to_parquet(path)
+    return path
+
+
+def _budget_part(task: _PolicyTask, p: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Partition ``p``'s budget decisions applied (:func:`part_budget`); its degree counts."""
+    table = pd.read_parquet(task.work / f"actions-{p}.parquet")
+    mine = pd.read_parquet(task.work / f"decisions-{p}.parquet")
+    mine = mine.set_index(CUSTOMER_ID).reindex(table.index)
+    over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
+    prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")
+    prio[prio == 0] = pd.NA
+    table = part_budget(table, over, pd.Series(prio, index=table.index))
+    table.to_parquet(task.work / f"budget-{p}.parquet")
+    return degree_counts(table, task.policy)
+
+
+def _output_part(task: _PolicyTask, p: int) -> tuple[int, int]:
+    """Partition ``p``'s output table (:func:`part_output`), checked and written.
+
+    Returns
+    -------
+    tuple of int
+        Customers scored and rows written.
+    """
+    table = pd.read_parquet(task.work / f"budget-{p}.parquet")
+    out = part_output(table, task.degree_stats or {}, task.models, task.policy, task.when)
+    check_finite(out)
+    out.to_parquet(task.work / f"output-{p}.parquet", index=False)
+    return int(out[CUSTOMER_ID].nunique()), len(out)
 
 
 def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:

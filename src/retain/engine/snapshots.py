@@ -50,6 +50,8 @@ the recorded sample are the same.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,7 +78,7 @@ from retain.churn.sampling import STRATA, TrainingSample, allocate, row_hash
 from retain.clv.cutoff_features import feature_columns, fit_feature_model, rfm_triples
 from retain.config import ChurnConfig, FeatureConfig, RunConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.engine.local import _validate
+from retain.engine.local import _validate, map_partitions
 from retain.engine.partition import MemoryParts, RawPart, SpilledParts
 from retain.features.build import (
     PointInTimeError,
@@ -719,41 +721,34 @@ def build_dataset_partitioned(
         raise ValueError(f"config {cfg.name!r} has no 'churn' section")
     until = check_observed_until(cfg)
     n = parts.count
-    netted = cfg.data.returns != "drop"
     work.mkdir(parents=True, exist_ok=True)
+    # spilled partitions are read from their files by worker processes, one per core (the
+    # passes are single-threaded pandas and numpy); partitions in memory run here
+    parallel = isinstance(parts, SpilledParts)
+    task = _BuildTask(parts, source, cfg, work, until)
 
     # 1. validate as of the last observed day; what the global choices need
-    checked: list[PartInputs] = []
     t0 = time.perf_counter()
-    for p in range(n):
-        note(f"partition {p + 1} of {n}: validating")
-        inputs, part = check_part(_raw_part(parts, p), source, cfg, until)
+    checked: list[PartInputs] = []
+    for p, part in enumerate(map_partitions(functools.partial(_check, task), n, parallel)):
+        note(f"partition {p + 1} of {n}: validated")
         checked.append(part)
-        inputs.transactions.to_parquet(work / f"transactions-{p}.parquet")
-        if inputs.events is not None:
-            inputs.events.to_parquet(work / f"events-{p}.parquet")
-        del inputs
     plan = plan_dataset(checked, cfg, churn, until)
     del checked
     clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
 
     # 2. per partition and cutoff: the per-customer features and labels
     cutoffs = plan.split.all_cutoffs
+    task = dataclasses.replace(task, plan=plan)
     dtypes: dict[int, tuple[object, pd.Series]] = {}
     stats: list[PartStats] = []
     t0 = time.perf_counter()
-    for p in range(n):
+    done = map_partitions(functools.partial(_snapshots, task), n, parallel)
+    for p, (part_stats, part_dtypes) in enumerate(done):
         note(f"partition {p + 1} of {n}: point-in-time features at {len(cutoffs)} cutoffs")
-        tx = pd.read_parquet(work / f"transactions-{p}.parquet")
-        events = pd.read_parquet(work / f"events-{p}.parquet") if plan.has_events else None
-
-        def keep(c: int, base: pd.DataFrame, p: int = p) -> None:
-            base.to_parquet(_cutoff_files(work, c, p))
-            dtypes.setdefault(c, (base.index.dtype, base.dtypes))
-
-        raw = _raw_part(parts, p) if netted else None
-        stats.append(part_snapshots(tx, events, raw, source, cfg, plan, keep))
-        del tx, events, raw
+        stats.append(part_stats)
+        for c, written in part_dtypes.items():
+            dtypes.setdefault(c, written)
     clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
 
     # the leakage check on the seeded sample of customers, gathered from the partitions
@@ -769,14 +764,80 @@ def build_dataset_partitioned(
 
     # 4. finishing per partition; each cutoff's rows stacked in customer order
     t0 = time.perf_counter()
-    pieces: list[list[pd.DataFrame]] = []
-    for c, cutoff in enumerate(cutoffs):
-        note(f"cutoff {cutoff.date()}: RFM scores and purchase-model features")
-        bases = (_read_base(_cutoff_files(work, c, p), *dtypes[c]) for p in range(n))
-        pieces.append([finish_part(b, c, plan, population, cfg.seed) for b in bases])
+    task = dataclasses.replace(task, population=population, dtypes=dtypes)
+    pieces: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
+    for p, finished in enumerate(map_partitions(functools.partial(_finish, task), n, parallel)):
+        note(f"partition {p + 1} of {n}: RFM scores and purchase-model features")
+        for c, frame in enumerate(finished):
+            pieces[c].append(frame)
     dataset = assemble_dataset(pieces, plan, population, cfg.seed)
     clock["finishing"] = clock.get("finishing", 0.0) + time.perf_counter() - t0
     return PartitionedDataset(dataset, plan.record, plan.churn, plan.resolved, plan.features, n)
+
+
+@dataclass(frozen=True)
+class _BuildTask:
+    """What a partition's pass needs (sent to worker processes when the parts are spilled)."""
+
+    parts: MemoryParts | SpilledParts
+    source: _RawInputs
+    cfg: RunConfig
+    work: Path
+    until: pd.Timestamp
+    plan: Plan | None = None
+    population: Population | None = None
+    dtypes: dict[int, tuple[object, pd.Series]] | None = None
+
+
+def _check(task: _BuildTask, p: int) -> PartInputs:
+    """Pass 1 of partition ``p`` (:func:`check_part`); its clean tables written."""
+    inputs, part = check_part(_raw_part(task.parts, p), task.source, task.cfg, task.until)
+    inputs.transactions.to_parquet(task.work / f"transactions-{p}.parquet")
+    if inputs.events is not None:
+        inputs.events.to_parquet(task.work / f"events-{p}.parquet")
+    return part
+
+
+def _snapshots(task: _BuildTask, p: int) -> tuple[PartStats, dict[int, tuple[object, pd.Series]]]:
+    """Pass 2 of partition ``p`` (:func:`part_snapshots`); its base tables written.
+
+    Returns
+    -------
+    stats : PartStats
+    dtypes : dict
+        Per cutoff, the index dtype and column dtypes its base table was written with.
+    """
+    plan = task.plan
+    if plan is None:
+        raise ValueError("pass 2 needs the plan")
+    tx = pd.read_parquet(task.work / f"transactions-{p}.parquet")
+    events = pd.read_parquet(task.work / f"events-{p}.parquet") if plan.has_events else None
+    dtypes: dict[int, tuple[object, pd.Series]] = {}
+
+    def keep(c: int, base: pd.DataFrame) -> None:
+        base.to_parquet(_cutoff_files(task.work, c, p))
+        dtypes.setdefault(c, (base.index.dtype, base.dtypes))
+
+    raw = _raw_part(task.parts, p) if task.cfg.data.returns != "drop" else None
+    stats = part_snapshots(tx, events, raw, task.source, task.cfg, plan, keep)
+    return stats, dtypes
+
+
+def _finish(task: _BuildTask, p: int) -> list[pd.DataFrame]:
+    """Pass 4 of partition ``p``: :func:`finish_part` of each cutoff, in cutoff order."""
+    plan, population, dtypes = task.plan, task.population, task.dtypes
+    if plan is None or population is None or dtypes is None:
+        raise ValueError("pass 4 needs the plan and the population values")
+    return [
+        finish_part(
+            _read_base(_cutoff_files(task.work, c, p), *dtypes[c]),
+            c,
+            plan,
+            population,
+            task.cfg.seed,
+        )
+        for c in range(len(plan.split.all_cutoffs))
+    ]
 
 
 def restore_dtypes(base: pd.DataFrame, index_dtype: object, dtypes: pd.Series) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 
 The data folder comes from ``bench/generate_large.py`` (``transactions.parquet`` and the
 ``retain.yaml`` beside it, with ``churn.max_training_rows`` set when six training cutoffs would
-exceed it). The job runs under ``/usr/bin/time -v`` in a fresh process: above about 2 million
+exceed it). The job runs in a fresh process, its progress messages time-stamped, the resident
+memory of its whole process tree sampled (worker processes included): above about 2 million
 input rows the local engine builds the snapshots one customer partition at a time
 (:func:`retain.engine.snapshots.build_dataset_partitioned`), then samples the training rows and
 trains as on one partition. The machine's load average before and after is printed with the
@@ -29,48 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_timed(command: list[str], log: Path) -> dict[str, float]:
-    """Run ``command`` under ``/usr/bin/time -v``; its wall seconds and peak RSS in MiB.
-
-    Parameters
-    ----------
-    command : list of str
-        The command line.
-    log : Path
-        Where its standard output and error go.
-
-    Returns
-    -------
-    dict
-        ``wall_s``, ``max_rss_mib``, ``returncode``.
-    """
-    with log.open("w") as out:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-v", *command], stdout=out, stderr=subprocess.STDOUT, check=False
-        )
-    text = log.read_text()
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
-    seconds = float("nan")
-    if wall:
-        parts = [float(x) for x in wall.group(1).split(":")]
-        seconds = sum(v * 60**i for i, v in enumerate(reversed(parts)))
-    return {
-        "wall_s": round(seconds, 1),
-        "max_rss_mib": round(int(rss.group(1)) / 1024, 1) if rss else float("nan"),
-        "returncode": float(proc.returncode),
-    }
 
 
 def build_only(config: Path, tmp: Path) -> dict[str, object]:
@@ -180,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"customers": generated["customers"], **build_only(config, tmp)}))
         return 0
     load_before = os.getloadavg()
-    retain = str(Path(sys.executable).with_name("retain"))
-    figures = run_timed([retain, "train-churn", "-c", str(config)], tmp / "train-churn.log")
+    figures = run_job(config, tmp / "train-churn.log")
     load_after = os.getloadavg()
     summary = {
         "customers": generated["customers"],
@@ -197,6 +164,59 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary))
     return 0 if figures["returncode"] == 0 else 1
+
+
+_JOB = """
+import json, sys, time
+from retain.config import load_config
+from retain.jobs.train_churn import train_churn
+t0 = time.perf_counter()
+def note(message):
+    print(f"{time.perf_counter() - t0:9.1f} s  {message}", file=sys.stderr, flush=True)
+result = train_churn(load_config(sys.argv[1]), progress=note)
+note("done")
+keep = ("roc_auc", "brier", "training_rows_used", "training_rows_total", "best_iteration")
+print(json.dumps({k: v for k, v in result.metrics.items() if any(w in k for w in keep)}))
+"""
+"""``retain train-churn``'s job in a fresh process, its progress messages time-stamped."""
+
+
+def run_job(config: Path, log: Path) -> dict[str, object]:
+    """The training job on ``config``: wall seconds, peaks of the whole process tree, metrics.
+
+    The job runs in a fresh interpreter (what ``retain train-churn`` runs, with each progress
+    message stamped with the seconds since the start, in ``log``); the resident memory of the
+    process and its worker processes is sampled every 0.2 s (``bench_engine.TreeMemory``).
+
+    Returns
+    -------
+    dict
+        ``wall_s``, ``peak_rss_gb`` (whole tree at one moment), ``cpu_s`` (every process of the
+        tree), ``returncode``, ``steps`` (seconds at each message) and ``metrics``.
+    """
+    from bench_engine import TreeMemory
+
+    t0 = time.perf_counter()
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _JOB, str(config)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        with TreeMemory(proc.pid) as memory:
+            out, _ = proc.communicate()
+    wall = time.perf_counter() - t0
+    steps = [line.strip() for line in log.read_text().splitlines() if " s  " in line]
+    metrics = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {}
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_gb": round(memory.peaks["total"] / 1024**3, 2),
+        "cpu_s": round(sum(memory.cpu.values()), 1),
+        "returncode": proc.returncode,
+        "steps": steps,
+        "metrics": metrics,
+    }
 
 
 if __name__ == "__main__":

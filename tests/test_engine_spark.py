@@ -113,6 +113,32 @@ def test_cdnow_scores_on_spark_equal_the_pandas_scores(spark, cdnow_case, budget
     assert got["p_alive"].notna().all()
 
 
+def test_budget_decisions_stream_through_the_driver_in_batches(
+    spark, cdnow_case, monkeypatch
+) -> None:
+    """The contacted customers reach the driver a batch at a time, from several sorted files."""
+    import retain.engine.spark as engine
+    from retain.policy import BudgetRun
+
+    tx, models = cdnow_case
+    budget = {"email": {"max_contacts": 150}, "phone": {"max_cost": 40.0}}
+    policy = _with_budget(load_policy(POLICY), budget)
+    expected = score_customers(tx, "1998-06-30", models, policy)
+    assert (expected["retention_action"] == "none (over budget)").any()
+    sizes: list[int] = []
+    decide = BudgetRun.decide
+
+    def counted(self, channel, cost, ev):
+        sizes.append(len(channel))
+        return decide(self, channel, cost, ev)
+
+    monkeypatch.setattr(engine, "_STREAM_ROWS", 97)
+    monkeypatch.setattr(BudgetRun, "decide", counted)
+    got = score_customers_spark(spark, tx, "1998-06-30", models, policy, partitions=5)
+    assert_same_scores(got, expected)
+    assert len(sizes) > 2 and max(sizes) <= 97
+
+
 def test_synthetic_scores_with_events_prospects_and_budget_on_spark(spark, synthetic_case) -> None:
     """The same scores, and the same drift counts as the one-part run."""
     tx, events, customers, plain_models = synthetic_case

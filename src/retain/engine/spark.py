@@ -14,8 +14,10 @@ the per-customer steps run in ``mapInPandas`` tasks:
    :mod:`retain.drift`, summed on the driver), then :func:`retain.scoring.part_actions` with
    the tier cuts from the CLV value counts (a Spark ``groupBy(clv).count()``);
 4. the contacted customers are sorted on Spark (expected value saved, best first, missing
-   last, ties by customer), collected and fed once to :class:`retain.policy.BudgetRun`; the
-   decisions are joined back and :func:`retain.scoring.part_budget` runs per partition;
+   last, ties by customer) and written to Parquet; the driver streams them a batch at a time
+   through one :class:`retain.policy.BudgetRun` (its memory is one batch, whatever the
+   population) and writes the decisions to Parquet, which are joined back, and
+   :func:`retain.scoring.part_budget` runs per partition;
 5. the degree counts are merged over the parts and :func:`retain.scoring.part_output` runs
    per partition; the result is collected, sorted by customer and given the dtypes of
    :func:`retain.scoring.score_customers`.
@@ -42,6 +44,7 @@ import dataclasses
 import datetime as dt
 import os
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -51,6 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from retain.churn.dataset import LeakageError
 from retain.clv.cutoff_features import rfm_triples
@@ -319,25 +324,87 @@ def _encode_base(part: PartBase, layout: _Layout) -> pd.DataFrame:
     return out
 
 
-def _sorted_contacts(actions: SparkFrame) -> pd.DataFrame:
-    """The contacted customers in budget order, collected: id, channel, cost, ev."""
+_ORDER = "__order"
+"""The budget order's key column: expected value saved, missing as minus infinity."""
+_STREAM_ROWS = 1_000_000
+"""Contacted customers per batch the driver decides at a time (its memory bound)."""
+
+
+def _decide_budgets(
+    spark: SparkSession, actions: SparkFrame, policy: PolicyConfig, folder: Path
+) -> SparkFrame:
+    """Over-budget flags and priorities of the contacted customers, streamed through the driver.
+
+    Spark sorts the contacted customers (expected value saved, best first, missing last, ties
+    by customer) and writes them to ``folder`` as Parquet, one file per range of the order;
+    the driver reads the files in that order a batch at a time and feeds one
+    :class:`retain.policy.BudgetRun`, writing each batch's decisions to a Parquet file the
+    tasks then read. The driver holds one batch, never the contacted population; ``folder``
+    must be visible to the driver and the tasks (a local master, or a shared file system).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``customer_id``, :data:`_OVER`, :data:`_PRIORITY` of every contacted customer.
+    """
     from pyspark.sql import functions as F
 
     ev = F.col("expected_value_saved")
     key = F.when(ev.isNull() | F.isnan(ev), F.lit(-np.inf)).otherwise(ev + F.lit(0.0))
     channel = F.coalesce(F.col("action_channel"), F.lit("<NA>"))
-    return (
+    folder.mkdir(parents=True, exist_ok=True)
+    contacts = folder / "contacts"
+    (
         actions.where(channel != F.lit("none"))
         .select(
             CUSTOMER_ID,
             channel.alias("action_channel"),
             "action_cost",
             "expected_value_saved",
-            key.alias("__key"),
+            key.alias(_ORDER),
         )
-        .orderBy(F.col("__key").desc(), F.col(CUSTOMER_ID).asc())
-        .toPandas()
+        .orderBy(F.col(_ORDER).desc(), F.col(CUSTOMER_ID).asc())
+        .write.mode("overwrite")
+        .parquet(str(contacts))
     )
+    decided = folder / "decisions.parquet"
+    schema = pa.schema(
+        [
+            pa.field(CUSTOMER_ID, pa.string(), nullable=False),
+            pa.field(_OVER, pa.bool_(), nullable=False),
+            pa.field(_PRIORITY, pa.int64(), nullable=False),
+        ]
+    )
+    run = BudgetRun(policy)
+    last: tuple[float, str] | None = None
+    with pq.ParquetWriter(decided, schema) as writer:
+        # the writer's files are named by the task's partition number: their order is the sort
+        for path in sorted(contacts.glob("part-*.parquet")):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=_STREAM_ROWS):
+                chunk = batch.to_pandas()
+                if not len(chunk):
+                    continue
+                # best first: the order key falls, ties by customer id rising
+                first = (-float(chunk[_ORDER].iloc[0]), str(chunk[CUSTOMER_ID].iloc[0]))
+                if last is not None and first < last:
+                    raise RuntimeError("the sorted contacts were read out of order")
+                last = (-float(chunk[_ORDER].iloc[-1]), str(chunk[CUSTOMER_ID].iloc[-1]))
+                over, priority = run.decide(
+                    chunk["action_channel"].to_numpy(dtype=object),
+                    chunk["action_cost"].to_numpy(dtype=float, na_value=np.nan),
+                    chunk["expected_value_saved"].to_numpy(dtype=float, na_value=np.nan),
+                )
+                writer.write_table(
+                    pa.table(
+                        [
+                            pa.array(chunk[CUSTOMER_ID].to_numpy(dtype=object), pa.string()),
+                            pa.array(np.asarray(over, dtype=bool)),
+                            pa.array(np.asarray(priority, dtype=np.int64)),
+                        ],
+                        schema=schema,
+                    )
+                )
+    return spark.read.parquet(str(decided))
 
 
 _CONF = {
@@ -466,7 +533,11 @@ def _score(
         )
     layouts = _sample_layouts(tables, as_of_ts, models, policy, segment_rules, chunk_size)
     persisted: list[SparkFrame] = []
-    with _session_conf(spark), _unpersisting(persisted):
+    with (
+        tempfile.TemporaryDirectory(prefix="retain-spark-") as work,
+        _session_conf(spark),
+        _unpersisting(persisted),
+    ):
         inputs = _inputs_frame(spark, tables, layouts).repartition(partitions, CUSTOMER_ID)
 
         # 1. base features and prospects, per whole partition
@@ -500,6 +571,7 @@ def _score(
             segment_rules,
             chunk_size,
             persisted,
+            Path(work),
         )
         if drift is not None and counted is not None:
             drift.append(counted)
@@ -528,12 +600,14 @@ def _policy_steps(
     segment_rules: SegmentRules | None,
     chunk_size: int,
     persisted: list[SparkFrame],
+    work: Path,
 ) -> tuple[SparkFrame, dict[str, Any], DriftCounts | None]:
     """Steps 2 to 5 but the output rows: from the base features to the budget table.
 
     ``base`` holds the encoded base rows and prospects of every partition
     (:data:`_PROSPECT`); the persisted frames are appended to ``persisted`` (the caller
-    unpersists them). Returns the budget table (encoded), the merged degree counts
+    unpersists them); the budget decisions go through ``work`` (:func:`_decide_budgets`).
+    Returns the budget table (encoded), the merged degree counts
     :func:`retain.scoring.part_output` needs and the population's drift counts (each scoring
     task sends its part's on a row of its own; None without a reference profile).
     """
@@ -609,29 +683,7 @@ def _policy_steps(
     persisted.append(actions)
 
     # 4. budgets and priorities: one sorted stream through one BudgetRun
-    contacts = _sorted_contacts(actions)
-    over, priority = BudgetRun(policy).decide(
-        contacts["action_channel"].to_numpy(dtype=object),
-        contacts["action_cost"].to_numpy(dtype=float),
-        contacts["expected_value_saved"].to_numpy(dtype=float),
-    )
-    decided_schema = T.StructType(
-        [
-            T.StructField(CUSTOMER_ID, T.StringType(), False),
-            T.StructField(_OVER, T.BooleanType(), False),
-            T.StructField(_PRIORITY, T.LongType(), False),
-        ]
-    )
-    decided = spark.createDataFrame(
-        pd.DataFrame(
-            {
-                CUSTOMER_ID: contacts[CUSTOMER_ID].to_numpy(dtype=object),
-                _OVER: np.asarray(over, dtype=bool),
-                _PRIORITY: np.asarray(priority, dtype=np.int64),
-            }
-        ),
-        decided_schema,
-    )
+    decided = _decide_budgets(spark, actions, policy, work)
     budget_layout = layouts.budget
 
     def budget_step(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -1104,7 +1156,16 @@ def _score_source(
         t0 = time.perf_counter()
         note("scoring, explaining and deciding on Spark")
         budget, degree_stats, drift = _policy_steps(
-            spark, base, layouts, as_of_ts, models, policy, segment_rules, chunk_size, persisted
+            spark,
+            base,
+            layouts,
+            as_of_ts,
+            models,
+            policy,
+            segment_rules,
+            chunk_size,
+            persisted,
+            work / "budget",
         )
         clock["scoring"] = clock.get("scoring", 0.0) + time.perf_counter() - t0
 

@@ -13,6 +13,7 @@ from retain.explain import (
     REASON_COLUMNS,
     compile_tree_shap,
     reason_texts,
+    shap_and_raw_scores,
     shap_contributions,
     top_contributions,
 )
@@ -54,10 +55,15 @@ def test_compiled_shap_equals_lightgbm_pred_contrib(shape: str) -> None:
     X[::7, 6] = np.nan  # scoring data may miss a value training never missed
     X[::11, 6] = 0.0
     reference = booster.predict(X, pred_contrib=True)
+    expected_raw = booster.predict(X, raw_score=True)
     for cells in (True, False):
         tables = compile_tree_shap(booster, cells=cells)
         ours = shap_contributions(booster, X, tables=tables, n_threads=2)
         np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-10)
+        both, raw = shap_and_raw_scores(booster, X, tables=tables, n_threads=2)
+        np.testing.assert_array_equal(both, ours)
+        # the leaves' values added as LightGBM adds them: the same raw scores to the last bit
+        np.testing.assert_array_equal(raw, expected_raw)
     np.testing.assert_allclose(ours.sum(axis=1), booster.predict(X, raw_score=True), atol=1e-10)
     if shape == "deep_paths":
         assert tables.max_dim > 10  # the direct (untabled) path was exercised

@@ -66,8 +66,7 @@ from retain.config import FeatureConfig, PolicyConfig, SegmentRules
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
 from retain.control import control_groups
 from retain.drift import DriftCounts, part_counts
-from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap
-from retain.explain import shap_contributions as _shap
+from retain.explain import REASON_COLUMNS, TreeShapTables, compile_tree_shap, shap_and_raw_scores
 from retain.explain.reasons import VALUE_REASON_COLUMNS, ReasonCandidates, render_reasons
 from retain.features.build import (
     add_rfm,
@@ -410,17 +409,16 @@ def _churn_chunk(
 ) -> tuple[np.ndarray, ReasonCandidates]:
     X = feature_matrix(inputs, models.feature_names)
     tables = models.tables()
-    contrib = _shap(
+    # one pass gives the SHAP values and the raw scores; the raw scores are the model's own
+    # prediction (booster.predict(raw_score=True), as in training and in the pyfunc) to the
+    # last bit, not the SHAP sum, which equals it only up to rounding
+    contrib, raw = shap_and_raw_scores(
         models.booster,
         X,
         method="tables" if tables is not None else "lightgbm",
         tables=tables,
         n_threads=n_threads,
     )
-    # the model's own prediction path (as in training and in the pyfunc), not the SHAP sum,
-    # which equals it only up to rounding
-    threads = {} if n_threads is None else {"num_threads": n_threads}
-    raw = models.booster.predict(X, raw_score=True, **threads)
     prob = np.asarray(apply_calibration(models.calibrator, raw), dtype=float)
     return prob, ReasonCandidates.from_contributions(contrib, len(REASON_COLUMNS))
 

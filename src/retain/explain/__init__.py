@@ -12,12 +12,18 @@
 from __future__ import annotations
 
 from retain.explain.reasons import REASON_COLUMNS, reason_texts, top_contributions
-from retain.explain.treeshap import TreeShapTables, compile_tree_shap, shap_contributions
+from retain.explain.treeshap import (
+    TreeShapTables,
+    compile_tree_shap,
+    shap_and_raw_scores,
+    shap_contributions,
+)
 
 __all__ = [
     "REASON_COLUMNS",
     "TreeShapTables",
     "compile_tree_shap",
+    "shap_and_raw_scores",
     "reason_texts",
     "shap_contributions",
     "top_contributions",

@@ -47,7 +47,7 @@ import lightgbm as lgb
 import numba
 import numpy as np
 
-__all__ = ["TreeShapTables", "compile_tree_shap", "shap_contributions"]
+__all__ = ["TreeShapTables", "compile_tree_shap", "shap_and_raw_scores", "shap_contributions"]
 
 _MISSING_NONE, _MISSING_ZERO, _MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": _MISSING_NONE, "Zero": _MISSING_ZERO, "NaN": _MISSING_NAN}
@@ -96,6 +96,8 @@ class TreeShapTables:
     cell_flags: np.ndarray
     cell_thr: np.ndarray
     cell_table: np.ndarray
+    cell_leaf_offset: np.ndarray
+    cell_leaf: np.ndarray
 
     def leaf_pack(self) -> tuple[np.ndarray, ...]:
         """The per-leaf arrays in the order the compiled kernels unpack them."""
@@ -221,7 +223,10 @@ def _decide(fval, threshold, default_left, missing):  # pragma: no cover - compi
 
 @numba.njit(cache=True, inline="always")
 def _tree_add(x, t, lp, go_left, phi, out):  # pragma: no cover - compiled
-    """Add tree ``t``'s SHAP values for row ``x`` to ``out`` from the per-leaf tables."""
+    """Add tree ``t``'s SHAP values for row ``x`` to ``out``; the value of the leaf it reaches.
+
+    The reached leaf is the one whose path agrees with every decision (a full mask).
+    """
     (
         node_offset,
         node_count,
@@ -251,15 +256,19 @@ def _tree_add(x, t, lp, go_left, phi, out):  # pragma: no cover - compiled
             x[node_feature[g]], node_threshold[g], node_default_left[g], node_missing[g]
         )
     loff = leaf_offset[t]
+    reached = 0.0
     for leaf in range(loff, loff + leaf_count[t]):
         d = leaf_dim[leaf]
-        if d == 0:
+        if d == 0:  # a tree of one leaf
+            reached = leaf_value[leaf]
             continue
         mask = (1 << d) - 1
         poff = leaf_path_offset[leaf]
         for p in range(poff, poff + leaf_path_len[leaf]):
             if go_left[path_node[p]] != path_left[p]:
                 mask &= ~(1 << path_slot[p])
+        if mask == (1 << d) - 1:
+            reached = leaf_value[leaf]
         foff = leaf_feat_offset[leaf]
         toff = leaf_table_offset[leaf]
         if toff >= 0:
@@ -270,6 +279,7 @@ def _tree_add(x, t, lp, go_left, phi, out):  # pragma: no cover - compiled
             _leaf_phi(leaf_value[leaf], slot_ratio[foff : foff + d], mask, d, phi)
             for s in range(d):
                 out[slot_feature[foff + s]] += phi[s]
+    return reached
 
 
 @numba.njit(cache=True, inline="always")
@@ -285,6 +295,8 @@ def _cell_code(x, t, cp):  # pragma: no cover - compiled
         cell_flags,
         cell_thr,
         cell_table,
+        cell_leaf_offset,
+        cell_leaf,
     ) = cp
     foff = cell_feat_offset[t]
     code = 0
@@ -323,6 +335,8 @@ def _fill_cells(lp, cp, n_features, max_nodes, max_dim):  # pragma: no cover - c
         cell_flags,
         cell_thr,
         cell_table,
+        cell_leaf_offset,
+        cell_leaf,
     ) = cp
     go_left = np.empty(max(max_nodes, 1), dtype=np.bool_)
     phi = np.empty(max(max_dim, 1))
@@ -356,13 +370,15 @@ def _fill_cells(lp, cp, n_features, max_nodes, max_dim):  # pragma: no cover - c
                 x[cell_feature[j]] = v
             for j in range(foff, foff + m):
                 row[cell_feature[j]] = 0.0
-            _tree_add(x, t, lp, go_left, phi, row)
+            cell_leaf[cell_leaf_offset[t] + code] = _tree_add(x, t, lp, go_left, phi, row)
             for j in range(m):
                 cell_table[coff + code * m + j] = row[cell_feature[foff + j]]
 
 
 @numba.njit(parallel=True, cache=True)
-def _shap_kernel(X, out, block, max_nodes, max_dim, lp, cp):  # pragma: no cover - compiled
+def _shap_kernel(X, out, raw, block, max_nodes, max_dim, lp, cp):  # pragma: no cover - compiled
+    """SHAP values of every row into ``out``; its raw score (the reached leaves' values summed
+    tree after tree from 0.0, as LightGBM's prediction adds them) into ``raw``."""
     (
         cell_offset,
         cell_feat_offset,
@@ -373,6 +389,8 @@ def _shap_kernel(X, out, block, max_nodes, max_dim, lp, cp):  # pragma: no cover
         cell_flags,
         cell_thr,
         cell_table,
+        cell_leaf_offset,
+        cell_leaf,
     ) = cp
     n = X.shape[0]
     n_blocks = (n + block - 1) // block
@@ -387,13 +405,16 @@ def _shap_kernel(X, out, block, max_nodes, max_dim, lp, cp):  # pragma: no cover
             if coff >= 0:
                 m = cell_nfeat[t]
                 foff = cell_feat_offset[t]
+                loff = cell_leaf_offset[t]
                 for row in range(lo, hi):
-                    base = coff + _cell_code(X[row], t, cp) * m
+                    code = _cell_code(X[row], t, cp)
+                    base = coff + code * m
                     for j in range(m):
                         out[row, cell_feature[foff + j]] += cell_table[base + j]
+                    raw[row] += cell_leaf[loff + code]
             else:
                 for row in range(lo, hi):
-                    _tree_add(X[row], t, lp, go_left, phi, out[row])
+                    raw[row] += _tree_add(X[row], t, lp, go_left, phi, out[row])
 
 
 _LEAF_FIELDS = (
@@ -428,6 +449,8 @@ _CELL_FIELDS = (
     "cell_flags",
     "cell_thr",
     "cell_table",
+    "cell_leaf_offset",
+    "cell_leaf",
 )
 
 
@@ -461,7 +484,7 @@ def _tree_cells(
 
 _FLOAT_FIELDS = frozenset({"node_threshold", "leaf_value", "slot_ratio", "cell_thr"})
 _BOOL_FIELDS = frozenset({"node_default_left", "path_left"})
-_TABLE_FIELDS = frozenset({"table", "cell_table"})
+_TABLE_FIELDS = frozenset({"table", "cell_table", "cell_leaf"})
 
 
 class _TableBuilder:
@@ -480,6 +503,7 @@ class _TableBuilder:
         self.expected = 0.0
         self.table_size = 0
         self.cell_size = 0
+        self.cell_leaves = 0
 
     def add_tree(
         self,
@@ -538,10 +562,13 @@ class _TableBuilder:
         if spec is None or self.cell_size + spec[3] * len(spec[0]) > _MAX_CELL_VALUES:
             c["cell_offset"].append(-1)
             c["cell_nfeat"].append(0)
+            c["cell_leaf_offset"].append(-1)
             return
         feats, thresholds, flags, n_cells = spec
         c["cell_offset"].append(self.cell_size)
         self.cell_size += n_cells * len(feats)
+        c["cell_leaf_offset"].append(self.cell_leaves)
+        self.cell_leaves += n_cells
         c["cell_nfeat"].append(len(feats))
         for feat, thr, z in zip(feats, thresholds, flags, strict=True):
             c["cell_feature"].append(feat)
@@ -564,6 +591,7 @@ class _TableBuilder:
             out[name] = np.asarray(values, dtype=dtype)
         out["table"] = np.zeros(self.table_size, dtype=np.float64)
         out["cell_table"] = np.zeros(self.cell_size, dtype=np.float64)
+        out["cell_leaf"] = np.zeros(self.cell_leaves, dtype=np.float64)
         return out
 
 
@@ -648,6 +676,39 @@ def shap_contributions(
         Per-feature contributions in log-odds; the last column is the expected value. Each row
         sums to ``booster.predict(X, raw_score=True)``.
     """
+    return shap_and_raw_scores(
+        booster, X, method=method, tables=tables, n_threads=n_threads, block_rows=block_rows
+    )[0]
+
+
+def shap_and_raw_scores(
+    booster: lgb.Booster,
+    X: np.ndarray,
+    *,
+    method: Literal["tables", "lightgbm"] = "tables",
+    tables: TreeShapTables | None = None,
+    n_threads: int | None = None,
+    block_rows: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`shap_contributions` and the raw scores of the same rows, in one pass.
+
+    The compiled path knows the leaf each row reaches in each tree, so it adds the leaves'
+    values tree after tree from 0.0, as LightGBM's prediction does: the raw scores are
+    ``booster.predict(X, raw_score=True)`` to the last bit (tested), without a second walk
+    through the trees. ``method="lightgbm"`` asks LightGBM for both.
+
+    Parameters
+    ----------
+    booster, X, method, tables, n_threads, block_rows
+        As for :func:`shap_contributions`.
+
+    Returns
+    -------
+    contributions : ndarray of float64, shape (n_rows, n_features + 1)
+        :func:`shap_contributions`.
+    raw : ndarray of float64, shape (n_rows,)
+        The raw scores (log-odds margins).
+    """
     X = np.asarray(X)
     if method == "tables" and tables is None:
         try:
@@ -656,12 +717,16 @@ def shap_contributions(
             method = "lightgbm"
     if method == "lightgbm":
         kwargs = {} if n_threads is None else {"num_threads": n_threads}
-        return np.asarray(booster.predict(X, pred_contrib=True, **kwargs), dtype=np.float64)
-    assert tables is not None
+        contrib = np.asarray(booster.predict(X, pred_contrib=True, **kwargs), dtype=np.float64)
+        raw = np.asarray(booster.predict(X, raw_score=True, **kwargs), dtype=np.float64)
+        return contrib, raw
+    if tables is None:
+        raise ValueError("the compiled path needs its tables")
     if X.ndim != 2 or X.shape[1] != tables.n_features:
         raise ValueError(f"X must have shape (n, {tables.n_features}); got {X.shape}")
     Xd = np.ascontiguousarray(X, dtype=np.float64)
     out = np.zeros((Xd.shape[0], tables.n_features + 1), dtype=np.float64)
+    raw = np.zeros(Xd.shape[0], dtype=np.float64)
     previous = numba.get_num_threads()
     if n_threads is not None:
         numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
@@ -669,6 +734,7 @@ def shap_contributions(
         _shap_kernel(
             Xd,
             out,
+            raw,
             int(block_rows),
             tables.max_nodes,
             tables.max_dim,
@@ -679,4 +745,4 @@ def shap_contributions(
         if n_threads is not None:
             numba.set_num_threads(previous)
     out[:, -1] = tables.expected_value
-    return out
+    return out, raw

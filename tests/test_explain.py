@@ -133,6 +133,29 @@ def test_reason_texts_match_shap_signs_and_values(cdnow_model) -> None:
         assert np.all(np.diff(np.abs(value[i][index[i] >= 0])) <= 0)
 
 
+def test_every_reason_body_is_the_catalogue_text_of_its_row(cdnow_model) -> None:
+    """Texts are made once per distinct value and shared: each must still be its row's own."""
+    feats, names, X, booster = cdnow_model
+    feats = pd.concat([feats, feats.iloc[:200]], ignore_index=True)  # repeated rows
+    X = np.vstack([X, X[:200]])
+    for col in ("spend_trend", "frequency_trend"):
+        if col in feats.columns:  # a negative zero formats as "-0.00", a zero as "+0.00"
+            feats.loc[feats.index[::3], col] = -0.0
+    contrib = shap_contributions(booster, X)
+    reasons = reason_texts(contrib, feats, names)
+    index, _ = top_contributions(contrib, 3)
+    checked = 0
+    for i in range(len(feats)):
+        row = feats.iloc[i]
+        for k in range(3):
+            if index[i, k] < 0:
+                continue
+            body = reasons.iloc[i, k].rsplit(": ", 1)[0]
+            assert body == reason_text(names[index[i, k]], row), (i, k)
+            checked += 1
+    assert checked > 2 * len(feats)
+
+
 def test_reason_example_days_since_last_purchase(cdnow_model) -> None:
     feats, names, X, booster = cdnow_model
     contrib = shap_contributions(booster, X)
@@ -205,3 +228,14 @@ def test_risk_first_rows_list_raising_factors_then_protective_ones_marked() -> N
     joined = ReasonCandidates.concat([cands.take(slice(0, 1)), cands.take(slice(1, 3))])
     for got, want in zip(joined.choose(risk), (index, value, protective), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_texts_made_once_per_distinct_row_equal_a_per_row_loop() -> None:
+    from retain.explain.reasons import _format_each
+
+    v = np.array([0.0, -0.0, 0.0, 1.5, -0.0, 2.5, 2.5, 1e-300], dtype=np.float32).astype(float)
+    gap = np.array([1, 2, 1, 2, 2, 3, 3, 1], dtype=np.int64)
+    fmt = "{0:+.0f} ({1:.0f})".format
+    out = _format_each(fmt, [v, gap])
+    assert list(out) == [fmt(a, b) for a, b in zip(v.tolist(), gap.tolist(), strict=True)]
+    assert out[0] != out[1]  # "+0 (1)" and "-0 (2)": a negative zero is its own value

@@ -26,7 +26,7 @@ Risk first
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,38 +238,62 @@ def _positional(template: str, names: list[str]) -> str:
     return "".join(parts)
 
 
-def _render_feature(name: str, rows: pd.DataFrame) -> np.ndarray:
-    """Catalogue text of feature ``name`` for each row, as :meth:`FeatureInfo.render` gives it.
+def _format_each(fmt: Callable[..., str], columns: list[np.ndarray]) -> np.ndarray:
+    """``fmt(*row)`` for every row of ``columns``, each distinct row formatted once.
 
-    The same rules, vectorised: the reason template when every value it names is present, else
-    the fallback template when the feature's own value is present, else the entry's text for a
-    missing value.
+    Rows are told apart by their values' bits (so ``-0.0`` and ``0.0`` stay distinct, as
+    their texts may be), and each distinct row is formatted from its first occurrence as a
+    Python scalar, as ``to_numpy(dtype=object)`` would give it: the texts are those of a
+    per-row loop. Counts, days and scores repeat a lot, so most texts are made once.
+    """
+    n = len(columns[0])
+    codes = np.zeros(n, dtype=np.int64)
+    for col in columns:
+        key = col.astype(np.float64).view(np.int64) if col.dtype.kind == "f" else col
+        part, uniques = pd.factorize(key)
+        codes = codes * max(len(uniques), 1) + part
+        codes, _ = pd.factorize(codes)
+    n_distinct = int(codes.max()) + 1 if n else 0
+    first = np.full(n_distinct, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n, dtype=np.int64))
+    rows = zip(*(col[first].tolist() for col in columns), strict=True)
+    texts = np.array([fmt(*row) for row in rows], dtype=object)
+    return texts[codes]
+
+
+def _render_feature(name: str, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Catalogue text of feature ``name`` for rows ``rows`` of ``frame``.
+
+    As :meth:`FeatureInfo.render` gives it, vectorised: the reason template when every value
+    it names is present, else the fallback template when the feature's own value is present,
+    else the entry's text for a missing value.
     """
     info = _info(name)
     others = [
         f for f in dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(info.reason) if f)
     ]
     others = [f for f in others if f != "value"]
-    value = rows[name].to_numpy(dtype=object)
+    value = frame[name].to_numpy()[rows]
     value_ok = ~pd.isna(value)
     ok = value_ok.copy()
     cols: dict[str, np.ndarray] = {}
     for f in others:
-        if f not in rows.columns:
+        if f not in frame.columns:
             ok[:] = False
             break
-        cols[f] = rows[f].to_numpy(dtype=object)
+        cols[f] = frame[f].to_numpy()[rows]
         ok &= ~pd.isna(cols[f])
     missing = info.missing or f"{info.meaning.rstrip('.')}: not available"
     out = np.full(len(rows), missing, dtype=object)
     idx = np.flatnonzero(ok)
     if len(idx):
         fmt = _positional(info.reason, ["value", *others]).format
-        columns = [value[idx], *(cols[f][idx] for f in others)]
-        out[idx] = [fmt(*args) for args in zip(*columns, strict=True)]
+        out[idx] = _format_each(fmt, [value[idx], *(cols[f][idx] for f in others)])
     if info.fallback is not None:
         fb = np.flatnonzero(~ok & value_ok)
-        out[fb] = [info.fallback.format(value=v) for v in value[fb]]
+        if len(fb):
+            fallback = info.fallback
+            out[fb] = _format_each(lambda v: fallback.format(value=v), [value[fb]])
     return out
 
 
@@ -317,7 +341,7 @@ def render_reasons(
         val_r = value[:, r]
         for f in np.unique(idx_r[idx_r >= 0]):
             rows = np.flatnonzero(idx_r == f)
-            body[rows] = _render_feature(feature_names[f], features.iloc[rows])
+            body[rows] = _render_feature(feature_names[f], features, rows)
         # vectorised: "<text>: raises churn risk compared with a typical customer (+0.42)"
         direction = np.where(val_r > 0, f": {directions[0]} (", f": {directions[1]} (")
         cents = np.round(np.abs(val_r) * 100.0).astype(np.int64)

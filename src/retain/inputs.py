@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from retain.config import ConfigError, RunConfig
@@ -442,16 +441,16 @@ def customer_counts(inputs: Inputs) -> dict[str, Any]:
         ``customers_rejected`` (all of whose rows were rejected) and ``rejected_by_reason``
         (each rejected customer under the most frequent reason of their rows).
     """
-    seen: list[np.ndarray] = [inputs.transactions[CUSTOMER_ID].to_numpy(dtype=object)]
+    seen: list[pd.Series] = [inputs.transactions[CUSTOMER_ID]]
     if inputs.events is not None:
-        seen.append(inputs.events[CUSTOMER_ID].to_numpy(dtype=object))
+        seen.append(inputs.events[CUSTOMER_ID])
     if inputs.customers is not None:
         frame = inputs.customers
         ids = frame[CUSTOMER_ID] if CUSTOMER_ID in frame.columns else frame.index
-        seen.append(np.asarray(ids, dtype=object))
+        seen.append(pd.Series(ids))
     rejected = rejected_customers(inputs)
-    seen.append(np.asarray(rejected, dtype=object))
-    known = pd.Index(pd.unique(np.concatenate(seen)), dtype="string").dropna()
+    seen.append(pd.Series(rejected))
+    known = pd.concat([s.astype("string") for s in seen], ignore_index=True).dropna().unique()
     rejects = inputs.rejects.copy()
     rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
     mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]
@@ -630,6 +629,8 @@ def rejected_customers(inputs: Inputs, table: str | None = None) -> pd.Index:
         rejects = rejects[rejects["table"] == table]
     named = rejects["reason"] != "customer_id_missing"  # "NULL", "n/a", ... name no one
     ids = _clean_text(rejects.loc[named, CUSTOMER_ID]).dropna().unique()
+    if not len(ids):  # the usual case: no lookup in the clean tables
+        return pd.Index([], dtype="string", name=CUSTOMER_ID)
     clean_ids: list[pd.Index] = []
     tables = {
         "transactions": inputs.transactions,

@@ -78,7 +78,7 @@ __all__ = [
     "PartitionedScores",
     "auto_partitions",
     "input_rows",
-    "map_partitions",
+    "PartitionRunner",
     "partition_source",
     "read_scores",
     "score_partitioned",
@@ -332,18 +332,15 @@ def _featurise(task: _FeatureTask, p: int) -> _Featurised:
 
 
 def _featurised(
-    task: _FeatureTask, n: int, note: Callable[[str], None]
+    task: _FeatureTask, run: PartitionRunner, note: Callable[[str], None]
 ) -> Iterator[tuple[int, _Featurised]]:
     """Every partition's first step, in partition order.
 
-    Spilled partitions are read from their files by worker processes, one per core (the step
-    is single-threaded pandas and numpy); partitions held in memory, or a single core, run
-    here.
+    Spilled partitions are read from their files by the run's worker processes (the step is
+    single-threaded pandas and numpy); partitions held in memory, or a single core, run here.
     """
-    parallel = isinstance(task.parts, SpilledParts)
-    work = functools.partial(_featurise, task)
-    for p, done in enumerate(map_partitions(work, n, parallel)):
-        note(f"partition {p + 1} of {n}: validated and featurised")
+    for p, done in enumerate(run.map(functools.partial(_featurise, task))):
+        note(f"partition {p + 1} of {run.n}: validated and featurised")
         yield p, done
 
 
@@ -402,51 +399,65 @@ def _score_part(task: _ScoreTask, p: int) -> _Scored:
 
 
 def _scored(
-    task: _ScoreTask, n: int, parallel: bool, note: Callable[[str], None]
+    task: _ScoreTask, run: PartitionRunner, note: Callable[[str], None]
 ) -> Iterator[_Scored]:
     """Every partition's scoring step, in partition order.
 
-    With ``parallel`` (large, spilled inputs) one worker process per core scores whole
-    partitions with one thread each: the reason texts and the CLV are single-threaded, so
-    this keeps both cores busy; each result is the same as with more threads (a customer's
-    numbers never depend on the threads).
+    In worker processes (large, spilled inputs), one per core scores whole partitions with one
+    thread each: the reason texts and the CLV are single-threaded, so this keeps both cores
+    busy; each result is the same as with more threads (a customer's numbers never depend on
+    the threads).
     """
-    if parallel and min(n, os.cpu_count() or 1) > 1:
+    if run.parallel:
         task = dataclasses.replace(task, n_threads=1)
-    for p, done in enumerate(map_partitions(functools.partial(_score_part, task), n, parallel)):
-        note(f"partition {p + 1} of {n}: scored and explained")
+    for p, done in enumerate(run.map(functools.partial(_score_part, task))):
+        note(f"partition {p + 1} of {run.n}: scored and explained")
         yield done
 
 
-def map_partitions(fn: Callable[[int], _T], n: int, parallel: bool) -> Iterator[_T]:
-    """``fn(p)`` for every partition ``p``, in partition order.
+class PartitionRunner:
+    """Runs a function of each partition, here or in worker processes kept for the whole run.
 
-    With ``parallel`` and more than one core, spawned worker processes (one per core) run
-    ``fn``, which must then be picklable (a module-level function, or a ``functools.partial``
-    of one with picklable arguments); otherwise it runs here, one partition after another.
-    The results are the same either way: a partition's work never depends on another's.
+    With ``parallel`` and more than one core, spawned worker processes (one per core) run the
+    functions; they are started once, when the runner is entered, so every pass of a run
+    shares them (each worker imports retain and loads the models' compiled tables once).
+    Otherwise the functions run here, one partition after another. The results are the same
+    either way: a partition's work never depends on another's.
 
     Parameters
     ----------
-    fn : callable
-        The work of one partition.
     n : int
         Number of partitions.
     parallel : bool
-        Whether worker processes may run it (large, spilled inputs).
-
-    Yields
-    ------
-    object
-        ``fn(0)``, ``fn(1)``, ...
+        Whether worker processes may run the passes (large, spilled inputs).
     """
-    workers = min(n, os.cpu_count() or 1)
-    if workers < 2 or not parallel:
-        for p in range(n):
-            yield fn(p)
-        return
-    with _worker_pool(workers) as pool:
-        yield from pool.map(fn, range(n))
+
+    def __init__(self, n: int, parallel: bool) -> None:
+        self.n = n
+        self.parallel = parallel and min(n, os.cpu_count() or 1) > 1
+        self._stack = contextlib.ExitStack()
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> PartitionRunner:
+        if self.parallel:
+            self._pool = self._stack.enter_context(_worker_pool(min(self.n, os.cpu_count() or 1)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool = None
+        self._stack.close()
+
+    def map(self, fn: Callable[[int], _T]) -> Iterator[_T]:
+        """``fn(p)`` for every partition ``p``, in partition order.
+
+        In worker processes ``fn`` must be picklable: a module-level function, or a
+        ``functools.partial`` of one with picklable arguments.
+        """
+        if self._pool is None:
+            for p in range(self.n):
+                yield fn(p)
+            return
+        yield from self._pool.map(fn, range(self.n))
 
 
 @contextlib.contextmanager
@@ -520,50 +531,49 @@ def score_partitioned(
     clock = timings if timings is not None else {}
     when = day(as_of)
     n = parts.count
-    records: list[InputsRecord] = []
-    balances: list[dict[str, Any]] = []
-    rfm_counts, triples = [], []
-    task = _FeatureTask(parts, source, cfg, when, models.feature_config, work)
-    for _p, done in _featurised(task, n, note):
-        records.append(done.record)
-        balances.append(done.counts)
-        rfm_counts.append(done.rfm_counts)
-        triples.append(done.triples)
-        for key, seconds in done.seconds.items():
-            clock[key] = clock.get(key, 0.0) + seconds
-    record = merge_records(records, cfg.data.max_rejected_share)
-    check_rows_used(record.counts)
-    stats = population_stats(rfm_counts, triples, models)
+    # one pool of worker processes for every pass (spilled inputs), started once
+    with PartitionRunner(n, isinstance(parts, SpilledParts)) as run:
+        records: list[InputsRecord] = []
+        balances: list[dict[str, Any]] = []
+        rfm_counts, triples = [], []
+        task = _FeatureTask(parts, source, cfg, when, models.feature_config, work)
+        for _p, done in _featurised(task, run, note):
+            records.append(done.record)
+            balances.append(done.counts)
+            rfm_counts.append(done.rfm_counts)
+            triples.append(done.triples)
+            for key, seconds in done.seconds.items():
+                clock[key] = clock.get(key, 0.0) + seconds
+        record = merge_records(records, cfg.data.max_rejected_share)
+        check_rows_used(record.counts)
+        stats = population_stats(rfm_counts, triples, models)
 
-    clv_counts, drift_parts = [], []
-    scoring = _ScoreTask(stats, models, policy, when, segment_rules, chunk_size, work)
-    for done in _scored(scoring, n, isinstance(parts, SpilledParts), note):
-        clv_counts.append(done.clv_counts)
-        if done.drift is not None:
-            drift_parts.append(done.drift)
-        for key, seconds in done.seconds.items():
-            clock[key] = clock.get(key, 0.0) + seconds
-    t0 = time.perf_counter()
-    note("deciding tiers, budgets and priorities")
-    cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
-    parallel = isinstance(parts, SpilledParts)
-    deciding = _PolicyTask(work, policy, models, when, cuts)
-    files = list(map_partitions(functools.partial(_actions_part, deciding), n, parallel))
-    _budget_stream(files, policy, work)  # decisions-{p}.parquet, read by _budget_part
-    degree_parts = list(map_partitions(functools.partial(_budget_part, deciding), n, parallel))
-    names = {c for part in degree_parts for c in part}
-    degree_stats = {
-        c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
-    }
-    writing = dataclasses.replace(deciding, degree_stats=degree_stats)
-    outputs = []
-    for p, (scored, rows) in enumerate(
-        map_partitions(functools.partial(_output_part, writing), n, parallel)
-    ):
-        balances[p]["customers_scored"] = scored
-        balances[p]["rows_out"] = rows
-        outputs.append(work / f"output-{p}.parquet")
-    clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
+        clv_counts, drift_parts = [], []
+        scoring = _ScoreTask(stats, models, policy, when, segment_rules, chunk_size, work)
+        for done in _scored(scoring, run, note):
+            clv_counts.append(done.clv_counts)
+            if done.drift is not None:
+                drift_parts.append(done.drift)
+            for key, seconds in done.seconds.items():
+                clock[key] = clock.get(key, 0.0) + seconds
+        t0 = time.perf_counter()
+        note("deciding tiers, budgets and priorities")
+        cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
+        deciding = _PolicyTask(work, policy, models, when, cuts)
+        files = list(run.map(functools.partial(_actions_part, deciding)))
+        _budget_stream(files, policy, work)  # decisions-{p}.parquet, read by _budget_part
+        degree_parts = list(run.map(functools.partial(_budget_part, deciding)))
+        names = {c for part in degree_parts for c in part}
+        degree_stats = {
+            c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
+        }
+        writing = dataclasses.replace(deciding, degree_stats=degree_stats)
+        outputs = []
+        for p, (scored, rows) in enumerate(run.map(functools.partial(_output_part, writing))):
+            balances[p]["customers_scored"] = scored
+            balances[p]["rows_out"] = rows
+            outputs.append(work / f"output-{p}.parquet")
+        clock["policy"] = clock.get("policy", 0.0) + time.perf_counter() - t0
     drift = merge_counts(drift_parts) if drift_parts else None
     return PartitionedScores(outputs, record, _balance(balances), n, drift)
 

@@ -78,7 +78,7 @@ from retain.churn.sampling import STRATA, TrainingSample, allocate, row_hash
 from retain.clv.cutoff_features import feature_columns, fit_feature_model, rfm_triples
 from retain.config import ChurnConfig, FeatureConfig, RunConfig
 from retain.contracts import CUSTOMER_ID, TIMESTAMP
-from retain.engine.local import _validate, map_partitions
+from retain.engine.local import PartitionRunner, _validate
 from retain.engine.partition import MemoryParts, RawPart, SpilledParts
 from retain.features.build import (
     PointInTimeError,
@@ -722,56 +722,57 @@ def build_dataset_partitioned(
     until = check_observed_until(cfg)
     n = parts.count
     work.mkdir(parents=True, exist_ok=True)
-    # spilled partitions are read from their files by worker processes, one per core (the
-    # passes are single-threaded pandas and numpy); partitions in memory run here
-    parallel = isinstance(parts, SpilledParts)
-    task = _BuildTask(parts, source, cfg, work, until)
+    # spilled partitions are read from their files by worker processes, one per core, started
+    # once for every pass (the passes are single-threaded pandas and numpy); partitions in
+    # memory run here
+    with PartitionRunner(n, isinstance(parts, SpilledParts)) as run:
+        task = _BuildTask(parts, source, cfg, work, until)
 
-    # 1. validate as of the last observed day; what the global choices need
-    t0 = time.perf_counter()
-    checked: list[PartInputs] = []
-    for p, part in enumerate(map_partitions(functools.partial(_check, task), n, parallel)):
-        note(f"partition {p + 1} of {n}: validated")
-        checked.append(part)
-    plan = plan_dataset(checked, cfg, churn, until)
-    del checked
-    clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
+        # 1. validate as of the last observed day; what the global choices need
+        t0 = time.perf_counter()
+        checked: list[PartInputs] = []
+        for p, part in enumerate(run.map(functools.partial(_check, task))):
+            note(f"partition {p + 1} of {n}: validated")
+            checked.append(part)
+        plan = plan_dataset(checked, cfg, churn, until)
+        del checked
+        clock["load_inputs"] = clock.get("load_inputs", 0.0) + time.perf_counter() - t0
 
-    # 2. per partition and cutoff: the per-customer features and labels
-    cutoffs = plan.split.all_cutoffs
-    task = dataclasses.replace(task, plan=plan)
-    dtypes: dict[int, tuple[object, pd.Series]] = {}
-    stats: list[PartStats] = []
-    t0 = time.perf_counter()
-    done = map_partitions(functools.partial(_snapshots, task), n, parallel)
-    for p, (part_stats, part_dtypes) in enumerate(done):
-        note(f"partition {p + 1} of {n}: point-in-time features at {len(cutoffs)} cutoffs")
-        stats.append(part_stats)
-        for c, written in part_dtypes.items():
-            dtypes.setdefault(c, written)
-    clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
+        # 2. per partition and cutoff: the per-customer features and labels
+        cutoffs = plan.split.all_cutoffs
+        task = dataclasses.replace(task, plan=plan)
+        dtypes: dict[int, tuple[object, pd.Series]] = {}
+        stats: list[PartStats] = []
+        t0 = time.perf_counter()
+        done = run.map(functools.partial(_snapshots, task))
+        for p, (part_stats, part_dtypes) in enumerate(done):
+            note(f"partition {p + 1} of {n}: point-in-time features at {len(cutoffs)} cutoffs")
+            stats.append(part_stats)
+            for c, written in part_dtypes.items():
+                dtypes.setdefault(c, written)
+        clock["features"] = clock.get("features", 0.0) + time.perf_counter() - t0
 
-    # the leakage check on the seeded sample of customers, gathered from the partitions
-    if len(plan.sample):
-        note(f"leakage check on {len(plan.sample):,} customers")
-    check_sample(stats, plan, cfg)
+        # the leakage check on the seeded sample of customers, gathered from the partitions
+        if len(plan.sample):
+            note(f"leakage check on {len(plan.sample):,} customers")
+        check_sample(stats, plan, cfg)
 
-    # 3. global values per cutoff; the training-row sample's thresholds
-    t0 = time.perf_counter()
-    population = population_values(stats, plan)
-    del stats
-    clock["population"] = clock.get("population", 0.0) + time.perf_counter() - t0
+        # 3. global values per cutoff; the training-row sample's thresholds
+        t0 = time.perf_counter()
+        population = population_values(stats, plan)
+        del stats
+        clock["population"] = clock.get("population", 0.0) + time.perf_counter() - t0
 
-    # 4. finishing per partition; each cutoff's rows stacked in customer order
-    t0 = time.perf_counter()
-    task = dataclasses.replace(task, population=population, dtypes=dtypes)
-    pieces: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
-    for p, finished in enumerate(map_partitions(functools.partial(_finish, task), n, parallel)):
-        note(f"partition {p + 1} of {n}: RFM scores and purchase-model features")
-        for c, frame in enumerate(finished):
-            pieces[c].append(frame)
-    dataset = assemble_dataset(pieces, plan, population, cfg.seed)
-    clock["finishing"] = clock.get("finishing", 0.0) + time.perf_counter() - t0
+        # 4. finishing per partition; each cutoff's rows stacked in customer order
+        t0 = time.perf_counter()
+        task = dataclasses.replace(task, population=population, dtypes=dtypes)
+        pieces: list[list[pd.DataFrame]] = [[] for _ in cutoffs]
+        for p, finished in enumerate(run.map(functools.partial(_finish, task))):
+            note(f"partition {p + 1} of {n}: RFM scores and purchase-model features")
+            for c, frame in enumerate(finished):
+                pieces[c].append(frame)
+        dataset = assemble_dataset(pieces, plan, population, cfg.seed)
+        clock["finishing"] = clock.get("finishing", 0.0) + time.perf_counter() - t0
     return PartitionedDataset(dataset, plan.record, plan.churn, plan.resolved, plan.features, n)
 
 

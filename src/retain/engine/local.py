@@ -567,7 +567,10 @@ def score_partitioned(
         degree_stats = {
             c: merge_value_counts([part[c] for part in degree_parts if c in part]) for c in names
         }
-        writing = dataclasses.replace(deciding, degree_stats=degree_stats)
+        # the population's degree counts (up to one value per customer) go to the workers
+        # once, as a file each reads once, not with every partition's task
+        _save_value_counts(degree_stats, work / _DEGREE_STATS)
+        writing = dataclasses.replace(deciding, degree_stats=work / _DEGREE_STATS)
         outputs = []
         for p, (scored, rows) in enumerate(run.map(functools.partial(_output_part, writing))):
             balances[p]["customers_scored"] = scored
@@ -587,7 +590,7 @@ class _PolicyTask:
     models: ScoringModels
     when: pd.Timestamp
     cuts: Any
-    degree_stats: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+    degree_stats: Path | None = None
 
 
 def _actions_part(task: _PolicyTask, p: int) -> Path:
@@ -620,10 +623,33 @@ def _output_part(task: _PolicyTask, p: int) -> tuple[int, int]:
         Customers scored and rows written.
     """
     table = pd.read_parquet(task.work / f"budget-{p}.parquet")
-    out = part_output(table, task.degree_stats or {}, task.models, task.policy, task.when)
+    stats = _load_value_counts(str(task.degree_stats)) if task.degree_stats else {}
+    out = part_output(table, stats, task.models, task.policy, task.when)
     check_finite(out)
     out.to_parquet(task.work / f"output-{p}.parquet", index=False)
     return int(out[CUSTOMER_ID].nunique()), len(out)
+
+
+_DEGREE_STATS = "degree-stats.npz"
+
+
+def _save_value_counts(counts: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+    """Value counts per column as plain arrays in one ``.npz`` file (no pickle)."""
+    arrays = {}
+    for i, (name, (values, n)) in enumerate(sorted(counts.items())):
+        arrays[f"values_{i}"], arrays[f"counts_{i}"] = values, n
+        arrays[f"name_{i}"] = np.array(name)
+    np.savez(path, **arrays)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_value_counts(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What :func:`_save_value_counts` wrote (read once per process and run)."""
+    with np.load(path, allow_pickle=False) as data:
+        n = sum(1 for key in data.files if key.startswith("name_"))
+        return {
+            str(data[f"name_{i}"]): (data[f"values_{i}"], data[f"counts_{i}"]) for i in range(n)
+        }
 
 
 def _balance(parts: list[dict[str, Any]]) -> dict[str, Any]:

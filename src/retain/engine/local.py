@@ -7,7 +7,8 @@ what each partition reports (value counts, counted RFM triples) and the budget i
 from one sorted stream that DuckDB reads from those files. Working memory is that of one
 partition plus the global values (a few numbers per distinct value), not that of the data.
 The results are those of :func:`retain.scoring.score_customers` on the whole population,
-whatever the number of partitions.
+whatever the number of partitions. When the inputs are spilled to files, the per-partition
+passes run in worker processes, one per core, started once per run (:class:`PartitionRunner`).
 """
 
 from __future__ import annotations

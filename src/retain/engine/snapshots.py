@@ -32,8 +32,9 @@ The passes:
 
 Each pass is a function of one partition (:func:`check_part`, :func:`part_snapshots`,
 :func:`finish_part`) or of the partitions' small results (:func:`plan_dataset`,
-:func:`population_values`, :func:`assemble_dataset`): the local engine runs them in a loop,
-the Spark engine (:mod:`retain.engine.spark_snapshots`) in its tasks, so both build the same
+:func:`population_values`, :func:`assemble_dataset`): the local engine runs them in a loop
+(or, for spilled inputs, in worker processes: :class:`retain.engine.local.PartitionRunner`),
+the Spark engine (:mod:`retain.engine.spark_snapshots`) in its tasks, so all build the same
 data set. The module is one idea, the partitioned build, hence its length.
 
 The leakage check (:func:`retain.churn.dataset.check_point_in_time`) draws the same seeded

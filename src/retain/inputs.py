@@ -450,7 +450,9 @@ def customer_counts(inputs: Inputs) -> dict[str, Any]:
         seen.append(pd.Series(ids))
     rejected = rejected_customers(inputs)
     seen.append(pd.Series(rejected))
-    known = pd.concat([s.astype("string") for s in seen], ignore_index=True).dropna().unique()
+    # each table's distinct ids first (a copy of customers, not of rows), then their union
+    distinct = [pd.Series(s.dropna().unique()).astype("string") for s in seen]
+    known = pd.concat(distinct, ignore_index=True).unique()
     rejects = inputs.rejects.copy()
     rejects[CUSTOMER_ID] = rejects[CUSTOMER_ID].astype("string").str.strip()
     mine = rejects[rejects[CUSTOMER_ID].isin(rejected)]

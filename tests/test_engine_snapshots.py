@@ -159,29 +159,28 @@ def test_synthetic_with_events_auto_cutoffs(tmp_path: Path) -> None:
     _check(cfg, _synthetic_source(cfg), tmp_path)
 
 
-def test_spilled_partitions_in_worker_processes(tmp_path: Path) -> None:
-    """Spilled parts go through the worker pool (with more than one core) and give the same."""
-    cfg = _synthetic_cfg(300, max_training_rows=600)
+def _with_returns(n: int, every: int, days: int, share: float) -> tuple[RunConfig, object]:
+    """Synthetic data of ``n`` customers with netted returns: every ``every``-th purchase is
+    returned ``days`` later for ``share`` of its amount."""
+    cfg = _synthetic_cfg(n, **({"max_training_rows": 600} if n >= 300 else {}))
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"returns": "net"})})
     source = _synthetic_source(cfg)
     tx = source.tables["transactions"]
-    returns = tx.iloc[::29].copy()
-    returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=15)
-    returns["amount"] = -returns["amount"] / 3
+    returns = tx.iloc[::every].copy()
+    returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=days)
+    returns["amount"] = -returns["amount"] * share
     source.tables["transactions"] = pd.concat([tx, returns], ignore_index=True)
+    return cfg, source
+
+
+def test_spilled_partitions_in_worker_processes(tmp_path: Path) -> None:
+    """Spilled parts go through the worker pool (with more than one core) and give the same."""
+    cfg, source = _with_returns(300, every=29, days=15, share=1 / 3)
     _check(cfg, source, tmp_path, counts=(3,), build=_spilled)
 
 
 def test_synthetic_netted_returns(tmp_path: Path) -> None:
-    cfg = _synthetic_cfg(200)
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"returns": "net"})})
-    source = _synthetic_source(cfg)
-    tx = source.tables["transactions"]
-    # a few returns: negative amounts after some purchases
-    returns = tx.iloc[::37].copy()
-    returns["timestamp"] = returns["timestamp"] + pd.Timedelta(days=20)
-    returns["amount"] = -returns["amount"] / 2
-    source.tables["transactions"] = pd.concat([tx, returns], ignore_index=True)
+    cfg, source = _with_returns(200, every=37, days=20, share=1 / 2)
     _check(cfg, source, tmp_path, counts=(3,))
 
 

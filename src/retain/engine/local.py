@@ -76,10 +76,10 @@ from retain.timeline import day
 from retain.validation import check_rows_used, table_parts
 
 __all__ = [
+    "PartitionRunner",
     "PartitionedScores",
     "auto_partitions",
     "input_rows",
-    "PartitionRunner",
     "partition_source",
     "read_scores",
     "score_partitioned",

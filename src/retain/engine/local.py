@@ -246,6 +246,11 @@ def _known_and_rejected(inputs: Inputs) -> dict[str, Any]:
     return customer_counts(inputs)
 
 
+def _decisions_file(work: Path, p: int) -> Path:
+    """Partition ``p``'s budget decisions (written by :func:`_budget_stream`)."""
+    return work / f"decisions-{p}.parquet"
+
+
 def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[Path]:
     """Over-budget flags and priorities of every contacted customer, one file per partition.
 
@@ -263,7 +268,7 @@ def _budget_stream(files: list[Path], policy: PolicyConfig, work: Path) -> list[
                  expected_value_saved DESC, {CUSTOMER_ID}
     """
     run = BudgetRun(policy)
-    out = [work / f"decisions-{p}.parquet" for p in range(len(files))]
+    out = [_decisions_file(work, p) for p in range(len(files))]
     schema = pa.schema(
         [(CUSTOMER_ID, pa.large_string()), ("over_budget", pa.bool_()), ("priority", pa.int64())]
     )
@@ -562,7 +567,7 @@ def score_partitioned(
         cuts = tier_cuts_from_counts(*merge_value_counts(clv_counts), policy.tiers)
         deciding = _PolicyTask(work, policy, models, when, cuts)
         files = list(run.map(functools.partial(_actions_part, deciding)))
-        _budget_stream(files, policy, work)  # decisions-{p}.parquet, read by _budget_part
+        _budget_stream(files, policy, work)  # the files _budget_part reads
         degree_parts = list(run.map(functools.partial(_budget_part, deciding)))
         names = {c for part in degree_parts for c in part}
         degree_stats = {
@@ -605,7 +610,7 @@ def _actions_part(task: _PolicyTask, p: int) -> Path:
 def _budget_part(task: _PolicyTask, p: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Partition ``p``'s budget decisions applied (:func:`part_budget`); its degree counts."""
     table = pd.read_parquet(task.work / f"actions-{p}.parquet")
-    mine = pd.read_parquet(task.work / f"decisions-{p}.parquet")
+    mine = pd.read_parquet(_decisions_file(task.work, p))
     mine = mine.set_index(CUSTOMER_ID).reindex(table.index)
     over = mine["over_budget"].fillna(False).to_numpy(dtype=bool)
     prio = pd.array(mine["priority"].fillna(0).to_numpy(dtype=np.int64), dtype="Int64")

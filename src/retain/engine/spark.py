@@ -387,7 +387,12 @@ def _decide_budgets(
                 # best first: the order key falls, ties by customer id rising
                 first = (-float(chunk[_ORDER].iloc[0]), str(chunk[CUSTOMER_ID].iloc[0]))
                 if last is not None and first < last:
-                    raise RuntimeError("the sorted contacts were read out of order")
+                    raise RuntimeError(
+                        f"budget stream: {path.name} in {contacts} starts before the end of "
+                        "the file before it, so the part files do not follow Spark's sort "
+                        "order (a custom output committer renaming them?); score with Spark's "
+                        "default Parquet committer"
+                    )
                 last = (-float(chunk[_ORDER].iloc[-1]), str(chunk[CUSTOMER_ID].iloc[-1]))
                 over, priority = run.decide(
                     chunk["action_channel"].to_numpy(dtype=object),
